@@ -1,0 +1,90 @@
+/**
+ * The resolved backup strategy: what the rest of Lifeboat consumes after the config
+ * file has been validated and the tier defaults merged in. Durations are seconds,
+ * sizes are bytes. Nothing here is a secret: passwords are referenced by ARN only.
+ */
+
+export type Engine = 'postgres' | 'mysql' | 'mariadb';
+export type ObjectLockMode = 'GOVERNANCE' | 'COMPLIANCE';
+export type ReplicaStorageClass =
+  | 'STANDARD'
+  | 'STANDARD_IA'
+  | 'ONEZONE_IA'
+  | 'INTELLIGENT_TIERING'
+  | 'GLACIER_IR'
+  | 'GLACIER'
+  | 'DEEP_ARCHIVE';
+
+export interface Tier {
+  readonly name: string;
+  /** Recovery point objective: the most data, in seconds, the team accepts to lose. */
+  readonly rpoSeconds: number;
+  /** Recovery time objective: how long a restore may take, in seconds. */
+  readonly rtoSeconds: number;
+  /** Interval between scheduled backups, in seconds. */
+  readonly scheduleSeconds: number;
+  /** IANA timezone the schedule is evaluated in. */
+  readonly timezone: string;
+  /** How long committed runs are kept, in seconds (also the Object Lock retention). */
+  readonly retentionSeconds: number;
+  /** Interval between restore drills, in seconds. */
+  readonly drillSeconds: number;
+}
+
+export interface SourceConnection {
+  readonly host: string;
+  readonly port: number;
+  /** Databases to dump; at least one. */
+  readonly databases: readonly string[];
+  readonly username: string;
+  /** Secrets Manager ARN of the password (never the password itself). */
+  readonly passwordSecretArn: string;
+}
+
+export interface SourceNetwork {
+  readonly vpcId: string;
+  readonly subnetIds: readonly string[];
+  readonly securityGroupIds: readonly string[];
+}
+
+export interface DumpOptions {
+  /** pg_dump compression spec, e.g. "gzip:1" or "zstd:3"; undefined = worker default. */
+  readonly compression?: string;
+  /** Tables above this many bytes get flagged row-count estimates instead of exact counts. */
+  readonly exactCountMaxBytes?: number;
+  readonly excludeTables: readonly string[];
+}
+
+export interface Source {
+  readonly name: string;
+  readonly engine: Engine;
+  readonly tier: Tier;
+  readonly connection: SourceConnection;
+  readonly network: SourceNetwork;
+  readonly dumpOptions: DumpOptions;
+  /** Expected size of the database in bytes, if declared. */
+  readonly sizeHintBytes?: number;
+}
+
+export interface OffsiteConfig {
+  readonly region: string;
+  readonly account?: string;
+  readonly storageClass: ReplicaStorageClass;
+}
+
+export interface NotificationsConfig {
+  readonly emails: readonly string[];
+  readonly httpsEndpoints: readonly string[];
+  readonly heartbeatUrls: readonly string[];
+}
+
+export interface LifeboatConfig {
+  /** Prefix for stack names; default "Lifeboat". */
+  readonly appName: string;
+  readonly primary: { readonly region: string; readonly account?: string };
+  readonly offsite: OffsiteConfig;
+  readonly objectLock: { readonly mode: ObjectLockMode };
+  readonly tiers: Readonly<Record<string, Tier>>;
+  readonly sources: readonly Source[];
+  readonly notifications: NotificationsConfig;
+}
