@@ -1,0 +1,132 @@
+import { z } from 'zod';
+import { DEFAULT_TIERS, TIER_FIELDS } from './tiers';
+import { DURATION_HINT, SIZE_HINT, parseDuration, parseSize } from './units';
+
+/**
+ * The config file's schema: what a team writes in lifeboat.config.ts (or JSON). Field
+ * shapes are checked here; rules that span fields (unique names, tier references,
+ * schedule vs RPO, offsite region) live in validate.ts so that every problem is reported
+ * in one pass.
+ */
+
+const duration = z.string().refine((text) => parseDuration(text) !== undefined, {
+  error: `invalid duration (valid: ${DURATION_HINT})`,
+});
+const size = z.string().refine((text) => parseSize(text) !== undefined, {
+  error: `invalid size (valid: ${SIZE_HINT})`,
+});
+const region = z.string().regex(/^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$/, {
+  error: 'invalid AWS region (valid: a region name such as "eu-west-1")',
+});
+const account = z.string().regex(/^\d{12}$/, { error: 'invalid AWS account id (valid: 12 digits)' });
+const httpsUrl = z.url({ protocol: /^https$/, error: 'invalid URL (valid: an https:// URL)' });
+
+const tierSchema = z.strictObject({
+  rpo: duration.optional(),
+  rto: duration.optional(),
+  schedule: duration.optional(),
+  timezone: z
+    .string()
+    .refine(isTimeZone, { error: 'unknown timezone (valid: an IANA name such as "UTC" or "Europe/Berlin")' })
+    .optional(),
+  retention: duration.optional(),
+  drill: duration.optional(),
+});
+
+const sourceSchema = z.strictObject({
+  name: z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$/, {
+    error: 'invalid source name (valid: 1-40 characters of a-z, 0-9 and "-", not starting or ending with "-")',
+  }),
+  engine: z.enum(['postgres', 'mysql', 'mariadb'], { error: 'unknown engine (valid: postgres, mysql, mariadb)' }),
+  tier: z.string().min(1, { error: 'tier is required (valid: a tier name such as "tier1")' }),
+  connection: z.strictObject({
+    host: z.string().min(1, { error: 'host is required (valid: a hostname or IP address)' }),
+    port: z
+      .number()
+      .int()
+      .min(1)
+      .max(65535, { error: 'invalid port (valid: an integer from 1 to 65535)' })
+      .optional(),
+    database: z.string().min(1).optional(),
+    databases: z.array(z.string().min(1)).min(1, { error: 'databases must list at least one database' }).optional(),
+    username: z.string().min(1, { error: 'username is required' }),
+    passwordSecretArn: z.string().regex(/^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$/, {
+      error: 'invalid secret ARN (valid: arn:aws:secretsmanager:<region>:<account>:secret:<name>)',
+    }),
+  }),
+  network: z.strictObject({
+    vpcId: z.string().regex(/^vpc-[0-9a-f]{8,17}$/, { error: 'invalid VPC id (valid: "vpc-" and 8 or 17 hex digits)' }),
+    subnetIds: z
+      .array(z.string().regex(/^subnet-[0-9a-f]{8,17}$/, { error: 'invalid subnet id (valid: "subnet-" and hex digits)' }))
+      .min(1)
+      .optional(),
+    securityGroupIds: z
+      .array(z.string().regex(/^sg-[0-9a-f]{8,17}$/, { error: 'invalid security group id (valid: "sg-" and hex digits)' }))
+      .min(1)
+      .optional(),
+  }),
+  dumpOptions: z
+    .strictObject({
+      compression: z
+        .string()
+        .regex(/^(none|gzip(:[0-9])?|zstd(:(1[0-9]|2[0-2]|[1-9]))?|lz4(:[0-9]+)?)$/, {
+          error: 'invalid compression (valid: none, gzip[:0-9], zstd[:1-22], lz4[:level])',
+        })
+        .optional(),
+      exactCountMaxSize: size.optional(),
+      excludeTables: z.array(z.string().min(1)).optional(),
+    })
+    .optional(),
+  sizeHint: size.optional(),
+  /** Dump throughput this source is known to reach, per second (e.g. "120MB"). */
+  dumpThroughputHint: size.optional(),
+});
+
+export const configSchema = z.strictObject({
+  appName: z
+    .string()
+    .regex(/^[A-Z][A-Za-z0-9]{0,30}$/, { error: 'invalid appName (valid: PascalCase letters and digits, e.g. "Lifeboat")' })
+    .optional(),
+  primary: z.strictObject({ region, account: account.optional() }),
+  offsite: z.strictObject({
+    region,
+    account: account.optional(),
+    storageClass: z
+      .enum(['STANDARD', 'STANDARD_IA', 'ONEZONE_IA', 'INTELLIGENT_TIERING', 'GLACIER_IR', 'GLACIER', 'DEEP_ARCHIVE'], {
+        error:
+          'unknown storage class (valid: STANDARD, STANDARD_IA, ONEZONE_IA, INTELLIGENT_TIERING, GLACIER_IR, GLACIER, DEEP_ARCHIVE)',
+      })
+      .optional(),
+  }),
+  objectLock: z
+    .strictObject({
+      mode: z.enum(['governance', 'compliance'], { error: 'unknown Object Lock mode (valid: governance, compliance)' }),
+    })
+    .optional(),
+  tiers: z.record(z.string().regex(/^[a-z][a-z0-9-]{0,30}$/, { error: 'invalid tier name (valid: a-z, 0-9, "-")' }), tierSchema).optional(),
+  sources: z.array(sourceSchema).min(1, { error: 'at least one source is required' }),
+  notifications: z
+    .strictObject({
+      emails: z.array(z.email({ error: 'invalid e-mail address' })).optional(),
+      httpsEndpoints: z.array(httpsUrl).optional(),
+      heartbeatUrls: z.array(httpsUrl).optional(),
+    })
+    .optional(),
+});
+
+/** What a config file contains, before defaults are applied. */
+export type LifeboatConfigInput = z.input<typeof configSchema>;
+export type ParsedConfig = z.output<typeof configSchema>;
+export type SourceInput = z.input<typeof sourceSchema>;
+
+export const KNOWN_TIER_FIELDS = TIER_FIELDS;
+export const DEFAULT_TIER_NAMES = Object.keys(DEFAULT_TIERS);
+
+function isTimeZone(name: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: name });
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,276 @@
+import type { z } from 'zod';
+import { configSchema, type LifeboatConfigInput, type ParsedConfig } from './schema';
+import { DEFAULT_DUMP_THROUGHPUT_BYTES_PER_SECOND, DEFAULT_TIERS, TIER_FIELDS, type TierInput } from './tiers';
+import type { Engine, LifeboatConfig, Source, Tier } from './types';
+import { formatDuration, formatSize, parseDuration, parseSize } from './units';
+
+/** An invalid config: `problems` lists every problem found, one line each. */
+export class ConfigError extends Error {
+  public readonly problems: readonly string[];
+
+  constructor(problems: readonly string[], origin?: string) {
+    const where = origin ? ` in ${origin}` : '';
+    super(`Invalid Lifeboat config${where} (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n` +
+      problems.map((problem) => `  - ${problem}`).join('\n'));
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+const DEFAULT_PORTS: Record<Engine, number> = { postgres: 5432, mysql: 3306, mariadb: 3306 };
+
+/**
+ * Validates a config (the shapes, then the rules that span fields) and resolves it: tier
+ * defaults merged, durations in seconds, sizes in bytes. Throws ConfigError naming every
+ * problem at once.
+ */
+export function parseConfig(input: unknown, origin?: string): LifeboatConfig {
+  const result = configSchema.safeParse(input, { reportInput: true });
+  const problems = result.success ? [] : result.error.issues.map(describeIssue);
+  problems.push(...crossFieldProblems(input));
+  if (problems.length > 0 || !result.success) {
+    throw new ConfigError(problems, origin);
+  }
+  return resolve(result.data);
+}
+
+/** Typed identity for lifeboat.config.ts files. */
+export function defineConfig(config: LifeboatConfigInput): LifeboatConfigInput {
+  return config;
+}
+
+export function formatPath(path: readonly PropertyKey[]): string {
+  return path
+    .map((part, index) => (typeof part === 'number' ? `[${part}]` : `${index === 0 ? '' : '.'}${String(part)}`))
+    .join('');
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const path = formatPath(issue.path) || '(config)';
+  if (issue.code === 'unrecognized_keys') {
+    const known = knownFields(issue.path);
+    const keys = issue.keys.map((key) => `"${key}"`).join(', ');
+    return `${path}: unknown field${issue.keys.length > 1 ? 's' : ''} ${keys}` + (known ? ` (valid: ${known.join(', ')})` : '');
+  }
+  // Only primitives are echoed back: an object could hold something the user should not
+  // have put there (a password under a misspelt key), and it would end up in CI logs.
+  return `${path}: ${issue.message}${renderInput(issue.input)}`;
+}
+
+function renderInput(value: unknown): string {
+  if (value === undefined) return ' (got nothing)';
+  if (typeof value === 'string') return ` (got ${JSON.stringify(value.length > 80 ? `${value.slice(0, 77)}...` : value)})`;
+  if (typeof value === 'number' || typeof value === 'boolean' || value === null) return ` (got ${String(value)})`;
+  return Array.isArray(value) ? ' (got a list)' : ' (got an object)';
+}
+
+/** Field names allowed at a path, read off the schema itself so they never drift. */
+function knownFields(path: readonly PropertyKey[]): string[] | undefined {
+  let schema: unknown = configSchema;
+  for (const part of path) {
+    schema = unwrap(schema);
+    const def = (schema as { def?: { type?: string; element?: unknown; valueType?: unknown } }).def;
+    const shape = (schema as { shape?: Record<string, unknown> }).shape;
+    if (typeof part === 'number' && def?.type === 'array') schema = def.element;
+    else if (def?.type === 'record') schema = def.valueType;
+    else if (shape && typeof part === 'string') schema = shape[part];
+    else return undefined;
+  }
+  const shape = (unwrap(schema) as { shape?: Record<string, unknown> }).shape;
+  return shape ? Object.keys(shape) : undefined;
+}
+
+function unwrap(schema: unknown): unknown {
+  let current = schema as { def?: { type?: string; innerType?: unknown } };
+  while (current?.def?.type === 'optional') current = current.def.innerType as typeof current;
+  return current;
+}
+
+type Loose = Record<string, unknown>;
+const isObject = (value: unknown): value is Loose => typeof value === 'object' && value !== null && !Array.isArray(value);
+const asString = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined);
+
+/**
+ * Rules that span fields. They read the raw input defensively so that they run even when
+ * some shapes are wrong, and every problem is reported in one pass.
+ */
+function crossFieldProblems(input: unknown): string[] {
+  if (!isObject(input)) return [];
+  const problems: string[] = [];
+  const tiers = effectiveTiers(input.tiers, problems);
+
+  const primaryRegion = isObject(input.primary) ? asString(input.primary.region) : undefined;
+  const offsiteRegion = isObject(input.offsite) ? asString(input.offsite.region) : undefined;
+  if (primaryRegion && offsiteRegion && primaryRegion === offsiteRegion) {
+    problems.push(
+      `offsite.region: "${offsiteRegion}" is also the primary region (valid: any region other than "${primaryRegion}", ` +
+        'so that the offsite copy survives the loss of the primary region)',
+    );
+  }
+
+  const sources = Array.isArray(input.sources) ? input.sources : [];
+  const firstIndexByName = new Map<string, number>();
+  sources.forEach((source: unknown, index: number) => {
+    if (!isObject(source)) return;
+    const at = `sources[${index}]`;
+    const name = asString(source.name);
+    if (name !== undefined) {
+      const first = firstIndexByName.get(name);
+      if (first === undefined) firstIndexByName.set(name, index);
+      else problems.push(`${at}.name: duplicate source name "${name}" (already used by sources[${first}]; valid: a unique name)`);
+    }
+
+    const tierName = asString(source.tier);
+    const tier = tierName === undefined ? undefined : tiers.get(tierName);
+    if (tierName !== undefined && tierName !== '' && !tiers.has(tierName)) {
+      problems.push(`${at}.tier: unknown tier "${tierName}" (known: ${[...tiers.keys()].join(', ')})`);
+    }
+
+    const network = source.network;
+    if (isObject(network)) {
+      const hasSubnets = network.subnetIds !== undefined;
+      const hasGroups = network.securityGroupIds !== undefined;
+      if (hasSubnets !== hasGroups) {
+        problems.push(
+          `${at}.network: subnetIds and securityGroupIds must be given together ` +
+            `(got ${hasSubnets ? 'subnetIds' : 'securityGroupIds'} only; valid: both, or neither to use the VPC's private subnets and a new security group)`,
+        );
+      }
+    }
+
+    const connection = source.connection;
+    if (isObject(connection) && connection.database !== undefined && connection.databases !== undefined) {
+      problems.push(`${at}.connection: give either database or databases, not both (got both)`);
+    } else if (isObject(connection) && connection.database === undefined && connection.databases === undefined) {
+      problems.push(`${at}.connection.database: required (valid: a database name, or databases: a list of names)`);
+    }
+
+    const sizeHint = typeof source.sizeHint === 'string' ? parseSize(source.sizeHint) : undefined;
+    const throughputText = asString(source.dumpThroughputHint);
+    const throughput = throughputText ? parseSize(throughputText) : DEFAULT_DUMP_THROUGHPUT_BYTES_PER_SECOND;
+    if (sizeHint !== undefined && throughput !== undefined && tier?.scheduleSeconds !== undefined) {
+      const dumpSeconds = sizeHint / throughput;
+      if (dumpSeconds > tier.scheduleSeconds) {
+        problems.push(
+          `${at}.sizeHint: a "${source.sizeHint}" database takes about ${formatDuration(dumpSeconds)} to dump at ` +
+            `${formatSize(throughput)}/s, longer than tier "${tierName}"'s schedule of ${formatDuration(tier.scheduleSeconds)}, ` +
+            'so the tier\'s RPO cannot be kept (valid: a tier whose schedule is longer than the dump, or a measured dumpThroughputHint)',
+        );
+      }
+    }
+  });
+  return problems;
+}
+
+interface PartialTierSeconds {
+  rpoSeconds?: number;
+  scheduleSeconds?: number;
+  retentionSeconds?: number;
+}
+
+/** Tier name → the seconds we could read, after merging overrides onto the defaults. */
+function effectiveTiers(rawTiers: unknown, problems: string[]): Map<string, PartialTierSeconds> {
+  const merged = new Map<string, TierInput>(Object.entries(DEFAULT_TIERS));
+  if (isObject(rawTiers)) {
+    for (const [name, raw] of Object.entries(rawTiers)) {
+      if (!isObject(raw)) continue;
+      const base = DEFAULT_TIERS[name];
+      if (!base) {
+        const missing = TIER_FIELDS.filter((field) => field !== 'timezone' && raw[field] === undefined);
+        if (missing.length > 0) {
+          problems.push(
+            `tiers.${name}: custom tier is missing ${missing.join(', ')} ` +
+              `(valid: a custom tier defines rpo, rto, schedule, retention and drill; only the defaults ${Object.keys(DEFAULT_TIERS).join(', ')} can be partial)`,
+          );
+        }
+      }
+      merged.set(name, { ...base, ...(raw as TierInput) });
+    }
+  }
+
+  const result = new Map<string, PartialTierSeconds>();
+  for (const [name, tier] of merged) {
+    const seconds = (text: unknown) => (typeof text === 'string' ? parseDuration(text) : undefined);
+    const rpo = seconds(tier.rpo);
+    const schedule = seconds(tier.schedule);
+    const retention = seconds(tier.retention);
+    if (rpo !== undefined && schedule !== undefined && schedule > rpo) {
+      problems.push(
+        `tiers.${name}.schedule: "${tier.schedule}" is longer than the tier's RPO of "${tier.rpo}" ` +
+          `(valid: a schedule interval of at most ${formatDuration(rpo)}, or a longer rpo)`,
+      );
+    }
+    if (rpo !== undefined && retention !== undefined && retention <= rpo) {
+      problems.push(
+        `tiers.${name}.retention: "${tier.retention}" is not longer than the tier's RPO of "${tier.rpo}" ` +
+          `(valid: a retention longer than ${formatDuration(rpo)}, or a backup could expire before the next one exists)`,
+      );
+    }
+    result.set(name, { rpoSeconds: rpo, scheduleSeconds: schedule, retentionSeconds: retention });
+  }
+  return result;
+}
+
+function resolve(parsed: ParsedConfig): LifeboatConfig {
+  const tiers: Record<string, Tier> = {};
+  for (const [name, defaults] of Object.entries(DEFAULT_TIERS)) tiers[name] = resolveTier(name, defaults);
+  for (const [name, override] of Object.entries(parsed.tiers ?? {})) {
+    tiers[name] = resolveTier(name, { ...DEFAULT_TIERS[name], ...override });
+  }
+
+  const sources: Source[] = parsed.sources.map((source) => ({
+    name: source.name,
+    engine: source.engine,
+    tier: tiers[source.tier],
+    connection: {
+      host: source.connection.host,
+      port: source.connection.port ?? DEFAULT_PORTS[source.engine],
+      databases: source.connection.databases ?? [source.connection.database as string],
+      username: source.connection.username,
+      passwordSecretArn: source.connection.passwordSecretArn,
+    },
+    network: {
+      vpcId: source.network.vpcId,
+      subnetIds: source.network.subnetIds ?? [],
+      securityGroupIds: source.network.securityGroupIds ?? [],
+    },
+    dumpOptions: {
+      compression: source.dumpOptions?.compression,
+      exactCountMaxBytes: source.dumpOptions?.exactCountMaxSize ? parseSize(source.dumpOptions.exactCountMaxSize) : undefined,
+      excludeTables: source.dumpOptions?.excludeTables ?? [],
+    },
+    sizeHintBytes: source.sizeHint ? parseSize(source.sizeHint) : undefined,
+  }));
+
+  return {
+    appName: parsed.appName ?? 'Lifeboat',
+    primary: { region: parsed.primary.region, account: parsed.primary.account },
+    offsite: {
+      region: parsed.offsite.region,
+      account: parsed.offsite.account,
+      storageClass: parsed.offsite.storageClass ?? 'GLACIER_IR',
+    },
+    objectLock: { mode: parsed.objectLock?.mode === 'compliance' ? 'COMPLIANCE' : 'GOVERNANCE' },
+    tiers,
+    sources,
+    notifications: {
+      emails: parsed.notifications?.emails ?? [],
+      httpsEndpoints: parsed.notifications?.httpsEndpoints ?? [],
+      heartbeatUrls: parsed.notifications?.heartbeatUrls ?? [],
+    },
+  };
+}
+
+function resolveTier(name: string, tier: TierInput): Tier {
+  // Only called after validation: every field is present and parses.
+  const seconds = (text: string | undefined) => parseDuration(text as string) as number;
+  return {
+    name,
+    rpoSeconds: seconds(tier.rpo),
+    rtoSeconds: seconds(tier.rto),
+    scheduleSeconds: seconds(tier.schedule),
+    timezone: tier.timezone ?? 'UTC',
+    retentionSeconds: seconds(tier.retention),
+    drillSeconds: seconds(tier.drill),
+  };
+}

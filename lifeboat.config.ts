@@ -1,0 +1,59 @@
+import { defineConfig } from './lib/config';
+
+/**
+ * The example strategy: an orders database on PostgreSQL protected as tier1, and a
+ * MariaDB catalogue database as tier2 with a longer retention. Select another file with
+ * `npx cdk synth -c config=path/to/file.ts` (or .json).
+ */
+export default defineConfig({
+  appName: 'Lifeboat',
+  primary: { region: 'eu-west-1', account: '111111111111' },
+  offsite: { region: 'eu-central-1', account: '222222222222', storageClass: 'GLACIER_IR' },
+  objectLock: { mode: 'governance' },
+  tiers: {
+    // Every field of a default tier can be overridden; here tier2 keeps 60 days.
+    tier2: { retention: '60d' },
+  },
+  sources: [
+    {
+      name: 'orders',
+      engine: 'postgres',
+      tier: 'tier1',
+      connection: {
+        host: 'orders.cluster-abc123.eu-west-1.rds.amazonaws.com',
+        database: 'orders',
+        username: 'lifeboat_backup',
+        passwordSecretArn: 'arn:aws:secretsmanager:eu-west-1:111111111111:secret:lifeboat/orders-AbCdEf',
+      },
+      network: {
+        vpcId: 'vpc-0a1b2c3d4e5f60718',
+        subnetIds: ['subnet-0a1b2c3d4e5f60718', 'subnet-1a1b2c3d4e5f60718'],
+        securityGroupIds: ['sg-0a1b2c3d4e5f60718'],
+      },
+      sizeHint: '20GB',
+      dumpThroughputHint: '120MB',
+    },
+    {
+      name: 'catalogue',
+      engine: 'mariadb',
+      tier: 'tier2',
+      connection: {
+        host: 'catalogue.db.internal',
+        databases: ['catalogue', 'pricing'],
+        username: 'lifeboat_backup',
+        passwordSecretArn: 'arn:aws:secretsmanager:eu-west-1:111111111111:secret:lifeboat/catalogue-AbCdEf',
+      },
+      network: {
+        vpcId: 'vpc-0a1b2c3d4e5f60718',
+        subnetIds: ['subnet-0a1b2c3d4e5f60718'],
+        securityGroupIds: ['sg-1a1b2c3d4e5f60718'],
+      },
+      sizeHint: '5GB',
+    },
+  ],
+  notifications: {
+    emails: ['oncall@example.com'],
+    httpsEndpoints: ['https://events.example.com/lifeboat'],
+    heartbeatUrls: ['https://hc-ping.example.com/lifeboat-orders'],
+  },
+});

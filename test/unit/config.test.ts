@@ -1,0 +1,228 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { ConfigError, DEFAULT_TIERS, loadConfig, parseConfig, type LifeboatConfigInput } from '../../lib/config';
+
+/** A valid config; each test breaks one thing in a copy of it. */
+function validConfig(): LifeboatConfigInput {
+  return {
+    primary: { region: 'eu-west-1' },
+    offsite: { region: 'eu-central-1' },
+    sources: [
+      {
+        name: 'orders',
+        engine: 'postgres',
+        tier: 'tier1',
+        connection: {
+          host: 'orders.example.internal',
+          database: 'orders',
+          username: 'backup',
+          passwordSecretArn: 'arn:aws:secretsmanager:eu-west-1:111111111111:secret:orders-AbCdEf',
+        },
+        network: { vpcId: 'vpc-0a1b2c3d' },
+      },
+      {
+        name: 'catalogue',
+        engine: 'mariadb',
+        tier: 'tier2',
+        connection: {
+          host: 'catalogue.example.internal',
+          databases: ['catalogue'],
+          username: 'backup',
+          passwordSecretArn: 'arn:aws:secretsmanager:eu-west-1:111111111111:secret:catalogue-AbCdEf',
+        },
+        network: { vpcId: 'vpc-0a1b2c3d', subnetIds: ['subnet-0a1b2c3d'], securityGroupIds: ['sg-0a1b2c3d'] },
+      },
+    ],
+  };
+}
+
+type Mutable = { -readonly [K in keyof LifeboatConfigInput]: any }; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+function problemsOf(mutate: (config: Mutable) => void): readonly string[] {
+  const config = structuredClone(validConfig()) as Mutable;
+  mutate(config);
+  try {
+    parseConfig(config);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as ConfigError).problems;
+  }
+  throw new Error('expected the config to be rejected');
+}
+
+describe('parseConfig resolves a valid config', () => {
+  const config = parseConfig(validConfig());
+
+  test('the four default tiers carry the values of DESIGN.md', () => {
+    expect(Object.keys(config.tiers)).toEqual(['tier1', 'tier2', 'tier3', 'tier4']);
+    expect(config.tiers.tier1).toEqual({
+      name: 'tier1', rpoSeconds: 900, rtoSeconds: 3600, scheduleSeconds: 900, timezone: 'UTC',
+      retentionSeconds: 90 * 86_400, drillSeconds: 86_400,
+    });
+    expect(config.tiers.tier4).toMatchObject({ rpoSeconds: 7 * 86_400, retentionSeconds: 365 * 86_400, drillSeconds: 90 * 86_400 });
+  });
+
+  test('defaults: ports per engine, database list, storage class, Object Lock mode, app name', () => {
+    expect(config.appName).toBe('Lifeboat');
+    expect(config.sources[0].connection).toMatchObject({ port: 5432, databases: ['orders'] });
+    expect(config.sources[1].connection).toMatchObject({ port: 3306, databases: ['catalogue'] });
+    expect(config.offsite.storageClass).toBe('GLACIER_IR');
+    expect(config.objectLock.mode).toBe('GOVERNANCE');
+    expect(config.notifications).toEqual({ emails: [], httpsEndpoints: [], heartbeatUrls: [] });
+    expect(config.sources[0].tier).toBe(config.tiers.tier1);
+  });
+
+  test('a default tier can be partially overridden and a custom tier added', () => {
+    const input = {
+      ...validConfig(),
+      tiers: {
+        tier2: { retention: '60d', timezone: 'Europe/Berlin' },
+        gold: { rpo: '5m', rto: '30m', schedule: '5m', retention: '2y', drill: '1d' },
+      },
+    };
+    const resolved = parseConfig(input);
+    expect(resolved.tiers.tier2).toEqual({ ...parseConfig(validConfig()).tiers.tier2, retentionSeconds: 60 * 86_400, timezone: 'Europe/Berlin' });
+    expect(resolved.tiers.gold).toMatchObject({ rpoSeconds: 300, retentionSeconds: 2 * 365 * 86_400 });
+  });
+
+  test('compliance mode and size hints resolve', () => {
+    const input = validConfig() as Mutable;
+    input.objectLock = { mode: 'compliance' };
+    input.sources[0].sizeHint = '2GiB';
+    const resolved = parseConfig(input);
+    expect(resolved.objectLock.mode).toBe('COMPLIANCE');
+    expect(resolved.sources[0].sizeHintBytes).toBe(2 * 1024 ** 3);
+  });
+
+  test('every default tier passes its own rules', () => {
+    for (const tier of Object.keys(DEFAULT_TIERS)) {
+      expect(() => parseConfig({ ...validConfig(), tiers: { [tier]: {} } })).not.toThrow();
+    }
+  });
+});
+
+describe('each validation rule names the field, the value and what is valid', () => {
+  test.each<[string, (config: Mutable) => void, string]>([
+    ['unknown tier', (c) => { c.sources[1].tier = 'tier9'; },
+      'sources[1].tier: unknown tier "tier9" (known: tier1, tier2, tier3, tier4)'],
+    ['duplicate source names', (c) => { c.sources[1].name = 'orders'; },
+      'sources[1].name: duplicate source name "orders" (already used by sources[0]; valid: a unique name)'],
+    ['invalid source name', (c) => { c.sources[0].name = 'Orders_DB'; },
+      'sources[0].name: invalid source name (valid: 1-40 characters of a-z, 0-9 and "-", not starting or ending with "-") (got "Orders_DB")'],
+    ['unknown engine', (c) => { c.sources[0].engine = 'oracle'; },
+      'sources[0].engine: unknown engine (valid: postgres, mysql, mariadb) (got "oracle")'],
+    ['offsite region equals primary', (c) => { c.offsite.region = 'eu-west-1'; },
+      'offsite.region: "eu-west-1" is also the primary region (valid: any region other than "eu-west-1", so that the offsite copy survives the loss of the primary region)'],
+    ['invalid region', (c) => { c.offsite.region = 'Frankfurt'; },
+      'offsite.region: invalid AWS region (valid: a region name such as "eu-west-1") (got "Frankfurt")'],
+    ['schedule longer than RPO', (c) => { c.tiers = { tier2: { schedule: '2h' } }; },
+      'tiers.tier2.schedule: "2h" is longer than the tier\'s RPO of "1h" (valid: a schedule interval of at most 1h, or a longer rpo)'],
+    ['retention not longer than RPO', (c) => { c.tiers = { tier4: { retention: '7d' } }; },
+      'tiers.tier4.retention: "7d" is not longer than the tier\'s RPO of "7d" (valid: a retention longer than 7d, or a backup could expire before the next one exists)'],
+    ['subnets without security groups', (c) => { c.sources[0].network.subnetIds = ['subnet-0a1b2c3d']; },
+      'sources[0].network: subnetIds and securityGroupIds must be given together (got subnetIds only; valid: both, or neither to use the VPC\'s private subnets and a new security group)'],
+    ['security groups without subnets', (c) => { delete c.sources[1].network.subnetIds; },
+      'sources[1].network: subnetIds and securityGroupIds must be given together (got securityGroupIds only; valid: both, or neither to use the VPC\'s private subnets and a new security group)'],
+    ['invalid duration', (c) => { c.tiers = { tier1: { rpo: '15 minutes' } }; },
+      'tiers.tier1.rpo: invalid duration (valid: a whole number followed by m, h, d, w or y, e.g. "15m", "24h", "7d", "1y") (got "15 minutes")'],
+    ['incomplete custom tier', (c) => { c.tiers = { gold: { rpo: '5m' } }; },
+      'tiers.gold: custom tier is missing rto, schedule, retention, drill (valid: a custom tier defines rpo, rto, schedule, retention and drill; only the defaults tier1, tier2, tier3, tier4 can be partial)'],
+    ['unknown timezone', (c) => { c.tiers = { tier1: { timezone: 'Mars/Olympus' } }; },
+      'tiers.tier1.timezone: unknown timezone (valid: an IANA name such as "UTC" or "Europe/Berlin") (got "Mars/Olympus")'],
+    ['both database and databases', (c) => { c.sources[0].connection.databases = ['a']; },
+      'sources[0].connection: give either database or databases, not both (got both)'],
+    ['no database', (c) => { delete c.sources[0].connection.database; },
+      'sources[0].connection.database: required (valid: a database name, or databases: a list of names)'],
+    ['secret ARN', (c) => { c.sources[0].connection.passwordSecretArn = 'my-secret'; },
+      'sources[0].connection.passwordSecretArn: invalid secret ARN (valid: arn:aws:secretsmanager:<region>:<account>:secret:<name>) (got "my-secret")'],
+    ['port out of range', (c) => { c.sources[0].connection.port = 70000; },
+      'sources[0].connection.port: invalid port (valid: an integer from 1 to 65535) (got 70000)'],
+    ['storage class', (c) => { c.offsite.storageClass = 'TAPE'; },
+      'offsite.storageClass: unknown storage class (valid: STANDARD, STANDARD_IA, ONEZONE_IA, INTELLIGENT_TIERING, GLACIER_IR, GLACIER, DEEP_ARCHIVE) (got "TAPE")'],
+    ['Object Lock mode', (c) => { c.objectLock = { mode: 'legal-hold' }; },
+      'objectLock.mode: unknown Object Lock mode (valid: governance, compliance) (got "legal-hold")'],
+    ['notification e-mail', (c) => { c.notifications = { emails: ['oncall'] }; },
+      'notifications.emails[0]: invalid e-mail address (got "oncall")'],
+    ['heartbeat URL must be https', (c) => { c.notifications = { heartbeatUrls: ['http://hc.example.com/x'] }; },
+      'notifications.heartbeatUrls[0]: invalid URL (valid: an https:// URL) (got "http://hc.example.com/x")'],
+    ['size hint', (c) => { c.sources[0].sizeHint = 'huge'; },
+      'sources[0].sizeHint: invalid size (valid: a number followed by B, KB, MB, GB, TB, KiB, MiB, GiB or TiB, e.g. "500MB", "20GiB") (got "huge")'],
+    ['size hint the schedule cannot keep', (c) => { c.sources[0].sizeHint = '500GB'; },
+      'sources[0].sizeHint: a "500GB" database takes about 2h 46m to dump at 50 MB/s, longer than tier "tier1"\'s schedule of 15m, so the tier\'s RPO cannot be kept (valid: a tier whose schedule is longer than the dump, or a measured dumpThroughputHint)'],
+    ['unknown field', (c) => { c.sources[0].connection.pasword = 'x'; },
+      'sources[0].connection: unknown field "pasword" (valid: host, port, database, databases, username, passwordSecretArn)'],
+    ['no sources', (c) => { c.sources = []; },
+      'sources: at least one source is required (got a list)'],
+    ['wrong type', (c) => { c.sources[0].connection.host = 42; },
+      'sources[0].connection.host: Invalid input: expected string, received number (got 42)'],
+  ])('%s', (_rule, mutate, message) => {
+    expect(problemsOf(mutate)).toEqual([message]);
+  });
+
+  test('a measured throughput hint lets a large database into a short schedule', () => {
+    const config = validConfig() as Mutable;
+    config.sources[0].sizeHint = '100GB';
+    config.sources[0].dumpThroughputHint = '200MB';
+    expect(() => parseConfig(config)).not.toThrow();
+  });
+
+  test('several problems are reported together, in one error', () => {
+    const problems = problemsOf((c) => {
+      c.offsite.region = 'eu-west-1';
+      c.sources[1].name = 'orders';
+      c.sources[1].tier = 'platinum';
+      c.sources[0].engine = 'oracle';
+      c.tiers = { tier3: { schedule: '2d' } };
+    });
+    expect(problems).toHaveLength(5);
+    expect(problems).toEqual(expect.arrayContaining([
+      expect.stringMatching(/^sources\[0\]\.engine: unknown engine/),
+      expect.stringMatching(/^offsite\.region: "eu-west-1" is also the primary region/),
+      expect.stringMatching(/^sources\[1\]\.name: duplicate source name "orders"/),
+      expect.stringMatching(/^sources\[1\]\.tier: unknown tier "platinum"/),
+      expect.stringMatching(/^tiers\.tier3\.schedule: "2d" is longer than the tier's RPO of "24h"/),
+    ]));
+  });
+
+  test('the error message lists every problem on its own line', () => {
+    const config = validConfig() as Mutable;
+    config.sources[0].tier = 'x';
+    config.sources[1].tier = 'y';
+    expect(() => parseConfig(config, 'prod.json')).toThrow(
+      'Invalid Lifeboat config in prod.json (2 problems):\n  - sources[0].tier: unknown tier "x" (known: tier1, tier2, tier3, tier4)\n' +
+        '  - sources[1].tier: unknown tier "y" (known: tier1, tier2, tier3, tier4)',
+    );
+  });
+
+  test('a value under a misspelt key is never echoed back (it may be a password)', () => {
+    const problems = problemsOf((c) => { c.sources[0].connection.password = 'hunter2-secret'; });
+    expect(problems.join('\n')).not.toContain('hunter2-secret');
+  });
+});
+
+describe('loadConfig', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'lifeboat-config-'));
+
+  test('reads a JSON file', () => {
+    writeFileSync(path.join(dir, 'prod.json'), JSON.stringify(validConfig()));
+    expect(loadConfig('prod.json', dir).sources.map((s) => s.name)).toEqual(['orders', 'catalogue']);
+  });
+
+  test('reads the repository example config (TypeScript)', () => {
+    const config = loadConfig('lifeboat.config.ts', path.resolve(__dirname, '../..'));
+    expect(new Set(config.sources.map((s) => s.engine)).size).toBeGreaterThan(1);
+    expect(new Set(config.sources.map((s) => s.tier.name)).size).toBeGreaterThan(1);
+  });
+
+  test('an invalid JSON file fails with the file name and every problem', () => {
+    const config = validConfig() as Mutable;
+    config.sources[0].tier = 'tier9';
+    writeFileSync(path.join(dir, 'bad.json'), JSON.stringify(config));
+    expect(() => loadConfig('bad.json', dir)).toThrow(/Invalid Lifeboat config in bad\.json \(1 problem\):\n {2}- sources\[0\]\.tier: unknown tier "tier9"/);
+  });
+
+  test('a missing file says which file', () => {
+    expect(() => loadConfig('nope.json', dir)).toThrow(/cannot read nope\.json: ENOENT/);
+  });
+});
