@@ -1,0 +1,67 @@
+import { App } from 'aws-cdk-lib';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig, type LifeboatConfig } from '../lib/config';
+import { createStacks } from '../lib/stacks';
+import { renderPlan } from './plan';
+
+const USAGE = `Usage: lifeboat <command> [options]
+
+Commands:
+  plan   [--config FILE]   print the protection plan of a config
+  demo   [--config FILE]   print the plan and synthesize the app (what \`npm start\` runs)
+`;
+
+/** Synthesizes the app in-process and summarizes each stack. */
+function synthesize(config: LifeboatConfig): string {
+  const outdir = mkdtempSync(path.join(tmpdir(), 'lifeboat-synth-'));
+  try {
+    const app = new App({ outdir });
+    createStacks(app, config);
+    const assembly = app.synth();
+    const lines = assembly.stacks.map((stack) => {
+      const resources = Object.keys((stack.template as { Resources?: object }).Resources ?? {}).length;
+      return `  ${stack.stackName.padEnd(24)} ${stack.environment.region.padEnd(14)} ${resources} resources`;
+    });
+    return ['Synthesized stacks:', ...lines].join('\n');
+  } finally {
+    rmSync(outdir, { recursive: true, force: true });
+  }
+}
+
+export function main(argv: readonly string[]): number {
+  const [command, ...rest] = argv;
+  const { values } = parseArgs({ args: [...rest], options: { config: { type: 'string', default: DEFAULT_CONFIG_FILE } } });
+  const configFile = values.config as string;
+  switch (command) {
+    case 'plan':
+      console.log(renderPlan(loadConfig(configFile)));
+      return 0;
+    case 'demo': {
+      const config = loadConfig(configFile);
+      console.log(renderPlan(config));
+      console.log('');
+      console.log(synthesize(config));
+      return 0;
+    }
+    default:
+      process.stderr.write(USAGE);
+      return command === undefined || command === '--help' ? 0 : 2;
+  }
+}
+
+if (require.main === module || process.argv[1]?.endsWith('lifeboat-cli.js')) {
+  try {
+    process.exitCode = main(process.argv.slice(2));
+  } catch (error) {
+    const usageError = (error as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS') ?? false;
+    if (error instanceof ConfigError || usageError) {
+      console.error((error as Error).message);
+      process.exitCode = 1;
+    } else {
+      throw error;
+    }
+  }
+}
