@@ -1,0 +1,82 @@
+import { z } from 'zod';
+import { isRunId } from './run-id';
+
+/**
+ * manifest.json: what a run dumped. Plain JSON, schema-versioned, written by the worker and
+ * read (through this same schema) by the verifier, the CLI, restores and drills. A runbook
+ * can read it without Lifeboat installed. It never holds a secret.
+ */
+
+export const MANIFEST_SCHEMA_VERSION = 1;
+
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/, { error: 'expected a lowercase hex SHA-256' });
+const timestamp = z.iso.datetime();
+
+export const artifactSchema = z.strictObject({
+  /** The database this artifact restores. */
+  database: z.string().min(1),
+  key: z.string().min(1),
+  bytes: z.number().int().nonnegative(),
+  sha256,
+  /** `pg_dump-custom` or `sql`. */
+  format: z.enum(['pg_dump-custom', 'sql']),
+  /** `gzip:1`, `zstd:3`, `none`, … as passed to the dump tool or the stream compressor. */
+  compression: z.string().min(1),
+  /** How many parts the multipart upload had (diagnostics). */
+  parts: z.number().int().positive(),
+});
+
+export const tableSchema = z.strictObject({
+  database: z.string().min(1),
+  schema: z.string(),
+  name: z.string().min(1),
+  rows: z.number().int().nonnegative(),
+  /** false when the count is the planner's estimate (tables above exactCountMaxBytes). */
+  exact: z.boolean(),
+});
+
+export const manifestSchema = z.strictObject({
+  schemaVersion: z.literal(MANIFEST_SCHEMA_VERSION),
+  lifeboatVersion: z.string().min(1),
+  source: z.string().min(1),
+  engine: z.enum(['postgres', 'mysql', 'mariadb']),
+  tier: z.string().min(1),
+  runId: z.string().refine(isRunId, { error: 'expected a run id such as 20261126T030000Z' }),
+  startedAt: timestamp,
+  finishedAt: timestamp,
+  server: z.strictObject({ version: z.string().min(1), major: z.number().int().positive() }),
+  client: z.strictObject({ tool: z.string().min(1), version: z.string().min(1), major: z.number().int().positive() }),
+  databaseSizeBytes: z.number().int().nonnegative(),
+  encoding: z.string().optional(),
+  artifacts: z.array(artifactSchema).min(1),
+  globals: z.strictObject({ key: z.string().min(1), bytes: z.number().int().nonnegative(), sha256 }).optional(),
+  tables: z.array(tableSchema),
+  /** How the row counts relate to the dump: see the engines' documentation. */
+  rowCountConsistency: z.enum(['same-snapshot', 'separate-snapshot']),
+  extensions: z.array(z.strictObject({ database: z.string().min(1), name: z.string().min(1), version: z.string() })),
+});
+
+export type Manifest = z.infer<typeof manifestSchema>;
+export type ManifestArtifact = z.infer<typeof artifactSchema>;
+export type ManifestTable = z.infer<typeof tableSchema>;
+
+/** Parses manifest.json text; the error names the key and the first problems. */
+export function parseManifest(text: string, key = 'manifest.json'): Manifest {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw Object.assign(new Error(`${key}: not JSON (${(error as Error).message})`), { name: 'InvalidManifest' });
+  }
+  const result = manifestSchema.safeParse(json);
+  if (!result.success) {
+    const problems = result.error.issues.slice(0, 5).map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    throw Object.assign(new Error(`${key}: invalid manifest (${problems.join('; ')})`), { name: 'InvalidManifest' });
+  }
+  return result.data;
+}
+
+/** Serializes a manifest after validating it with the schema readers use. */
+export function serializeManifest(manifest: Manifest): string {
+  return `${JSON.stringify(manifestSchema.parse(manifest), null, 2)}\n`;
+}
