@@ -1,0 +1,43 @@
+/**
+ * Errors the state machine matches on. A failure is a thrown Error whose `name` is one of
+ * these; the Step Functions Retry/Catch blocks and SendTaskFailure use the same names.
+ */
+export const ERROR_NAMES = [
+  'ClientTooOld',
+  'AuthenticationFailed',
+  'SourceUnreachable',
+  'DumpFailed',
+  'UploadFailed',
+  'AlreadyCommitted',
+  'Aborted',
+  'InvalidManifest',
+  'InvalidInput',
+] as const;
+export type ErrorName = (typeof ERROR_NAMES)[number];
+
+/** Name used for a failure that is none of the above: a bug, or something unforeseen. */
+export const UNEXPECTED_ERROR = 'WorkerError';
+
+export function lifeboatError(name: ErrorName, message: string, cause?: unknown): Error {
+  const error = new Error(message, cause === undefined ? undefined : { cause });
+  error.name = name;
+  return error;
+}
+
+export function errorName(error: unknown): string {
+  const name = (error as Error | undefined)?.name;
+  return (ERROR_NAMES as readonly string[]).includes(name ?? '') ? (name as string) : UNEXPECTED_ERROR;
+}
+
+/**
+ * Replaces every occurrence of each secret with "***". Applied to every message that
+ * leaves the worker (logs, task failures, CLI errors) as a second line of defence: the
+ * first is that secrets only ever travel in child-process environments.
+ */
+export function redact(text: string, secrets: readonly (string | undefined)[]): string {
+  let result = text;
+  for (const secret of secrets) {
+    if (secret && secret.length >= 3) result = result.split(secret).join('***');
+  }
+  return result;
+}
