@@ -1,0 +1,208 @@
+/**
+ * A throwaway PostgreSQL server for integration tests: initdb into a temp dir, a random loopback
+ * port, the socket dir inside the temp dir. Never touches the machine's own PostgreSQL service.
+ */
+import { spawn } from 'node:child_process';
+import { chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { delay, freePort, isRunning, makeTempDir, ManagedProcess, removeTempDir, run, unprivilegedUser } from './processes';
+
+export interface PgServer {
+  readonly host: string;
+  readonly port: number;
+  /** Superuser name. */
+  readonly user: string;
+  /** Set when started with `{ password }`. */
+  readonly password?: string;
+  /** Server major version, e.g. 15. */
+  readonly version: number;
+  /** Postmaster pid. */
+  readonly pid: number;
+  readonly dataDir: string;
+  /** Environment for libpq clients: PGHOST, PGPORT, PGUSER and, with a password, PGPASSWORD. */
+  readonly env: Record<string, string>;
+  /** Runs `psql -XAtq -v ON_ERROR_STOP=1` with `sql` on stdin; resolves stdout, rejects with stderr. */
+  psql(sql: string, database?: string): Promise<string>;
+  createDatabase(name: string): Promise<void>;
+  /** Signals the postmaster (default SIGKILL, to simulate a crash); `stop()` still cleans up. */
+  kill(signal?: NodeJS.Signals): void;
+  /** Fast shutdown by pid, waits for the exit, removes the temp dir. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export interface StartPostgresOptions {
+  /**
+   * Directory with initdb and postgres.
+   * @default - the newest /usr/lib/postgresql/<major>/bin
+   */
+  readonly binDir?: string;
+  /**
+   * Superuser password; the server then requires scram-sha-256 for every connection.
+   * @default - no password, trust authentication
+   */
+  readonly password?: string;
+}
+
+const SUPERUSER = 'postgres';
+const READY_TIMEOUT_MS = 30_000;
+const PORT_ATTEMPTS = 3;
+
+/** The newest PostgreSQL installed from Debian packages, e.g. /usr/lib/postgresql/15/bin. */
+export function defaultPgBinDir(): string {
+  const root = '/usr/lib/postgresql';
+  const majors = existsSync(root)
+    ? readdirSync(root)
+        .filter((name) => /^\d+$/.test(name) && existsSync(join(root, name, 'bin', 'postgres')))
+        .map(Number)
+        .sort((a, b) => b - a)
+    : [];
+  if (majors.length === 0) throw new Error(`no PostgreSQL server found under ${root}`);
+  return join(root, String(majors[0]), 'bin');
+}
+
+/** Client tools (psql) come from the system packages: the embedded newer server ships none. */
+function clientBin(tool: string): string {
+  const own = join(defaultPgBinDir(), tool);
+  return existsSync(own) ? own : tool;
+}
+
+export async function startPostgres(opts: StartPostgresOptions = {}): Promise<PgServer> {
+  const binDir = opts.binDir ?? defaultPgBinDir();
+  const owner = unprivilegedUser('postgres');
+  const dir = makeTempDir('pg');
+  const dataDir = join(dir, 'data');
+  const socketDir = join(dir, 'sock');
+  mkdirSync(socketDir);
+  if (owner) {
+    chownSync(dir, owner.uid, owner.gid);
+    chownSync(socketDir, owner.uid, owner.gid);
+  }
+  const childEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C', LANG: 'C', TZ: 'UTC' };
+
+  try {
+    const initArgs = ['-D', dataDir, '-U', SUPERUSER, '-E', 'UTF8', '--no-locale', '--no-sync', '--no-instructions'];
+    let pwFile: string | undefined;
+    if (opts.password !== undefined) {
+      pwFile = join(dir, 'pwfile');
+      writeFileSync(pwFile, `${opts.password}\n`, { mode: 0o600 });
+      if (owner) chownSync(pwFile, owner.uid, owner.gid);
+      initArgs.push('--auth=scram-sha-256', `--pwfile=${pwFile}`);
+    } else {
+      initArgs.push('--auth=trust');
+    }
+    const init = await run(join(binDir, 'initdb'), initArgs, { env: childEnv, uid: owner?.uid, gid: owner?.gid, cwd: dir });
+    if (pwFile) writeFileSync(pwFile, '');
+    if (init.code !== 0) throw new Error(`initdb failed (exit ${init.code}): ${init.stderr.trim()}`);
+    const version = Number(readFileSync(join(dataDir, 'PG_VERSION'), 'utf8').trim());
+
+    let lastError: Error | undefined;
+    for (let attempt = 0; attempt < PORT_ATTEMPTS; attempt++) {
+      const port = await freePort();
+      try {
+        const managed = await launch(binDir, dataDir, socketDir, port, dir, childEnv, owner);
+        return makeServer(managed, port, version, dataDir, opts.password);
+      } catch (err) {
+        lastError = err as Error;
+        if (!/could not bind|already in use/i.test(lastError.message)) break;
+      }
+    }
+    throw lastError ?? new Error('postgres did not start');
+  } catch (err) {
+    removeTempDir(dir);
+    throw err;
+  }
+}
+
+async function launch(
+  binDir: string,
+  dataDir: string,
+  socketDir: string,
+  port: number,
+  dir: string,
+  env: Record<string, string>,
+  owner: { uid: number; gid: number } | undefined,
+): Promise<ManagedProcess> {
+  const logPath = join(dir, `postgres-${port}.log`);
+  const log = openSync(logPath, 'a');
+  const child = spawn(
+    join(binDir, 'postgres'),
+    [
+      '-D', dataDir,
+      '-p', String(port),
+      '-k', socketDir,
+      '-c', 'listen_addresses=127.0.0.1',
+      // Throwaway data: durability buys nothing here and costs start-up and test time.
+      '-c', 'fsync=off',
+      '-c', 'synchronous_commit=off',
+      '-c', 'full_page_writes=off',
+      '-c', 'logging_collector=off',
+    ],
+    { env, uid: owner?.uid, gid: owner?.gid, cwd: dir, stdio: ['ignore', log, log] },
+  );
+  closeSync(log);
+  const managed = new ManagedProcess(child);
+  const pidFile = join(dataDir, 'postmaster.pid');
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  // pg_ctl -w's own test: line 8 of postmaster.pid reads "ready" once connections are accepted.
+  while (Date.now() < deadline) {
+    if (!isRunning(child)) {
+      throw new Error(`postgres exited during start-up (port ${port}): ${tail(logPath)}`);
+    }
+    const lines = existsSync(pidFile) ? readFileSync(pidFile, 'utf8').split('\n') : [];
+    if (lines[0] === String(child.pid) && lines[7]?.trim() === 'ready') return managed;
+    await delay(10);
+  }
+  await managed.stop('SIGKILL');
+  throw new Error(`postgres not ready after ${READY_TIMEOUT_MS} ms: ${tail(logPath)}`);
+}
+
+function tail(path: string): string {
+  try {
+    return readFileSync(path, 'utf8').trim().split('\n').slice(-5).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+function makeServer(managed: ManagedProcess, port: number, version: number, dataDir: string, password: string | undefined): PgServer {
+  const dir = dirname(dataDir);
+  const env: Record<string, string> = { PGHOST: '127.0.0.1', PGPORT: String(port), PGUSER: SUPERUSER };
+  if (password !== undefined) env.PGPASSWORD = password;
+  let stopped: Promise<void> | undefined;
+
+  const psql = async (sql: string, database = 'postgres'): Promise<string> => {
+    const clientEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
+    if (password === undefined) delete clientEnv.PGPASSWORD;
+    const result = await run(clientBin('psql'), ['-XAtq', '-v', 'ON_ERROR_STOP=1', '-d', database, '-f', '-'], {
+      env: clientEnv,
+      input: sql,
+    });
+    if (result.code !== 0) {
+      throw new Error(`psql on port ${port} failed (exit ${result.code}): ${result.stderr.trim()}`);
+    }
+    return result.stdout;
+  };
+
+  return {
+    host: '127.0.0.1',
+    port,
+    user: SUPERUSER,
+    password,
+    version,
+    pid: managed.pid,
+    dataDir,
+    env,
+    psql,
+    async createDatabase(name: string): Promise<void> {
+      await psql(`CREATE DATABASE "${name.replaceAll('"', '""')}";`);
+    },
+    kill(signal: NodeJS.Signals = 'SIGKILL'): void {
+      managed.kill(signal);
+    },
+    stop(): Promise<void> {
+      // SIGINT is PostgreSQL's "fast" shutdown: roll back open transactions, exit cleanly.
+      stopped ??= managed.stop('SIGINT').then(() => removeTempDir(dir));
+      return stopped;
+    },
+  };
+}

