@@ -1,0 +1,120 @@
+import { lifeboatError } from '../lib/domain/errors';
+import { isRunId } from '../lib/domain/run-id';
+import type { Engine, ObjectLockMode } from '../lib/config/types';
+
+/** One backup run of one source: everything the worker needs, secrets included. */
+export interface BackupJob {
+  readonly source: string;
+  readonly engine: Engine;
+  readonly tier: string;
+  readonly runId: string;
+  readonly target: {
+    readonly host: string;
+    readonly port: number;
+    readonly databases: readonly string[];
+    readonly username: string;
+    /** Never logged, never in an argv, a message or a manifest. */
+    readonly password?: string;
+  };
+  readonly bucket: string;
+  readonly s3Endpoint?: string;
+  readonly region?: string;
+  /** Object Lock retention given to every object of the run; none when undefined. */
+  readonly retentionSeconds?: number;
+  readonly objectLockMode: ObjectLockMode;
+  readonly sizeHintBytes?: number;
+  readonly compression?: string;
+  readonly exactCountMaxBytes?: number;
+  readonly excludeTables: readonly string[];
+  /** Set when Step Functions started the task with .waitForTaskToken. */
+  readonly taskToken?: string;
+}
+
+/** The environment variables the task definition sets (and the state machine overrides). */
+export const JOB_ENV = {
+  source: 'LIFEBOAT_SOURCE',
+  engine: 'LIFEBOAT_ENGINE',
+  tier: 'LIFEBOAT_TIER',
+  runId: 'LIFEBOAT_RUN_ID',
+  host: 'LIFEBOAT_DB_HOST',
+  port: 'LIFEBOAT_DB_PORT',
+  databases: 'LIFEBOAT_DB_NAMES',
+  username: 'LIFEBOAT_DB_USER',
+  password: 'LIFEBOAT_DB_PASSWORD',
+  bucket: 'LIFEBOAT_BUCKET',
+  s3Endpoint: 'LIFEBOAT_S3_ENDPOINT',
+  retentionSeconds: 'LIFEBOAT_RETENTION_SECONDS',
+  objectLockMode: 'LIFEBOAT_OBJECT_LOCK_MODE',
+  sizeHintBytes: 'LIFEBOAT_SIZE_HINT_BYTES',
+  compression: 'LIFEBOAT_COMPRESSION',
+  exactCountMaxBytes: 'LIFEBOAT_EXACT_COUNT_MAX_BYTES',
+  excludeTables: 'LIFEBOAT_EXCLUDE_TABLES',
+  taskToken: 'LIFEBOAT_TASK_TOKEN',
+} as const;
+
+const ENGINES: readonly Engine[] = ['postgres', 'mysql', 'mariadb'];
+
+/**
+ * Reads a job from the environment, reporting every missing or invalid variable at once
+ * (name, value, what would be valid). The password's value is never echoed.
+ */
+export function jobFromEnv(env: Record<string, string | undefined>): BackupJob {
+  const problems: string[] = [];
+  const required = (name: string): string => {
+    const value = env[name]?.trim();
+    if (!value) problems.push(`${name}: required`);
+    return value ?? '';
+  };
+  const optionalInt = (name: string, min: number): number | undefined => {
+    const text = env[name]?.trim();
+    if (!text) return undefined;
+    const value = Number(text);
+    if (!Number.isSafeInteger(value) || value < min) {
+      problems.push(`${name}: "${text}" is not valid (valid: a whole number ≥ ${min})`);
+      return undefined;
+    }
+    return value;
+  };
+  const list = (text: string | undefined) => (text ?? '').split(',').map((item) => item.trim()).filter(Boolean);
+
+  const engine = required(JOB_ENV.engine) as Engine;
+  if (engine && !ENGINES.includes(engine)) problems.push(`${JOB_ENV.engine}: "${engine}" is not valid (valid: ${ENGINES.join(', ')})`);
+  const runId = required(JOB_ENV.runId);
+  if (runId && !isRunId(runId)) problems.push(`${JOB_ENV.runId}: "${runId}" is not valid (valid: a UTC slot time such as 20261126T030000Z)`);
+  const source = required(JOB_ENV.source);
+  if (source && !/^[a-z0-9-]+$/.test(source)) problems.push(`${JOB_ENV.source}: "${source}" is not valid (valid: a-z, 0-9 and "-")`);
+  const databases = list(required(JOB_ENV.databases));
+  const lockText = (env[JOB_ENV.objectLockMode] ?? 'GOVERNANCE').trim().toUpperCase();
+  if (lockText !== 'GOVERNANCE' && lockText !== 'COMPLIANCE') {
+    problems.push(`${JOB_ENV.objectLockMode}: "${env[JOB_ENV.objectLockMode]}" is not valid (valid: GOVERNANCE, COMPLIANCE)`);
+  }
+  const defaultPort = engine === 'postgres' ? 5432 : 3306;
+
+  const job: BackupJob = {
+    source,
+    engine,
+    tier: required(JOB_ENV.tier),
+    runId,
+    target: {
+      host: required(JOB_ENV.host),
+      port: optionalInt(JOB_ENV.port, 1) ?? defaultPort,
+      databases,
+      username: required(JOB_ENV.username),
+      password: env[JOB_ENV.password] || undefined,
+    },
+    bucket: required(JOB_ENV.bucket),
+    s3Endpoint: env[JOB_ENV.s3Endpoint] || undefined,
+    region: env.AWS_REGION || env.AWS_DEFAULT_REGION || undefined,
+    retentionSeconds: optionalInt(JOB_ENV.retentionSeconds, 1),
+    objectLockMode: lockText as ObjectLockMode,
+    sizeHintBytes: optionalInt(JOB_ENV.sizeHintBytes, 1),
+    compression: env[JOB_ENV.compression] || undefined,
+    exactCountMaxBytes: optionalInt(JOB_ENV.exactCountMaxBytes, 0),
+    excludeTables: list(env[JOB_ENV.excludeTables]),
+    taskToken: env[JOB_ENV.taskToken] || undefined,
+  };
+  if (problems.length > 0) {
+    throw lifeboatError('InvalidInput', `invalid worker environment:\n  - ${problems.join('\n  - ')}`);
+  }
+  return job;
+}
