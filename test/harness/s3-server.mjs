@@ -1,0 +1,101 @@
+// The S3-compatible server the tests talk to, run as its own process (see s3.ts) so that a test
+// can kill it mid-upload. fauxqs (ESM-only, Node >= 22) serves S3 on 127.0.0.1 and a random port;
+// it prints one JSON line {"port": n} once listening and exits when its stdin closes, so it
+// never outlives the process that started it.
+//
+// fauxqs lacks three S3 behaviours Lifeboat relies on; they are emulated here, after AWS's
+// documented semantics, and nowhere else:
+// - PutObject with `If-None-Match: *` answers 412 PreconditionFailed when the key exists;
+// - CompleteMultipartUpload with `If-None-Match: *` answers 412 when the key exists (the upload
+//   stays open, as on S3, so the caller can abort it);
+// - ListMultipartUploads (GET /<bucket>?uploads) lists the uploads in progress.
+import process from 'node:process';
+import { URL } from 'node:url';
+
+const appUrl = import.meta.resolve('fauxqs');
+const { buildApp } = await import(appUrl);
+const { S3Store } = await import(new URL('./s3/s3Store.js', appUrl).href);
+
+const store = new S3Store();
+const app = buildApp({ logger: false, stores: { s3Store: store } });
+
+const escapeXml = (text) =>
+  String(text).replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('"', '&quot;').replaceAll("'", '&apos;');
+
+function sendError(reply, status, code, message, extra = '') {
+  reply
+    .status(status)
+    .header('content-type', 'application/xml')
+    .send(`<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${escapeXml(message)}</Message>${extra}</Error>`);
+}
+
+// fauxqs keeps objects per bucket in a Map; these are its (unexported) internals in 1.9.x.
+const objectExists = (bucket, key) => store.buckets.get(bucket)?.has(key) === true;
+
+function preconditionFailed(reply) {
+  sendError(reply, 412, 'PreconditionFailed', 'At least one of the pre-conditions you specified did not hold', '<Condition>If-None-Match</Condition>');
+}
+
+function listMultipartUploads(bucket, query, reply) {
+  if (!store.hasBucket(bucket)) {
+    sendError(reply, 404, 'NoSuchBucket', 'The specified bucket does not exist');
+    return;
+  }
+  const prefix = query.prefix ?? '';
+  const uploads = [...store.multipartUploads.values()]
+    .filter((upload) => upload.bucket === bucket && upload.key.startsWith(prefix))
+    .sort((a, b) => (a.key === b.key ? a.initiated - b.initiated : a.key < b.key ? -1 : 1));
+  const entries = uploads.map(
+    (upload) =>
+      `<Upload><Key>${escapeXml(upload.key)}</Key><UploadId>${escapeXml(upload.uploadId)}</UploadId>` +
+      `<StorageClass>STANDARD</StorageClass><Initiated>${upload.initiated.toISOString()}</Initiated></Upload>`,
+  );
+  reply
+    .status(200)
+    .header('content-type', 'application/xml')
+    .send(
+      `<?xml version="1.0" encoding="UTF-8"?>\n<ListMultipartUploadsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">` +
+        `<Bucket>${escapeXml(bucket)}</Bucket><Prefix>${escapeXml(prefix)}</Prefix><MaxUploads>1000</MaxUploads>` +
+        `<IsTruncated>false</IsTruncated>${entries.join('')}</ListMultipartUploadsResult>`,
+    );
+}
+
+app.addHook('preHandler', async (request, reply) => {
+  const bucket = request.params?.bucket;
+  if (!bucket) return;
+  const key = request.params['*'] ?? '';
+  const query = request.query ?? {};
+  const ifNoneMatch = request.headers['if-none-match'];
+
+  if (request.method === 'GET' && key === '' && 'uploads' in query) {
+    listMultipartUploads(bucket, query, reply);
+    return reply;
+  }
+  if (ifNoneMatch !== '*' || key === '') return;
+  if (request.method === 'PUT' && !query.uploadId && !request.headers['x-amz-copy-source']) {
+    if (objectExists(bucket, key)) {
+      preconditionFailed(reply);
+      return reply;
+    }
+  }
+  if (request.method === 'POST' && query.uploadId) {
+    const upload = store.multipartUploads.get(query.uploadId);
+    if (upload && objectExists(upload.bucket, upload.key)) {
+      preconditionFailed(reply);
+      return reply;
+    }
+  }
+});
+
+await app.listen({ port: 0, host: '127.0.0.1' });
+const { port } = app.server.address();
+process.stdout.write(`${JSON.stringify({ port })}\n`);
+
+const shutdown = () => {
+  app.close().finally(() => process.exit(0));
+};
+process.stdin.on('end', shutdown);
+process.stdin.on('close', shutdown);
+process.stdin.resume();
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);

@@ -1,0 +1,104 @@
+/**
+ * A real S3-compatible HTTP server (fauxqs) in a separate process, so a test can kill it
+ * mid-upload. What it emulates beyond fauxqs is listed in s3-server.mjs.
+ */
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { createS3Client, type CreateS3ClientOptions } from '../../lib/aws/s3-client';
+import { ManagedProcess } from './processes';
+
+export interface S3Server {
+  /** http://127.0.0.1:<port> */
+  readonly endpoint: string;
+  readonly port: number;
+  readonly pid: number;
+  /**
+   * A client from the production factory (`createS3Client`): path-style, region us-east-1,
+   * static test credentials; `overrides` e.g. `{ maxAttempts: 1 }`.
+   */
+  client(overrides?: Partial<CreateS3ClientOptions>): S3Client;
+  createBucket(name: string): Promise<void>;
+  /** Signals the server (default SIGKILL); `stop()` still cleans up. */
+  kill(signal?: NodeJS.Signals): void;
+  /** Stops the server by pid and waits for its exit. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export const TEST_CREDENTIALS = { accessKeyId: 'lifeboat-test', secretAccessKey: 'lifeboat-test-secret' } as const;
+
+const READY_TIMEOUT_MS = 15_000;
+const SERVER_SCRIPT = join(__dirname, 's3-server.mjs');
+
+export async function startS3(): Promise<S3Server> {
+  // The test process's own node: Node 22 here, which fauxqs needs.
+  const child = spawn(process.execPath, [SERVER_SCRIPT], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, FAUXQS_LOGGER: 'false' },
+  });
+  const managed = new ManagedProcess(child);
+  const port = await readPort(child).catch(async (err: Error) => {
+    await managed.stop('SIGKILL');
+    throw err;
+  });
+  const endpoint = `http://127.0.0.1:${port}`;
+  let admin: S3Client | undefined;
+  let stopped: Promise<void> | undefined;
+
+  const client = (overrides: Partial<CreateS3ClientOptions> = {}): S3Client =>
+    createS3Client({
+      endpoint,
+      region: 'us-east-1',
+      forcePathStyle: true,
+      credentials: TEST_CREDENTIALS,
+      ...overrides,
+    });
+
+  return {
+    endpoint,
+    port,
+    pid: managed.pid,
+    client,
+    async createBucket(name: string): Promise<void> {
+      admin ??= client();
+      await admin.send(new CreateBucketCommand({ Bucket: name }));
+    },
+    kill(signal: NodeJS.Signals = 'SIGKILL'): void {
+      managed.kill(signal);
+    },
+    stop(): Promise<void> {
+      stopped ??= (async () => {
+        admin?.destroy();
+        child.stdin?.end();
+        await managed.stop('SIGTERM', 5_000);
+      })();
+      return stopped;
+    },
+  };
+}
+
+function readPort(child: ReturnType<typeof spawn>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const stderr: string[] = [];
+    child.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk.toString('utf8')));
+    const lines = createInterface({ input: child.stdout! });
+    const timer = setTimeout(() => fail(new Error(`S3 server not ready after ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
+    const onExit = (code: number | null): void => fail(new Error(`S3 server exited during start-up (exit ${code}): ${stderr.join('').trim()}`));
+    function fail(err: Error): void {
+      clearTimeout(timer);
+      lines.close();
+      child.off('exit', onExit);
+      reject(err);
+    }
+    child.once('exit', onExit);
+    lines.once('line', (line) => {
+      clearTimeout(timer);
+      child.off('exit', onExit);
+      lines.close();
+      const port = Number((JSON.parse(line) as { port?: unknown }).port);
+      if (Number.isInteger(port) && port > 0) resolve(port);
+      else reject(new Error(`S3 server printed no port: ${line}`));
+    });
+  });
+}
