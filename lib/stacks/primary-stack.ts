@@ -1,0 +1,73 @@
+import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import type { Construct } from 'constructs';
+import type { LifeboatConfig } from '../config/types';
+import { AlarmTopic } from '../constructs/alarm-topic';
+import { BackupBucket } from '../constructs/backup-bucket';
+import { OffsiteReplication } from '../constructs/offsite-replication';
+import { retentionDays, storageNames } from './naming';
+
+export interface PrimaryStackProps extends Omit<StackProps, 'env'> {
+  /** The environment (primary region and account) comes from here. */
+  readonly config: LifeboatConfig;
+}
+
+/**
+ * The primary region: the backup bucket (the catalog), its replication to the offsite bucket,
+ * and the alarm topic.
+ */
+export class PrimaryStack extends Stack {
+  public readonly backupBucket: BackupBucket;
+  public readonly replication: OffsiteReplication;
+  public readonly alarmTopic: AlarmTopic;
+
+  constructor(scope: Construct, id: string, props: PrimaryStackProps) {
+    const { config, ...stackProps } = props;
+    const names = storageNames(config);
+    super(scope, id, {
+      ...stackProps,
+      env: { region: config.primary.region, account: names.primaryAccount },
+      description: stackProps.description ?? `${config.appName}: backup repository, offsite replication and alarms`,
+    });
+
+    this.replication = new OffsiteReplication(this, 'OffsiteReplication', {
+      destinationBucketName: names.offsiteBucketName,
+      destinationRegion: config.offsite.region,
+      destinationAccount: names.offsiteAccount,
+      destinationKeyAlias: names.offsiteKeyAlias,
+      storageClass: new s3.StorageClass(config.offsite.storageClass),
+      roleName: names.replicationRoleName,
+    });
+
+    this.backupBucket = new BackupBucket(this, 'Backups', {
+      objectLockMode: s3.ObjectLockMode[config.objectLock.mode],
+      sourceRetention: config.sources.map((s) => ({
+        source: s.name,
+        retentionDays: retentionDays(s.tier.retentionSeconds),
+      })),
+      replication: this.replication,
+    });
+
+    this.alarmTopic = new AlarmTopic(this, 'Alarms', {
+      displayName: `${config.appName} alarms`,
+      emails: config.notifications.emails,
+      httpsEndpoints: config.notifications.httpsEndpoints,
+    });
+
+    new CfnOutput(this, 'PrimaryBucketName', {
+      description: 'Bucket holding every run (the catalog)',
+      value: this.backupBucket.bucket.bucketName,
+    });
+    new CfnOutput(this, 'PrimaryBucketRegion', { value: this.region });
+    new CfnOutput(this, 'OffsiteBucketName', {
+      description: 'Bucket the runs are replicated to',
+      value: this.replication.destination.bucketName,
+    });
+    new CfnOutput(this, 'OffsiteBucketRegion', { value: config.offsite.region });
+    new CfnOutput(this, 'ObjectLockMode', {
+      description: 'Object Lock mode applied to each object at upload, with its tier retention',
+      value: this.backupBucket.objectLockMode,
+    });
+    new CfnOutput(this, 'AlarmTopicArn', { value: this.alarmTopic.topic.topicArn });
+  }
+}
