@@ -1,0 +1,171 @@
+import { ArnFormat, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import * as ecs from 'aws-cdk-lib/aws-ecs';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as kms from 'aws-cdk-lib/aws-kms';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import { Construct } from 'constructs';
+import type { ObjectLockMode, Source } from '../config/types';
+import { sourcePrefix } from '../domain/layout';
+import { JOB_ENV } from '../../worker/job';
+import { acknowledgeWildcardResource } from './nag';
+
+export interface DumpTaskProps {
+  /** The source this task dumps (resolved config). */
+  readonly source: Source;
+  /** The primary bucket the dump streams into. */
+  readonly bucket: s3.IBucket;
+  /** The primary bucket's KMS key (SSE-KMS multipart uploads need GenerateDataKey and Decrypt). */
+  readonly bucketKey: kms.IKey;
+  /** The worker image (worker/Dockerfile). One image serves every source. */
+  readonly image: ecs.ContainerImage;
+  /** Object Lock mode given to each uploaded object, with the tier's retention. */
+  readonly objectLockMode: ObjectLockMode;
+  /**
+   * Name prefix of the state machines allowed to receive this task's task-token calls.
+   * @default - "Lifeboat"
+   */
+  readonly stateMachineNamePrefix?: string;
+  /**
+   * CPU architecture of the task.
+   * @default - X86_64: the image is built where `cdk deploy` runs, usually x86_64, without emulation
+   */
+  readonly cpuArchitecture?: ecs.CpuArchitecture;
+  /**
+   * How long the worker's logs are kept.
+   * @default - three months
+   */
+  readonly logRetention?: logs.RetentionDays;
+}
+
+/** Fargate CPU units and memory for a database of the given size (bytes). */
+export interface TaskSize {
+  readonly cpu: number;
+  readonly memoryMiB: number;
+}
+
+/**
+ * The dump streams (client → hash → S3 parts), so memory stays flat whatever the database
+ * size: what grows with size is compression work, which is CPU. Part buffers are at most
+ * 4 parts in flight; the largest part size (for a 10 TB hint) needs the 8 GiB tier.
+ */
+export function taskSizeFor(sizeHintBytes: number | undefined): TaskSize {
+  const GB = 1e9;
+  if (sizeHintBytes === undefined || sizeHintBytes <= 10 * GB) return { cpu: 1024, memoryMiB: 2048 };
+  if (sizeHintBytes <= 100 * GB) return { cpu: 2048, memoryMiB: 4096 };
+  return { cpu: 4096, memoryMiB: 8192 };
+}
+
+/**
+ * The Fargate task definition that dumps one source into the primary bucket.
+ *
+ * Permissions are those of the commit protocol: the task may create objects under its own
+ * source's prefix (and abort its own multipart uploads), read them back to refuse a slot
+ * that is already committed, and answer its task token; it can never delete or overwrite
+ * history (explicit deny, so that no later grant can widen it).
+ */
+export class DumpTask extends Construct {
+  public readonly taskDefinition: ecs.FargateTaskDefinition;
+  public readonly container: ecs.ContainerDefinition;
+  public readonly logGroup: logs.LogGroup;
+  public readonly taskRole: iam.IRole;
+
+  constructor(scope: Construct, id: string, props: DumpTaskProps) {
+    super(scope, id);
+    const { source, bucket } = props;
+    const size = taskSizeFor(source.sizeHintBytes);
+    const objects = bucket.arnForObjects(`${sourcePrefix(source.name)}*`);
+
+    this.taskDefinition = new ecs.FargateTaskDefinition(this, 'TaskDefinition', {
+      family: `lifeboat-dump-${source.name}`,
+      cpu: size.cpu,
+      memoryLimitMiB: size.memoryMiB,
+      runtimePlatform: {
+        cpuArchitecture: props.cpuArchitecture ?? ecs.CpuArchitecture.X86_64,
+        operatingSystemFamily: ecs.OperatingSystemFamily.LINUX,
+      },
+    });
+    this.taskRole = this.taskDefinition.taskRole;
+
+    this.logGroup = new logs.LogGroup(this, 'Logs', {
+      logGroupName: `/lifeboat/dump/${source.name}`,
+      retention: props.logRetention ?? logs.RetentionDays.THREE_MONTHS,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    const secret = secretsmanager.Secret.fromSecretCompleteArn(this, 'Password', source.connection.passwordSecretArn);
+    this.container = this.taskDefinition.addContainer('Worker', {
+      image: props.image,
+      essential: true,
+      readonlyRootFilesystem: true,
+      // ECS sends SIGTERM, waits this long, then SIGKILL: time to abort the upload and
+      // report the failure to Step Functions.
+      stopTimeout: Duration.seconds(30),
+      logging: ecs.LogDrivers.awsLogs({ logGroup: this.logGroup, streamPrefix: 'dump' }),
+      environment: {
+        [JOB_ENV.source]: source.name,
+        [JOB_ENV.engine]: source.engine,
+        [JOB_ENV.tier]: source.tier.name,
+        [JOB_ENV.host]: source.connection.host,
+        [JOB_ENV.port]: String(source.connection.port),
+        [JOB_ENV.databases]: source.connection.databases.join(','),
+        [JOB_ENV.username]: source.connection.username,
+        [JOB_ENV.bucket]: bucket.bucketName,
+        [JOB_ENV.retentionSeconds]: String(source.tier.retentionSeconds),
+        [JOB_ENV.objectLockMode]: props.objectLockMode,
+        ...(source.sizeHintBytes ? { [JOB_ENV.sizeHintBytes]: String(source.sizeHintBytes) } : {}),
+        ...(source.dumpOptions.compression ? { [JOB_ENV.compression]: source.dumpOptions.compression } : {}),
+        ...(source.dumpOptions.exactCountMaxBytes !== undefined
+          ? { [JOB_ENV.exactCountMaxBytes]: String(source.dumpOptions.exactCountMaxBytes) }
+          : {}),
+        ...(source.dumpOptions.excludeTables.length > 0 ? { [JOB_ENV.excludeTables]: source.dumpOptions.excludeTables.join(',') } : {}),
+      },
+      // Injected by ECS from Secrets Manager at start; never in the task definition.
+      secrets: { [JOB_ENV.password]: ecs.Secret.fromSecretsManager(secret) },
+    });
+
+    this.taskRole.addToPrincipalPolicy(new iam.PolicyStatement({
+      sid: 'WriteOwnRuns',
+      actions: ['s3:PutObject', 's3:PutObjectRetention', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts', 's3:GetObject'],
+      resources: [objects],
+    }));
+    this.taskRole.addToPrincipalPolicy(new iam.PolicyStatement({
+      sid: 'ListOwnRuns',
+      actions: ['s3:ListBucket'],
+      resources: [bucket.bucketArn],
+      conditions: { StringLike: { 's3:prefix': [`${sourcePrefix(source.name)}*`] } },
+    }));
+    this.taskRole.addToPrincipalPolicy(new iam.PolicyStatement({
+      sid: 'EncryptUploads',
+      actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
+      resources: [props.bucketKey.keyArn],
+    }));
+    this.taskRole.addToPrincipalPolicy(new iam.PolicyStatement({
+      sid: 'NeverDelete',
+      effect: iam.Effect.DENY,
+      actions: ['s3:DeleteObject', 's3:DeleteObjectVersion', 's3:BypassGovernanceRetention', 's3:PutLifecycleConfiguration', 's3:PutBucketPolicy'],
+      resources: [bucket.bucketArn, bucket.arnForObjects('*')],
+    }));
+    const stateMachines = Stack.of(this).formatArn({
+      service: 'states',
+      resource: 'stateMachine',
+      resourceName: `${props.stateMachineNamePrefix ?? 'Lifeboat'}*`,
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
+    this.taskRole.addToPrincipalPolicy(new iam.PolicyStatement({
+      sid: 'AnswerTaskToken',
+      actions: ['states:SendTaskSuccess', 'states:SendTaskFailure', 'states:SendTaskHeartbeat'],
+      resources: [stateMachines],
+    }));
+
+    Validations.of(this.taskDefinition).acknowledge({
+      id: 'AwsSolutions::AwsSolutions-ECS2',
+      reason: 'The environment holds only non-secret identifiers (source, host, database names, bucket, retention); the password is injected by ECS from Secrets Manager.',
+    });
+    acknowledgeWildcardResource(this.taskRole, objects,
+      'The worker writes the objects of new runs, whose keys are not known before the run: the grant is limited to its own source\'s runs/<source>/ prefix, and deletes are explicitly denied.');
+    acknowledgeWildcardResource(this.taskRole, stateMachines,
+      'Task-token calls are answered to the Lifeboat backup-run state machines of this account and region, named with the app prefix; the state machines are created after the task definitions.');
+  }
+}
