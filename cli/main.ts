@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig, type LifeboatConfig } from '../lib/config';
 import { createStacks } from '../lib/stacks';
+import { cdkJsonContext } from '../lib/stacks/feature-flags';
 import { renderPlan } from './plan';
 
 const USAGE = `Usage: lifeboat <command> [options]
@@ -18,7 +19,7 @@ Commands:
 function synthesize(config: LifeboatConfig): string {
   const outdir = mkdtempSync(path.join(tmpdir(), 'lifeboat-synth-'));
   try {
-    const app = new App({ outdir });
+    const app = new App({ outdir, context: cdkJsonContext() });
     createStacks(app, config);
     const assembly = app.synth();
     const lines = assembly.stacks.map((stack) => {
