@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig, type LifeboatConfig } from '../lib/config';
 import { createStacks } from '../lib/stacks';
 import { cdkJsonContext } from '../lib/stacks/feature-flags';
+import { DUMP_USAGE, dumpCommand } from './dump';
 import { renderPlan } from './plan';
 
 const USAGE = `Usage: lifeboat <command> [options]
@@ -13,6 +14,7 @@ const USAGE = `Usage: lifeboat <command> [options]
 Commands:
   plan   [--config FILE]   print the protection plan of a config
   demo   [--config FILE]   print the plan and synthesize the app (what \`npm start\` runs)
+  dump   …                 run one backup outside Step Functions (lifeboat dump --help)
 `;
 
 /** Synthesizes the app in-process and summarizes each stack. */
@@ -32,8 +34,20 @@ function synthesize(config: LifeboatConfig): string {
   }
 }
 
-export function main(argv: readonly string[]): number {
+export async function main(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === 'dump') {
+    if (rest.includes('--help')) {
+      process.stdout.write(DUMP_USAGE);
+      return 0;
+    }
+    const stop = new AbortController();
+    const onSignal = (signal: NodeJS.Signals) =>
+      stop.abort(Object.assign(new Error(`${signal} received: the dump was interrupted`), { name: 'Aborted' }));
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    return dumpCommand(rest, process.env, { signal: stop.signal });
+  }
   const { values } = parseArgs({ args: [...rest], options: { config: { type: 'string', default: DEFAULT_CONFIG_FILE } } });
   const configFile = values.config as string;
   switch (command) {
@@ -54,15 +68,18 @@ export function main(argv: readonly string[]): number {
 }
 
 if (require.main === module || process.argv[1]?.endsWith('lifeboat-cli.js')) {
-  try {
-    process.exitCode = main(process.argv.slice(2));
-  } catch (error) {
-    const usageError = (error as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS') ?? false;
-    if (error instanceof ConfigError || usageError) {
-      console.error((error as Error).message);
-      process.exitCode = 1;
-    } else {
-      throw error;
-    }
-  }
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (error: unknown) => {
+      const usageError = (error as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS') ?? false;
+      if (error instanceof ConfigError || usageError) {
+        console.error((error as Error).message);
+        process.exitCode = usageError ? 2 : 1;
+      } else {
+        throw error;
+      }
+    },
+  );
 }

@@ -4,8 +4,11 @@
  */
 export const ERROR_NAMES = [
   'ClientTooOld',
+  'ClientNotFound',
   'AuthenticationFailed',
   'SourceUnreachable',
+  'DatabaseNotFound',
+  'InvalidDumpOptions',
   'DumpFailed',
   'UploadFailed',
   'AlreadyCommitted',

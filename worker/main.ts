@@ -1,0 +1,114 @@
+import { SFNClient } from '@aws-sdk/client-sfn';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { createS3Client } from '../lib/aws/s3-client';
+import { errorName, redact } from '../lib/domain/errors';
+import { manifestKey } from '../lib/domain/layout';
+import type { Manifest } from '../lib/domain/manifest';
+import { jobFromEnv, type BackupJob } from './job';
+import { runBackup, type BackupProgress } from './run-backup';
+import { runWithTaskToken, type TaskTokenClient } from './task-token';
+
+/** Exit codes of the worker (and of `lifeboat dump`). */
+export const EXIT = { committed: 0, failed: 1, invalidInput: 2 } as const;
+
+export interface WorkerDeps {
+  readonly s3?: S3Client;
+  readonly sfn?: TaskTokenClient;
+  /** Aborted on SIGTERM (ECS stopping the task) or Ctrl-C. */
+  readonly signal?: AbortSignal;
+  readonly log?: (line: string) => void;
+  readonly now?: () => Date;
+  readonly heartbeatIntervalMs?: number;
+}
+
+export interface JobOutcome {
+  readonly code: number;
+  readonly manifest?: Manifest;
+  /** Error name as the state machine matches it, and a message without secrets. */
+  readonly error?: { readonly name: string; readonly message: string };
+}
+
+/** What SendTaskSuccess reports: the manifest summary the state machine passes on. */
+export function manifestSummary(manifest: Manifest, bucket: string) {
+  return {
+    source: manifest.source,
+    runId: manifest.runId,
+    engine: manifest.engine,
+    bucket,
+    manifestKey: manifestKey(manifest.source, manifest.runId),
+    artifacts: manifest.artifacts.map(({ key, bytes, sha256 }) => ({ key, bytes, sha256 })),
+    bytes: manifest.artifacts.reduce((sum, artifact) => sum + artifact.bytes, 0),
+    tables: manifest.tables.length,
+    rows: manifest.tables.reduce((sum, table) => sum + table.rows, 0),
+    durationSeconds: (Date.parse(manifest.finishedAt) - Date.parse(manifest.startedAt)) / 1000,
+  };
+}
+
+/**
+ * Runs one job: under its task token when Step Functions started it, directly otherwise
+ * (the operator CLI). Never throws: the outcome carries the exit code and the error.
+ */
+export async function runJob(job: BackupJob, deps: WorkerDeps = {}): Promise<JobOutcome> {
+  const log = deps.log ?? ((line: string) => console.log(line));
+  const secrets = [job.target.password];
+  const safeLog = (line: string) => log(redact(line, secrets));
+  const s3 = deps.s3 ?? createS3Client({ region: job.region, endpoint: job.s3Endpoint });
+  const progress: BackupProgress = { phase: 'preflight', bytesUploaded: 0 };
+  safeLog(`backup ${job.source}/${job.runId}: ${job.engine} ${job.target.host}:${job.target.port} → s3://${job.bucket}`);
+
+  const work = (signal: AbortSignal) => runBackup(job, { s3, signal, log: safeLog, now: deps.now }, progress);
+  if (job.taskToken) {
+    const outcome = await runWithTaskToken({
+      sfn: deps.sfn ?? new SFNClient({ region: job.region }),
+      taskToken: job.taskToken,
+      work,
+      output: (manifest) => manifestSummary(manifest, job.bucket),
+      progress: () => `${progress.phase}${progress.database ? ` ${progress.database}` : ''}, ${progress.bytesUploaded} bytes uploaded`,
+      heartbeatIntervalMs: deps.heartbeatIntervalMs,
+      signal: deps.signal,
+      secrets,
+      log: safeLog,
+    });
+    if (outcome.ok) return { code: EXIT.committed, manifest: outcome.result };
+    safeLog(`failed: ${outcome.error}: ${outcome.cause}`);
+    return { code: EXIT.failed, error: { name: outcome.error, message: outcome.cause } };
+  }
+
+  try {
+    const manifest = await work(deps.signal ?? new AbortController().signal);
+    return { code: EXIT.committed, manifest };
+  } catch (error) {
+    const name = errorName(error);
+    const message = redact((error as Error).message ?? String(error), secrets);
+    safeLog(`failed: ${name}: ${message}`);
+    return { code: name === 'InvalidInput' ? EXIT.invalidInput : EXIT.failed, error: { name, message } };
+  }
+}
+
+/** The container entrypoint: the job comes from the environment ECS sets. */
+export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  let job: BackupJob;
+  try {
+    job = jobFromEnv(env);
+  } catch (error) {
+    console.error((error as Error).message);
+    return EXIT.invalidInput;
+  }
+  const stop = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    console.log(`${signal} received: aborting the upload; nothing will be committed`);
+    stop.abort(Object.assign(new Error(`${signal} received: the task was stopped before the run finished; nothing was committed`), { name: 'Aborted' }));
+  };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  const outcome = await runJob(job, { signal: stop.signal });
+  if (outcome.manifest) console.log(JSON.stringify(manifestSummary(outcome.manifest, job.bucket)));
+  return outcome.code;
+}
+
+if (require.main === module) {
+  main().then((code) => process.exit(code), (error: unknown) => {
+    console.error(`unexpected failure: ${(error as Error).name}`);
+    process.exit(EXIT.failed);
+  });
+}

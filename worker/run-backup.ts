@@ -1,0 +1,239 @@
+import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { Engine } from '../lib/config/types';
+import { lifeboatError, redact } from '../lib/domain/errors';
+import { artifactKey, globalsKey, manifestKey } from '../lib/domain/layout';
+import {
+  MANIFEST_SCHEMA_VERSION,
+  serializeManifest,
+  type Manifest,
+  type ManifestArtifact,
+  type ManifestTable,
+} from '../lib/domain/manifest';
+import { LIFEBOAT_VERSION } from '../lib/domain/version';
+import { dumpGlobals, postgresEngine } from './engines/postgres';
+import type { ClientOptions, DumpEngine, DumpTarget, RowCountConsistency } from './engines/types';
+import type { BackupJob } from './job';
+import { streamToS3, type UploadResult } from './upload';
+
+export interface RunBackupDeps {
+  /** Built with lib/aws/s3-client's createS3Client. */
+  readonly s3: S3Client;
+  /** @default - the PostgreSQL and MySQL/MariaDB engines */
+  readonly engines?: Partial<Record<Engine, DumpEngine>>;
+  readonly clientOptions?: ClientOptions;
+  /** @default - the clock */
+  readonly now?: () => Date;
+  readonly log?: (line: string) => void;
+  /** Aborts the run (SIGTERM, or Step Functions gave up on the task). */
+  readonly signal?: AbortSignal;
+}
+
+/** Live progress for heartbeats and the CLI. */
+export interface BackupProgress {
+  phase: 'preflight' | 'dump' | 'globals' | 'manifest' | 'done';
+  database?: string;
+  bytesUploaded: number;
+}
+
+/**
+ * One backup run of one source, under the commit protocol of DESIGN.md:
+ *  1. a slot whose manifest exists is already committed: refuse before touching anything;
+ *  2. preflight (versions, sizes, extensions) — a client older than the server fails here,
+ *     before a byte is uploaded;
+ *  3. each database streams through SHA-256 into a multipart upload that is completed only
+ *     if the dump client exited 0 (otherwise aborted: nothing remains at the key);
+ *  4. the manifest is written last, with a conditional write; until it exists the run's
+ *     objects do not look like a backup, and until verification.json says ok it does not
+ *     count as one.
+ * Errors carry the names the state machine matches (DumpFailed, UploadFailed, …).
+ */
+export async function runBackup(job: BackupJob, deps: RunBackupDeps, progress?: BackupProgress): Promise<Manifest> {
+  const now = deps.now ?? (() => new Date());
+  const log = deps.log ?? ((line: string) => console.log(line));
+  const secrets = [job.target.password];
+  const state: BackupProgress = progress ?? { phase: 'preflight', bytesUploaded: 0 };
+  const startedAt = now();
+  const engine = engineFor(job.engine, deps.engines);
+  const target: DumpTarget = { ...job.target, databases: [...job.target.databases] };
+
+  await refuseCommittedSlot(deps.s3, job);
+  throwIfAborted(deps.signal);
+
+  state.phase = 'preflight';
+  const preflight = await engine.preflight(target, deps.clientOptions);
+  log(
+    `preflight: ${preflight.engine} ${preflight.server.version}, ${preflight.client.tool} ${preflight.client.version}, ` +
+      `${preflight.databases.length} database(s), ${preflight.databaseSizeBytes} bytes`,
+  );
+  for (const warning of preflight.warnings) log(`warning: ${warning}`);
+
+  const objectLock = objectLockFor(job, startedAt);
+  const artifacts: ManifestArtifact[] = [];
+  const tables: ManifestTable[] = [];
+  const consistency: RowCountConsistency[] = [];
+
+  for (const database of job.target.databases) {
+    throwIfAborted(deps.signal);
+    state.phase = 'dump';
+    state.database = database;
+    const dump = engine.startDump(target, {
+      preflight,
+      database,
+      compression: job.compression,
+      exactCountMaxBytes: job.exactCountMaxBytes,
+      excludeTables: job.excludeTables,
+      onWarning: (message) => log(`warning: ${redact(message, secrets)}`),
+    });
+    const key = artifactKey(job.source, job.runId, database, dump.artifact.fileExtension);
+    const uploaded = await uploadDump(deps, job, key, dump.stdout, dump.completion, dump.kill, objectLock, state);
+    tables.push(...(await dump.tables));
+    consistency.push(await dump.rowCountConsistency);
+    artifacts.push({
+      database,
+      key,
+      bytes: uploaded.bytes,
+      sha256: uploaded.sha256,
+      format: dump.artifact.format,
+      compression: dump.artifact.compression,
+      parts: uploaded.parts,
+    });
+    log(`dumped ${database}: ${uploaded.bytes} bytes in ${uploaded.parts} part(s), sha256 ${uploaded.sha256}`);
+  }
+
+  let globals: Manifest['globals'];
+  if (job.engine === 'postgres') {
+    state.phase = 'globals';
+    const dump = dumpGlobals(target, { ...deps.clientOptions, pgDumpPath: preflight.client.path });
+    const uploaded = await uploadDump(deps, job, globalsKey(job.source, job.runId), dump.stdout, dump.completion,
+      () => dump.stdout.destroy(), objectLock, state);
+    globals = { key: uploaded.key, bytes: uploaded.bytes, sha256: uploaded.sha256 };
+  }
+
+  state.phase = 'manifest';
+  const manifest: Manifest = {
+    schemaVersion: MANIFEST_SCHEMA_VERSION,
+    lifeboatVersion: LIFEBOAT_VERSION,
+    source: job.source,
+    engine: preflight.engine,
+    tier: job.tier,
+    runId: job.runId,
+    startedAt: startedAt.toISOString(),
+    finishedAt: now().toISOString(),
+    server: { version: preflight.server.version, major: preflight.server.major },
+    client: { tool: preflight.client.tool, version: preflight.client.version, major: preflight.client.major },
+    databaseSizeBytes: preflight.databaseSizeBytes,
+    encoding: preflight.encoding,
+    artifacts,
+    ...(globals ? { globals } : {}),
+    tables,
+    rowCountConsistency: consistency.every((c) => c === 'same-snapshot') ? 'same-snapshot' : 'separate-snapshot',
+    extensions: preflight.extensions.map(({ database, name, version }) => ({ database, name, version })),
+  };
+  await putManifest(deps.s3, job, manifest, objectLock);
+  state.phase = 'done';
+  return manifest;
+}
+
+function engineFor(engine: Engine, engines: RunBackupDeps['engines']): DumpEngine {
+  const chosen = engines?.[engine] ?? defaultEngine(engine);
+  if (!chosen) throw lifeboatError('InvalidInput', `engine "${engine}" has no dump engine (valid: postgres, mysql, mariadb)`);
+  return chosen;
+}
+
+function defaultEngine(engine: Engine): DumpEngine | undefined {
+  if (engine === 'postgres') return postgresEngine;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (require('./engines/mysql') as { mysqlEngine: DumpEngine }).mysqlEngine;
+}
+
+interface ObjectLock {
+  readonly mode: BackupJob['objectLockMode'];
+  readonly retainUntil: Date;
+}
+
+function objectLockFor(job: BackupJob, startedAt: Date): ObjectLock | undefined {
+  if (job.retentionSeconds === undefined) return undefined;
+  return { mode: job.objectLockMode, retainUntil: new Date(startedAt.getTime() + job.retentionSeconds * 1000) };
+}
+
+async function refuseCommittedSlot(s3: S3Client, job: BackupJob): Promise<void> {
+  const key = manifestKey(job.source, job.runId);
+  try {
+    await s3.send(new HeadObjectCommand({ Bucket: job.bucket, Key: key }));
+  } catch (error) {
+    const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+    if (status === 404 || (error as Error).name === 'NotFound') return;
+    throw lifeboatError('UploadFailed', `cannot check s3://${job.bucket}/${key}: ${(error as Error).name} ${(error as Error).message}`);
+  }
+  throw lifeboatError(
+    'AlreadyCommitted',
+    `run ${job.source}/${job.runId} is already committed (s3://${job.bucket}/${key} exists); ` +
+      'a retried slot never overwrites a committed run',
+  );
+}
+
+async function uploadDump(
+  deps: RunBackupDeps,
+  job: BackupJob,
+  key: string,
+  body: NodeJS.ReadableStream,
+  completion: Promise<void>,
+  kill: () => void,
+  objectLock: ObjectLock | undefined,
+  state: BackupProgress,
+): Promise<UploadResult> {
+  const onAbort = () => kill();
+  deps.signal?.addEventListener('abort', onAbort, { once: true });
+  const base = state.bytesUploaded;
+  try {
+    return await streamToS3({
+      client: deps.s3,
+      bucket: job.bucket,
+      key,
+      body: body as import('node:stream').Readable,
+      completion,
+      sizeHintBytes: job.sizeHintBytes,
+      objectLockMode: objectLock?.mode,
+      objectLockRetainUntil: objectLock?.retainUntil,
+      signal: deps.signal,
+      onProgress: (bytes: number) => {
+        state.bytesUploaded = base + bytes;
+      },
+    });
+  } catch (error) {
+    kill();
+    if (deps.signal?.aborted) {
+      const reason = deps.signal.reason as Error | undefined;
+      throw lifeboatError('Aborted', `${reason?.message ?? 'the run was aborted'}; the upload of ${key} was aborted and nothing was committed`);
+    }
+    // When the dump itself failed, that is the cause to report, not the aborted upload.
+    const dumpError = await completion.then(() => undefined, (dumpFailure: unknown) => dumpFailure);
+    throw dumpError ?? error;
+  } finally {
+    deps.signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+async function putManifest(s3: S3Client, job: BackupJob, manifest: Manifest, objectLock: ObjectLock | undefined): Promise<void> {
+  const key = manifestKey(job.source, job.runId);
+  try {
+    await s3.send(new PutObjectCommand({
+      Bucket: job.bucket,
+      Key: key,
+      Body: serializeManifest(manifest),
+      ContentType: 'application/json',
+      IfNoneMatch: '*',
+      ...(objectLock ? { ObjectLockMode: objectLock.mode, ObjectLockRetainUntilDate: objectLock.retainUntil } : {}),
+    }));
+  } catch (error) {
+    const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+    if (status === 412 || (error as Error).name === 'PreconditionFailed') {
+      throw lifeboatError('AlreadyCommitted', `run ${job.source}/${job.runId} was committed by another attempt while this one ran (s3://${job.bucket}/${key})`);
+    }
+    throw lifeboatError('UploadFailed', `writing s3://${job.bucket}/${key} failed: ${(error as Error).name} ${(error as Error).message}`);
+  }
+}
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw lifeboatError('Aborted', 'the run was aborted before it finished; nothing was committed');
+}
