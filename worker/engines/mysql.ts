@@ -1,0 +1,560 @@
+/**
+ * MySQL and MariaDB engine: mariadb-dump / mysqldump (`--single-transaction`, no table locks)
+ * as SQL, compressed in-process (zstd:3 by default, restorable with `zstd -d | mysql`).
+ *
+ * Row counts (InnoDB gives an exact `count(*)` inside a consistent snapshot), two modes:
+ * - `separate-snapshot` (default): the counting connection starts its own
+ *   `WITH CONSISTENT SNAPSHOT` transaction just before the dump client starts its own. Each
+ *   count is exact for that snapshot; rows committed in the milliseconds between the two
+ *   snapshots make the artifact differ. No global lock, no extra privilege.
+ * - `same-snapshot`: `FLUSH TABLES WITH READ LOCK` (RELOAD) held while both transactions start,
+ *   released as soon as the dump client's transaction is seen in INNODB_TRX (PROCESS) — what
+ *   mysqldump itself does for --master-data. Commits stall for those milliseconds, and FTWRL
+ *   waits behind long-running queries (bounded by a short lock_wait_timeout). RDS and Aurora
+ *   refuse FTWRL: the engine then falls back to `separate-snapshot` and warns.
+ * Non-transactional tables (MyISAM, Aria, …) are never snapshot-consistent: with any of them the
+ * run's consistency is `separate-snapshot`.
+ */
+import * as mysql from 'mysql2/promise';
+import { readFileSync } from 'node:fs';
+import { PassThrough } from 'node:stream';
+import { constants as zlibConstants, createGzip, createZstdCompress } from 'node:zlib';
+import {
+  childEnv,
+  clientVersionLine,
+  deferred,
+  findClient,
+  formatCompression,
+  parseCompression,
+  quiet,
+  redact,
+  resolveClient,
+  runClient,
+  tableMatcher,
+  type Compression,
+} from './common';
+import {
+  DEFAULT_CONNECT_TIMEOUT_SECONDS,
+  DEFAULT_EXACT_COUNT_MAX_BYTES,
+  EngineError,
+  type ArtifactInfo,
+  type ClientOptions,
+  type DatabaseInfo,
+  type DumpEngine,
+  type DumpOptions,
+  type DumpProcess,
+  type DumpTarget,
+  type Preflight,
+  type RowCountConsistency,
+  type TableCount,
+  type TlsOptions,
+} from './types';
+
+/** FLUSH TABLES WITH READ LOCK gives up after this long rather than stall production behind a long query. */
+const GLOBAL_LOCK_WAIT_SECONDS = 5;
+/** The global read lock is released after this long even if the dump's transaction was not seen. */
+const GLOBAL_LOCK_MAX_HOLD_MS = 10_000;
+const POLL_MS = 5;
+
+export interface MysqlVersion {
+  readonly flavor: 'mysql' | 'mariadb';
+  /** `10.11.19`, `8.0.36`, `8.0` (Aurora). */
+  readonly version: string;
+  readonly major: number;
+  readonly minor: number;
+}
+
+function versionParts(version: string): { major: number; minor: number } {
+  const [major, minor] = version.split('.').map(Number);
+  return { major: major ?? 0, minor: minor ?? 0 };
+}
+
+/**
+ * `mariadb-dump  Ver 10.19 Distrib 10.11.19-MariaDB, for debian-linux-gnu (x86_64)`,
+ * `mariadb-dump from 11.4.2-MariaDB, client 10.19 for …`, `mysqldump  Ver 8.0.36 for Linux …`,
+ * `mysqldump  Ver 10.13 Distrib 5.7.44, for Linux (x86_64)`. The version is the distribution's,
+ * not the tool's own (10.19, 10.13).
+ */
+export function parseMysqlClientVersion(line: string): MysqlVersion & { tool: string } {
+  const tool = /^(\S+)/.exec(line.trim())?.[1] ?? '';
+  const version =
+    /Distrib\s+(\d+\.\d+\.\d+)/.exec(line)?.[1] ?? /\bfrom\s+(\d+\.\d+\.\d+)/.exec(line)?.[1] ?? /\bVer\s+(\d+\.\d+\.\d+)/.exec(line)?.[1];
+  if (!tool || !version) throw new Error(`cannot parse a MySQL/MariaDB client version from "${line}"`);
+  return { tool: tool.replace(/^.*\//, ''), flavor: /mariadb/i.test(line) ? 'mariadb' : 'mysql', version, ...versionParts(version) };
+}
+
+/**
+ * `@@version` (`10.11.6-MariaDB-log`, `5.5.5-10.11.6-MariaDB`, `8.0.36`, `8.0.mysql_aurora.3.05.2`)
+ * and `@@version_comment` (`MariaDB Server`, `MySQL Community Server - GPL`, `Source distribution`).
+ */
+export function parseMysqlServerVersion(version: string, comment = ''): MysqlVersion {
+  const flavor = /mariadb/i.test(`${version} ${comment}`) ? 'mariadb' : 'mysql';
+  const stripped = version.trim().replace(/^5\.5\.5-(?=\d+\.\d+\.\d+-MariaDB)/i, '');
+  const short = /^(\d+\.\d+(?:\.\d+)?)/.exec(stripped)?.[1];
+  if (!short) throw new Error(`cannot parse a MySQL/MariaDB server version from "${version}"`);
+  return { flavor, version: short, ...versionParts(short) };
+}
+
+function older(a: MysqlVersion, b: MysqlVersion): boolean {
+  return a.major < b.major || (a.major === b.major && a.minor < b.minor);
+}
+
+/** Client binaries to try, in order, for a server flavour. */
+export function mysqlClientCandidates(server: 'mysql' | 'mariadb'): string[] {
+  return server === 'mariadb' ? ['mariadb-dump', 'mysqldump'] : ['mysqldump', 'mariadb-dump'];
+}
+
+/** `zstd:3` by default; lz4 has no stock streaming decompressor on a database host. */
+export function chooseMysqlCompression(requested?: string): Compression {
+  const compression = parseCompression(requested ?? 'zstd:3');
+  if (compression.method === 'lz4') {
+    throw new EngineError('InvalidDumpOptions', `compression: ${requested} is not offered for MySQL/MariaDB (zstd, gzip, none)`);
+  }
+  return compression;
+}
+
+export function mysqlArtifact(compression: Compression): ArtifactInfo {
+  const ext = compression.method === 'zstd' ? '.sql.zst' : compression.method === 'gzip' ? '.sql.gz' : '.sql';
+  return { fileExtension: ext, format: 'sql', compression: formatCompression(compression) };
+}
+
+export interface MysqlDumpArgsInput {
+  readonly client: { readonly flavor: 'mysql' | 'mariadb'; readonly major: number };
+  readonly serverFlavor: 'mysql' | 'mariadb';
+  readonly host: string;
+  readonly port: number;
+  readonly username: string;
+  readonly databases: readonly string[];
+  /** @default - { mode: 'prefer' } */
+  readonly tls?: TlsOptions;
+  /** Exact [database, table] names. */
+  readonly ignoreTables?: readonly (readonly [string, string])[];
+}
+
+/**
+ * The dump client's argv (the password is in MYSQL_PWD). `--no-defaults` first so no option
+ * file on the machine changes the dump; `--databases` so the artifact recreates the databases.
+ */
+export function mysqlDumpArgs(input: MysqlDumpArgsInput): string[] {
+  const mysqlClient = input.client.flavor === 'mysql';
+  const args = [
+    '--no-defaults',
+    '--protocol=TCP',
+    `--host=${input.host}`,
+    `--port=${input.port}`,
+    `--user=${input.username}`,
+    '--single-transaction',
+    '--skip-lock-tables',
+    '--quick',
+    '--routines',
+    '--triggers',
+    '--events',
+    '--hex-blob',
+    // Tablespace DDL needs PROCESS on MySQL 8 and is meaningless on RDS; tables restore without it.
+    '--no-tablespaces',
+    '--default-character-set=utf8mb4',
+    '--max-allowed-packet=1G',
+  ];
+  // A logical backup restores into a fresh server with its own GTID history.
+  if (mysqlClient) args.push('--set-gtid-purged=OFF');
+  // MySQL 8's mysqldump queries column histograms, which MariaDB does not have.
+  if (mysqlClient && input.client.major >= 8 && input.serverFlavor === 'mariadb') args.push('--column-statistics=0');
+  args.push(...mysqlTlsArgs(input.client.flavor, input.tls ?? { mode: 'prefer' }));
+  for (const [database, table] of input.ignoreTables ?? []) args.push(`--ignore-table=${database}.${table}`);
+  args.push('--databases', ...input.databases);
+  return args;
+}
+
+export function mysqlTlsArgs(clientFlavor: 'mysql' | 'mariadb', tls: TlsOptions): string[] {
+  const ca = tls.caFile !== undefined ? [`--ssl-ca=${tls.caFile}`] : [];
+  if (clientFlavor === 'mysql') {
+    const mode = { disable: 'DISABLED', prefer: 'PREFERRED', require: 'REQUIRED', 'verify-full': 'VERIFY_IDENTITY' }[tls.mode];
+    return [`--ssl-mode=${mode}`, ...ca];
+  }
+  switch (tls.mode) {
+    case 'disable':
+      return ['--skip-ssl'];
+    case 'prefer':
+    case 'require':
+      return ['--ssl', '--skip-ssl-verify-server-cert', ...ca];
+    case 'verify-full':
+      return ['--ssl', '--ssl-verify-server-cert', ...ca];
+  }
+}
+
+export function quoteMysqlIdent(name: string): string {
+  return `\`${name.replaceAll('`', '``')}\``;
+}
+
+const AUTH_ERRNOS = new Set([1044, 1045, 1698, 1251, 1862]);
+
+/** Maps a mysql2 connection error to an EngineError without the password. */
+export function mysqlConnectError(err: unknown, target: DumpTarget): EngineError {
+  const e = err as { code?: string; errno?: number; message?: string };
+  const message = redact(
+    `cannot connect to MySQL/MariaDB as ${target.username}@${target.host}:${target.port}: ${e.message ?? String(err)}`,
+    [target.password],
+  );
+  if ((e.errno !== undefined && AUTH_ERRNOS.has(e.errno)) || /access denied/i.test(e.message ?? '')) {
+    return new EngineError('AuthenticationFailed', message);
+  }
+  if (e.errno === 1049) return new EngineError('DatabaseNotFound', message);
+  return new EngineError('SourceUnreachable', message);
+}
+
+type MysqlConnection = mysql.Connection;
+
+/** A connected mysql2 connection honouring the TLS mode (`prefer` falls back to plain TCP). */
+export async function connectMysql(target: DumpTarget): Promise<{ connection: MysqlConnection; tls: boolean }> {
+  const mode = target.tls?.mode ?? 'prefer';
+  const attempt = async (ssl: mysql.ConnectionOptions['ssl']): Promise<MysqlConnection> => {
+    const connection = await mysql.createConnection({
+      host: target.host,
+      port: target.port,
+      user: target.username,
+      password: target.password,
+      ssl,
+      connectTimeout: (target.connectTimeoutSeconds ?? DEFAULT_CONNECT_TIMEOUT_SECONDS) * 1000,
+      charset: 'utf8mb4_general_ci',
+      supportBigNumbers: true,
+      bigNumberStrings: true,
+      multipleStatements: false,
+    });
+    // A server that goes away emits 'error' on an idle connection; the next query reports it.
+    connection.on('error', () => undefined);
+    return connection;
+  };
+  const ssl =
+    mode === 'disable'
+      ? undefined
+      : mode === 'verify-full'
+        ? { rejectUnauthorized: true, ...(target.tls?.caFile !== undefined ? { ca: readFileSync(target.tls.caFile, 'utf8') } : {}) }
+        : { rejectUnauthorized: false };
+  try {
+    return { connection: await attempt(ssl), tls: ssl !== undefined };
+  } catch (err) {
+    if (mode === 'prefer' && (err as { code?: string }).code === 'HANDSHAKE_NO_SSL_SUPPORT') {
+      try {
+        return { connection: await attempt(undefined), tls: false };
+      } catch (plainErr) {
+        throw mysqlConnectError(plainErr, target);
+      }
+    }
+    throw mysqlConnectError(err, target);
+  }
+}
+
+async function query<T>(connection: MysqlConnection, sql: string, values: unknown[] = []): Promise<T[]> {
+  const [rows] = await connection.query(sql, values);
+  return rows as T[];
+}
+
+/** Versions, the client to use, sizes and character sets of the databases. */
+export async function preflight(target: DumpTarget, clientOptions: ClientOptions = {}): Promise<Preflight> {
+  if (target.databases.length === 0) throw new EngineError('InvalidDumpOptions', 'databases: at least one database is needed');
+  const { connection, tls } = await connectMysql(target);
+  try {
+    const [versionRow] = await query<{ version: string; comment: string }>(
+      connection,
+      'SELECT @@version AS version, @@version_comment AS comment',
+    );
+    const versionString = versionRow?.version ?? '';
+    const server = parseMysqlServerVersion(versionString, versionRow?.comment ?? '');
+
+    const candidates = clientOptions.dumpBinary !== undefined ? [clientOptions.dumpBinary] : mysqlClientCandidates(server.flavor);
+    const path =
+      candidates.map((tool) => findClient(tool, clientOptions.binDir)).find((p) => p !== undefined) ??
+      resolveClient(candidates[0] as string, clientOptions.binDir);
+    const clientLine = await clientVersionLine(path);
+    const client = parseMysqlClientVersion(clientLine);
+
+    if (client.flavor === 'mysql' && server.flavor === 'mysql' && older(client, server)) {
+      throw new EngineError(
+        'ClientTooOld',
+        `${client.tool} ${client.version} cannot dump MySQL ${server.version}: the dump client must be at least the server's major version`,
+      );
+    }
+    const warnings: string[] = [];
+    if (client.flavor !== server.flavor) {
+      warnings.push(
+        `${client.tool} ${client.version} (${client.flavor}) dumps a ${server.flavor} ${server.version} server; a ${server.flavor} client is the safer match`,
+      );
+    }
+
+    const schemata = await query<{ name: string; encoding: string; collation: string }>(
+      connection,
+      `SELECT SCHEMA_NAME AS name, DEFAULT_CHARACTER_SET_NAME AS encoding, DEFAULT_COLLATION_NAME AS collation
+         FROM information_schema.SCHEMATA WHERE SCHEMA_NAME IN (?)`,
+      [target.databases],
+    );
+    const missing = target.databases.filter((d) => !schemata.some((s) => s.name === d));
+    if (missing.length > 0) {
+      throw new EngineError('DatabaseNotFound', `databases not found on ${target.host}:${target.port}: ${missing.join(', ')}`);
+    }
+    const sizes = await query<{ name: string; size: string | null }>(
+      connection,
+      `SELECT TABLE_SCHEMA AS name, SUM(DATA_LENGTH + INDEX_LENGTH) AS size
+         FROM information_schema.TABLES WHERE TABLE_SCHEMA IN (?) GROUP BY TABLE_SCHEMA`,
+      [target.databases],
+    );
+    const databases: DatabaseInfo[] = target.databases.map((name) => {
+      const s = schemata.find((row) => row.name === name);
+      return {
+        name,
+        sizeBytes: Number(sizes.find((row) => row.name === name)?.size ?? 0),
+        encoding: s?.encoding ?? '',
+        collation: s?.collation ?? '',
+      };
+    });
+
+    return {
+      engine: server.flavor,
+      server: { version: server.version, major: server.major, versionString },
+      client: { tool: client.tool, path, version: client.version, major: client.major, flavor: client.flavor, versionString: clientLine },
+      databaseSizeBytes: databases.reduce((sum, d) => sum + d.sizeBytes, 0),
+      encoding: databases[0]?.encoding ?? '',
+      databases,
+      extensions: [],
+      tls,
+      warnings,
+    };
+  } finally {
+    await connection.end().catch(() => undefined);
+  }
+}
+
+interface ListedTable {
+  readonly name: string;
+  readonly engine: string;
+  readonly bytes: number;
+  readonly estimate: number;
+}
+
+async function listTables(connection: MysqlConnection, database: string): Promise<ListedTable[]> {
+  const rows = await query<{ name: string; engine: string | null; bytes: string | null; estimate: string | null }>(
+    connection,
+    `SELECT TABLE_NAME AS name, ENGINE AS engine, DATA_LENGTH AS bytes, TABLE_ROWS AS estimate
+       FROM information_schema.TABLES
+      WHERE TABLE_SCHEMA = ? AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED')
+      ORDER BY TABLE_NAME`,
+    [database],
+  );
+  return rows.map((r) => ({ name: r.name, engine: r.engine ?? '', bytes: Number(r.bytes ?? 0), estimate: Number(r.estimate ?? 0) }));
+}
+
+const TRANSACTIONAL_ENGINES = new Set(['innodb', 'rocksdb', 'tokudb']);
+
+/**
+ * Waits until a connection of the dump's user opened after ours has finished starting its
+ * consistent-snapshot transaction (it shows in INNODB_TRX as a non-autocommit transaction and
+ * no longer runs START TRANSACTION). False when the dump client exited first or after maxMs.
+ */
+async function waitForDumpSnapshot(
+  connection: MysqlConnection,
+  ownId: number,
+  username: string,
+  exited: () => boolean,
+  maxMs: number,
+): Promise<boolean> {
+  const deadline = Date.now() + maxMs;
+  while (Date.now() < deadline && !exited()) {
+    const rows = await query<{ id: number; info: string | null }>(
+      connection,
+      `SELECT p.ID AS id, p.INFO AS info
+         FROM information_schema.PROCESSLIST p
+         JOIN information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = p.ID
+        WHERE p.USER = ? AND p.ID > ? AND t.trx_autocommit_non_locking = 0`,
+      [username, ownId],
+    );
+    if (rows.some((r) => !/^\s*START\s+TRANSACTION/i.test(r.info ?? ''))) return true;
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+  return false;
+}
+
+function checkDumpOptions(target: DumpTarget, options: DumpOptions): void {
+  if (options.preflight.engine !== 'mysql' && options.preflight.engine !== 'mariadb') {
+    throw new EngineError('InvalidDumpOptions', `preflight: engine is ${options.preflight.engine}, expected mysql or mariadb`);
+  }
+  if (!target.databases.includes(options.database)) {
+    throw new EngineError('InvalidDumpOptions', `database: "${options.database}" is not one of the target's databases`);
+  }
+}
+
+function compressor(compression: Compression): NodeJS.ReadWriteStream[] {
+  if (compression.method === 'zstd') {
+    return [
+      createZstdCompress({
+        params: {
+          [zlibConstants.ZSTD_c_compressionLevel]: compression.level as number,
+          // `zstd -t` and `zstd -d` then detect corruption of the artifact.
+          [zlibConstants.ZSTD_c_checksumFlag]: 1,
+        },
+      }),
+    ];
+  }
+  if (compression.method === 'gzip') return [createGzip({ level: compression.level })];
+  return [];
+}
+
+/**
+ * Starts the dump of one database. Throws `InvalidDumpOptions` synchronously; everything else
+ * arrives through `completion` (see DumpProcess).
+ */
+export function startDump(target: DumpTarget, options: DumpOptions): DumpProcess {
+  checkDumpOptions(target, options);
+  const { preflight: pre, database } = options;
+  const compression = chooseMysqlCompression(options.compression);
+  const exclude = options.excludeTables?.length ? tableMatcher(options.excludeTables, false) : undefined;
+  const maxBytes = options.exactCountMaxBytes ?? DEFAULT_EXACT_COUNT_MAX_BYTES;
+  const mode = options.rowCountConsistency ?? 'separate-snapshot';
+  const warn = options.onWarning ?? (() => undefined);
+  const out = new PassThrough();
+  const tables = deferred<TableCount[]>();
+  const consistency = deferred<RowCountConsistency>();
+  let killed = false;
+  let child: { kill(signal?: NodeJS.Signals): boolean } | undefined;
+
+  const run = async (): Promise<void> => {
+    let connection: MysqlConnection | undefined;
+    try {
+      connection = (await connectMysql(target)).connection;
+      const conn = connection;
+      await query(conn, 'SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+      const listed = await listTables(conn, database);
+      const isExcluded = (t: ListedTable): boolean => exclude?.(database, t.name) ?? false;
+      const included = listed.filter((t) => !isExcluded(t));
+      const [{ id: ownId } = { id: 0 }] = await query<{ id: number }>(conn, 'SELECT CONNECTION_ID() AS id');
+
+      let locked = false;
+      if (mode === 'same-snapshot') {
+        try {
+          await query(conn, `SET SESSION lock_wait_timeout = ${GLOBAL_LOCK_WAIT_SECONDS}`);
+          await query(conn, 'FLUSH TABLES WITH READ LOCK');
+          locked = true;
+        } catch (err) {
+          warn(`row counts: FLUSH TABLES WITH READ LOCK failed (${(err as Error).message}); counting in a separate snapshot`);
+        }
+      }
+      // Never leave production writes blocked, whatever happens below: the server drops the
+      // lock with the connection.
+      const lockGuard = locked ? setTimeout(() => conn.destroy(), GLOBAL_LOCK_MAX_HOLD_MS + 5_000) : undefined;
+      let aligned = false;
+      let running: ReturnType<typeof runClient>;
+      try {
+        await query(conn, 'START TRANSACTION WITH CONSISTENT SNAPSHOT');
+        if (killed) throw new EngineError('DumpFailed', `${pre.client.tool} was stopped before it started`);
+        running = runClient({
+          label: pre.client.tool,
+          path: pre.client.path,
+          args: mysqlDumpArgs({
+            client: { flavor: pre.client.flavor === 'mysql' ? 'mysql' : 'mariadb', major: pre.client.major },
+            serverFlavor: pre.engine === 'mysql' ? 'mysql' : 'mariadb',
+            host: target.host,
+            port: target.port,
+            username: target.username,
+            databases: [database],
+            tls: target.tls?.mode === 'prefer' ? { ...target.tls, mode: pre.tls ? 'prefer' : 'disable' } : target.tls,
+            ignoreTables: listed.filter(isExcluded).map((t) => [database, t.name] as const),
+          }),
+          env: childEnv({ MYSQL_PWD: target.password }),
+          transforms: compressor(compression),
+          out,
+          secrets: [target.password],
+          killed: () => killed,
+        });
+        child = running.child;
+        if (locked) {
+          let exited = false;
+          running.done.catch(() => undefined).finally(() => (exited = true));
+          try {
+            aligned = await waitForDumpSnapshot(conn, ownId, target.username, () => exited, GLOBAL_LOCK_MAX_HOLD_MS);
+            if (!aligned && !exited) warn('row counts: the dump transaction was not seen in time; counts are from a separate snapshot');
+          } catch (err) {
+            warn(`row counts: cannot watch the dump's transaction (${(err as Error).message}); counts are from a separate snapshot`);
+          }
+        }
+      } finally {
+        if (locked) {
+          await query(conn, 'UNLOCK TABLES').catch(() => conn.destroy());
+          clearTimeout(lockGuard);
+        }
+      }
+
+      let counted = false;
+      const counting = countTables(conn, database, included, maxBytes).then(
+        ({ counts, nonTransactional }) => {
+          counted = true;
+          tables.resolve(counts);
+          consistency.resolve(aligned && !nonTransactional ? 'same-snapshot' : 'separate-snapshot');
+        },
+        (err: unknown) => {
+          counted = true;
+          const error = new EngineError('DumpFailed', redact(`row counts failed: ${(err as Error).message}`, [target.password]));
+          tables.reject(error);
+          consistency.reject(error);
+        },
+      );
+      running.done.catch(() => {
+        if (!counted) conn.destroy();
+      });
+      await counting;
+      await running.done;
+    } catch (err) {
+      tables.reject(err);
+      consistency.reject(err);
+      if (child === undefined) out.destroy();
+      throw err instanceof EngineError ? err : new EngineError('DumpFailed', redact(String((err as Error).message ?? err), [target.password]));
+    } finally {
+      if (connection !== undefined) {
+        await query(connection, 'COMMIT').catch(() => undefined);
+        await connection.end().catch(() => undefined);
+      }
+    }
+  };
+
+  const completion = quiet(run());
+  return {
+    stdout: out,
+    completion,
+    tables: tables.promise,
+    rowCountConsistency: consistency.promise,
+    kill(): void {
+      killed = true;
+      if (child !== undefined) child.kill('SIGTERM');
+    },
+    artifact: mysqlArtifact(compression),
+  };
+}
+
+async function countTables(
+  connection: MysqlConnection,
+  database: string,
+  tables: readonly ListedTable[],
+  maxBytes: number,
+): Promise<{ counts: TableCount[]; nonTransactional: boolean }> {
+  const counts: TableCount[] = [];
+  let nonTransactional = false;
+  for (const t of tables) {
+    const estimate: TableCount = { database, schema: database, name: t.name, rows: Math.max(0, t.estimate), exact: false };
+    if (t.bytes > maxBytes) {
+      counts.push(estimate);
+      continue;
+    }
+    try {
+      const [row] = await query<{ n: string }>(
+        connection,
+        `SELECT COUNT(*) AS n FROM ${quoteMysqlIdent(database)}.${quoteMysqlIdent(t.name)}`,
+      );
+      counts.push({ database, schema: database, name: t.name, rows: Number(row?.n ?? 0), exact: true });
+      if (!TRANSACTIONAL_ENGINES.has(t.engine.toLowerCase())) nonTransactional = true;
+    } catch (err) {
+      // ER_TABLE_DEF_CHANGED: altered after the snapshot; the dump sees the same problem or the new table.
+      if ((err as { errno?: number }).errno !== 1412) throw err;
+      counts.push(estimate);
+    }
+  }
+  return { counts, nonTransactional };
+}
+
+export const mysqlEngine: DumpEngine = { preflight, startDump };
