@@ -3,6 +3,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import { sourcePrefix } from '../domain/layout';
 import type { OffsiteReplication } from './offsite-replication';
 
 /** How long the runs of one source are kept: the source's tier retention, in whole days. */
@@ -86,11 +87,6 @@ const DEFAULT_ABORT_INCOMPLETE_UPLOAD_DAYS = 1;
 const DEFAULT_NONCURRENT_VERSION_EXPIRATION_DAYS = 30;
 const DEFAULT_ACCESS_LOG_EXPIRATION_DAYS = 365;
 
-/** Key prefix of a source's runs, shared with the bucket layout: `runs/<source>/`. */
-export function runsPrefix(source: string): string {
-  return `runs/${source}/`;
-}
-
 /**
  * A backup repository bucket: KMS-encrypted with its own rotating key, versioned, Object Lock
  * enabled, private, TLS-only, with server access logs in a separate bucket and lifecycle rules
@@ -163,7 +159,7 @@ export class BackupBucket extends Construct {
         ...sourceRetention.map(
           (r): s3.LifecycleRule => ({
             id: `retention-${r.source}`,
-            prefix: runsPrefix(r.source),
+            prefix: sourcePrefix(r.source),
             expiration: Duration.days(r.retentionDays + retentionMarginDays),
           }),
         ),

@@ -1,5 +1,6 @@
 import { Aws } from 'aws-cdk-lib';
 import type { LifeboatConfig } from '../config/types';
+import { ConfigError } from '../config/validate';
 
 /**
  * The names both stacks agree on without a cross-stack reference: the offsite stack creates
@@ -28,36 +29,38 @@ export interface StorageNames {
 }
 
 const MAX_BUCKET_NAME = 63;
-const MAX_ROLE_NAME = 64;
 const ACCOUNT_ID_LENGTH = 12;
 
+/**
+ * @throws ConfigError naming every field that makes a name impossible.
+ */
 export function storageNames(config: LifeboatConfig): StorageNames {
+  const problems: string[] = [];
   const app = config.appName.toLowerCase();
   const primaryAccount = config.primary.account;
   const offsiteAccount = config.offsite.account ?? primaryAccount;
   if (offsiteAccount !== undefined && primaryAccount === undefined) {
-    throw new Error(
-      `offsite.account is "${offsiteAccount}" but primary.account is not set: cross-account replication needs both, ` +
-        'so that the offsite bucket and key policies can name the primary account',
+    problems.push(
+      `offsite.account: "${offsiteAccount}" is set but primary.account is not (valid: both, or neither): ` +
+        'cross-account replication needs both, so that the offsite bucket and key policies can name the primary account',
     );
   }
 
-  const bucketSuffix = `-${config.offsite.region}`;
   const bucketPrefix = `${app}-offsite-`;
+  const bucketSuffix = `-${config.offsite.region}`;
   const bucketNameLength = bucketPrefix.length + ACCOUNT_ID_LENGTH + bucketSuffix.length;
   if (bucketNameLength > MAX_BUCKET_NAME) {
-    throw new Error(
-      `appName: "${config.appName}" makes the offsite bucket name ${bucketNameLength} characters long ` +
-        `(S3 allows ${MAX_BUCKET_NAME}); use at most ${config.appName.length - (bucketNameLength - MAX_BUCKET_NAME)} characters`,
+    problems.push(
+      `appName: "${config.appName}" makes the offsite bucket name "${bucketPrefix}<account>${bucketSuffix}" ` +
+        `${bucketNameLength} characters long (valid: at most ${MAX_BUCKET_NAME}, so at most ` +
+        `${config.appName.length - (bucketNameLength - MAX_BUCKET_NAME)} characters of appName with this offsite region)`,
     );
   }
-  const replicationRoleName = `${config.appName}-offsite-replication-${config.primary.region}`;
-  if (replicationRoleName.length > MAX_ROLE_NAME) {
-    throw new Error(
-      `appName: "${config.appName}" makes the replication role name ${replicationRoleName.length} characters long ` +
-        `(IAM allows ${MAX_ROLE_NAME})`,
-    );
-  }
+  // IAM allows 64 characters. Whenever the bucket name fits in 63, this fits too: it is 9
+  // characters shorter ("-replication-" vs "-offsite-<account>-") plus the difference between
+  // the two region names, and no two region names differ by 10 characters or more.
+  const replicationRoleName = `${config.appName}-replication-${config.primary.region}`;
+  if (problems.length > 0) throw new ConfigError(problems);
 
   return {
     primaryAccount,

@@ -10,7 +10,7 @@ const { primary, offsite } = createStacks(testApp(), config);
 const primaryTemplate = Template.fromStack(primary);
 const offsiteTemplate = Template.fromStack(offsite);
 const OFFSITE_BUCKET_NAME = 'lifeboat-offsite-222222222222-eu-central-1';
-const ROLE_ARN = 'arn:aws:iam::111111111111:role/Lifeboat-offsite-replication-eu-west-1';
+const ROLE_ARN = 'arn:aws:iam::111111111111:role/Lifeboat-replication-eu-west-1';
 const fromPrimaryRole = {
   Principal: { AWS: 'arn:aws:iam::111111111111:root' },
   Condition: Match.objectLike({ ArnEquals: { 'aws:PrincipalArn': ROLE_ARN } }),
@@ -70,12 +70,12 @@ test('the offsite key lets only the primary replication role encrypt, only throu
 });
 
 test('the replication role has the name the offsite policies expect', () => {
-  primaryTemplate.hasResourceProperties('AWS::IAM::Role', { RoleName: 'Lifeboat-offsite-replication-eu-west-1' });
+  primaryTemplate.hasResourceProperties('AWS::IAM::Role', { RoleName: 'Lifeboat-replication-eu-west-1' });
 });
 
 test('fails when offsite.account is set without primary.account', () => {
   const agnosticPrimary = { ...config, primary: { region: 'eu-west-1' } };
   expect(() => createStacks(testApp(), agnosticPrimary)).toThrow(
-    'offsite.account is "222222222222" but primary.account is not set',
+    'offsite.account: "222222222222" is set but primary.account is not',
   );
 });

@@ -63,14 +63,26 @@ describe('storageNames', () => {
       crossAccount: false,
       offsiteBucketName: 'payments-offsite-111111111111-eu-central-1',
       offsiteKeyAlias: 'alias/payments-offsite',
-      replicationRoleName: 'Payments-offsite-replication-eu-west-1',
+      replicationRoleName: 'Payments-replication-eu-west-1',
     });
   });
 
   test('fails when appName makes the offsite bucket name longer than S3 allows', () => {
     expect(() => storageNames({ ...testConfig, appName: 'A'.repeat(30) })).toThrow(
-      /^appName: "A{30}" makes the offsite bucket name 64 characters long \(S3 allows 63\); use at most 29 characters$/,
+      'appName: "' + 'A'.repeat(30) + '" makes the offsite bucket name "' + 'a'.repeat(30) +
+        '-offsite-<account>-eu-central-1" 64 characters long (valid: at most 63, so at most 29 characters of appName',
     );
+  });
+
+  test('reports every problem at once, as a ConfigError', () => {
+    const config = { ...testConfig, appName: 'A'.repeat(60), primary: { region: 'eu-west-1' }, offsite: { ...testConfig.offsite, account: '222222222222' } };
+    expect(() => storageNames(config)).toThrow(expect.objectContaining({
+      name: 'ConfigError',
+      problems: [
+        expect.stringMatching(/^offsite\.account: /),
+        expect.stringMatching(/^appName: .* offsite bucket name/),
+      ],
+    }));
   });
 
   test.each([

@@ -163,7 +163,7 @@ describe('replication to the offsite bucket', () => {
     const roleId = new Capture();
     primaryTemplate.hasResourceProperties('AWS::S3::Bucket', { ReplicationConfiguration: { Role: { 'Fn::GetAtt': [roleId, 'Arn'] } } });
     expect(primaryTemplate.toJSON().Resources[roleId.asString()].Properties).toMatchObject({
-      RoleName: 'Lifeboat-offsite-replication-eu-west-1',
+      RoleName: 'Lifeboat-replication-eu-west-1',
       AssumeRolePolicyDocument: {
         Statement: [{ Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 's3.amazonaws.com' } }],
       },
