@@ -58,7 +58,6 @@ export class OffsiteReplication extends Construct {
   /** The replication rule for `s3.BucketProps.replicationRules`. */
   public readonly rule: s3.ReplicationRule;
 
-  private readonly crossAccount: boolean;
   /** Every key of the offsite account and region: what IAM can name without the key id. */
   private readonly destinationKeysArn: string;
 
@@ -66,7 +65,7 @@ export class OffsiteReplication extends Construct {
     super(scope, id);
     const stack = Stack.of(this);
     const destinationAccount = props.destinationAccount ?? stack.account;
-    this.crossAccount = destinationAccount !== stack.account;
+    const crossAccount = destinationAccount !== stack.account;
 
     this.role = new iam.Role(this, 'Role', {
       roleName: props.roleName,
@@ -100,7 +99,7 @@ export class OffsiteReplication extends Construct {
       sseKmsEncryptedObjects: true,
       storageClass: props.storageClass,
       deleteMarkerReplication: false,
-      accessControlTransition: this.crossAccount ? true : undefined,
+      accessControlTransition: crossAccount ? true : undefined,
     };
 
     this.destinationKeysArn = stack.formatArn({
@@ -141,8 +140,7 @@ export class OffsiteReplication extends Construct {
   }
 
   private acknowledgeWildcards(source: s3.Bucket): void {
-    const policy = this.role.node.tryFindChild('DefaultPolicy');
-    if (!policy) return;
+    const policy = this.role.node.findChild('DefaultPolicy');
     acknowledgeWildcardResource(
       policy,
       source.arnForObjects('*'),
