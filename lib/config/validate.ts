@@ -108,6 +108,26 @@ function crossFieldProblems(input: unknown): string[] {
     );
   }
 
+  const primaryAccount = isObject(input.primary) ? asString(input.primary.account) : undefined;
+  const offsiteAccount = isObject(input.offsite) ? asString(input.offsite.account) : undefined;
+  if (offsiteAccount !== undefined && primaryAccount === undefined) {
+    problems.push(
+      `offsite.account: "${offsiteAccount}" is set but primary.account is not (valid: both accounts, ` +
+        'so that the offsite bucket and key policies can name the primary account, or neither)',
+    );
+  }
+  const appName = asString(input.appName) ?? 'Lifeboat';
+  if (offsiteRegion) {
+    // The offsite bucket is named <appname>-offsite-<account>-<region>: S3 allows 63 characters.
+    const longest = 63 - '-offsite-'.length - 12 - 1 - offsiteRegion.length;
+    if (appName.length > longest) {
+      problems.push(
+        `appName: "${appName}" is too long for the offsite bucket name in ${offsiteRegion} ` +
+          `(valid: at most ${longest} characters)`,
+      );
+    }
+  }
+
   const sources = Array.isArray(input.sources) ? input.sources : [];
   const firstIndexByName = new Map<string, number>();
   sources.forEach((source: unknown, index: number) => {

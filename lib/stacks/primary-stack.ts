@@ -5,7 +5,7 @@ import type { LifeboatConfig } from '../config/types';
 import { AlarmTopic } from '../constructs/alarm-topic';
 import { BackupBucket } from '../constructs/backup-bucket';
 import { OffsiteReplication } from '../constructs/offsite-replication';
-import { retentionDays, storageNames } from './naming';
+import { storageNames } from './naming';
 
 export interface PrimaryStackProps extends Omit<StackProps, 'env'> {
   /** The environment (primary region and account) comes from here. */
@@ -41,10 +41,10 @@ export class PrimaryStack extends Stack {
 
     this.backupBucket = new BackupBucket(this, 'Backups', {
       objectLockMode: s3.ObjectLockMode[config.objectLock.mode],
-      sourceRetention: config.sources.map((s) => ({
-        source: s.name,
-        retentionDays: retentionDays(s.tier.retentionSeconds),
-      })),
+      // No lifecycle expiration of runs here: S3 cannot keep "the newest verified runs of a
+      // source", so a long outage of a source would expire its last good backup. In the
+      // primary, a run's retention is its Object Lock date (the tier's retention, set at
+      // upload) and the pruner, which never deletes the newest verified runs.
       replication: this.replication,
     });
 

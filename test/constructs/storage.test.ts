@@ -101,8 +101,12 @@ describe.each([
     });
   });
 
-  test('expires each source\'s runs under runs/<source>/ after its tier retention plus the 7-day margin', () => {
-    template.hasResourceProperties('AWS::S3::Bucket', {
+});
+
+describe('retention of runs', () => {
+  test('the offsite copy expires each source\'s runs under runs/<source>/ after its tier retention plus the 7-day margin', () => {
+    // Replication does not carry the pruner's deletions: the offsite bucket has its own lifecycle.
+    offsiteTemplate.hasResourceProperties('AWS::S3::Bucket', {
       ObjectLockEnabled: true,
       LifecycleConfiguration: {
         Rules: Match.arrayWith([
@@ -111,6 +115,11 @@ describe.each([
         ]),
       },
     });
+  });
+
+  test('the primary never expires current versions: only the pruner deletes runs, keeping the newest verified ones', () => {
+    const rules = (backupBucket(primaryTemplate).props.LifecycleConfiguration as { Rules: Record<string, unknown>[] }).Rules;
+    expect(rules.filter((rule) => rule.ExpirationInDays !== undefined || rule.ExpirationDate !== undefined)).toEqual([]);
   });
 });
 
