@@ -3,8 +3,7 @@
  * stock pg_restore restores with exactly the counted rows, snapshot-consistent counts under
  * concurrent writes, credentials kept out of errors, and failures mid-dump.
  */
-import childProcess = require('node:child_process');
-import { createWriteStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -332,20 +331,21 @@ describe('PostgreSQL engine against a newer server (embedded PostgreSQL 17)', ()
     expect(pg17.version).toBe(17);
     const serverVersion = (await pg17.psql('SHOW server_version;')).trim();
     const clientVersion = /(\d+\.\d+)/.exec((await run('pg_dump', ['--version'])).stdout)?.[1];
-    const spawn = jest.spyOn(childProcess, 'spawn');
-    try {
-      const err = (await preflight({ host: pg17.host, port: pg17.port, username: pg17.user, databases: ['postgres'] }).catch(
-        (e: unknown) => e,
-      )) as Error;
-      expect(err.name).toBe('ClientTooOld');
-      expect(err.message).toBe(
-        `pg_dump ${clientVersion} cannot dump PostgreSQL ${serverVersion}: the dump client must be at least the server's major version`,
-      );
-      // The only child was the client's --version probe.
-      expect(spawn.mock.calls.map((call) => call[1])).toEqual([['--version']]);
-    } finally {
-      spawn.mockRestore();
-    }
+    // A pg_dump that records each invocation, then runs the real one.
+    const binDir = join(workDir, 'recording-bin');
+    const log = join(workDir, 'pg_dump-invocations.log');
+    mkdirSync(binDir);
+    writeFileSync(join(binDir, 'pg_dump'), `#!/bin/sh\necho "$*" >> '${log}'\nexec '${resolveClient('pg_dump')}' "$@"\n`, { mode: 0o755 });
+
+    const err = (await preflight({ host: pg17.host, port: pg17.port, username: pg17.user, databases: ['postgres'] }, { binDir }).catch(
+      (e: unknown) => e,
+    )) as Error;
+    expect(err.name).toBe('ClientTooOld');
+    expect(err.message).toBe(
+      `pg_dump ${clientVersion} cannot dump PostgreSQL ${serverVersion}: the dump client must be at least the server's major version`,
+    );
+    // The only run of pg_dump was the --version probe.
+    expect(readFileSync(log, 'utf8')).toBe('--version\n');
   });
 
   test('without a preflight, pg_dump itself refuses: DumpFailed and not a byte of output', async () => {
