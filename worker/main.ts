@@ -19,6 +19,8 @@ export interface WorkerDeps {
   readonly log?: (line: string) => void;
   readonly now?: () => Date;
   readonly heartbeatIntervalMs?: number;
+  /** Updated as the run goes (phase, bytes uploaded); read by heartbeats, the CLI and tests. */
+  readonly progress?: BackupProgress;
 }
 
 export interface JobOutcome {
@@ -53,7 +55,7 @@ export async function runJob(job: BackupJob, deps: WorkerDeps = {}): Promise<Job
   const secrets = [job.target.password];
   const safeLog = (line: string) => log(redact(line, secrets));
   const s3 = deps.s3 ?? createS3Client({ region: job.region, endpoint: job.s3Endpoint });
-  const progress: BackupProgress = { phase: 'preflight', bytesUploaded: 0 };
+  const progress: BackupProgress = deps.progress ?? { phase: 'preflight', bytesUploaded: 0 };
   safeLog(`backup ${job.source}/${job.runId}: ${job.engine} ${job.target.host}:${job.target.port} → s3://${job.bucket}`);
 
   const work = (signal: AbortSignal) => runBackup(job, { s3, signal, log: safeLog, now: deps.now }, progress);

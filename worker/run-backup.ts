@@ -206,9 +206,10 @@ async function uploadDump(
       const reason = deps.signal.reason as Error | undefined;
       throw lifeboatError('Aborted', `${reason?.message ?? 'the run was aborted'}; the upload of ${key} was aborted and nothing was committed`);
     }
-    // When the dump itself failed, that is the cause to report, not the aborted upload.
+    // When the dump failed first, the upload was abandoned because of it: report the dump's
+    // error. When the upload failed first, the dump was stopped because of it: report that.
     const dumpError = await completion.then(() => undefined, (dumpFailure: unknown) => dumpFailure);
-    throw dumpError ?? error;
+    throw dumpError !== undefined && (error as Error).cause === dumpError ? dumpError : error;
   } finally {
     deps.signal?.removeEventListener('abort', onAbort);
   }
