@@ -160,9 +160,13 @@ export class DumpTask extends Construct {
     }));
 
     Validations.of(this.taskDefinition).acknowledge({
-      id: 'AwsSolutions::AwsSolutions-ECS2',
+      id: 'AwsSolutions-ECS2',
       reason: 'The environment holds only non-secret identifiers (source, host, database names, bucket, retention); the password is injected by ECS from Secrets Manager.',
     });
+    if (props.image instanceof ecs.AssetImage) {
+      acknowledgeWildcardResource(this.taskDefinition.obtainExecutionRole(), '*',
+        'ecr:GetAuthorizationToken, which ECS needs to pull the worker image, has no resource-level permissions; the pull itself is limited to the image repository.');
+    }
     acknowledgeWildcardResource(this.taskRole, objects,
       'The worker writes the objects of new runs, whose keys are not known before the run: the grant is limited to its own source\'s runs/<source>/ prefix, and deletes are explicitly denied.');
     acknowledgeWildcardResource(this.taskRole, stateMachines,

@@ -1,9 +1,13 @@
 import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
+import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as path from 'node:path';
 import type { Construct } from 'constructs';
 import type { LifeboatConfig } from '../config/types';
 import { AlarmTopic } from '../constructs/alarm-topic';
 import { BackupBucket } from '../constructs/backup-bucket';
+import { DumpTask } from '../constructs/dump-task';
 import { OffsiteReplication } from '../constructs/offsite-replication';
 import { storageNames } from './naming';
 
@@ -20,6 +24,8 @@ export class PrimaryStack extends Stack {
   public readonly backupBucket: BackupBucket;
   public readonly replication: OffsiteReplication;
   public readonly alarmTopic: AlarmTopic;
+  /** One dump task definition per source, by source name. */
+  public readonly dumpTasks: Readonly<Record<string, DumpTask>>;
 
   constructor(scope: Construct, id: string, props: PrimaryStackProps) {
     const { config, ...stackProps } = props;
@@ -53,6 +59,24 @@ export class PrimaryStack extends Stack {
       emails: config.notifications.emails,
       httpsEndpoints: config.notifications.httpsEndpoints,
     });
+
+    // One worker image for every source (worker/Dockerfile), built by `cdk deploy`.
+    const workerImage = ecs.ContainerImage.fromAsset(path.join(__dirname, '..', '..'), {
+      file: 'worker/Dockerfile',
+      platform: Platform.LINUX_AMD64,
+    });
+    const dumpTasks: Record<string, DumpTask> = {};
+    for (const source of config.sources) {
+      dumpTasks[source.name] = new DumpTask(this, `Dump-${source.name}`, {
+        source,
+        bucket: this.backupBucket.bucket,
+        bucketKey: this.backupBucket.key,
+        image: workerImage,
+        objectLockMode: config.objectLock.mode,
+        stateMachineNamePrefix: config.appName,
+      });
+    }
+    this.dumpTasks = dumpTasks;
 
     new CfnOutput(this, 'PrimaryBucketName', {
       description: 'Bucket holding every run (the catalog)',

@@ -88,3 +88,21 @@ test('cdk-nag AwsSolutions: every finding is acknowledged with its reason', () =
   // A finding fails the synth with a report naming the resource and the rule.
   expect(() => app.synth()).not.toThrow();
 });
+
+describe('in the primary stack', () => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { createStacks } = require('../../lib/stacks') as typeof import('../../lib/stacks');
+  const { primary } = createStacks(testApp(), testConfig);
+  const primaryTemplate = Template.fromStack(primary);
+
+  test('every source gets its dump task, running the worker image built from worker/Dockerfile', () => {
+    for (const source of testConfig.sources) {
+      primaryTemplate.hasResourceProperties('AWS::ECS::TaskDefinition', {
+        Family: `lifeboat-dump-${source.name}`,
+        ContainerDefinitions: [Match.objectLike({
+          Image: { 'Fn::Sub': Match.stringLikeRegexp('container-assets') },
+        })],
+      });
+    }
+  });
+});
