@@ -19,6 +19,7 @@ import {
   parseMysqlClientVersion,
   parseMysqlServerVersion,
   quoteMysqlIdent,
+  threadsWithReadView,
   type MysqlDumpArgsInput,
 } from '../../worker/engines/mysql';
 import {
@@ -309,6 +310,49 @@ describe('mysqldump argv', () => {
     ['Kunden Ümlaut', '`Kunden Ümlaut`'],
   ])('quoteMysqlIdent(%j) = %s', (name, quoted) => {
     expect(quoteMysqlIdent(name)).toBe(quoted);
+  });
+});
+
+describe('consistent snapshots in SHOW ENGINE INNODB STATUS', () => {
+  const mariadb = `=====================================
+TRANSACTIONS
+------------
+Trx id counter 19
+Purge done for trx's n:o < 19 undo n:o < 0 state: running
+History list length 2
+LIST OF TRANSACTIONS FOR EACH SESSION:
+---TRANSACTION (0x7f01f183b180), ACTIVE 0 sec
+0 lock struct(s), heap size 1128, 0 row lock(s)
+MariaDB thread id 8, OS thread handle 139646300726976, query id 15 127.0.0.1 root
+Trx read view will not see trx with id >= 19, sees < 19
+---TRANSACTION (0x7f01f183a680), ACTIVE 0 sec
+0 lock struct(s), heap size 1128, 0 row lock(s)
+MariaDB thread id 7, OS thread handle 139646301034176, query id 13 127.0.0.1 root
+---TRANSACTION (0x7f01f1839b80), ACTIVE 0 sec
+MariaDB thread id 6, OS thread handle 139646301341376, query id 16 127.0.0.1 root starting
+SHOW ENGINE INNODB STATUS
+Trx read view will not see trx with id >= 19, sees < 19
+--------
+FILE I/O
+--------
+Trx read view will not see (not a transaction line) MariaDB thread id 99
+`;
+  const mysql8 = `LIST OF TRANSACTIONS FOR EACH SESSION:
+---TRANSACTION 421929473062616, ACTIVE 2 sec
+MySQL thread id 9, OS thread handle 139948394084096, query id 52 localhost root
+Trx read view will not see trx with id >= 1829, sees < 1829
+---TRANSACTION 421929473061808, not started
+0 lock struct(s), heap size 1128, 0 row lock(s)
+MySQL thread id 10, OS thread handle 139948394084097, query id 50 localhost app
+--------
+`;
+
+  test.each([
+    ['MariaDB 10.11', mariadb, [8, 6]],
+    ['MySQL 8', mysql8, [9]],
+    ['no transaction list', 'BACKGROUND THREAD\n', []],
+  ])('%s', (_name, status, ids) => {
+    expect(threadsWithReadView(status)).toEqual(ids);
   });
 });
 

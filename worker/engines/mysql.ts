@@ -8,8 +8,9 @@
  *   count is exact for that snapshot; rows committed in the milliseconds between the two
  *   snapshots make the artifact differ. No global lock, no extra privilege.
  * - `same-snapshot`: `FLUSH TABLES WITH READ LOCK` (RELOAD) held while both transactions start,
- *   released as soon as the dump client's transaction is seen in INNODB_TRX (PROCESS) — what
- *   mysqldump itself does for --master-data. Commits stall for those milliseconds, and FTWRL
+ *   released as soon as the dump client's connection holds a read view (SHOW ENGINE INNODB
+ *   STATUS, needs PROCESS) — the same lock mysqldump itself takes for --master-data. Commits
+ *   stall for those milliseconds (typically 10–50 ms: the client's start and connect), and FTWRL
  *   waits behind long-running queries (bounded by a short lock_wait_timeout). RDS and Aurora
  *   refuse FTWRL: the engine then falls back to `separate-snapshot` and warns.
  * Non-transactional tables (MyISAM, Aria, …) are never snapshot-consistent: with any of them the
@@ -342,12 +343,30 @@ async function listTables(connection: MysqlConnection, database: string): Promis
   return rows.map((r) => ({ name: r.name, engine: r.engine ?? '', bytes: Number(r.bytes ?? 0), estimate: Number(r.estimate ?? 0) }));
 }
 
-const TRANSACTIONAL_ENGINES = new Set(['innodb', 'rocksdb', 'tokudb']);
+// The snapshot the dump client is watched for is InnoDB's (see waitForDumpSnapshot).
+const TRANSACTIONAL_ENGINES = new Set(['innodb']);
 
 /**
- * Waits until a connection of the dump's user opened after ours has finished starting its
- * consistent-snapshot transaction (it shows in INNODB_TRX as a non-autocommit transaction and
- * no longer runs START TRANSACTION). False when the dump client exited first or after maxMs.
+ * Thread ids whose InnoDB transaction holds a read view (a consistent snapshot), from the
+ * TRANSACTIONS section of SHOW ENGINE INNODB STATUS. (INFORMATION_SCHEMA.INNODB_TRX is a cache
+ * refreshed at most every 100 ms after its last read: polled faster, it never changes.)
+ */
+export function threadsWithReadView(innodbStatus: string): number[] {
+  const start = innodbStatus.indexOf('LIST OF TRANSACTIONS');
+  if (start < 0) return [];
+  const list = innodbStatus.slice(start).split(/^-{4,}$/m)[0] ?? '';
+  return list
+    .split(/^---TRANSACTION /m)
+    .slice(1)
+    .filter((block) => /^Trx read view will not see/m.test(block))
+    .map((block) => /(?:MySQL|MariaDB) thread id (\d+)/.exec(block)?.[1])
+    .filter((id): id is string => id !== undefined)
+    .map(Number);
+}
+
+/**
+ * Waits until a connection of the dump's user opened after ours holds a read view: the dump
+ * client's consistent snapshot exists. False when the client exited first or after maxMs.
  */
 async function waitForDumpSnapshot(
   connection: MysqlConnection,
@@ -358,15 +377,16 @@ async function waitForDumpSnapshot(
 ): Promise<boolean> {
   const deadline = Date.now() + maxMs;
   while (Date.now() < deadline && !exited()) {
-    const rows = await query<{ id: number; info: string | null }>(
+    const candidates = await query<{ id: string | number }>(
       connection,
-      `SELECT p.ID AS id, p.INFO AS info
-         FROM information_schema.PROCESSLIST p
-         JOIN information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = p.ID
-        WHERE p.USER = ? AND p.ID > ? AND t.trx_autocommit_non_locking = 0`,
+      'SELECT ID AS id FROM information_schema.PROCESSLIST WHERE USER = ? AND ID > ?',
       [username, ownId],
     );
-    if (rows.some((r) => !/^\s*START\s+TRANSACTION/i.test(r.info ?? ''))) return true;
+    if (candidates.length > 0) {
+      const [status] = await query<{ Status: string }>(connection, 'SHOW ENGINE INNODB STATUS');
+      const withSnapshot = new Set(threadsWithReadView(status?.Status ?? ''));
+      if (candidates.some((c) => withSnapshot.has(Number(c.id)))) return true;
+    }
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
   return false;
@@ -424,7 +444,7 @@ export function startDump(target: DumpTarget, options: DumpOptions): DumpProcess
       const listed = await listTables(conn, database);
       const isExcluded = (t: ListedTable): boolean => exclude?.(database, t.name) ?? false;
       const included = listed.filter((t) => !isExcluded(t));
-      const [{ id: ownId } = { id: 0 }] = await query<{ id: number }>(conn, 'SELECT CONNECTION_ID() AS id');
+      const [{ id: ownId } = { id: 0 }] = await query<{ id: string | number }>(conn, 'SELECT CONNECTION_ID() AS id');
 
       let locked = false;
       if (mode === 'same-snapshot') {
@@ -468,7 +488,7 @@ export function startDump(target: DumpTarget, options: DumpOptions): DumpProcess
           let exited = false;
           running.done.catch(() => undefined).finally(() => (exited = true));
           try {
-            aligned = await waitForDumpSnapshot(conn, ownId, target.username, () => exited, GLOBAL_LOCK_MAX_HOLD_MS);
+            aligned = await waitForDumpSnapshot(conn, Number(ownId), target.username, () => exited, GLOBAL_LOCK_MAX_HOLD_MS);
             if (!aligned && !exited) warn('row counts: the dump transaction was not seen in time; counts are from a separate snapshot');
           } catch (err) {
             warn(`row counts: cannot watch the dump's transaction (${(err as Error).message}); counts are from a separate snapshot`);
