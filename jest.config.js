@@ -4,8 +4,10 @@ module.exports = {
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
   transform: {
-    '^.+\\.tsx?$': ['@swc/jest'],
+    '^.+\\.(t|j)sx?$': ['@swc/jest'],
   },
+  // @middy/core is ESM-only: transform it to CommonJS like our own sources.
+  transformIgnorePatterns: ['/node_modules/(?!@middy/)'],
   setupFilesAfterEnv: ['aws-cdk-lib/testhelpers/jest-autoclean'],
   // Integration tests start real servers; two workers match the 2-core machines we run on.
   maxWorkers: 2,
