@@ -231,7 +231,7 @@ describe('PostgreSQL engine on PostgreSQL 15', () => {
 
   test('dumpGlobals gives roles without their passwords', async () => {
     await pg.psql("CREATE ROLE app_reader LOGIN PASSWORD 'reader-secret-42';");
-    const globals = dumpGlobals(target, { pgDumpPath: pre.client.path });
+    const globals = dumpGlobals(target, { preflight: pre });
     const [path] = await Promise.all([toFile(globals.stdout, 'globals.sql'), globals.completion]);
     const sql = readFileSync(path, 'utf8');
     expect(sql).toMatch(/CREATE ROLE app_reader;/);

@@ -15,6 +15,7 @@ import {
   mysqlClientCandidates,
   mysqlConnectError,
   mysqlDumpArgs,
+  mysqlEngine,
   mysqlTlsArgs,
   parseMysqlClientVersion,
   parseMysqlServerVersion,
@@ -32,13 +33,23 @@ import {
   pgConninfo,
   pgDumpallGlobalsArgs,
   pgDumpArgs,
+  postgresEngine,
   quotePgIdent,
   targetConninfo,
 } from '../../worker/engines/postgres';
+import { engineFor } from '../../worker/engines';
 import { EngineError, type DumpTarget } from '../../worker/engines/types';
 
 const SECRET = 's3cr3t-Pa55';
 const target: DumpTarget = { host: 'db.internal', port: 5432, username: 'backup', password: SECRET, databases: ['app'] };
+
+test.each([
+  ['postgres', postgresEngine],
+  ['mysql', mysqlEngine],
+  ['mariadb', mysqlEngine],
+] as const)('engineFor(%s)', (name, engine) => {
+  expect(engineFor(name)).toBe(engine);
+});
 
 describe('version parsing', () => {
   test.each([

@@ -166,6 +166,11 @@ export function mysqlDumpArgs(input: MysqlDumpArgsInput): string[] {
   return args;
 }
 
+/**
+ * TLS flags per client flavour. MariaDB clients before 11.4 have no "required" switch: with
+ * `--ssl` they fall back to plain TCP when the server offers no TLS. The preflight's own
+ * connection does insist for `require`/`verify-full`, so such a server fails the preflight.
+ */
 export function mysqlTlsArgs(clientFlavor: 'mysql' | 'mariadb', tls: TlsOptions): string[] {
   const ca = tls.caFile !== undefined ? [`--ssl-ca=${tls.caFile}`] : [];
   if (clientFlavor === 'mysql') {
@@ -462,7 +467,7 @@ export function startDump(target: DumpTarget, options: DumpOptions): DumpProcess
       let aligned = false;
       let running: ReturnType<typeof runClient>;
       try {
-        await query(conn, 'START TRANSACTION WITH CONSISTENT SNAPSHOT');
+        await query(conn, 'START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY');
         if (killed) throw new EngineError('DumpFailed', `${pre.client.tool} was stopped before it started`);
         running = runClient({
           label: pre.client.tool,

@@ -447,12 +447,12 @@ export function startDump(target: DumpTarget, options: DumpOptions): DumpProcess
 
 /**
  * Roles and tablespaces as SQL (`pg_dumpall --globals-only --no-role-passwords`), connecting
- * to the target's first database. pg_dumpall is taken from pg_dump's directory when
- * `clientOptions.pgDumpPath` is the preflight's client path.
+ * to the target's first database. pg_dumpall is taken from the directory of the preflight's
+ * pg_dump (so it passed the same version check), else from `binDir` or PATH.
  */
 export function dumpGlobals(
   target: DumpTarget,
-  clientOptions: ClientOptions & { readonly pgDumpPath?: string } = {},
+  options: { readonly preflight?: Preflight; readonly binDir?: string } = {},
 ): { stdout: Readable; completion: Promise<void> } {
   requireDatabases(target);
   const out = new PassThrough();
@@ -461,9 +461,9 @@ export function dumpGlobals(
     let path: string;
     try {
       path =
-        clientOptions.pgDumpPath !== undefined
-          ? resolveClient(join(dirname(clientOptions.pgDumpPath), 'pg_dumpall'))
-          : resolveClient('pg_dumpall', clientOptions.binDir);
+        options.preflight !== undefined
+          ? resolveClient(join(dirname(options.preflight.client.path), 'pg_dumpall'))
+          : resolveClient('pg_dumpall', options.binDir);
     } catch (err) {
       out.destroy();
       throw err;
