@@ -460,6 +460,7 @@ export function startDump(target: DumpTarget, options: DumpOptions): DumpProcess
         } catch (err) {
           warn(`row counts: FLUSH TABLES WITH READ LOCK failed (${(err as Error).message}); counting in a separate snapshot`);
         }
+        await query(conn, 'SET SESSION lock_wait_timeout = DEFAULT');
       }
       // Never leave production writes blocked, whatever happens below: the server drops the
       // lock with the connection.
@@ -526,10 +527,12 @@ export function startDump(target: DumpTarget, options: DumpOptions): DumpProcess
       await counting;
       await running.done;
     } catch (err) {
-      tables.reject(err);
-      consistency.reject(err);
+      const error =
+        err instanceof EngineError ? err : new EngineError('DumpFailed', redact(String((err as Error).message ?? err), [target.password]));
+      tables.reject(error);
+      consistency.reject(error);
       if (child === undefined) out.destroy();
-      throw err instanceof EngineError ? err : new EngineError('DumpFailed', redact(String((err as Error).message ?? err), [target.password]));
+      throw error;
     } finally {
       if (connection !== undefined) {
         await query(connection, 'COMMIT').catch(() => undefined);
@@ -574,8 +577,11 @@ async function countTables(
       counts.push({ database, schema: database, name: t.name, rows: Number(row?.n ?? 0), exact: true });
       if (!TRANSACTIONAL_ENGINES.has(t.engine.toLowerCase())) nonTransactional = true;
     } catch (err) {
-      // ER_TABLE_DEF_CHANGED: altered after the snapshot; the dump sees the same problem or the new table.
-      if ((err as { errno?: number }).errno !== 1412) throw err;
+      const errno = (err as { errno?: number }).errno;
+      // ER_NO_SUCH_TABLE: dropped since it was listed, so not in the dump's snapshot either.
+      if (errno === 1146) continue;
+      // ER_TABLE_DEF_CHANGED: altered after the snapshot; the planner's figure is all there is.
+      if (errno !== 1412) throw err;
       counts.push(estimate);
     }
   }

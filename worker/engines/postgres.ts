@@ -419,10 +419,12 @@ export function startDump(target: DumpTarget, options: DumpOptions): DumpProcess
       await counting;
       await running.done;
     } catch (err) {
-      tables.reject(err);
-      consistency.reject(err);
+      const error =
+        err instanceof EngineError ? err : new EngineError('DumpFailed', redact(String((err as Error).message ?? err), [target.password]));
+      tables.reject(error);
+      consistency.reject(error);
       if (child === undefined) out.destroy();
-      throw err instanceof EngineError ? err : new EngineError('DumpFailed', redact(String((err as Error).message ?? err), [target.password]));
+      throw error;
     } finally {
       if (client !== undefined) {
         await client.query('COMMIT').catch(() => undefined);
