@@ -1,0 +1,60 @@
+import { z } from 'zod';
+import { isRunId } from './run-id';
+
+/**
+ * verification.json: the verifier's verdict on a run. A run counts as a backup (for RPO,
+ * retention, restore and drills) only when this file exists and says `ok`.
+ */
+export const VERIFICATION_SCHEMA_VERSION = 1;
+
+const check = z.strictObject({
+  /** e.g. `sha256`, `bytes`, `full-read`, `toc`, `table-set`, `completion-marker`, `size`. */
+  name: z.string().min(1),
+  ok: z.boolean(),
+  /** One line a person understands: what was expected and what was found. */
+  detail: z.string(),
+});
+
+export const verificationSchema = z.strictObject({
+  schemaVersion: z.literal(VERIFICATION_SCHEMA_VERSION),
+  lifeboatVersion: z.string().min(1),
+  source: z.string().min(1),
+  runId: z.string().refine(isRunId, { error: 'expected a run id such as 20261126T030000Z' }),
+  verdict: z.enum(['ok', 'failed']),
+  verifiedAt: z.iso.datetime(),
+  durationMs: z.number().int().nonnegative(),
+  /** `lambda` or `fargate`: where the verifier ran. */
+  verifiedBy: z.string().min(1),
+  artifacts: z.array(z.strictObject({
+    key: z.string().min(1),
+    bytes: z.number().int().nonnegative(),
+    sha256: z.string(),
+    checks: z.array(check),
+    /** PostgreSQL: object counts by TOC entry type (TABLE, TABLE DATA, INDEX, …). */
+    objectCounts: z.record(z.string(), z.number().int().nonnegative()).optional(),
+  })),
+  /** The failure, when verdict is failed: the error name the state machine matched. */
+  error: z.strictObject({ name: z.string().min(1), message: z.string() }).optional(),
+});
+
+export type Verification = z.infer<typeof verificationSchema>;
+export type VerificationCheck = z.infer<typeof check>;
+
+export function parseVerification(text: string, key = 'verification.json'): Verification {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw Object.assign(new Error(`${key}: not JSON (${(error as Error).message})`), { name: 'InvalidVerification' });
+  }
+  const result = verificationSchema.safeParse(json);
+  if (!result.success) {
+    const problems = result.error.issues.slice(0, 5).map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    throw Object.assign(new Error(`${key}: invalid verification (${problems.join('; ')})`), { name: 'InvalidVerification' });
+  }
+  return result.data;
+}
+
+export function serializeVerification(verification: Verification): string {
+  return `${JSON.stringify(verificationSchema.parse(verification), null, 2)}\n`;
+}
