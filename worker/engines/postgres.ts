@@ -450,11 +450,12 @@ export function startDump(target: DumpTarget, options: DumpOptions): DumpProcess
 /**
  * Roles and tablespaces as SQL (`pg_dumpall --globals-only --no-role-passwords`), connecting
  * to the target's first database. pg_dumpall is taken from the directory of the preflight's
- * pg_dump (so it passed the same version check), else from `binDir` or PATH.
+ * pg_dump (`preflight`, or its `client.path` as `pgDumpPath`), so it passed the same version
+ * check; else from `binDir` or PATH.
  */
 export function dumpGlobals(
   target: DumpTarget,
-  options: { readonly preflight?: Preflight; readonly binDir?: string } = {},
+  options: ClientOptions & { readonly preflight?: Preflight; readonly pgDumpPath?: string } = {},
 ): { stdout: Readable; completion: Promise<void> } {
   requireDatabases(target);
   const out = new PassThrough();
@@ -462,9 +463,10 @@ export function dumpGlobals(
   const run = async (): Promise<void> => {
     let path: string;
     try {
+      const pgDumpPath = options.preflight?.client.path ?? options.pgDumpPath;
       path =
-        options.preflight !== undefined
-          ? resolveClient(join(dirname(options.preflight.client.path), 'pg_dumpall'))
+        pgDumpPath !== undefined
+          ? resolveClient(join(dirname(pgDumpPath), 'pg_dumpall'))
           : resolveClient('pg_dumpall', options.binDir);
     } catch (err) {
       out.destroy();
