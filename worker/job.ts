@@ -1,5 +1,5 @@
 import { lifeboatError } from '../lib/domain/errors';
-import { isRunId } from '../lib/domain/run-id';
+import { formatRunId, isRunId } from '../lib/domain/run-id';
 import type { Engine, ObjectLockMode } from '../lib/config/types';
 
 /** One backup run of one source: everything the worker needs, secrets included. */
@@ -36,6 +36,8 @@ export const JOB_ENV = {
   engine: 'LIFEBOAT_ENGINE',
   tier: 'LIFEBOAT_TIER',
   runId: 'LIFEBOAT_RUN_ID',
+  /** The schedule slot (`<aws.scheduler.scheduled-time>`), when no run id is given. */
+  scheduledTime: 'LIFEBOAT_SCHEDULED_TIME',
   host: 'LIFEBOAT_DB_HOST',
   port: 'LIFEBOAT_DB_PORT',
   databases: 'LIFEBOAT_DB_NAMES',
@@ -79,8 +81,7 @@ export function jobFromEnv(env: Record<string, string | undefined>): BackupJob {
 
   const engine = required(JOB_ENV.engine) as Engine;
   if (engine && !ENGINES.includes(engine)) problems.push(`${JOB_ENV.engine}: "${engine}" is not valid (valid: ${ENGINES.join(', ')})`);
-  const runId = required(JOB_ENV.runId);
-  if (runId && !isRunId(runId)) problems.push(`${JOB_ENV.runId}: "${runId}" is not valid (valid: a UTC slot time such as 20261126T030000Z)`);
+  const runId = runIdFrom(env, problems);
   const source = required(JOB_ENV.source);
   if (source && !/^[a-z0-9-]+$/.test(source)) problems.push(`${JOB_ENV.source}: "${source}" is not valid (valid: a-z, 0-9 and "-")`);
   const databases = list(required(JOB_ENV.databases));
@@ -117,4 +118,24 @@ export function jobFromEnv(env: Record<string, string | undefined>): BackupJob {
     throw lifeboatError('InvalidInput', `invalid worker environment:\n  - ${problems.join('\n  - ')}`);
   }
   return job;
+}
+
+/** The run id: given, or the UTC slot time the scheduler started the run for. */
+function runIdFrom(env: Record<string, string | undefined>, problems: string[]): string {
+  const given = env[JOB_ENV.runId]?.trim();
+  if (given) {
+    if (!isRunId(given)) problems.push(`${JOB_ENV.runId}: "${given}" is not valid (valid: a UTC slot time such as 20261126T030000Z)`);
+    return given;
+  }
+  const scheduled = env[JOB_ENV.scheduledTime]?.trim();
+  if (!scheduled) {
+    problems.push(`${JOB_ENV.runId}: required (or ${JOB_ENV.scheduledTime}: the schedule's slot time)`);
+    return '';
+  }
+  const time = new Date(scheduled);
+  if (Number.isNaN(time.getTime())) {
+    problems.push(`${JOB_ENV.scheduledTime}: "${scheduled}" is not valid (valid: an ISO 8601 time such as 2026-11-26T03:00:00Z)`);
+    return '';
+  }
+  return formatRunId(new Date(Math.floor(time.getTime() / 1000) * 1000));
 }

@@ -38,3 +38,11 @@ test('reports every problem at once, naming the variable and the value, never th
   expect(message).not.toContain('pw-never-shown');
   expect(JOB_ENV.password).toBe('LIFEBOAT_DB_PASSWORD');
 });
+
+test('the run id can come from the schedule\'s slot time', () => {
+  const { LIFEBOAT_RUN_ID: _omit, ...rest } = env;
+  expect(jobFromEnv({ ...rest, LIFEBOAT_SCHEDULED_TIME: '2026-11-26T03:15:00Z' }).runId).toBe('20261126T031500Z');
+  expect(() => jobFromEnv({ ...rest, LIFEBOAT_SCHEDULED_TIME: 'soon' })).toThrow(
+    'LIFEBOAT_SCHEDULED_TIME: "soon" is not valid (valid: an ISO 8601 time such as 2026-11-26T03:00:00Z)');
+  expect(() => jobFromEnv(rest)).toThrow('LIFEBOAT_RUN_ID: required (or LIFEBOAT_SCHEDULED_TIME: the schedule\'s slot time)');
+});
