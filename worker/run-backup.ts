@@ -10,8 +10,7 @@ import {
   type ManifestTable,
 } from '../lib/domain/manifest';
 import { LIFEBOAT_VERSION } from '../lib/domain/version';
-import { dumpGlobals, postgresEngine } from './engines/postgres';
-import type { ClientOptions, DumpEngine, DumpTarget, RowCountConsistency } from './engines/types';
+import { dumpGlobals, engineFor as defaultEngine, type ClientOptions, type DumpEngine, type DumpTarget, type RowCountConsistency } from './engines';
 import type { BackupJob } from './job';
 import { streamToS3, type UploadResult } from './upload';
 
@@ -103,7 +102,7 @@ export async function runBackup(job: BackupJob, deps: RunBackupDeps, progress?: 
   let globals: Manifest['globals'];
   if (job.engine === 'postgres') {
     state.phase = 'globals';
-    const dump = dumpGlobals(target, { ...deps.clientOptions, pgDumpPath: preflight.client.path });
+    const dump = dumpGlobals(target, { ...deps.clientOptions, preflight });
     const uploaded = await uploadDump(deps, job, globalsKey(job.source, job.runId), dump.stdout, dump.completion,
       () => dump.stdout.destroy(), objectLock, state);
     globals = { key: uploaded.key, bytes: uploaded.bytes, sha256: uploaded.sha256 };
@@ -135,15 +134,7 @@ export async function runBackup(job: BackupJob, deps: RunBackupDeps, progress?: 
 }
 
 function engineFor(engine: Engine, engines: RunBackupDeps['engines']): DumpEngine {
-  const chosen = engines?.[engine] ?? defaultEngine(engine);
-  if (!chosen) throw lifeboatError('InvalidInput', `engine "${engine}" has no dump engine (valid: postgres, mysql, mariadb)`);
-  return chosen;
-}
-
-function defaultEngine(engine: Engine): DumpEngine | undefined {
-  if (engine === 'postgres') return postgresEngine;
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return (require('./engines/mysql') as { mysqlEngine: DumpEngine }).mysqlEngine;
+  return engines?.[engine] ?? defaultEngine(engine);
 }
 
 interface ObjectLock {

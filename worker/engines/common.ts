@@ -10,13 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import { EngineError } from './types';
 
 /** Replaces every occurrence of each secret (at least 3 characters) with `***`. */
-export function redact(text: string, secrets: readonly (string | undefined)[]): string {
-  let out = text;
-  for (const secret of secrets) {
-    if (secret && secret.length >= 3) out = out.split(secret).join('***');
-  }
-  return out;
-}
+export { redact } from '../../lib/domain/errors';
 
 /** Keeps the last lines of a child's stderr for the failure message. */
 export class StderrTail {
