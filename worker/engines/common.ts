@@ -9,8 +9,9 @@ import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { EngineError } from './types';
 
-/** Replaces every occurrence of each secret (at least 3 characters) with `***`. */
-export { redact } from '../../lib/domain/errors';
+import { redact } from '../../lib/domain/errors';
+
+export { redact };
 
 /** Keeps the last lines of a child's stderr for the failure message. */
 export class StderrTail {
