@@ -1,0 +1,425 @@
+import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import * as ecs from 'aws-cdk-lib/aws-ecs';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as kms from 'aws-cdk-lib/aws-kms';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
+import type * as sns from 'aws-cdk-lib/aws-sns';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import { Construct } from 'constructs';
+import * as path from 'node:path';
+import { RUNS_PREFIX } from '../domain/layout';
+import type { DumpTask } from './dump-task';
+import { acknowledgeWildcardResource } from './nag';
+
+const REPO_ROOT = path.join(__dirname, '..', '..');
+
+/** Errors worth another attempt: the cause may be gone a minute later. */
+export const TRANSIENT_DUMP_ERRORS = ['SourceUnreachable', 'DumpFailed', 'UploadFailed', 'ECS.AmazonECSException'];
+const LAMBDA_SERVICE_ERRORS = ['Lambda.ServiceException', 'Lambda.AWSLambdaException', 'Lambda.SdkClientException', 'Lambda.TooManyRequestsException'];
+
+export interface OffsiteTarget {
+  readonly bucketName: string;
+  readonly region: string;
+  /** @default - this stack's account */
+  readonly account?: string;
+}
+
+export interface BackupWorkflowProps {
+  /** Prefix of the state machine's name; the dump tasks may answer task tokens of `<prefix>*`. */
+  readonly appName: string;
+  readonly bucket: s3.IBucket;
+  readonly bucketKey: kms.IKey;
+  readonly offsite: OffsiteTarget;
+  readonly alarmTopic: sns.ITopic;
+  readonly dumpTasks: Readonly<Record<string, DumpTask>>;
+  /** The worker image: it also verifies artifacts too large for Lambda. */
+  readonly workerImage: ecs.ContainerImage;
+  /**
+   * Artifacts larger than this are verified by a Fargate task instead of Lambda, whose 15
+   * minutes do not fit a full read of a very large archive.
+   * @default - 20 GB
+   */
+  readonly fargateVerifyThresholdBytes?: number;
+  /**
+   * How long to wait between two checks for the offsite copy.
+   * @default - 60 seconds
+   */
+  readonly offsitePollInterval?: Duration;
+  /**
+   * Checks of the offsite copy before the run ends OffsiteMissing; with the poll interval
+   * this covers S3 Replication Time Control's 15-minute window plus a margin.
+   * @default 16
+   */
+  readonly offsiteMaxAttempts?: number;
+  /**
+   * Missing heartbeats after which Step Functions gives up on a dump task (the worker
+   * heartbeats every minute).
+   * @default - 5 minutes
+   */
+  readonly dumpHeartbeat?: Duration;
+}
+
+/**
+ * The backup-run state machine (docs/backup-run.md): Dump → Verify → Commit →
+ * AwaitOffsite → Record, every failure caught into RecordFailure → NotifyFailure → Failed,
+ * so a failed run is a red execution and an SNS message in words a person understands.
+ * One state machine serves every source; the schedule's input names the source, its task
+ * definition and its network.
+ */
+export class BackupWorkflow extends Construct {
+  public readonly stateMachine: sfn.StateMachine;
+  public readonly cluster: ecs.CfnCluster;
+  public readonly functions: {
+    readonly verify: lambda.IFunction;
+    readonly commit: lambda.IFunction;
+    readonly awaitOffsite: lambda.IFunction;
+    readonly record: lambda.IFunction;
+    readonly recordFailure: lambda.IFunction;
+  };
+  public readonly verifyTask: ecs.FargateTaskDefinition;
+
+  constructor(scope: Construct, id: string, props: BackupWorkflowProps) {
+    super(scope, id);
+    const stack = Stack.of(this);
+    const { bucket } = props;
+    const offsiteAccount = props.offsite.account ?? stack.account;
+
+    this.cluster = new ecs.CfnCluster(this, 'Cluster', {
+      clusterSettings: [{ name: 'containerInsights', value: 'enabled' }],
+    });
+
+    const environment = {
+      LIFEBOAT_BUCKET: bucket.bucketName,
+      LIFEBOAT_OFFSITE_BUCKET: props.offsite.bucketName,
+      LIFEBOAT_OFFSITE_REGION: props.offsite.region,
+      LIFEBOAT_OFFSITE_MAX_ATTEMPTS: String(props.offsiteMaxAttempts ?? 16),
+      POWERTOOLS_METRICS_NAMESPACE: 'Lifeboat',
+    };
+    const nodeFunction = (name: string, description: string, timeout = Duration.minutes(1)) => {
+      const fn = new nodejs.NodejsFunction(this, name, {
+        entry: path.join(REPO_ROOT, 'lambdas', kebab(name), 'handler.ts'),
+        handler: 'handler',
+        description,
+        runtime: lambda.Runtime.NODEJS_22_X,
+        architecture: lambda.Architecture.ARM_64,
+        memorySize: 256,
+        timeout,
+        environment: { ...environment, POWERTOOLS_SERVICE_NAME: `lifeboat-${kebab(name)}` },
+        logGroup: new logs.LogGroup(this, `${name}Logs`, { retention: logs.RetentionDays.THREE_MONTHS, removalPolicy: RemovalPolicy.RETAIN }),
+        // The SDK is bundled, so the deployed code runs the SDK version the tests ran.
+        bundling: { minify: true, sourceMap: true, externalModules: [] },
+      });
+      acknowledgeLambdaBasics(fn);
+      return fn;
+    };
+
+    const verify = new lambda.DockerImageFunction(this, 'Verify', {
+      description: 'Lifeboat: reads every byte of a run and checks it against its manifest',
+      code: lambda.DockerImageCode.fromImageAsset(REPO_ROOT, { file: 'lambdas/verify/Dockerfile' }),
+      architecture: lambda.Architecture.X86_64,
+      memorySize: 2048,
+      timeout: Duration.minutes(15),
+      environment: { ...environment, POWERTOOLS_SERVICE_NAME: 'lifeboat-verify' },
+      logGroup: new logs.LogGroup(this, 'VerifyLogs', { retention: logs.RetentionDays.THREE_MONTHS, removalPolicy: RemovalPolicy.RETAIN }),
+    });
+    acknowledgeLambdaBasics(verify);
+    const commit = nodeFunction('Commit', 'Lifeboat: writes the ok verdict — the moment a run becomes a backup');
+    const awaitOffsite = nodeFunction('AwaitOffsite', 'Lifeboat: confirms the offsite copy of a run');
+    const record = nodeFunction('Record', 'Lifeboat: metrics and an event for a verified backup');
+    const recordFailure = nodeFunction('RecordFailure', 'Lifeboat: explains a failed run for the person on call');
+    this.functions = { verify, commit, awaitOffsite, record, recordFailure };
+
+    // Least privilege per step (docs/backup-run.md, Permissions).
+    const runObjects = bucket.arnForObjects(`${RUNS_PREFIX}*`);
+    const readRuns = (role: iam.IRole) => {
+      role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [runObjects] }));
+      role.addToPrincipalPolicy(new iam.PolicyStatement({
+        actions: ['s3:ListBucket'], resources: [bucket.bucketArn], conditions: { StringLike: { 's3:prefix': [`${RUNS_PREFIX}*`] } },
+      }));
+      role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['kms:Decrypt'], resources: [props.bucketKey.keyArn] }));
+      acknowledgeWildcardResource(role, runObjects, 'Reads the objects of any run of any source: the run keys are created at run time under runs/.');
+    };
+    const writeRunFile = (role: iam.IRole, file: string) => {
+      const objects = bucket.arnForObjects(`${RUNS_PREFIX}*/${file}`);
+      role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['s3:PutObject'], resources: [objects] }));
+      role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['kms:GenerateDataKey'], resources: [props.bucketKey.keyArn] }));
+      acknowledgeWildcardResource(role, objects, `Writes ${file} of a run, whose key is only known at run time; no other object can be written.`);
+    };
+    const roleOf = (fn: lambda.Function) => fn.role as iam.IRole;
+    readRuns(roleOf(verify));
+    writeRunFile(roleOf(verify), 'verification.json');
+    readRuns(roleOf(commit));
+    writeRunFile(roleOf(commit), 'verification.json');
+    readRuns(roleOf(awaitOffsite));
+    writeRunFile(roleOf(awaitOffsite), 'offsite.json');
+    readRuns(roleOf(recordFailure));
+    const offsiteObjects = `arn:${stack.partition}:s3:::${props.offsite.bucketName}/${RUNS_PREFIX}*`;
+    awaitOffsite.addToRolePolicy(new iam.PolicyStatement({
+      actions: ['s3:GetObject'], resources: [offsiteObjects],
+    }));
+    awaitOffsite.addToRolePolicy(new iam.PolicyStatement({
+      actions: ['s3:ListBucket'], resources: [`arn:${stack.partition}:s3:::${props.offsite.bucketName}`],
+    }));
+    // The offsite key is named by alias in another region: IAM cannot name it, so the
+    // grant covers keys there, used through S3 in that region only.
+    const offsiteKeys = `arn:${stack.partition}:kms:${props.offsite.region}:${offsiteAccount}:key/*`;
+    awaitOffsite.addToRolePolicy(new iam.PolicyStatement({
+      actions: ['kms:Decrypt'], resources: [offsiteKeys],
+      conditions: { StringEquals: { 'kms:ViaService': `s3.${props.offsite.region}.amazonaws.com` } },
+    }));
+    acknowledgeWildcardResource(roleOf(awaitOffsite), offsiteObjects, 'Reads the replicas of any run in the offsite bucket to compare their checksums.');
+    acknowledgeWildcardResource(roleOf(awaitOffsite), offsiteKeys, 'The offsite key lives in another region and is named by alias; kms:ViaService limits the grant to S3 there.');
+    const defaultBus = stack.formatArn({ service: 'events', resource: 'event-bus', resourceName: 'default' });
+    for (const fn of [record, recordFailure]) {
+      fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['events:PutEvents'], resources: [defaultBus] }));
+    }
+
+    // Artifacts too big for Lambda: the same verifier in the worker image on Fargate.
+    this.verifyTask = new ecs.FargateTaskDefinition(this, 'VerifyTask', {
+      family: `${props.appName.toLowerCase()}-verify`,
+      cpu: 2048,
+      memoryLimitMiB: 4096,
+      runtimePlatform: { cpuArchitecture: ecs.CpuArchitecture.X86_64, operatingSystemFamily: ecs.OperatingSystemFamily.LINUX },
+    });
+    this.verifyTask.addContainer('Verifier', {
+      image: props.workerImage,
+      entryPoint: ['node', '--enable-source-maps', '/app/verify.js'],
+      readonlyRootFilesystem: true,
+      logging: ecs.LogDrivers.awsLogs({
+        streamPrefix: 'verify',
+        logGroup: new logs.LogGroup(this, 'VerifyTaskLogs', { retention: logs.RetentionDays.THREE_MONTHS, removalPolicy: RemovalPolicy.RETAIN }),
+      }),
+      environment: { LIFEBOAT_BUCKET: bucket.bucketName },
+    });
+    readRuns(this.verifyTask.taskRole);
+    writeRunFile(this.verifyTask.taskRole, 'verification.json');
+    if (props.workerImage instanceof ecs.AssetImage) {
+      acknowledgeWildcardResource(this.verifyTask.obtainExecutionRole(), '*',
+        'ecr:GetAuthorizationToken, which ECS needs to pull the worker image, has no resource-level permissions.');
+    }
+    Validations.of(this.verifyTask).acknowledge({
+      id: 'AwsSolutions-ECS2',
+      reason: 'The only environment value is the bucket name; the run to verify comes with the task overrides.',
+    });
+
+    const stateMachineName = `${props.appName}-backup-run`;
+    this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
+      stateMachineName,
+      definitionBody: sfn.DefinitionBody.fromChainable(this.definition(props, verify, commit, awaitOffsite, record, recordFailure)),
+      stateMachineType: sfn.StateMachineType.STANDARD,
+      timeout: Duration.hours(24),
+      tracingEnabled: true,
+      logs: {
+        destination: new logs.LogGroup(this, 'ExecutionLogs', {
+          logGroupName: `/aws/vendedlogs/states/${stateMachineName}`,
+          retention: logs.RetentionDays.THREE_MONTHS,
+          removalPolicy: RemovalPolicy.RETAIN,
+        }),
+        level: sfn.LogLevel.ALL,
+        includeExecutionData: true,
+      },
+    });
+
+    // ECS RunTask with a task definition chosen per source (from the input): the L2 task
+    // cannot grant that, so the grants are explicit.
+    const taskDefinitions = [...Object.values(props.dumpTasks).map((task) => task.taskDefinition), this.verifyTask];
+    this.stateMachine.addToRolePolicy(new iam.PolicyStatement({
+      actions: ['ecs:RunTask'],
+      resources: taskDefinitions.map((definition) => definition.taskDefinitionArn),
+      conditions: { ArnEquals: { 'ecs:cluster': this.cluster.attrArn } },
+    }));
+    this.stateMachine.addToRolePolicy(new iam.PolicyStatement({
+      actions: ['iam:PassRole'],
+      resources: taskDefinitions.flatMap((definition) => [definition.taskRole.roleArn, definition.obtainExecutionRole().roleArn]),
+    }));
+    for (const task of Object.values(props.dumpTasks)) this.stateMachine.grantTaskResponse(task.taskRole);
+    this.stateMachine.grantTaskResponse(this.verifyTask.taskRole);
+    acknowledgeWildcardResource(this.stateMachine.role, `arn:${stack.partition}:logs:*:*:*`, 'Step Functions log delivery and X-Ray need resource * (documented by AWS).');
+    acknowledgeWildcardResource(this.stateMachine.role, '*', 'Step Functions log delivery and X-Ray APIs do not support resource-level permissions.');
+  }
+
+  private definition(
+    props: BackupWorkflowProps,
+    verify: lambda.IFunction,
+    commit: lambda.IFunction,
+    awaitOffsite: lambda.IFunction,
+    record: lambda.IFunction,
+    recordFailure: lambda.IFunction,
+  ): sfn.IChainable {
+    const clusterArn = this.cluster.attrArn;
+    const network = {
+      AwsvpcConfiguration: { 'Subnets.$': '$.target.subnets', 'SecurityGroups.$': '$.target.securityGroups', AssignPublicIp: 'DISABLED' },
+    };
+
+    const failed = new sfn.Fail(this, 'Failed', { errorPath: '$.failure.Error', causePath: '$.failure.Cause' });
+    const notifyFailure = new tasks.SnsPublish(this, 'NotifyFailure', {
+      topic: props.alarmTopic,
+      subject: sfn.JsonPath.stringAt('$.notification.subject'),
+      message: sfn.TaskInput.fromJsonPathAt('$.notification.message'),
+      resultPath: sfn.JsonPath.DISCARD,
+    });
+    const recordFailureState = new tasks.LambdaInvoke(this, 'RecordFailure', {
+      lambdaFunction: recordFailure,
+      payloadResponseOnly: true,
+      resultPath: '$.notification',
+      retryOnServiceExceptions: true,
+    });
+    // If even the explanation fails, the on-call person still gets the raw error.
+    recordFailureState.addCatch(new sfn.Pass(this, 'PlainFailureMessage', {
+      parameters: {
+        'subject': 'Lifeboat: backup run failed',
+        'message.$': "States.Format('Backup run {} failed: {} {}', $$.Execution.Name, $.failure.Error, $.failure.Cause)",
+      },
+      resultPath: '$.notification',
+    }).next(notifyFailure), { resultPath: '$.recordFailureError' });
+    recordFailureState.next(notifyFailure);
+    notifyFailure.next(failed);
+
+    /** Every state's failures go through a Pass that names the state, then RecordFailure. */
+    const onFailure = (state: string) =>
+      new sfn.Pass(this, `${state} failed`, { result: sfn.Result.fromString(state), resultPath: '$.failedState' }).next(recordFailureState);
+
+    const dump = new sfn.CustomState(this, 'Dump', {
+      stateJson: {
+        Type: 'Task',
+        Comment: 'The worker dumps the source into the primary bucket and answers the task token with the manifest summary',
+        Resource: `arn:${Stack.of(this).partition}:states:::ecs:runTask.waitForTaskToken`,
+        HeartbeatSeconds: (props.dumpHeartbeat ?? Duration.minutes(5)).toSeconds(),
+        TimeoutSecondsPath: '$.target.dumpTimeoutSeconds',
+        Parameters: {
+          Cluster: clusterArn,
+          'TaskDefinition.$': '$.target.taskDefinitionArn',
+          LaunchType: 'FARGATE',
+          PropagateTags: 'TASK_DEFINITION',
+          NetworkConfiguration: network,
+          Overrides: {
+            ContainerOverrides: [{
+              Name: 'Worker',
+              Environment: [
+                { Name: 'LIFEBOAT_TASK_TOKEN', 'Value.$': '$$.Task.Token' },
+                { Name: 'LIFEBOAT_SCHEDULED_TIME', 'Value.$': '$.scheduledTime' },
+              ],
+            }],
+          },
+        },
+        ResultPath: '$.dump',
+      },
+    });
+    dump.addRetry({ errors: TRANSIENT_DUMP_ERRORS, interval: Duration.minutes(1), maxAttempts: 2, backoffRate: 2 });
+    // A retried schedule for a slot that is already committed: nothing to do, nothing wrong.
+    dump.addCatch(new sfn.Succeed(this, 'Slot already committed'), { errors: ['AlreadyCommitted'], resultPath: '$.failure' });
+    dump.addCatch(onFailure('Dump'), { errors: ['States.ALL'], resultPath: '$.failure' });
+
+    const verifyPayload = {
+      source: sfn.JsonPath.stringAt('$.dump.source'),
+      runId: sfn.JsonPath.stringAt('$.dump.runId'),
+      bucket: sfn.JsonPath.stringAt('$.dump.bucket'),
+    };
+    const verifyState = new tasks.LambdaInvoke(this, 'Verify', {
+      lambdaFunction: verify,
+      payload: sfn.TaskInput.fromObject(verifyPayload),
+      payloadResponseOnly: true,
+      resultPath: '$.verification',
+      retryOnServiceExceptions: false,
+    });
+    verifyState.addRetry({ errors: LAMBDA_SERVICE_ERRORS, interval: Duration.seconds(5), maxAttempts: 3, backoffRate: 2 });
+    verifyState.addCatch(onFailure('Verify'), { errors: ['States.ALL'], resultPath: '$.failure' });
+
+    const verifyOnFargate = new sfn.CustomState(this, 'VerifyOnFargate', {
+      stateJson: {
+        Type: 'Task',
+        Comment: 'The same verifier as a Fargate task, for artifacts whose full read does not fit in Lambda',
+        Resource: `arn:${Stack.of(this).partition}:states:::ecs:runTask.waitForTaskToken`,
+        HeartbeatSeconds: 300,
+        TimeoutSeconds: 24 * 3600,
+        Parameters: {
+          Cluster: clusterArn,
+          TaskDefinition: this.verifyTask.taskDefinitionArn,
+          LaunchType: 'FARGATE',
+          NetworkConfiguration: network,
+          Overrides: {
+            ContainerOverrides: [{
+              Name: 'Verifier',
+              Environment: [
+                { Name: 'LIFEBOAT_TASK_TOKEN', 'Value.$': '$$.Task.Token' },
+                { Name: 'LIFEBOAT_SOURCE', 'Value.$': '$.dump.source' },
+                { Name: 'LIFEBOAT_RUN_ID', 'Value.$': '$.dump.runId' },
+              ],
+            }],
+          },
+        },
+        ResultPath: '$.verification',
+      },
+    });
+    verifyOnFargate.addRetry({ errors: ['ECS.AmazonECSException'], interval: Duration.minutes(1), maxAttempts: 2, backoffRate: 2 });
+    verifyOnFargate.addCatch(onFailure('VerifyOnFargate'), { errors: ['States.ALL'], resultPath: '$.failure' });
+
+    const commitState = new tasks.LambdaInvoke(this, 'Commit', {
+      lambdaFunction: commit,
+      payload: sfn.TaskInput.fromObject({ dump: sfn.JsonPath.objectAt('$.dump'), verification: sfn.JsonPath.objectAt('$.verification') }),
+      payloadResponseOnly: true,
+      resultPath: '$.commit',
+      retryOnServiceExceptions: false,
+    });
+    commitState.addRetry({ errors: LAMBDA_SERVICE_ERRORS, interval: Duration.seconds(5), maxAttempts: 3, backoffRate: 2 });
+    commitState.addCatch(onFailure('Commit'), { errors: ['States.ALL'], resultPath: '$.failure' });
+
+    const awaitOffsiteState = new tasks.LambdaInvoke(this, 'AwaitOffsite', {
+      lambdaFunction: awaitOffsite,
+      payload: sfn.TaskInput.fromObject({ dump: sfn.JsonPath.objectAt('$.dump'), offsite: sfn.JsonPath.objectAt('$.offsite') }),
+      payloadResponseOnly: true,
+      resultPath: '$.offsite',
+      retryOnServiceExceptions: false,
+    });
+    awaitOffsiteState.addRetry({ errors: LAMBDA_SERVICE_ERRORS, interval: Duration.seconds(5), maxAttempts: 3, backoffRate: 2 });
+    awaitOffsiteState.addCatch(onFailure('AwaitOffsite'), { errors: ['States.ALL'], resultPath: '$.failure' });
+    const waitForOffsite = new sfn.Wait(this, 'WaitForOffsite', {
+      time: sfn.WaitTime.duration(props.offsitePollInterval ?? Duration.seconds(60)),
+    });
+
+    const recordState = new tasks.LambdaInvoke(this, 'Record', {
+      lambdaFunction: record,
+      payloadResponseOnly: true,
+      resultPath: '$.record',
+      retryOnServiceExceptions: true,
+    });
+    recordState.addCatch(onFailure('Record'), { errors: ['States.ALL'], resultPath: '$.failure' });
+
+    const threshold = props.fargateVerifyThresholdBytes ?? 20e9;
+    const start = new sfn.Pass(this, 'Start', {
+      comment: 'Seeds the offsite poll counter',
+      result: sfn.Result.fromObject({ attempts: 0, present: false }),
+      resultPath: '$.offsite',
+    });
+    return start
+      .next(dump)
+      .next(new sfn.Choice(this, 'ChooseVerifier')
+        .when(sfn.Condition.numberGreaterThan('$.dump.bytes', threshold), verifyOnFargate)
+        .otherwise(verifyState)
+        .afterwards())
+      .next(commitState)
+      .next(awaitOffsiteState)
+      .next(new sfn.Choice(this, 'OffsiteCopied?')
+        .when(sfn.Condition.booleanEquals('$.offsite.present', true), recordState.next(new sfn.Succeed(this, 'Backed up')))
+        .otherwise(waitForOffsite.next(awaitOffsiteState)));
+  }
+}
+
+function kebab(name: string): string {
+  return name.replace(/([a-z])([A-Z])/g, '$1-$2').toLowerCase();
+}
+
+function acknowledgeLambdaBasics(fn: lambda.Function): void {
+  Validations.of(fn).acknowledge({
+    id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+    reason: 'AWSLambdaBasicExecutionRole only allows writing the function\'s own logs; everything else is granted per function.',
+  });
+  Validations.of(fn).acknowledge({
+    id: 'AwsSolutions-L1',
+    reason: 'Lifeboat pins Node 22 everywhere (the worker image, the CLI, the tests); the runtime moves with that pin.',
+  });
+}
