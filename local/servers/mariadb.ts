@@ -109,10 +109,13 @@ async function launch(dir: string, dataDir: string, tmp: string, socket: string,
     { cwd: dir, stdio: ['ignore', log, log] },
   );
   closeSync(log);
-  const managed = new ManagedProcess(child);
+  const managed = new ManagedProcess(child, dir);
   const deadline = Date.now() + READY_TIMEOUT_MS;
   while (Date.now() < deadline) {
-    if (!isRunning(child)) throw new Error(`mariadbd exited during start-up (port ${port}): ${tail(logPath)}`);
+    if (!isRunning(child)) {
+      await managed.stop('SIGKILL');
+      throw new Error(`mariadbd exited during start-up (port ${port}): ${tail(logPath)}`);
+    }
     const probe = await run('mariadb', clientArgs(port, undefined), { env: clientEnv(undefined), input: 'SELECT 1;' });
     if (probe.code === 0) return managed;
     await delay(20);

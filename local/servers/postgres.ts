@@ -140,12 +140,13 @@ async function launch(
     { env, uid: owner?.uid, gid: owner?.gid, cwd: dir, stdio: ['ignore', log, log] },
   );
   closeSync(log);
-  const managed = new ManagedProcess(child);
+  const managed = new ManagedProcess(child, dir);
   const pidFile = join(dataDir, 'postmaster.pid');
   const deadline = Date.now() + READY_TIMEOUT_MS;
   // pg_ctl -w's own test: line 8 of postmaster.pid reads "ready" once connections are accepted.
   while (Date.now() < deadline) {
     if (!isRunning(child)) {
+      await managed.stop('SIGKILL');
       throw new Error(`postgres exited during start-up (port ${port}): ${tail(logPath)}`);
     }
     const lines = existsSync(pidFile) ? readFileSync(pidFile, 'utf8').split('\n') : [];

