@@ -1,15 +1,14 @@
 /**
  * The Verify step as the state machine sees it, shared by the Lambda and the Fargate
  * verifier: input `{ source, runId, bucket? }` (from `$.dump`), output the `VerifyResult` at
- * `$.verification`, failures thrown with the names of docs/backup-run.md.
+ * `$.verification`, failures thrown with the names of docs/backup-run.md (lib/verify/errors).
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import { listRuns } from '../catalog/catalog';
 import { lifeboatError } from '../domain/errors';
-import { globalsKey } from '../domain/layout';
 import { isRunId } from '../domain/run-id';
 import type { Verification } from '../domain/verification';
-import { TRAILING_RUNS } from './size';
+import { DEFAULT_SUSPICIOUS_SHRINK, TRAILING_RUNS } from './size';
 import { verifyRun, type VerifyRunOptions } from './verify-run';
 
 export interface VerifyTaskInput {
@@ -19,18 +18,41 @@ export interface VerifyTaskInput {
   readonly bucket?: string;
 }
 
-/** `$.verification`: what Commit reads. Only ever an ok verdict; a failed one is an error. */
-export interface VerifyResult {
-  readonly verdict: 'ok';
-  readonly source: string;
-  readonly runId: string;
-  /** Sum of the run's artifacts (globals.sql not included), as the manifest summary's `bytes`. */
-  readonly bytes: number;
-  readonly durationMs: number;
-  /** The run's artifacts (globals.sql not included) as read: key and SHA-256. */
-  readonly artifacts: readonly { readonly key: string; readonly sha256: string }[];
-  /** The whole verdict, checks included, for the Commit step to write as verification.json. */
-  readonly verification: Verification;
+/**
+ * `$.verification`: the verification.json the verifier proposes, verdict ok (a failed verdict
+ * is a thrown error instead). Commit checks it against manifest.json and writes it as is.
+ * It carries the run (`source`, `runId`), `durationMs`, and every object read with its `key`,
+ * `bytes`, `sha256` and checks; globals.sql is the entry whose key ends in /globals.sql.
+ */
+export type VerifyResult = Verification & { readonly verdict: 'ok' };
+
+/** The verifier's configuration from the environment (Lambda and Fargate). */
+export interface VerifyConfig {
+  readonly bucket: string;
+  readonly suspiciousShrink: number;
+}
+
+export const VERIFY_CONFIG_ENV = { bucket: 'LIFEBOAT_BUCKET', suspiciousShrink: 'LIFEBOAT_SUSPICIOUS_SHRINK' } as const;
+
+/**
+ * Reads the configuration once (at module load in the Lambda); throws `InvalidConfiguration`
+ * naming the variable. LIFEBOAT_S3_ENDPOINT is read by createS3Client.
+ */
+export function verifyConfigFromEnv(env: NodeJS.ProcessEnv): VerifyConfig {
+  const problems: string[] = [];
+  const bucket = env[VERIFY_CONFIG_ENV.bucket]?.trim() ?? '';
+  if (!bucket) problems.push(`${VERIFY_CONFIG_ENV.bucket}: required (the primary bucket)`);
+  const shrinkText = env[VERIFY_CONFIG_ENV.suspiciousShrink]?.trim();
+  const suspiciousShrink = shrinkText ? Number(shrinkText) : DEFAULT_SUSPICIOUS_SHRINK;
+  if (!(suspiciousShrink >= 0 && suspiciousShrink <= 1)) {
+    problems.push(`${VERIFY_CONFIG_ENV.suspiciousShrink}: "${shrinkText}" is not valid (valid: a fraction from 0 to 1, default ${DEFAULT_SUSPICIOUS_SHRINK})`);
+  }
+  if (problems.length > 0) {
+    const error = new Error(`invalid verifier environment:\n  - ${problems.join('\n  - ')}`);
+    error.name = 'InvalidConfiguration';
+    throw error;
+  }
+  return { bucket, suspiciousShrink };
 }
 
 /** Checks the state's input; throws `InvalidInput` naming every problem. */
@@ -80,16 +102,8 @@ export async function runVerifyTask(input: VerifyTaskInput, deps: VerifyTaskDeps
   return verifyResult(verification);
 }
 
+/** Narrows an ok verdict (`verifyRun` throws on a failed one). */
 export function verifyResult(verification: Verification): VerifyResult {
-  const globals = globalsKey(verification.source, verification.runId);
-  const artifacts = verification.artifacts.filter((artifact) => artifact.key !== globals);
-  return {
-    verdict: 'ok',
-    source: verification.source,
-    runId: verification.runId,
-    bytes: artifacts.reduce((sum, artifact) => sum + artifact.bytes, 0),
-    durationMs: verification.durationMs,
-    artifacts: artifacts.map(({ key, sha256 }) => ({ key, sha256 })),
-    verification,
-  };
+  if (verification.verdict !== 'ok') throw new Error(`verifyResult: the verdict on ${verification.source}/${verification.runId} is ${verification.verdict}`);
+  return verification as VerifyResult;
 }
