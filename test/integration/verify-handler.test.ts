@@ -5,13 +5,11 @@
  * reads through the catalog.
  */
 import type { Context } from 'aws-lambda';
-import { gzipSync } from 'node:zlib';
-import { artifactKey, manifestKey, verificationKey } from '../../lib/domain/layout';
-import { MANIFEST_SCHEMA_VERSION, serializeManifest, type Manifest } from '../../lib/domain/manifest';
-import { parseVerification, serializeVerification } from '../../lib/domain/verification';
+import { verificationKey } from '../../lib/domain/layout';
+import { parseVerification } from '../../lib/domain/verification';
 import { startS3, TEST_CREDENTIALS, type S3Server } from '../harness/s3';
 import { getBytes } from '../harness/s3-objects';
-import { put, sha256, verificationFor } from '../fixtures/runs';
+import * as verifyRuns from '../fixtures/verify-runs';
 
 const BUCKET = 'primary';
 type Handler = (event: unknown, context: Context) => Promise<Record<string, unknown>>;
@@ -44,35 +42,8 @@ afterAll(async () => {
   await s3?.stop();
 });
 
-/** A MariaDB run by hand: one gzip SQL artifact creating `tables`, padded to about `padBytes`. */
-async function writeSqlRun(source: string, runId: string, opts: { padBytes?: number; verified?: boolean; tamper?: boolean } = {}) {
-  const tables = ['accounts', 'entries'];
-  const sql = [
-    '-- MariaDB dump 10.19  Distrib 10.11.19-MariaDB',
-    `USE \`${source}\`;`,
-    ...tables.map((table) => `CREATE TABLE \`${table}\` (\n  \`id\` int NOT NULL\n) ENGINE=InnoDB;\nINSERT INTO \`${table}\` VALUES (1),(2);`),
-    // Random-looking padding so gzip cannot shrink it away: the artifact size is what matters.
-    `-- ${Array.from({ length: opts.padBytes ?? 0 }, (_, i) => ((i * 7919) % 36).toString(36)).join('')}`,
-    '-- Dump completed on 2026-11-26  3:00:05',
-    '',
-  ].join('\n');
-  let artifact = gzipSync(sql);
-  const key = artifactKey(source, runId, source, '.sql.gz');
-  const manifest: Manifest = {
-    schemaVersion: MANIFEST_SCHEMA_VERSION, lifeboatVersion: '0.1.0', source, engine: 'mariadb', tier: 'tier1', runId,
-    startedAt: '2026-11-26T03:00:01.000Z', finishedAt: '2026-11-26T03:00:05.000Z',
-    server: { version: '10.11.19', major: 10 }, client: { tool: 'mariadb-dump', version: '10.19', major: 10 },
-    databaseSizeBytes: 1000,
-    artifacts: [{ database: source, key, bytes: artifact.length, sha256: sha256(artifact), format: 'sql', compression: 'gzip:6', parts: 1 }],
-    tables: tables.map((name) => ({ database: source, schema: source, name, rows: 2, exact: true })),
-    rowCountConsistency: 'same-snapshot', extensions: [],
-  };
-  if (opts.tamper) artifact = Buffer.concat([artifact.subarray(0, 10), Buffer.from([artifact[10] as number ^ 1]), artifact.subarray(11)]);
-  await put(s3.client(), BUCKET, key, artifact);
-  await put(s3.client(), BUCKET, manifestKey(source, runId), serializeManifest(manifest));
-  if (opts.verified) await put(s3.client(), BUCKET, verificationKey(source, runId), serializeVerification(verificationFor(manifest)));
-  return manifest;
-}
+const writeSqlRun = (source: string, runId: string, opts?: verifyRuns.SqlRunOptions) =>
+  verifyRuns.writeSqlRun(s3.client(), BUCKET, source, runId, opts);
 
 test('an ok run: the verdict document, with the size compared with the verified history the catalog finds', async () => {
   for (const runId of ['20261123T030000Z', '20261124T030000Z', '20261125T030000Z']) {

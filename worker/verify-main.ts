@@ -1,0 +1,195 @@
+/**
+ * The verifier as a Fargate task (state VerifyOnFargate): the same lib/verify core as the
+ * Verify Lambda, for artifacts whose full read does not fit in Lambda's 15 minutes. Started
+ * with `.waitForTaskToken`: heartbeats while it reads, SendTaskSuccess with the same result as
+ * the Lambda, SendTaskFailure with the verdict's error name. Without a task token (an operator,
+ * the benchmark) it prints the result and exits.
+ *
+ * Exit codes as worker/main.ts: 0 verified ok, 1 failed (a failed verdict or an error),
+ * 2 invalid environment.
+ */
+import { SendTaskFailureCommand, SFNClient } from '@aws-sdk/client-sfn';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { createS3Client } from '../lib/aws/s3-client';
+import { errorName, lifeboatError } from '../lib/domain/errors';
+import { isRunId } from '../lib/domain/run-id';
+import { isVerifyErrorName } from '../lib/verify/errors';
+import { DEFAULT_SUSPICIOUS_SHRINK } from '../lib/verify/size';
+import { runVerifyTask, type VerifyResult } from '../lib/verify/verify-task';
+import { EXIT } from './main';
+import { runWithTaskToken, type TaskTokenClient } from './task-token';
+
+/** One verification of one run, from the environment the task definition and the state machine set. */
+export interface VerifyJob {
+  readonly bucket: string;
+  readonly source: string;
+  readonly runId: string;
+  readonly taskToken?: string;
+  readonly s3Endpoint?: string;
+  readonly region?: string;
+  readonly suspiciousShrink: number;
+  /** Directory with pg_restore; PATH when undefined. */
+  readonly pgBinDir?: string;
+}
+
+export const VERIFY_JOB_ENV = {
+  bucket: 'LIFEBOAT_BUCKET',
+  source: 'LIFEBOAT_SOURCE',
+  runId: 'LIFEBOAT_RUN_ID',
+  taskToken: 'LIFEBOAT_TASK_TOKEN',
+  s3Endpoint: 'LIFEBOAT_S3_ENDPOINT',
+  suspiciousShrink: 'LIFEBOAT_SUSPICIOUS_SHRINK',
+  pgBinDir: 'LIFEBOAT_PG_BIN_DIR',
+} as const;
+
+/** Reads the job, reporting every missing or invalid variable at once (`InvalidInput`). */
+export function verifyJobFromEnv(env: Record<string, string | undefined>): VerifyJob {
+  const problems: string[] = [];
+  const required = (name: string): string => {
+    const value = env[name]?.trim();
+    if (!value) problems.push(`${name}: required`);
+    return value ?? '';
+  };
+  const bucket = required(VERIFY_JOB_ENV.bucket);
+  const source = required(VERIFY_JOB_ENV.source);
+  if (source && !/^[a-z0-9-]+$/.test(source)) problems.push(`${VERIFY_JOB_ENV.source}: "${source}" is not valid (valid: a-z, 0-9 and "-")`);
+  const runId = required(VERIFY_JOB_ENV.runId);
+  if (runId && !isRunId(runId)) problems.push(`${VERIFY_JOB_ENV.runId}: "${runId}" is not valid (valid: a UTC slot time such as 20261126T030000Z)`);
+  const shrinkText = env[VERIFY_JOB_ENV.suspiciousShrink]?.trim();
+  const suspiciousShrink = shrinkText ? Number(shrinkText) : DEFAULT_SUSPICIOUS_SHRINK;
+  if (!(suspiciousShrink >= 0 && suspiciousShrink <= 1)) {
+    problems.push(`${VERIFY_JOB_ENV.suspiciousShrink}: "${shrinkText}" is not valid (valid: a fraction from 0 to 1)`);
+  }
+  if (problems.length > 0) throw lifeboatError('InvalidInput', `invalid verifier environment:\n  - ${problems.join('\n  - ')}`);
+  return {
+    bucket,
+    source,
+    runId,
+    suspiciousShrink,
+    taskToken: env[VERIFY_JOB_ENV.taskToken] || undefined,
+    s3Endpoint: env[VERIFY_JOB_ENV.s3Endpoint] || undefined,
+    region: env.AWS_REGION || env.AWS_DEFAULT_REGION || undefined,
+    pgBinDir: env[VERIFY_JOB_ENV.pgBinDir] || undefined,
+  };
+}
+
+export interface VerifyWorkerDeps {
+  readonly s3?: S3Client;
+  readonly sfn?: TaskTokenClient;
+  /** Aborted on SIGTERM (ECS stopping the task) or Ctrl-C. */
+  readonly signal?: AbortSignal;
+  readonly log?: (line: string) => void;
+  readonly now?: () => Date;
+  readonly heartbeatIntervalMs?: number;
+  /** @default - the catalog's previous verified runs */
+  readonly previousSizes?: (s3: S3Client, bucket: string, source: string, runId: string) => Promise<number[]>;
+}
+
+export interface VerifyOutcome {
+  readonly code: number;
+  readonly result?: VerifyResult;
+  /** The failure's name as the state machine matches it, and its message. */
+  readonly error?: { readonly name: string; readonly message: string };
+}
+
+/** Runs one verification; never throws: the outcome carries the exit code and the error. */
+export async function runVerifyJob(job: VerifyJob, deps: VerifyWorkerDeps = {}): Promise<VerifyOutcome> {
+  const log = deps.log ?? ((line: string) => console.log(line));
+  const s3 = deps.s3 ?? createS3Client({ region: job.region, endpoint: job.s3Endpoint });
+  let bytesRead = 0;
+  log(`verify ${job.source}/${job.runId} in s3://${job.bucket}`);
+  const work = (signal: AbortSignal) =>
+    runVerifyTask({ source: job.source, runId: job.runId }, {
+      s3,
+      bucket: job.bucket,
+      suspiciousShrink: job.suspiciousShrink,
+      verifiedBy: 'fargate',
+      pgBinDir: job.pgBinDir,
+      now: deps.now,
+      signal,
+      log,
+      previousSizes: deps.previousSizes,
+      onProgress: (bytes) => {
+        bytesRead = bytes;
+      },
+    });
+
+  if (job.taskToken) {
+    let failure: Error | undefined;
+    const outcome = await runWithTaskToken({
+      sfn: keepVerifyErrorNames(deps.sfn ?? new SFNClient({ region: job.region }), () => failure),
+      taskToken: job.taskToken,
+      work: (signal) => work(signal).catch((error: Error) => {
+        failure = error;
+        throw error;
+      }),
+      output: (result) => result,
+      progress: () => `${bytesRead} bytes read`,
+      heartbeatIntervalMs: deps.heartbeatIntervalMs,
+      signal: deps.signal,
+      log,
+    });
+    if (outcome.ok) return { code: EXIT.committed, result: outcome.result };
+    const name = failureName(failure) ?? outcome.error;
+    log(`failed: ${name}: ${outcome.cause}`);
+    return { code: EXIT.failed, error: { name, message: outcome.cause } };
+  }
+
+  try {
+    return { code: EXIT.committed, result: await work(deps.signal ?? new AbortController().signal) };
+  } catch (error) {
+    const name = failureName(error) ?? errorName(error);
+    const message = (error as Error).message ?? String(error);
+    log(`failed: ${name}: ${message}`);
+    return { code: name === 'InvalidInput' ? EXIT.invalidInput : EXIT.failed, error: { name, message } };
+  }
+}
+
+function failureName(error: unknown): string | undefined {
+  const name = (error as Error | undefined)?.name;
+  return name !== undefined && isVerifyErrorName(name) ? name : undefined;
+}
+
+/**
+ * TODO(#4): lib/domain/errors' ERROR_NAMES does not list the verifier's error names yet, so
+ * runWithTaskToken would report them as WorkerError and VerifyOnFargate could not be told
+ * apart from Verify. Until it does, SendTaskFailure gets the verdict's own name back here;
+ * once it does, this changes nothing.
+ */
+function keepVerifyErrorNames(sfn: TaskTokenClient, failure: () => Error | undefined): TaskTokenClient {
+  return {
+    send: ((command: unknown, ...rest: unknown[]) => {
+      const name = failureName(failure());
+      if (command instanceof SendTaskFailureCommand && name !== undefined) command.input.error = name;
+      return (sfn.send as (...args: unknown[]) => unknown)(command, ...rest);
+    }) as TaskTokenClient['send'],
+  };
+}
+
+/** The container entrypoint (`node worker/verify-main.js`): the job comes from the environment. */
+export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  let job: VerifyJob;
+  try {
+    job = verifyJobFromEnv(env);
+  } catch (error) {
+    console.error((error as Error).message);
+    return EXIT.invalidInput;
+  }
+  const stop = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    console.log(`${signal} received: stopping the verification; no verdict is recorded`);
+    stop.abort(lifeboatError('Aborted', `${signal} received: the verifier was stopped before it finished`));
+  };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  const outcome = await runVerifyJob(job, { signal: stop.signal });
+  if (outcome.result) console.log(JSON.stringify(outcome.result));
+  return outcome.code;
+}
+
+if (require.main === module) {
+  main().then((code) => process.exit(code), (error: unknown) => {
+    console.error(`unexpected failure: ${(error as Error).name}`);
+    process.exit(EXIT.failed);
+  });
+}
