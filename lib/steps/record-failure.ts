@@ -37,6 +37,9 @@ export const FIRST_CHECK: Readonly<Record<string, string>> = {
     "The dump task could not write to the primary bucket. Check S3 reachability from its subnets (VPC endpoint or NAT), the bucket policy and the KMS key policy, then re-run.",
   AlreadyCommitted:
     'This slot was already committed by another execution. Nothing is lost; look for duplicate schedules or a manual start for the same slot.',
+  DumpTimedOut:
+    "The dump did not finish within its schedule interval, so it would overlap the next slot. Has the database grown? Compare its size and the dump throughput of recent runs with the tier's schedule; give the dump task more CPU, compress less, or choose a tier with a longer interval.",
+  WorkerError: 'The worker failed in a way it has no name for (a bug, or something unforeseen). Its logs have the stack trace; please report it.',
   Aborted: "The dump task was stopped before it finished (a deployment, a manual stop, capacity). See the ECS task's stopped reason.",
   ChecksumMismatch:
     'An artifact was damaged in transit or in storage: its bytes do not match the checksum recorded at dump time. Re-run the backup; if it happens again, check the bucket for tampering or lifecycle rules touching runs/.',

@@ -186,6 +186,7 @@ describe('RecordFailure: the message a person on call reads', () => {
     ['Commit', 'NotVerified', 'run', /verifier's result did not vouch/],
     ['Verify', 'Lambda.Unknown', 'run', /Lambda function crashed/],
     ['Verify', 'Lambda.TooManyRequestsException', 'run', /Lambda function crashed/],
+    ['Dump', 'DumpTimedOut', 'slot', /did not finish within its schedule interval/],
     ['Dump', 'SomethingNew', 'slot', /Read the cause above, then the logs of the Dump step/],
   ])('%s failing with %s: the first thing to check', (failedState, error, kind, check) => {
     const withDump = kind === 'run' ? { dump } : {};
