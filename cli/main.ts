@@ -6,16 +6,22 @@ import { parseArgs } from 'node:util';
 import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig, type LifeboatConfig } from '../lib/config';
 import { createStacks } from '../lib/stacks';
 import { cdkJsonContext } from '../lib/stacks/feature-flags';
+import { runLocalCycle } from '../local/cycle';
 import { DUMP_USAGE, dumpCommand } from './dump';
 import { renderPlan } from './plan';
 
 const USAGE = `Usage: lifeboat <command> [options]
 
 Commands:
-  plan   [--config FILE]   print the protection plan of a config
-  demo   [--config FILE]   print the plan and synthesize the app (what \`npm start\` runs)
-  dump   …                 run one backup outside Step Functions (lifeboat dump --help)
+  plan   [--config FILE]              print the protection plan of a config
+  synth  [--config FILE]              synthesize the app and summarize its stacks
+  demo                                one whole local backup cycle (what \`npm start\` runs)
+  run    SOURCE --local [--config FILE] [--target-url URL]
+                                      the synthesized backup run of one source, executed locally
+  dump   …                            run one backup outside Step Functions (lifeboat dump --help)
 `;
+
+const DEMO_CONFIG = path.join(__dirname, '..', 'local', 'demo.config.ts');
 
 /** Synthesizes the app in-process and summarizes each stack. */
 function synthesize(config: LifeboatConfig): string {
@@ -34,6 +40,19 @@ function synthesize(config: LifeboatConfig): string {
   }
 }
 
+/** A database reachable from here, for `run --local --target-url`; the password comes from the environment. */
+function targetFromUrl(text: string | undefined) {
+  if (text === undefined) return undefined;
+  const url = new URL(text);
+  if (url.password) throw Object.assign(new Error('--target-url: contains a password; put it in LIFEBOAT_DB_PASSWORD instead'), { name: 'InvalidInput' });
+  return {
+    host: url.hostname,
+    port: Number(url.port) || (url.protocol.startsWith('postgres') ? 5432 : 3306),
+    username: decodeURIComponent(url.username) || (url.protocol.startsWith('postgres') ? 'postgres' : 'root'),
+    password: process.env.LIFEBOAT_DB_PASSWORD || undefined,
+  };
+}
+
 export async function main(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === 'dump') {
@@ -48,18 +67,31 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.once('SIGTERM', onSignal);
     return dumpCommand(rest, process.env, { signal: stop.signal });
   }
-  const { values } = parseArgs({ args: [...rest], options: { config: { type: 'string', default: DEFAULT_CONFIG_FILE } } });
+  const { values, positionals } = parseArgs({
+    args: [...rest],
+    allowPositionals: true,
+    options: { config: { type: 'string', default: DEFAULT_CONFIG_FILE }, local: { type: 'boolean' }, 'target-url': { type: 'string' } },
+  });
   const configFile = values.config as string;
   switch (command) {
     case 'plan':
       console.log(renderPlan(loadConfig(configFile)));
       return 0;
+    case 'synth':
+      console.log(synthesize(loadConfig(configFile)));
+      return 0;
     case 'demo': {
-      const config = loadConfig(configFile);
+      const config = loadConfig(DEMO_CONFIG);
       console.log(renderPlan(config));
       console.log('');
-      console.log(synthesize(config));
-      return 0;
+      return runLocalCycle({ config });
+    }
+    case 'run': {
+      if (!values.local || positionals.length !== 1) {
+        process.stderr.write('lifeboat run: give one source and --local (running in AWS is the schedule\'s job)\n');
+        return 2;
+      }
+      return runLocalCycle({ config: loadConfig(configFile), sourceName: positionals[0], target: targetFromUrl(values['target-url']) });
     }
     default:
       process.stderr.write(USAGE);
@@ -74,7 +106,7 @@ if (require.main === module || process.argv[1]?.endsWith('lifeboat-cli.js')) {
     },
     (error: unknown) => {
       const usageError = (error as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS') ?? false;
-      if (error instanceof ConfigError || usageError) {
+      if (error instanceof ConfigError || usageError || (error as Error).name === 'InvalidInput') {
         console.error((error as Error).message);
         process.exitCode = usageError ? 2 : 1;
       } else {

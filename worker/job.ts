@@ -26,6 +26,11 @@ export interface BackupJob {
   readonly compression?: string;
   readonly exactCountMaxBytes?: number;
   readonly excludeTables: readonly string[];
+  /**
+   * The run gives up (aborting its upload, committing nothing) after this long: a dump that
+   * outlives its schedule interval would overlap the next slot.
+   */
+  readonly deadlineSeconds?: number;
   /** Set when Step Functions started the task with .waitForTaskToken. */
   readonly taskToken?: string;
 }
@@ -52,6 +57,7 @@ export const JOB_ENV = {
   exactCountMaxBytes: 'LIFEBOAT_EXACT_COUNT_MAX_BYTES',
   excludeTables: 'LIFEBOAT_EXCLUDE_TABLES',
   taskToken: 'LIFEBOAT_TASK_TOKEN',
+  deadlineSeconds: 'LIFEBOAT_DEADLINE_SECONDS',
 } as const;
 
 const ENGINES: readonly Engine[] = ['postgres', 'mysql', 'mariadb'];
@@ -112,6 +118,7 @@ export function jobFromEnv(env: Record<string, string | undefined>): BackupJob {
     compression: env[JOB_ENV.compression] || undefined,
     exactCountMaxBytes: optionalInt(JOB_ENV.exactCountMaxBytes, 0),
     excludeTables: list(env[JOB_ENV.excludeTables]),
+    deadlineSeconds: optionalInt(JOB_ENV.deadlineSeconds, 1),
     taskToken: env[JOB_ENV.taskToken] || undefined,
   };
   if (problems.length > 0) {

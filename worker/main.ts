@@ -58,7 +58,8 @@ export async function runJob(job: BackupJob, deps: WorkerDeps = {}): Promise<Job
   const progress: BackupProgress = deps.progress ?? { phase: 'preflight', bytesUploaded: 0 };
   safeLog(`backup ${job.source}/${job.runId}: ${job.engine} ${job.target.host}:${job.target.port} → s3://${job.bucket}`);
 
-  const work = (signal: AbortSignal) => runBackup(job, { s3, signal, log: safeLog, now: deps.now }, progress);
+  const work = (signal: AbortSignal) =>
+    runBackup(job, { s3, signal: withDeadline(signal, job.deadlineSeconds), log: safeLog, now: deps.now }, progress);
   if (job.taskToken) {
     const outcome = await runWithTaskToken({
       sfn: deps.sfn ?? new SFNClient({ region: job.region }),
@@ -85,6 +86,18 @@ export async function runJob(job: BackupJob, deps: WorkerDeps = {}): Promise<Job
     safeLog(`failed: ${name}: ${message}`);
     return { code: name === 'InvalidInput' ? EXIT.invalidInput : EXIT.failed, error: { name, message } };
   }
+}
+
+/** Aborts with DumpTimedOut once the job's deadline passes (the slot's time is up). */
+function withDeadline(signal: AbortSignal, deadlineSeconds: number | undefined): AbortSignal {
+  if (deadlineSeconds === undefined) return signal;
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(Object.assign(
+    new Error(`the run did not finish within its deadline of ${deadlineSeconds} s (the schedule interval): a longer dump would overlap the next slot`),
+    { name: 'DumpTimedOut' },
+  )), deadlineSeconds * 1000);
+  timer.unref();
+  return AbortSignal.any([signal, deadline.signal]);
 }
 
 /** The container entrypoint: the job comes from the environment ECS sets. */

@@ -195,7 +195,8 @@ async function uploadDump(
     kill();
     if (deps.signal?.aborted) {
       const reason = deps.signal.reason as Error | undefined;
-      throw lifeboatError('Aborted', `${reason?.message ?? 'the run was aborted'}; the upload of ${key} was aborted and nothing was committed`);
+      const name = reason?.name === 'DumpTimedOut' ? 'DumpTimedOut' : 'Aborted';
+      throw lifeboatError(name, `${reason?.message ?? 'the run was aborted'}; the upload of ${key} was aborted and nothing was committed`);
     }
     // When the dump failed first, the upload was abandoned because of it: report the dump's
     // error. When the upload failed first, the dump was stopped because of it: report that.
@@ -227,5 +228,8 @@ async function putManifest(s3: S3Client, job: BackupJob, manifest: Manifest, obj
 }
 
 function throwIfAborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw lifeboatError('Aborted', 'the run was aborted before it finished; nothing was committed');
+  if (!signal?.aborted) return;
+  const reason = signal.reason as Error | undefined;
+  const name = reason?.name === 'DumpTimedOut' ? 'DumpTimedOut' : 'Aborted';
+  throw lifeboatError(name, `${reason?.message ?? 'the run was aborted'}; nothing was committed`);
 }

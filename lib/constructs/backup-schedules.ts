@@ -51,8 +51,6 @@ export interface SourceTarget {
   readonly taskDefinitionArn: string;
   readonly subnets: readonly string[];
   readonly securityGroups: readonly string[];
-  /** How long Dump may run; longer overlaps the next slot. */
-  readonly dumpTimeoutSeconds: number;
 }
 
 export interface BackupSchedulesProps {

@@ -36,6 +36,8 @@ export interface BackupWorkflowProps {
   readonly offsite: OffsiteTarget;
   readonly alarmTopic: sns.ITopic;
   readonly dumpTasks: Readonly<Record<string, DumpTask>>;
+  /** Each source's RPO, so a failure message can say how far the last backup is from it. */
+  readonly rpoSecondsBySource: Readonly<Record<string, number>>;
   /** The worker image: it also verifies artifacts too large for Lambda. */
   readonly workerImage: ecs.ContainerImage;
   /**
@@ -131,6 +133,7 @@ export class BackupWorkflow extends Construct {
     const awaitOffsite = nodeFunction('AwaitOffsite', 'Lifeboat: confirms the offsite copy of a run');
     const record = nodeFunction('Record', 'Lifeboat: metrics and an event for a verified backup');
     const recordFailure = nodeFunction('RecordFailure', 'Lifeboat: explains a failed run for the person on call');
+    recordFailure.addEnvironment('LIFEBOAT_RPO_SECONDS', JSON.stringify(props.rpoSecondsBySource));
     this.functions = { verify, commit, awaitOffsite, record, recordFailure };
 
     // Least privilege per step (docs/backup-run.md, Permissions).
@@ -238,7 +241,10 @@ export class BackupWorkflow extends Construct {
     }));
     for (const task of Object.values(props.dumpTasks)) this.stateMachine.grantTaskResponse(task.taskRole);
     this.stateMachine.grantTaskResponse(this.verifyTask.taskRole);
-    acknowledgeWildcardResource(this.stateMachine.role, `arn:${stack.partition}:logs:*:*:*`, 'Step Functions log delivery and X-Ray need resource * (documented by AWS).');
+    for (const fn of Object.values(this.functions)) {
+      acknowledgeWildcardResource(this.stateMachine.role, `${fn.functionArn}:*`,
+        'Invoking a Lambda function from Step Functions is granted on the function and its versions (ARN:*); nothing else.');
+    }
     acknowledgeWildcardResource(this.stateMachine.role, '*', 'Step Functions log delivery and X-Ray APIs do not support resource-level permissions.');
   }
 
@@ -250,26 +256,30 @@ export class BackupWorkflow extends Construct {
     record: lambda.IFunction,
     recordFailure: lambda.IFunction,
   ): sfn.IChainable {
+    // States live in their own scope: their ids are the state names users read in the
+    // console, and several equal the names of the functions behind them.
+    const scope = new Construct(this, 'States');
     const clusterArn = this.cluster.attrArn;
     const network = {
       AwsvpcConfiguration: { 'Subnets.$': '$.target.subnets', 'SecurityGroups.$': '$.target.securityGroups', AssignPublicIp: 'DISABLED' },
     };
 
-    const failed = new sfn.Fail(this, 'Failed', { errorPath: '$.failure.Error', causePath: '$.failure.Cause' });
-    const notifyFailure = new tasks.SnsPublish(this, 'NotifyFailure', {
+    const failed = new sfn.Fail(scope, 'Failed', { errorPath: '$.failure.Error', causePath: '$.failure.Cause' });
+    const notifyFailure = new tasks.SnsPublish(scope, 'NotifyFailure', {
       topic: props.alarmTopic,
       subject: sfn.JsonPath.stringAt('$.notification.subject'),
       message: sfn.TaskInput.fromJsonPathAt('$.notification.message'),
       resultPath: sfn.JsonPath.DISCARD,
     });
-    const recordFailureState = new tasks.LambdaInvoke(this, 'RecordFailure', {
+    const recordFailureState = new tasks.LambdaInvoke(scope, 'RecordFailure', {
+      taskTimeout: sfn.Timeout.duration(Duration.minutes(2)),
       lambdaFunction: recordFailure,
       payloadResponseOnly: true,
       resultPath: '$.notification',
       retryOnServiceExceptions: true,
     });
     // If even the explanation fails, the on-call person still gets the raw error.
-    recordFailureState.addCatch(new sfn.Pass(this, 'PlainFailureMessage', {
+    recordFailureState.addCatch(new sfn.Pass(scope, 'PlainFailureMessage', {
       parameters: {
         'subject': 'Lifeboat: backup run failed',
         'message.$': "States.Format('Backup run {} failed: {} {}', $$.Execution.Name, $.failure.Error, $.failure.Cause)",
@@ -281,15 +291,17 @@ export class BackupWorkflow extends Construct {
 
     /** Every state's failures go through a Pass that names the state, then RecordFailure. */
     const onFailure = (state: string) =>
-      new sfn.Pass(this, `${state} failed`, { result: sfn.Result.fromString(state), resultPath: '$.failedState' }).next(recordFailureState);
+      new sfn.Pass(scope, `${state} failed`, { result: sfn.Result.fromString(state), resultPath: '$.failedState' }).next(recordFailureState);
 
-    const dump = new sfn.CustomState(this, 'Dump', {
+    const dump = new sfn.CustomState(scope, 'Dump', {
       stateJson: {
         Type: 'Task',
         Comment: 'The worker dumps the source into the primary bucket and answers the task token with the manifest summary',
         Resource: `arn:${Stack.of(this).partition}:states:::ecs:runTask.waitForTaskToken`,
         HeartbeatSeconds: (props.dumpHeartbeat ?? Duration.minutes(5)).toSeconds(),
-        TimeoutSecondsPath: '$.target.dumpTimeoutSeconds',
+        // The worker enforces its tier's deadline itself (it aborts the upload and reports
+        // DumpTimedOut); this is only the backstop for a worker that hangs yet heartbeats.
+        TimeoutSeconds: 24 * 3600,
         Parameters: {
           Cluster: clusterArn,
           'TaskDefinition.$': '$.target.taskDefinitionArn',
@@ -311,7 +323,7 @@ export class BackupWorkflow extends Construct {
     });
     dump.addRetry({ errors: TRANSIENT_DUMP_ERRORS, interval: Duration.minutes(1), maxAttempts: 2, backoffRate: 2 });
     // A retried schedule for a slot that is already committed: nothing to do, nothing wrong.
-    dump.addCatch(new sfn.Succeed(this, 'Slot already committed'), { errors: ['AlreadyCommitted'], resultPath: '$.failure' });
+    dump.addCatch(new sfn.Succeed(scope, 'Slot already committed'), { errors: ['AlreadyCommitted'], resultPath: '$.failure' });
     dump.addCatch(onFailure('Dump'), { errors: ['States.ALL'], resultPath: '$.failure' });
 
     const verifyPayload = {
@@ -319,7 +331,8 @@ export class BackupWorkflow extends Construct {
       runId: sfn.JsonPath.stringAt('$.dump.runId'),
       bucket: sfn.JsonPath.stringAt('$.dump.bucket'),
     };
-    const verifyState = new tasks.LambdaInvoke(this, 'Verify', {
+    const verifyState = new tasks.LambdaInvoke(scope, 'Verify', {
+      taskTimeout: sfn.Timeout.duration(Duration.minutes(15)),
       lambdaFunction: verify,
       payload: sfn.TaskInput.fromObject(verifyPayload),
       payloadResponseOnly: true,
@@ -329,7 +342,7 @@ export class BackupWorkflow extends Construct {
     verifyState.addRetry({ errors: LAMBDA_SERVICE_ERRORS, interval: Duration.seconds(5), maxAttempts: 3, backoffRate: 2 });
     verifyState.addCatch(onFailure('Verify'), { errors: ['States.ALL'], resultPath: '$.failure' });
 
-    const verifyOnFargate = new sfn.CustomState(this, 'VerifyOnFargate', {
+    const verifyOnFargate = new sfn.CustomState(scope, 'VerifyOnFargate', {
       stateJson: {
         Type: 'Task',
         Comment: 'The same verifier as a Fargate task, for artifacts whose full read does not fit in Lambda',
@@ -358,7 +371,8 @@ export class BackupWorkflow extends Construct {
     verifyOnFargate.addRetry({ errors: ['ECS.AmazonECSException'], interval: Duration.minutes(1), maxAttempts: 2, backoffRate: 2 });
     verifyOnFargate.addCatch(onFailure('VerifyOnFargate'), { errors: ['States.ALL'], resultPath: '$.failure' });
 
-    const commitState = new tasks.LambdaInvoke(this, 'Commit', {
+    const commitState = new tasks.LambdaInvoke(scope, 'Commit', {
+      taskTimeout: sfn.Timeout.duration(Duration.minutes(2)),
       lambdaFunction: commit,
       payload: sfn.TaskInput.fromObject({ dump: sfn.JsonPath.objectAt('$.dump'), verification: sfn.JsonPath.objectAt('$.verification') }),
       payloadResponseOnly: true,
@@ -368,7 +382,8 @@ export class BackupWorkflow extends Construct {
     commitState.addRetry({ errors: LAMBDA_SERVICE_ERRORS, interval: Duration.seconds(5), maxAttempts: 3, backoffRate: 2 });
     commitState.addCatch(onFailure('Commit'), { errors: ['States.ALL'], resultPath: '$.failure' });
 
-    const awaitOffsiteState = new tasks.LambdaInvoke(this, 'AwaitOffsite', {
+    const awaitOffsiteState = new tasks.LambdaInvoke(scope, 'AwaitOffsite', {
+      taskTimeout: sfn.Timeout.duration(Duration.minutes(2)),
       lambdaFunction: awaitOffsite,
       payload: sfn.TaskInput.fromObject({ dump: sfn.JsonPath.objectAt('$.dump'), offsite: sfn.JsonPath.objectAt('$.offsite') }),
       payloadResponseOnly: true,
@@ -377,11 +392,12 @@ export class BackupWorkflow extends Construct {
     });
     awaitOffsiteState.addRetry({ errors: LAMBDA_SERVICE_ERRORS, interval: Duration.seconds(5), maxAttempts: 3, backoffRate: 2 });
     awaitOffsiteState.addCatch(onFailure('AwaitOffsite'), { errors: ['States.ALL'], resultPath: '$.failure' });
-    const waitForOffsite = new sfn.Wait(this, 'WaitForOffsite', {
+    const waitForOffsite = new sfn.Wait(scope, 'WaitForOffsite', {
       time: sfn.WaitTime.duration(props.offsitePollInterval ?? Duration.seconds(60)),
     });
 
-    const recordState = new tasks.LambdaInvoke(this, 'Record', {
+    const recordState = new tasks.LambdaInvoke(scope, 'Record', {
+      taskTimeout: sfn.Timeout.duration(Duration.minutes(2)),
       lambdaFunction: record,
       payloadResponseOnly: true,
       resultPath: '$.record',
@@ -390,21 +406,21 @@ export class BackupWorkflow extends Construct {
     recordState.addCatch(onFailure('Record'), { errors: ['States.ALL'], resultPath: '$.failure' });
 
     const threshold = props.fargateVerifyThresholdBytes ?? 20e9;
-    const start = new sfn.Pass(this, 'Start', {
+    const start = new sfn.Pass(scope, 'Start', {
       comment: 'Seeds the offsite poll counter',
       result: sfn.Result.fromObject({ attempts: 0, present: false }),
       resultPath: '$.offsite',
     });
     return start
       .next(dump)
-      .next(new sfn.Choice(this, 'ChooseVerifier')
+      .next(new sfn.Choice(scope, 'ChooseVerifier')
         .when(sfn.Condition.numberGreaterThan('$.dump.bytes', threshold), verifyOnFargate)
         .otherwise(verifyState)
         .afterwards())
       .next(commitState)
       .next(awaitOffsiteState)
-      .next(new sfn.Choice(this, 'OffsiteCopied?')
-        .when(sfn.Condition.booleanEquals('$.offsite.present', true), recordState.next(new sfn.Succeed(this, 'Backed up')))
+      .next(new sfn.Choice(scope, 'OffsiteCopied?')
+        .when(sfn.Condition.booleanEquals('$.offsite.present', true), recordState.next(new sfn.Succeed(scope, 'Backed up')))
         .otherwise(waitForOffsite.next(awaitOffsiteState)));
   }
 }

@@ -39,6 +39,14 @@ export interface DumpTaskProps {
   readonly logRetention?: logs.RetentionDays;
 }
 
+/**
+ * How long a run of a tier may take before the worker gives up (aborting its upload): a dump
+ * that outlives the schedule interval would overlap the next slot. At least 15 minutes.
+ */
+export function dumpDeadlineSeconds(tier: { readonly scheduleSeconds: number }): number {
+  return Math.max(900, tier.scheduleSeconds);
+}
+
 /** Fargate CPU units and memory for a database of the given size (bytes). */
 export interface TaskSize {
   readonly cpu: number;
@@ -114,6 +122,7 @@ export class DumpTask extends Construct {
         [JOB_ENV.bucket]: bucket.bucketName,
         [JOB_ENV.retentionSeconds]: String(source.tier.retentionSeconds),
         [JOB_ENV.objectLockMode]: props.objectLockMode,
+        [JOB_ENV.deadlineSeconds]: String(dumpDeadlineSeconds(source.tier)),
         ...(source.sizeHintBytes ? { [JOB_ENV.sizeHintBytes]: String(source.sizeHintBytes) } : {}),
         ...(source.dumpOptions.compression ? { [JOB_ENV.compression]: source.dumpOptions.compression } : {}),
         ...(source.dumpOptions.exactCountMaxBytes !== undefined

@@ -13,6 +13,7 @@ export const ERROR_NAMES = [
   'UploadFailed',
   'AlreadyCommitted',
   'Aborted',
+  'DumpTimedOut',
   'InvalidManifest',
   'InvalidInput',
 ] as const;

@@ -1,12 +1,15 @@
 import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as path from 'node:path';
 import type { Construct } from 'constructs';
-import type { LifeboatConfig } from '../config/types';
+import type { LifeboatConfig, Source } from '../config/types';
 import { AlarmTopic } from '../constructs/alarm-topic';
 import { BackupBucket } from '../constructs/backup-bucket';
+import { BackupSchedules, type SourceTarget } from '../constructs/backup-schedules';
+import { BackupWorkflow } from '../constructs/backup-workflow';
 import { DumpTask } from '../constructs/dump-task';
 import { OffsiteReplication } from '../constructs/offsite-replication';
 import { storageNames } from './naming';
@@ -26,6 +29,8 @@ export class PrimaryStack extends Stack {
   public readonly alarmTopic: AlarmTopic;
   /** One dump task definition per source, by source name. */
   public readonly dumpTasks: Readonly<Record<string, DumpTask>>;
+  public readonly workflow: BackupWorkflow;
+  public readonly schedules: BackupSchedules;
 
   constructor(scope: Construct, id: string, props: PrimaryStackProps) {
     const { config, ...stackProps } = props;
@@ -78,6 +83,30 @@ export class PrimaryStack extends Stack {
     }
     this.dumpTasks = dumpTasks;
 
+    this.workflow = new BackupWorkflow(this, 'BackupRun', {
+      appName: config.appName,
+      bucket: this.backupBucket.bucket,
+      bucketKey: this.backupBucket.key,
+      offsite: { bucketName: names.offsiteBucketName, region: config.offsite.region, account: names.offsiteAccount },
+      alarmTopic: this.alarmTopic.topic,
+      dumpTasks,
+      rpoSecondsBySource: Object.fromEntries(config.sources.map((source) => [source.name, source.tier.rpoSeconds])),
+      workerImage,
+    });
+    const targets: Record<string, SourceTarget> = {};
+    for (const source of config.sources) {
+      targets[source.name] = {
+        taskDefinitionArn: dumpTasks[source.name].taskDefinition.taskDefinitionArn,
+        ...this.networkFor(source),
+      };
+    }
+    this.schedules = new BackupSchedules(this, 'Schedules', {
+      sources: config.sources,
+      stateMachine: this.workflow.stateMachine,
+      targets,
+      key: this.backupBucket.key,
+    });
+
     new CfnOutput(this, 'PrimaryBucketName', {
       description: 'Bucket holding every run (the catalog)',
       value: this.backupBucket.bucket.bucketName,
@@ -93,5 +122,27 @@ export class PrimaryStack extends Stack {
       value: this.backupBucket.objectLockMode,
     });
     new CfnOutput(this, 'AlarmTopicArn', { value: this.alarmTopic.topic.topicArn });
+  }
+
+  /**
+   * Where a source's dump task runs. Without subnets and security groups in the config, the
+   * VPC is looked up (the stack then needs an account and region, and cdk.context.json keeps
+   * the answer) and the task runs in its private subnets with a security group of its own,
+   * which the database's security group must then admit.
+   */
+  private networkFor(source: Source): Pick<SourceTarget, 'subnets' | 'securityGroups'> {
+    if (source.network.subnetIds.length > 0) {
+      return { subnets: source.network.subnetIds, securityGroups: source.network.securityGroupIds };
+    }
+    const vpc = ec2.Vpc.fromLookup(this, `Vpc-${source.name}`, { vpcId: source.network.vpcId });
+    const group = new ec2.SecurityGroup(this, `DumpSecurityGroup-${source.name}`, {
+      vpc,
+      description: `Lifeboat dump task of ${source.name}: admit it on the database's port`,
+      allowAllOutbound: true,
+    });
+    return {
+      subnets: vpc.selectSubnets({ subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS }).subnetIds,
+      securityGroups: [group.securityGroupId],
+    };
   }
 }

@@ -18,7 +18,7 @@ test('reads a complete job with defaults', () => {
     source: 'orders', engine: 'postgres', tier: 'tier1', runId: '20261126T030000Z',
     target: { host: 'db.internal', port: 5432, databases: ['orders', 'audit'], username: 'backup', password: 'pw-never-shown' },
     bucket: 'primary', s3Endpoint: undefined, region: 'eu-west-1', retentionSeconds: undefined, objectLockMode: 'GOVERNANCE',
-    sizeHintBytes: undefined, compression: undefined, exactCountMaxBytes: undefined, excludeTables: [], taskToken: undefined,
+    sizeHintBytes: undefined, compression: undefined, exactCountMaxBytes: undefined, excludeTables: [], deadlineSeconds: undefined, taskToken: undefined,
   });
   expect(jobFromEnv({ ...env, LIFEBOAT_ENGINE: 'mariadb' }).target.port).toBe(3306);
 });

@@ -1,0 +1,118 @@
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { formatDuration, type LifeboatConfig, type Source } from '../lib/config';
+import { slotRunId, runIdToDate } from '../lib/domain/run-id';
+import { renderStatus, sourceStatuses } from '../cli/status';
+import { scheduleInput, stateMachineDefinition } from './definition';
+import { renderHistory } from './history';
+import { LocalReplicator } from './replicator';
+import { runLocalExecution, type LocalRunHooks, type LocalTarget } from './runner';
+import { startMariaDb } from './servers/mariadb';
+import { startPostgres } from './servers/postgres';
+import { startLocalStack } from './services';
+import { synthPrimaryTemplate } from './synth';
+import { validateAsl } from './validate-asl';
+
+export interface LocalCycleOptions {
+  readonly config: LifeboatConfig;
+  /** @default - the config's first source */
+  readonly sourceName?: string;
+  /**
+   * The database to back up. @default - a throwaway server of the source's engine, seeded
+   * with the demo shop database
+   */
+  readonly target?: LocalTarget;
+  readonly log?: (line: string) => void;
+  readonly hooks?: LocalRunHooks;
+}
+
+/**
+ * One whole backup cycle on this machine, the embedded default: a database, the local AWS
+ * stand-ins, the synthesized state machine executed with the real worker and Lambda code.
+ * Prints the execution history and the status table; returns the exit code.
+ */
+export async function runLocalCycle(opts: LocalCycleOptions): Promise<number> {
+  const log = opts.log ?? ((line: string) => console.log(line));
+  const source = pickSource(opts.config, opts.sourceName);
+  const started = Date.now();
+  const cleanups: (() => Promise<void>)[] = [];
+  try {
+    log(`Lifeboat local backup cycle for "${source.name}" (${source.engine}, ${source.tier.name}) — no AWS account involved`);
+    const target = opts.target ?? (await throwawayDatabase(source, cleanups, log));
+    const stack = await startLocalStack({ offsiteRegion: opts.config.offsite.region });
+    cleanups.push(() => stack.stop());
+    const { services } = stack;
+    log(`  local S3-compatible server ${services.endpoint}: buckets ${services.primaryBucket} (primary) and ${services.offsiteBucket} (offsite)`);
+    log(`  local SNS topic ${services.alarmTopicArn}; local EventBridge endpoint ${services.eventsEndpoint}`);
+
+    const template = synthPrimaryTemplate(opts.config);
+    const definition = stateMachineDefinition(template);
+    const asl = validateAsl(definition);
+    if (!asl.isValid) throw new Error(`asl-validator rejects the synthesized definition: ${asl.errors.join('; ')}`);
+    const states = Object.keys((definition as { States: object }).States).length;
+    log(`  synthesized ${opts.config.appName}-Primary: state machine ${opts.config.appName}-backup-run, ${states} states, accepted by asl-validator`);
+
+    const replicator = new LocalReplicator({
+      source: services.s3, sourceBucket: services.primaryBucket, destination: services.s3, destinationBucket: services.offsiteBucket,
+    });
+    replicator.start();
+    cleanups.push(() => replicator.stop());
+    log(`  ${LocalReplicator.NAME}: copies ${services.primaryBucket} → ${services.offsiteBucket}`);
+
+    const runId = slotRunId(new Date(), source.tier.scheduleSeconds);
+    const scheduledTime = runIdToDate(runId) as Date;
+    log('');
+    log(`Execution ${source.name}-${runId} (slot ${scheduledTime.toISOString()}):`);
+    const result = await runLocalExecution({
+      definition,
+      input: scheduleInput(template, source.name, scheduledTime),
+      source,
+      target,
+      services,
+      scheduledTime,
+      hooks: opts.hooks,
+    });
+    log(renderHistory(result.history));
+    for (const notification of await stack.receiveAlarms()) {
+      log('');
+      log(`SNS message on the alarm topic (local SNS) — ${notification.subject ?? ''}`);
+      log(notification.message.split('\n').map((line) => `  | ${line}`).join('\n'));
+    }
+    for (const event of stack.events.events) {
+      log(`EventBridge event (local endpoint): ${event.Source} / ${event.DetailType} ${JSON.stringify(event.Detail)}`);
+    }
+    log('');
+    log('Status:');
+    log(renderStatus(await sourceStatuses(services.s3, services.primaryBucket, [source])));
+    log('');
+    log(`Local cycle ${result.history.status === 'SUCCEEDED' ? 'completed' : 'FAILED'} in ${formatDuration((Date.now() - started) / 1000)}.`);
+    return result.history.status === 'SUCCEEDED' ? 0 : 1;
+  } finally {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+  }
+}
+
+function pickSource(config: LifeboatConfig, name: string | undefined): Source {
+  const source = name === undefined ? config.sources[0] : config.sources.find((candidate) => candidate.name === name);
+  if (!source) {
+    throw Object.assign(new Error(`unknown source "${name}" (known: ${config.sources.map((candidate) => candidate.name).join(', ')})`), { name: 'InvalidInput' });
+  }
+  return source;
+}
+
+async function throwawayDatabase(source: Source, cleanups: (() => Promise<void>)[], log: (line: string) => void): Promise<LocalTarget> {
+  const database = source.connection.databases[0];
+  if (source.engine === 'postgres') {
+    const server = await startPostgres();
+    cleanups.push(() => server.stop());
+    await server.createDatabase(database);
+    await server.psql(readFileSync(path.join(__dirname, 'demo-seed.sql'), 'utf8'), database);
+    log(`  throwaway PostgreSQL ${server.version} at ${server.host}:${server.port} stands in for ${source.connection.host}, seeded with the demo shop database`);
+    return { host: server.host, port: server.port, username: server.user };
+  }
+  const server = await startMariaDb();
+  cleanups.push(() => server.stop());
+  await server.sql(readFileSync(path.join(__dirname, 'demo-seed-mariadb.sql'), 'utf8').replace(/\bshop\b/g, database));
+  log(`  throwaway MariaDB ${server.version} at ${server.host}:${server.port} stands in for ${source.connection.host}, seeded with a demo database`);
+  return { host: server.host, port: server.port, username: server.user };
+}

@@ -1,0 +1,65 @@
+import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
+import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { startEventsEndpoint, type EventsEndpoint } from './events-endpoint';
+import type { LocalServices } from './runner';
+import { startS3, TEST_CREDENTIALS, type S3Server } from './servers/s3';
+
+export interface LocalStack {
+  readonly services: LocalServices;
+  readonly s3Server: S3Server;
+  readonly events: EventsEndpoint;
+  /** Messages the alarm topic delivered (through its local SQS subscription). */
+  receiveAlarms(): Promise<{ subject?: string; message: string }[]>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The local stand-ins for the AWS side of one backup run: an S3-compatible server (which
+ * also speaks SNS and SQS) with a primary and an offsite bucket, an alarm topic with a
+ * queue subscribed to it, and an EventBridge capture endpoint.
+ */
+export async function startLocalStack(opts: { primaryBucket?: string; offsiteBucket?: string; offsiteRegion?: string } = {}): Promise<LocalStack> {
+  const [s3Server, events] = await Promise.all([startS3(), startEventsEndpoint()]);
+  try {
+    const region = 'us-east-1';
+    const primaryBucket = opts.primaryBucket ?? 'lifeboat-primary';
+    const offsiteBucket = opts.offsiteBucket ?? 'lifeboat-offsite';
+    await Promise.all([s3Server.createBucket(primaryBucket), s3Server.createBucket(offsiteBucket)]);
+    const clientConfig = { endpoint: s3Server.endpoint, region, credentials: TEST_CREDENTIALS };
+    const sns = new SNSClient(clientConfig);
+    const sqs = new SQSClient(clientConfig);
+    const topic = await sns.send(new CreateTopicCommand({ Name: 'lifeboat-alarms' }));
+    const queue = await sqs.send(new CreateQueueCommand({ QueueName: 'lifeboat-alarms-inbox' }));
+    const attributes = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queue.QueueUrl, AttributeNames: ['QueueArn'] }));
+    await sns.send(new SubscribeCommand({ TopicArn: topic.TopicArn, Protocol: 'sqs', Endpoint: attributes.Attributes?.QueueArn }));
+
+    return {
+      s3Server,
+      events,
+      services: {
+        endpoint: s3Server.endpoint,
+        region,
+        credentials: TEST_CREDENTIALS,
+        s3: s3Server.client(),
+        primaryBucket,
+        offsiteBucket,
+        offsiteRegion: opts.offsiteRegion ?? 'eu-central-1',
+        alarmTopicArn: topic.TopicArn as string,
+        eventsEndpoint: events.endpoint,
+      },
+      async receiveAlarms() {
+        const received = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queue.QueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }));
+        return (received.Messages ?? []).map((message) => {
+          const body = JSON.parse(message.Body ?? '{}') as { Subject?: string; Message: string };
+          return { subject: body.Subject, message: body.Message };
+        });
+      },
+      async stop() {
+        await Promise.all([s3Server.stop(), events.close()]);
+      },
+    };
+  } catch (error) {
+    await Promise.all([s3Server.stop(), events.close()]);
+    throw error;
+  }
+}
