@@ -55,6 +55,9 @@ export async function startMariaDb(opts: StartMariaDbOptions = {}): Promise<Mari
         '--auth-root-authentication-method=normal',
         '--skip-test-db',
         '--skip-name-resolve',
+        // Bootstrap temp tables otherwise go to /tmp under names parallel installs can share:
+        // one deletes the other's files and its bootstrap crashes (seen: signal 11 in ha_maria).
+        `--tmpdir=${tmp}`,
       ],
       { cwd: dir },
     );
