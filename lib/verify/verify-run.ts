@@ -126,7 +126,8 @@ export async function inspectRun(options: VerifyRunOptions): Promise<Verificatio
     }]);
   }
 
-  const pgRestore = manifest.engine === 'postgres' ? await choosePgRestore(options, manifest) : undefined;
+  const needsPgRestore = manifest.artifacts.some((artifact) => artifact.format === 'pg_dump-custom');
+  const pgRestore = needsPgRestore ? await choosePgRestore(options, manifest) : undefined;
   let bytesBefore = 0;
   const progress = (bytes: number) => options.onProgress?.(bytesBefore + bytes);
   const reports: ArtifactReport[] = [];
