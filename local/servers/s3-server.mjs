@@ -9,6 +9,10 @@
 // - CompleteMultipartUpload with `If-None-Match: *` answers 412 when the key exists (the upload
 //   stays open, as on S3, so the caller can abort it);
 // - ListMultipartUploads (GET /<bucket>?uploads) lists the uploads in progress.
+// And it works around one fauxqs bug: its CompleteMultipartUpload parser needs <PartNumber> and
+// <ETag> adjacent, so a part list carrying per-part checksums (as S3 clients send) parsed as no
+// parts and committed an EMPTY object. Checksum elements are stripped before fauxqs parses.
+import { Buffer } from 'node:buffer';
 import process from 'node:process';
 import { URL } from 'node:url';
 
@@ -67,6 +71,9 @@ app.addHook('preHandler', async (request, reply) => {
   const query = request.query ?? {};
   const ifNoneMatch = request.headers['if-none-match'];
 
+  if (request.method === 'POST' && query.uploadId && Buffer.isBuffer(request.body)) {
+    request.body = Buffer.from(request.body.toString('utf8').replace(/<(Checksum[A-Za-z0-9]+)>[^<]*<\/\1>/g, ''));
+  }
   if (request.method === 'GET' && key === '' && 'uploads' in query) {
     listMultipartUploads(bucket, query, reply);
     return reply;

@@ -144,6 +144,23 @@ test('CompleteMultipartUpload with IfNoneMatch "*" succeeds on a new key', async
   expect(await uploadsInProgress('cond/')).toEqual([]);
 });
 
+test('CompleteMultipartUpload with per-part checksums in the part list commits every part', async () => {
+  const Key = 'cond/checksummed';
+  const data = randomBytes(5 * MiB + 10);
+  const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key, ChecksumAlgorithm: 'CRC32' }));
+  const first = await client.send(
+    new UploadPartCommand({ Bucket: BUCKET, Key, UploadId, PartNumber: 1, Body: data.subarray(0, 5 * MiB), ChecksumAlgorithm: 'CRC32' }),
+  );
+  const second = await client.send(new UploadPartCommand({ Bucket: BUCKET, Key, UploadId, PartNumber: 2, Body: data.subarray(5 * MiB), ChecksumAlgorithm: 'CRC32' }));
+  // As a real S3 client sends them: each part with the checksum S3 returned for it.
+  const parts = [
+    { PartNumber: 1, ETag: first.ETag, ChecksumCRC32: first.ChecksumCRC32 ?? 'AAAAAA==' },
+    { PartNumber: 2, ETag: second.ETag, ChecksumCRC32: second.ChecksumCRC32 ?? 'AAAAAA==' },
+  ];
+  await client.send(new CompleteMultipartUploadCommand({ Bucket: BUCKET, Key, UploadId, MultipartUpload: { Parts: parts } }));
+  expect((await getBytes(Key)).equals(data)).toBe(true);
+});
+
 test('a killed server is gone, stop() is still clean, and requests fail', async () => {
   const other = await startS3();
   const otherClient = other.client({ maxAttempts: 1 });
