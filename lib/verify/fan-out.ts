@@ -8,6 +8,9 @@
 import { createHash } from 'node:crypto';
 import type { Writable } from 'node:stream';
 
+/** Per consumer: the most input that waits in memory for it. */
+export const DEFAULT_WINDOW_BYTES = 1024 * 1024;
+
 export interface Consumer {
   /** Resolves when the consumer can take more. Never rejects: a failing consumer drops out. */
   write(chunk: Buffer): Promise<void> | undefined;
@@ -23,7 +26,13 @@ export class WritableConsumer implements Consumer {
   private closed = false;
   private failure: Error | undefined;
 
-  constructor(private readonly stream: Writable) {
+  /**
+   * @param windowBytes how much may wait in the stream's buffer before the reader pauses
+   */
+  constructor(
+    private readonly stream: Writable,
+    private readonly windowBytes = DEFAULT_WINDOW_BYTES,
+  ) {
     stream.on('error', (error: Error) => {
       this.failure ??= error;
       this.closed = true;
@@ -40,7 +49,9 @@ export class WritableConsumer implements Consumer {
 
   write(chunk: Buffer): Promise<void> | undefined {
     if (this.closed || this.stream.destroyed || this.stream.writableEnded) return undefined;
-    if (this.stream.write(chunk)) return undefined;
+    // Streams default to a 16 KiB buffer: waiting for 'drain' at that mark makes the reader and
+    // this consumer take turns instead of working at the same time. Memory stays bounded.
+    if (this.stream.write(chunk) || this.stream.writableLength < this.windowBytes) return undefined;
     return new Promise((resolve) => {
       const done = () => {
         this.stream.off('drain', done);
