@@ -8,12 +8,11 @@
  * Exit codes as worker/main.ts: 0 verified ok, 1 failed (a failed verdict or an error),
  * 2 invalid environment.
  */
-import { SendTaskFailureCommand, SFNClient } from '@aws-sdk/client-sfn';
+import { SFNClient } from '@aws-sdk/client-sfn';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { createS3Client } from '../lib/aws/s3-client';
 import { errorName, lifeboatError } from '../lib/domain/errors';
 import { isRunId } from '../lib/domain/run-id';
-import { isVerifyErrorName } from '../lib/verify/errors';
 import { DEFAULT_SUSPICIOUS_SHRINK } from '../lib/verify/size';
 import { runVerifyTask, type VerifyResult } from '../lib/verify/verify-task';
 import { EXIT } from './main';
@@ -115,14 +114,10 @@ export async function runVerifyJob(job: VerifyJob, deps: VerifyWorkerDeps = {}):
     });
 
   if (job.taskToken) {
-    let failure: Error | undefined;
     const outcome = await runWithTaskToken({
-      sfn: keepVerifyErrorNames(deps.sfn ?? new SFNClient({ region: job.region }), () => failure),
+      sfn: deps.sfn ?? new SFNClient({ region: job.region }),
       taskToken: job.taskToken,
-      work: (signal) => work(signal).catch((error: Error) => {
-        failure = error;
-        throw error;
-      }),
+      work,
       output: (result) => result,
       progress: () => `${bytesRead} bytes read`,
       heartbeatIntervalMs: deps.heartbeatIntervalMs,
@@ -130,41 +125,20 @@ export async function runVerifyJob(job: VerifyJob, deps: VerifyWorkerDeps = {}):
       log,
     });
     if (outcome.ok) return { code: EXIT.committed, result: outcome.result };
-    const name = failureName(failure) ?? outcome.error;
-    log(`failed: ${name}: ${outcome.cause}`);
-    return { code: EXIT.failed, error: { name, message: outcome.cause } };
+    log(`failed: ${outcome.error}: ${outcome.cause}`);
+    return { code: EXIT.failed, error: { name: outcome.error, message: outcome.cause } };
   }
 
   try {
     return { code: EXIT.committed, result: await work(deps.signal ?? new AbortController().signal) };
   } catch (error) {
-    const name = failureName(error) ?? errorName(error);
+    const name = errorName(error);
     const message = (error as Error).message ?? String(error);
     log(`failed: ${name}: ${message}`);
     return { code: name === 'InvalidInput' ? EXIT.invalidInput : EXIT.failed, error: { name, message } };
   }
 }
 
-function failureName(error: unknown): string | undefined {
-  const name = (error as Error | undefined)?.name;
-  return name !== undefined && isVerifyErrorName(name) ? name : undefined;
-}
-
-/**
- * TODO(#4): lib/domain/errors' ERROR_NAMES does not list the verifier's error names yet, so
- * runWithTaskToken would report them as WorkerError and VerifyOnFargate could not be told
- * apart from Verify. Until it does, SendTaskFailure gets the verdict's own name back here;
- * once it does, this changes nothing.
- */
-function keepVerifyErrorNames(sfn: TaskTokenClient, failure: () => Error | undefined): TaskTokenClient {
-  return {
-    send: ((command: unknown, ...rest: unknown[]) => {
-      const name = failureName(failure());
-      if (command instanceof SendTaskFailureCommand && name !== undefined) command.input.error = name;
-      return (sfn.send as (...args: unknown[]) => unknown)(command, ...rest);
-    }) as TaskTokenClient['send'],
-  };
-}
 
 /** The container entrypoint (`node worker/verify-main.js`): the job comes from the environment. */
 export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number> {

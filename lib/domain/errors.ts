@@ -2,7 +2,28 @@
  * Errors the state machine matches on. A failure is a thrown Error whose `name` is one of
  * these; the Step Functions Retry/Catch blocks and SendTaskFailure use the same names.
  */
+/** The verifier's verdicts (lib/verify): each means the run must not count as a backup. */
+export const VERIFY_ERROR_NAMES = [
+  /** The manifest or an artifact it lists is not in the bucket. */
+  'ArtifactMissing',
+  /** manifest.json is not a valid manifest (or not this run's). */
+  'InvalidManifest',
+  /** The stored object's byte count differs from the manifest's. */
+  'SizeMismatch',
+  /** The stored object's SHA-256 differs from the manifest's. */
+  'ChecksumMismatch',
+  /** The archive cannot be read to its end: pg_restore failed, or decompression failed. */
+  'ArchiveCorrupt',
+  /** A SQL dump without the dump client's completion marker at its end. */
+  'IncompleteDump',
+  /** The tables in the artifact are not the tables the manifest lists. */
+  'TableSetMismatch',
+  /** The run is much smaller than the recent verified runs of the source. */
+  'SuspiciousSize',
+] as const;
+
 export const ERROR_NAMES = [
+  ...VERIFY_ERROR_NAMES,
   'ClientTooOld',
   'ClientNotFound',
   'AuthenticationFailed',
@@ -14,7 +35,6 @@ export const ERROR_NAMES = [
   'AlreadyCommitted',
   'Aborted',
   'DumpTimedOut',
-  'InvalidManifest',
   'InvalidInput',
 ] as const;
 export type ErrorName = (typeof ERROR_NAMES)[number];
