@@ -7,6 +7,8 @@ export interface HistoryRow {
   readonly startedAt: number;
   endedAt?: number;
   result: string;
+  /** Attempts after the first (the state's Retry). */
+  retries: number;
 }
 
 export interface ExecutionHistory {
@@ -34,7 +36,7 @@ export function recordEvent(history: ExecutionHistory, event: Event): void {
       history.startedAt = event.timestamp;
       break;
     case 'StateEntered':
-      history.rows.push({ state: event.state?.name ?? '?', type: event.state?.type ?? '?', startedAt: event.timestamp, result: '' });
+      history.rows.push({ state: event.state?.name ?? '?', type: event.state?.type ?? '?', startedAt: event.timestamp, result: '', retries: 0 });
       break;
     case 'StateExited': {
       const row = open();
@@ -45,8 +47,13 @@ export function recordEvent(history: ExecutionHistory, event: Event): void {
       break;
     }
     case 'StateRetried': {
-      const row = open();
-      if (row) row.result = `retried (attempt ${(event.retry?.attempt ?? 0) + 1}) after ${row.result || 'an error'}`;
+      // The failed attempt was reported first (StateFailed); the state goes on.
+      const row = [...history.rows].reverse().find((candidate) => candidate.state === event.state?.name);
+      if (row) {
+        row.retries += 1;
+        row.endedAt = undefined;
+        row.result = '';
+      }
       break;
     }
     case 'StateFailed': {
@@ -92,7 +99,7 @@ export function renderHistory(history: ExecutionHistory): string {
     row.type,
     `+${((row.startedAt - origin) / 1000).toFixed(2)} s`,
     row.endedAt === undefined ? '-' : formatMs(row.endedAt - row.startedAt),
-    truncate(row.result, 110),
+    truncate(row.retries > 0 ? `${row.result} (after ${row.retries} ${row.retries === 1 ? 'retry' : 'retries'})` : row.result, 110),
   ]);
   const total = history.endedAt !== undefined && history.startedAt !== undefined ? ` in ${formatMs(history.endedAt - history.startedAt)}` : '';
   const verdict = history.error ? `${history.status}${total}: ${history.error.name}: ${truncate(history.error.cause, 200)}` : `${history.status}${total}`;

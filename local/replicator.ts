@@ -43,26 +43,37 @@ export class LocalReplicator {
     await this.running;
   }
 
-  /** Copies what is not copied yet; returns the keys copied. */
+  /** Copies what is not copied yet, a few objects at a time, like S3 does; returns the keys copied. */
   async copyNew(): Promise<string[]> {
-    const { source, sourceBucket, destination, destinationBucket } = this.opts;
-    const fresh: string[] = [];
+    const { source, sourceBucket } = this.opts;
+    const pending: { key: string; etag: string }[] = [];
     let token: string | undefined;
     do {
       const page = await source.send(new ListObjectsV2Command({ Bucket: sourceBucket, ContinuationToken: token }));
       for (const object of page.Contents ?? []) {
-        const key = object.Key as string;
-        if (this.copied.has(`${key}@${object.ETag}`)) continue;
-        const body = await source.send(new GetObjectCommand({ Bucket: sourceBucket, Key: key }));
-        const bytes = await (body.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray();
-        await destination.send(new PutObjectCommand({ Bucket: destinationBucket, Key: key, Body: bytes }));
-        await destination.send(new HeadObjectCommand({ Bucket: destinationBucket, Key: key }));
-        this.copied.add(`${key}@${object.ETag}`);
-        fresh.push(key);
-        this.opts.log?.(`${LocalReplicator.NAME}: s3://${sourceBucket}/${key} → s3://${destinationBucket}/${key}`);
+        const id = `${object.Key}@${object.ETag}`;
+        if (!this.copied.has(id)) pending.push({ key: object.Key as string, etag: id });
       }
       token = page.NextContinuationToken;
     } while (token);
-    return fresh;
+    const copied: string[] = [];
+    const workers = Array.from({ length: 4 }, async () => {
+      for (let next = pending.shift(); next; next = pending.shift()) {
+        await this.copy(next.key);
+        this.copied.add(next.etag);
+        copied.push(next.key);
+      }
+    });
+    await Promise.all(workers);
+    return copied;
+  }
+
+  private async copy(key: string): Promise<void> {
+    const { source, sourceBucket, destination, destinationBucket } = this.opts;
+    const body = await source.send(new GetObjectCommand({ Bucket: sourceBucket, Key: key }));
+    const bytes = await (body.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray();
+    await destination.send(new PutObjectCommand({ Bucket: destinationBucket, Key: key, Body: bytes }));
+    await destination.send(new HeadObjectCommand({ Bucket: destinationBucket, Key: key }));
+    this.opts.log?.(`${LocalReplicator.NAME}: s3://${sourceBucket}/${key} → s3://${destinationBucket}/${key}`);
   }
 }

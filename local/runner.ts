@@ -72,7 +72,7 @@ type Handler = (event: unknown, context: Context) => Promise<unknown>;
  * Sets the environment the Lambda handlers read once at load, then loads them. Called
  * once per process: the handlers are modules, and their configuration is module state.
  */
-export function loadLocalHandlers(services: LocalServices, offsiteMaxAttempts = 20): Record<string, Handler> {
+export function loadLocalHandlers(services: LocalServices, offsiteMaxAttempts = 60): Record<string, Handler> {
   Object.assign(process.env, {
     AWS_REGION: services.region,
     AWS_ACCESS_KEY_ID: services.credentials.accessKeyId,
@@ -123,6 +123,7 @@ export async function runLocalExecution(opts: LocalRunOptions): Promise<LocalRun
     return result as never;
   };
 
+  const hooksLeft: { duringDump?: () => Promise<void> } = { duringDump: opts.hooks?.duringDump };
   const dump = async (input: unknown) => {
     const overrides = (input as { Overrides?: { ContainerOverrides?: { Environment?: { Name: string; Value: string }[] }[] } }).Overrides;
     const env = Object.fromEntries((overrides?.ContainerOverrides?.[0]?.Environment ?? []).map((entry) => [entry.Name, entry.Value]));
@@ -143,10 +144,18 @@ export async function runLocalExecution(opts: LocalRunOptions): Promise<LocalRun
       excludeTables: source.dumpOptions.excludeTables,
     };
     const progress: BackupProgress = { phase: 'preflight', bytesUploaded: 0 };
-    const running = runJob(job, { s3: services.s3, log, progress });
-    if (opts.hooks?.duringDump) {
-      while (progress.bytesUploaded === 0 && progress.phase !== 'done') await new Promise((resolve) => setTimeout(resolve, 5));
-      await opts.hooks.duringDump();
+    let finished = false;
+    const running = runJob(job, { s3: services.s3, log, progress }).finally(() => {
+      finished = true;
+    });
+    const duringDump = hooksLeft.duringDump;
+    if (duringDump) {
+      // Once, on the first attempt that gets bytes flowing (retries run without it).
+      while (progress.bytesUploaded === 0 && !finished) await new Promise((resolve) => setTimeout(resolve, 5));
+      if (!finished) {
+        hooksLeft.duringDump = undefined;
+        await duringDump();
+      }
     }
     const outcome = await running;
     if (!outcome.manifest) {

@@ -1,5 +1,5 @@
 import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
-import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { CreateQueueCommand, DeleteMessageCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { startEventsEndpoint, type EventsEndpoint } from './events-endpoint';
 import type { LocalServices } from './runner';
 import { startS3, TEST_CREDENTIALS, type S3Server } from './servers/s3';
@@ -48,11 +48,17 @@ export async function startLocalStack(opts: { primaryBucket?: string; offsiteBuc
         eventsEndpoint: events.endpoint,
       },
       async receiveAlarms() {
-        const received = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queue.QueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }));
-        return (received.Messages ?? []).map((message) => {
-          const body = JSON.parse(message.Body ?? '{}') as { Subject?: string; Message: string };
-          return { subject: body.Subject, message: body.Message };
-        });
+        // Every message once: received messages are deleted, and the queue is read until empty.
+        const messages: { subject?: string; message: string }[] = [];
+        for (;;) {
+          const received = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queue.QueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }));
+          if (!received.Messages?.length) return messages;
+          for (const message of received.Messages) {
+            const body = JSON.parse(message.Body ?? '{}') as { Subject?: string; Message: string };
+            messages.push({ subject: body.Subject, message: body.Message });
+            await sqs.send(new DeleteMessageCommand({ QueueUrl: queue.QueueUrl, ReceiptHandle: message.ReceiptHandle }));
+          }
+        }
       },
       async stop() {
         await Promise.all([s3Server.stop(), events.close()]);
