@@ -14,7 +14,6 @@
  * LIFEBOAT_BENCH_SCALE=0.1 runs it on a tenth of the data (a quick check, not the figures).
  */
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -26,29 +25,12 @@ import { parseManifest } from '../lib/domain/manifest';
 import { startMariaDb, type MariaDbServer } from '../test/harness/mariadb';
 import { startPostgres, type PgServer } from '../test/harness/postgres';
 import { startS3, TEST_CREDENTIALS, type S3Server } from '../test/harness/s3';
+import { timed } from './timing';
 
 const SCALE = Number(process.env.LIFEBOAT_BENCH_SCALE ?? '1');
 const ROOT = path.resolve(__dirname, '..');
 const BUCKET = 'bench';
 
-interface Timed { seconds: number; maxRssKiB?: number; output: string }
-
-function timed(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<Timed> {
-  return new Promise((resolve, reject) => {
-    const started = process.hrtime.bigint();
-    const child = spawn('/usr/bin/time', ['-f', 'maxrss_kib=%M', command, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (chunk) => { output += chunk; });
-    child.stderr.on('data', (chunk) => { output += chunk; });
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      if (code !== 0) return reject(new Error(`${command} exited ${code}:\n${output.slice(-2000)}`));
-      const rss = /maxrss_kib=(\d+)/.exec(output);
-      resolve({ seconds, maxRssKiB: rss ? Number(rss[1]) : undefined, output });
-    });
-  });
-}
 
 /** ~`artifactBytes` of pg_dump custom format at gzip:1: two md5 hex strings a row compress about 1.8:1. */
 async function seedPostgres(pg: PgServer, database: string, artifactBytes: number): Promise<void> {

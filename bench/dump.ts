@@ -1,0 +1,100 @@
+/**
+ * npm run bench:dump — the dump worker against its ceiling and against the common script,
+ * measured in one run on this machine; prints ratios, not absolute targets.
+ *
+ *   ceiling   pg_dump with Lifeboat's default settings (-Fc, gzip:1) to /dev/null
+ *   lifeboat  `lifeboat dump` into the local S3 server (hash + multipart upload in the stream)
+ *   common    pg_dump -Fc -Z9 -f file, then upload the file
+ * and the worker's peak RSS for a ~200 MB and a ~1 GB database.
+ *
+ * LIFEBOAT_BENCH_SCALE=0.1 runs it on a tenth of the data (a quick check, not the figures).
+ */
+import { createReadStream, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { Upload } from '@aws-sdk/lib-storage';
+import { startPostgres, type PgServer } from '../test/harness/postgres';
+import { startS3, TEST_CREDENTIALS } from '../test/harness/s3';
+import { formatSize } from '../lib/config';
+import { timed } from './timing';
+
+const SCALE = Number(process.env.LIFEBOAT_BENCH_SCALE ?? '1');
+const ROOT = path.resolve(__dirname, '..');
+const BUCKET = 'bench';
+
+
+async function seed(server: PgServer, database: string, targetBytes: number): Promise<number> {
+  await server.createDatabase(database);
+  // ~120 bytes a row on disk; md5 text compresses about 2:1, like typical application data.
+  const rows = Math.round(targetBytes / 120);
+  await server.psql(`CREATE TABLE events (id bigserial PRIMARY KEY, account int NOT NULL, kind text NOT NULL,
+      payload text NOT NULL, created_at timestamptz NOT NULL);
+    INSERT INTO events (account, kind, payload, created_at)
+      SELECT g % 5000, (ARRAY['order','refund','login','logout'])[1 + g % 4], md5(g::text) || md5((g % 977)::text),
+             timestamptz '2026-01-01' + (g || ' seconds')::interval
+      FROM generate_series(1, ${rows}) g;
+    VACUUM ANALYZE events;`, database);
+  return Number(await server.psql('SELECT pg_database_size(current_database())', database));
+}
+
+async function main(): Promise<void> {
+  const [pg, s3] = await Promise.all([startPostgres(), startS3()]);
+  const work = mkdtempSync(path.join(tmpdir(), 'lifeboat-bench-'));
+  try {
+    await s3.createBucket(BUCKET);
+    const sizes = { small: 200e6 * SCALE, large: 1e9 * SCALE };
+    const actual: Record<string, number> = {};
+    for (const [name, bytes] of Object.entries(sizes)) {
+      actual[name] = await seed(pg, `bench_${name}`, bytes);
+      console.log(`seeded bench_${name}: ${formatSize(actual[name])}`);
+    }
+    const pgEnv = { ...process.env, ...pg.env };
+    const workerEnv = {
+      ...process.env, AWS_ACCESS_KEY_ID: TEST_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: TEST_CREDENTIALS.secretAccessKey,
+      AWS_REGION: 'us-east-1',
+    };
+    const lifeboat = (database: string, runId: string) => timed(process.execPath, [
+      path.join(ROOT, 'node_modules/tsx/dist/cli.mjs'), path.join(ROOT, 'cli/main.ts'), 'dump',
+      '--source-url', `postgres://${pg.user}@${pg.host}:${pg.port}/${database}`, '--source', database.replace('_', '-'),
+      '--bucket', BUCKET, '--endpoint', s3.endpoint, '--tier', 'tier3', '--run-id', runId, '--retention', 'none',
+      '--size-hint', `${actual.large}B`,
+    ], workerEnv);
+
+    // Warm the page cache so the first measurement is not penalized.
+    await timed('pg_dump', ['-Fc', '-Z1', '--no-sync', '-f', '/dev/null', '-d', 'bench_large'], pgEnv);
+
+    const ceiling = await timed('pg_dump', ['-Fc', '-Z1', '--no-sync', '-f', '/dev/null', '-d', 'bench_large'], pgEnv);
+    const ours = await lifeboat('bench_large', '20261126T010000Z');
+    const oursBytes = Number(/(\d+) bytes {2}sha256/.exec(ours.output)?.[1]);
+
+    const file = path.join(work, 'common.pgdump');
+    const commonDump = await timed('pg_dump', ['-Fc', '-Z9', '-f', file, '-d', 'bench_large'], pgEnv);
+    const uploadStarted = process.hrtime.bigint();
+    await new Upload({ client: s3.client(), params: { Bucket: BUCKET, Key: 'common/bench_large.pgdump', Body: createReadStream(file) } }).done();
+    const commonSeconds = commonDump.seconds + Number(process.hrtime.bigint() - uploadStarted) / 1e9;
+    const commonBytes = statSync(file).size;
+
+    const small = await lifeboat('bench_small', '20261126T020000Z');
+
+    const row = (label: string, value: string) => console.log(`  ${label.padEnd(58)} ${value}`);
+    console.log(`\nDump benchmark (database ${formatSize(actual.large)}, one run, ${new Date().toISOString()})`);
+    row('pg_dump -Fc -Z1 to /dev/null (ceiling)', `${ceiling.seconds.toFixed(2)} s`);
+    row('lifeboat dump (gzip:1, sha256, multipart to local S3)', `${ours.seconds.toFixed(2)} s, ${formatSize(oursBytes)}`);
+    row('common script: pg_dump -Fc -Z9 -f file, then upload', `${commonSeconds.toFixed(2)} s (${commonDump.seconds.toFixed(2)} s dump), ${formatSize(commonBytes)}`);
+    console.log('ratios:');
+    row('lifeboat throughput / ceiling (target >= 0.9)', (ceiling.seconds / ours.seconds).toFixed(2));
+    row('lifeboat speed-up over the common script (target >= 3)', `${(commonSeconds / ours.seconds).toFixed(2)}x`);
+    row('lifeboat artifact size / common artifact size (target <= 1.10)', (oursBytes / commonBytes).toFixed(3));
+    console.log('peak RSS of the worker (flat target, under 200 MB):');
+    row(`database ${formatSize(actual.small)}`, `${((small.maxRssKiB ?? 0) / 1024).toFixed(0)} MiB`);
+    row(`database ${formatSize(actual.large)}`, `${((ours.maxRssKiB ?? 0) / 1024).toFixed(0)} MiB`);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+    await Promise.all([pg.stop(), s3.stop()]);
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exitCode = 1;
+});

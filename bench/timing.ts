@@ -1,0 +1,27 @@
+import { spawn } from 'node:child_process';
+
+export interface Timed {
+  readonly seconds: number;
+  /** Peak RSS of the command (GNU time's %M), in KiB. */
+  readonly maxRssKiB?: number;
+  /** stdout and stderr, interleaved. */
+  readonly output: string;
+}
+
+/** Runs a command under GNU time: wall-clock seconds and peak RSS; rejects on a non-zero exit. */
+export function timed(command: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<Timed> {
+  return new Promise((resolve, reject) => {
+    const started = process.hrtime.bigint();
+    const child = spawn('/usr/bin/time', ['-f', 'maxrss_kib=%M', command, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk) => { output += chunk; });
+    child.stderr.on('data', (chunk) => { output += chunk; });
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      if (code !== 0) return reject(new Error(`${command} exited ${code}:\n${output.slice(-2000)}`));
+      const rss = /maxrss_kib=(\d+)/.exec(output);
+      resolve({ seconds, maxRssKiB: rss ? Number(rss[1]) : undefined, output });
+    });
+  });
+}
