@@ -7,6 +7,7 @@ import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig, type LifeboatConfig } fro
 import { createStacks } from '../lib/stacks';
 import { cdkJsonContext } from '../lib/stacks/feature-flags';
 import { runLocalCycle } from '../local/cycle';
+import { abortOnTermination } from '../worker/signals';
 import { DUMP_USAGE, dumpCommand } from './dump';
 import { renderPlan } from './plan';
 
@@ -60,12 +61,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stdout.write(DUMP_USAGE);
       return 0;
     }
-    const stop = new AbortController();
-    const onSignal = (signal: NodeJS.Signals) =>
-      stop.abort(Object.assign(new Error(`${signal} received: the dump was interrupted`), { name: 'Aborted' }));
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-    return dumpCommand(rest, process.env, { signal: stop.signal });
+    return dumpCommand(rest, process.env, { signal: abortOnTermination('the dump (the upload is aborted, nothing is committed)') });
   }
   const { values, positionals } = parseArgs({
     args: [...rest],

@@ -6,6 +6,7 @@ import { manifestKey } from '../lib/domain/layout';
 import type { Manifest } from '../lib/domain/manifest';
 import { jobFromEnv, type BackupJob } from './job';
 import { runBackup, type BackupProgress } from './run-backup';
+import { abortOnTermination } from './signals';
 import { runWithTaskToken, type TaskTokenClient } from './task-token';
 
 /** Exit codes of the worker (and of `lifeboat dump`). */
@@ -109,14 +110,8 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number
     console.error((error as Error).message);
     return EXIT.invalidInput;
   }
-  const stop = new AbortController();
-  const onSignal = (signal: NodeJS.Signals) => {
-    console.log(`${signal} received: aborting the upload; nothing will be committed`);
-    stop.abort(Object.assign(new Error(`${signal} received: the task was stopped before the run finished; nothing was committed`), { name: 'Aborted' }));
-  };
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
-  const outcome = await runJob(job, { signal: stop.signal });
+  const signal = abortOnTermination('the backup run (the upload is aborted, nothing is committed)');
+  const outcome = await runJob(job, { signal });
   if (outcome.manifest) console.log(JSON.stringify(manifestSummary(outcome.manifest, job.bucket)));
   return outcome.code;
 }

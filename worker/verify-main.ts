@@ -14,6 +14,7 @@ import { createS3Client } from '../lib/aws/s3-client';
 import { errorName, lifeboatError } from '../lib/domain/errors';
 import { isRunId } from '../lib/domain/run-id';
 import { DEFAULT_SUSPICIOUS_SHRINK } from '../lib/verify/size';
+import { abortOnTermination } from './signals';
 import { runVerifyTask, type VerifyResult } from '../lib/verify/verify-task';
 import { EXIT } from './main';
 import { runWithTaskToken, type TaskTokenClient } from './task-token';
@@ -149,14 +150,8 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number
     console.error((error as Error).message);
     return EXIT.invalidInput;
   }
-  const stop = new AbortController();
-  const onSignal = (signal: NodeJS.Signals) => {
-    console.log(`${signal} received: stopping the verification; no verdict is recorded`);
-    stop.abort(lifeboatError('Aborted', `${signal} received: the verifier was stopped before it finished`));
-  };
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
-  const outcome = await runVerifyJob(job, { signal: stop.signal });
+  const signal = abortOnTermination('the verification (no verdict is recorded)');
+  const outcome = await runVerifyJob(job, { signal });
   if (outcome.result) console.log(JSON.stringify(outcome.result));
   return outcome.code;
 }
