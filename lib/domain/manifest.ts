@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseDocument, serializeDocument } from './json-document';
 import { isRunId } from './run-id';
 
 /**
@@ -62,21 +63,10 @@ export type ManifestTable = z.infer<typeof tableSchema>;
 
 /** Parses manifest.json text; the error names the key and the first problems. */
 export function parseManifest(text: string, key = 'manifest.json'): Manifest {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (error) {
-    throw Object.assign(new Error(`${key}: not JSON (${(error as Error).message})`), { name: 'InvalidManifest' });
-  }
-  const result = manifestSchema.safeParse(json);
-  if (!result.success) {
-    const problems = result.error.issues.slice(0, 5).map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`);
-    throw Object.assign(new Error(`${key}: invalid manifest (${problems.join('; ')})`), { name: 'InvalidManifest' });
-  }
-  return result.data;
+  return parseDocument(manifestSchema, text, key, 'manifest', 'InvalidManifest');
 }
 
 /** Serializes a manifest after validating it with the schema readers use. */
 export function serializeManifest(manifest: Manifest): string {
-  return `${JSON.stringify(manifestSchema.parse(manifest), null, 2)}\n`;
+  return serializeDocument(manifestSchema, manifest);
 }

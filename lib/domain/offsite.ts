@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseDocument, serializeDocument } from './json-document';
 import { isRunId } from './run-id';
 
 /**
@@ -24,14 +25,9 @@ export const offsiteSchema = z.strictObject({
 export type OffsiteConfirmation = z.infer<typeof offsiteSchema>;
 
 export function parseOffsite(text: string, key = 'offsite.json'): OffsiteConfirmation {
-  const result = offsiteSchema.safeParse(JSON.parse(text));
-  if (!result.success) {
-    const problems = result.error.issues.slice(0, 5).map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`);
-    throw Object.assign(new Error(`${key}: invalid offsite confirmation (${problems.join('; ')})`), { name: 'InvalidOffsite' });
-  }
-  return result.data;
+  return parseDocument(offsiteSchema, text, key, 'offsite confirmation', 'InvalidOffsite');
 }
 
 export function serializeOffsite(confirmation: OffsiteConfirmation): string {
-  return `${JSON.stringify(offsiteSchema.parse(confirmation), null, 2)}\n`;
+  return serializeDocument(offsiteSchema, confirmation);
 }

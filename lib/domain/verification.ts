@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseDocument, serializeDocument } from './json-document';
 import { isRunId } from './run-id';
 
 /**
@@ -41,20 +42,9 @@ export type Verification = z.infer<typeof verificationSchema>;
 export type VerificationCheck = z.infer<typeof check>;
 
 export function parseVerification(text: string, key = 'verification.json'): Verification {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (error) {
-    throw Object.assign(new Error(`${key}: not JSON (${(error as Error).message})`), { name: 'InvalidVerification' });
-  }
-  const result = verificationSchema.safeParse(json);
-  if (!result.success) {
-    const problems = result.error.issues.slice(0, 5).map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`);
-    throw Object.assign(new Error(`${key}: invalid verification (${problems.join('; ')})`), { name: 'InvalidVerification' });
-  }
-  return result.data;
+  return parseDocument(verificationSchema, text, key, 'verification', 'InvalidVerification');
 }
 
 export function serializeVerification(verification: Verification): string {
-  return `${JSON.stringify(verificationSchema.parse(verification), null, 2)}\n`;
+  return serializeDocument(verificationSchema, verification);
 }
