@@ -80,6 +80,14 @@ const sourceSchema = z.strictObject({
   sizeHint: size.optional(),
   /** Dump throughput this source is known to reach, per second (e.g. "120MB"). */
   dumpThroughputHint: size.optional(),
+  /** SQL that a restore drill runs against the restored database; each must return true. */
+  drillChecks: z
+    .array(z.strictObject({
+      name: z.string().regex(/^[a-z0-9][a-z0-9 _-]{0,62}$/i, { error: 'invalid check name (valid: letters, digits, space, "_" and "-")' }),
+      sql: z.string().min(1, { error: 'sql is required (valid: a query returning one boolean, e.g. "SELECT count(*) > 0 FROM orders")' }),
+      database: z.string().min(1).optional(),
+    }))
+    .optional(),
 });
 
 export const configSchema = z.strictObject({

@@ -64,6 +64,16 @@ export interface Source {
   readonly dumpOptions: DumpOptions;
   /** Expected size of the database in bytes, if declared. */
   readonly sizeHintBytes?: number;
+  /** Queries a restore drill runs on the restored database; each must return true. */
+  readonly drillChecks: readonly DrillCheck[];
+}
+
+export interface DrillCheck {
+  readonly name: string;
+  /** One query returning a single boolean. */
+  readonly sql: string;
+  /** @default - the source's first database */
+  readonly database?: string;
 }
 
 export interface OffsiteConfig {

@@ -260,6 +260,7 @@ function resolve(parsed: ParsedConfig): LifeboatConfig {
       excludeTables: source.dumpOptions?.excludeTables ?? [],
     },
     sizeHintBytes: source.sizeHint ? parseSize(source.sizeHint) : undefined,
+    drillChecks: source.drillChecks ?? [],
   }));
 
   return {

@@ -86,6 +86,14 @@ describe('parseConfig resolves a valid config', () => {
     expect(resolved.tiers.gold).toMatchObject({ rpoSeconds: 300, retentionSeconds: 2 * 365 * 86_400 });
   });
 
+  test('drill checks resolve, and default to none', () => {
+    const input = validConfig() as Mutable;
+    input.sources[0].drillChecks = [{ name: 'orders exist', sql: 'SELECT count(*) > 0 FROM orders' }];
+    const resolved = parseConfig(input);
+    expect(resolved.sources[0].drillChecks).toEqual([{ name: 'orders exist', sql: 'SELECT count(*) > 0 FROM orders' }]);
+    expect(resolved.sources[1].drillChecks).toEqual([]);
+  });
+
   test('compliance mode and size hints resolve', () => {
     const input = validConfig() as Mutable;
     input.objectLock = { mode: 'compliance' };
@@ -156,6 +164,8 @@ describe('each validation rule names the field, the value and what is valid', ()
       'sources[0].sizeHint: a "500GB" database takes about 2h 46m to dump at 50 MB/s, longer than tier "tier1"\'s schedule of 15m, so the tier\'s RPO cannot be kept (valid: a tier whose schedule is longer than the dump, or a measured dumpThroughputHint)'],
     ['unknown field', (c) => { c.sources[0].connection.pasword = 'x'; },
       'sources[0].connection: unknown field "pasword" (valid: host, port, database, databases, username, passwordSecretArn)'],
+    ['drill check without sql', (c) => { c.sources[0].drillChecks = [{ name: 'x', sql: '' }]; },
+      'sources[0].drillChecks[0].sql: sql is required (valid: a query returning one boolean, e.g. "SELECT count(*) > 0 FROM orders") (got "")'],
     ['no sources', (c) => { c.sources = []; },
       'sources: at least one source is required (got a list)'],
     ['wrong type', (c) => { c.sources[0].connection.host = 42; },
