@@ -36,6 +36,8 @@ export const ERROR_NAMES = [
   'Aborted',
   'DumpTimedOut',
   'InvalidInput',
+  // Restore drills (lib/drill): TableSetMismatch above is shared with the verifier.
+  'RowCountMismatch', 'ExtensionMissing', 'DrillCheckFailed', 'RtoExceeded', 'NoVerifiedRun', 'RunNotVerified', 'TargetNotEmpty',
 ] as const;
 export type ErrorName = (typeof ERROR_NAMES)[number];
 
