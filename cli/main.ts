@@ -1,12 +1,8 @@
-import { App } from 'aws-cdk-lib';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig, type LifeboatConfig } from '../lib/config';
-import { createStacks } from '../lib/stacks';
-import { cdkJsonContext } from '../lib/stacks/feature-flags';
-import { runLocalCycle } from '../local/cycle';
 import { abortOnTermination } from '../worker/signals';
 import { DUMP_USAGE, dumpCommand } from './dump';
 import { renderPlan } from './plan';
@@ -24,8 +20,21 @@ Commands:
 
 const DEMO_CONFIG = path.join(__dirname, '..', 'local', 'demo.config.ts');
 
+// The CDK library and the local runner are loaded only by the commands that use them:
+// `lifeboat dump` and `restore` run in the worker's memory budget and should start fast.
+/* eslint-disable @typescript-eslint/no-require-imports */
+const cdk = () => ({
+  App: (require('aws-cdk-lib') as typeof import('aws-cdk-lib')).App,
+  createStacks: (require('../lib/stacks') as typeof import('../lib/stacks')).createStacks,
+  cdkJsonContext: (require('../lib/stacks/feature-flags') as typeof import('../lib/stacks/feature-flags')).cdkJsonContext,
+});
+const runLocalCycle: typeof import('../local/cycle').runLocalCycle = (opts) =>
+  (require('../local/cycle') as typeof import('../local/cycle')).runLocalCycle(opts);
+/* eslint-enable @typescript-eslint/no-require-imports */
+
 /** Synthesizes the app in-process and summarizes each stack. */
 function synthesize(config: LifeboatConfig): string {
+  const { App, createStacks, cdkJsonContext } = cdk();
   const outdir = mkdtempSync(path.join(tmpdir(), 'lifeboat-synth-'));
   try {
     const app = new App({ outdir, context: cdkJsonContext() });
