@@ -3,20 +3,21 @@
  * measured in one run on this machine; prints ratios, not absolute targets.
  *
  *   ceiling   pg_dump with Lifeboat's default settings (-Fc, gzip:1) to /dev/null
- *   lifeboat  `lifeboat dump` into the local S3 server (hash + multipart upload in the stream)
+ *   lifeboat  the worker, bundled and run as in its container, into the local S3 server
+ *             (SHA-256 and multipart upload in the stream, exact row counts in the same snapshot)
  *   common    pg_dump -Fc -Z9 -f file, then upload the file
  * and the worker's peak RSS for a ~200 MB and a ~1 GB database.
  *
  * LIFEBOAT_BENCH_SCALE=0.1 runs it on a tenth of the data (a quick check, not the figures).
  */
 import { createReadStream, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Upload } from '@aws-sdk/lib-storage';
 import { startPostgres, type PgServer } from '../test/harness/postgres';
 import { startS3, TEST_CREDENTIALS } from '../test/harness/s3';
 import { formatSize } from '../lib/config';
-import { timed } from './timing';
+import { processCpuSeconds, timed } from './timing';
 
 const SCALE = Number(process.env.LIFEBOAT_BENCH_SCALE ?? '1');
 const ROOT = path.resolve(__dirname, '..');
@@ -49,23 +50,28 @@ async function main(): Promise<void> {
       console.log(`seeded bench_${name}: ${formatSize(actual[name])}`);
     }
     const pgEnv = { ...process.env, ...pg.env };
-    const workerEnv = {
-      ...process.env, AWS_ACCESS_KEY_ID: TEST_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: TEST_CREDENTIALS.secretAccessKey,
-      AWS_REGION: 'us-east-1',
-    };
-    const lifeboat = (database: string, runId: string) => timed(process.execPath, [
-      path.join(ROOT, 'node_modules/tsx/dist/cli.mjs'), path.join(ROOT, 'cli/main.ts'), 'dump',
-      '--source-url', `postgres://${pg.user}@${pg.host}:${pg.port}/${database}`, '--source', database.replace('_', '-'),
-      '--bucket', BUCKET, '--endpoint', s3.endpoint, '--tier', 'tier3', '--run-id', runId, '--retention', 'none',
-      '--size-hint', `${actual.large}B`,
-    ], workerEnv);
+    // The worker as it runs in its container: worker/main.ts bundled by esbuild, plain node,
+    // the job in the environment (worker/Dockerfile does the same bundle).
+    const bundle = path.join(work, 'worker.js');
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    (require('esbuild') as typeof import('esbuild')).buildSync({
+      entryPoints: [path.join(ROOT, 'worker/main.ts')], bundle: true, platform: 'node', target: 'node22', external: ['pg-native'], outfile: bundle, logLevel: 'error',
+    });
+    const lifeboat = (database: string, runId: string) => timed(process.execPath, [bundle], {
+      PATH: process.env.PATH, AWS_ACCESS_KEY_ID: TEST_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: TEST_CREDENTIALS.secretAccessKey,
+      AWS_REGION: 'us-east-1', LIFEBOAT_SOURCE: database.replace('_', '-'), LIFEBOAT_ENGINE: 'postgres', LIFEBOAT_TIER: 'tier3',
+      LIFEBOAT_RUN_ID: runId, LIFEBOAT_DB_HOST: pg.host, LIFEBOAT_DB_PORT: String(pg.port), LIFEBOAT_DB_NAMES: database,
+      LIFEBOAT_DB_USER: pg.user, LIFEBOAT_BUCKET: BUCKET, LIFEBOAT_S3_ENDPOINT: s3.endpoint, LIFEBOAT_SIZE_HINT_BYTES: String(actual.large),
+    });
 
     // Warm the page cache so the first measurement is not penalized.
     await timed('pg_dump', ['-Fc', '-Z1', '--no-sync', '-f', '/dev/null', '-d', 'bench_large'], pgEnv);
 
     const ceiling = await timed('pg_dump', ['-Fc', '-Z1', '--no-sync', '-f', '/dev/null', '-d', 'bench_large'], pgEnv);
+    const s3CpuBefore = processCpuSeconds(s3.pid);
     const ours = await lifeboat('bench_large', '20261126T010000Z');
-    const oursBytes = Number(/(\d+) bytes {2}sha256/.exec(ours.output)?.[1]);
+    const s3Cpu = processCpuSeconds(s3.pid) - s3CpuBefore;
+    const oursBytes = Number(/"bytes":(\d+)/.exec(ours.output)?.[1]);
 
     const file = path.join(work, 'common.pgdump');
     const commonDump = await timed('pg_dump', ['-Fc', '-Z9', '-f', file, '-d', 'bench_large'], pgEnv);
@@ -79,12 +85,16 @@ async function main(): Promise<void> {
     const row = (label: string, value: string) => console.log(`  ${label.padEnd(58)} ${value}`);
     console.log(`\nDump benchmark (database ${formatSize(actual.large)}, one run, ${new Date().toISOString()})`);
     row('pg_dump -Fc -Z1 to /dev/null (ceiling)', `${ceiling.seconds.toFixed(2)} s`);
-    row('lifeboat dump (gzip:1, sha256, multipart to local S3)', `${ours.seconds.toFixed(2)} s, ${formatSize(oursBytes)}`);
+    row('lifeboat worker (gzip:1, sha256, multipart to local S3)', `${ours.seconds.toFixed(2)} s, ${formatSize(oursBytes)}`);
     row('common script: pg_dump -Fc -Z9 -f file, then upload', `${commonSeconds.toFixed(2)} s (${commonDump.seconds.toFixed(2)} s dump), ${formatSize(commonBytes)}`);
     console.log('ratios:');
     row('lifeboat throughput / ceiling (target >= 0.9)', (ceiling.seconds / ours.seconds).toFixed(2));
     row('lifeboat speed-up over the common script (target >= 3)', `${(commonSeconds / ours.seconds).toFixed(2)}x`);
     row('lifeboat artifact size / common artifact size (target <= 1.10)', (oursBytes / commonBytes).toFixed(3));
+    console.log(`CPU seconds on this ${cpus().length}-core machine (where they went):`);
+    row('pg_dump ceiling run (pg_dump itself)', `${ceiling.cpuSeconds?.toFixed(1)} s`);
+    row('lifeboat run: worker process tree (node + pg_dump + pg_dumpall)', `${ours.cpuSeconds?.toFixed(1)} s`);
+    row('lifeboat run: the local S3 server receiving the upload', `${s3Cpu.toFixed(1)} s`);
     console.log('peak RSS of the worker (flat target, under 200 MB):');
     row(`database ${formatSize(actual.small)}`, `${((small.maxRssKiB ?? 0) / 1024).toFixed(0)} MiB`);
     row(`database ${formatSize(actual.large)}`, `${((ours.maxRssKiB ?? 0) / 1024).toFixed(0)} MiB`);
