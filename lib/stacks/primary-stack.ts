@@ -10,6 +10,9 @@ import { AlarmTopic } from '../constructs/alarm-topic';
 import { BackupBucket } from '../constructs/backup-bucket';
 import { BackupSchedules, type SourceTarget } from '../constructs/backup-schedules';
 import { BackupWorkflow } from '../constructs/backup-workflow';
+import { DrillSchedules } from '../constructs/drill-schedules';
+import { DrillTask } from '../constructs/drill-task';
+import { DrillWorkflow, drillTargets } from '../constructs/drill-workflow';
 import { DumpTask } from '../constructs/dump-task';
 import { OffsiteReplication } from '../constructs/offsite-replication';
 import { storageNames } from './naming';
@@ -31,6 +34,8 @@ export class PrimaryStack extends Stack {
   public readonly dumpTasks: Readonly<Record<string, DumpTask>>;
   public readonly workflow: BackupWorkflow;
   public readonly schedules: BackupSchedules;
+  /** Restore drills: one drill task per source, the drill state machine and its schedules. */
+  public readonly drills: { readonly tasks: Readonly<Record<string, DrillTask>>; readonly workflow: DrillWorkflow; readonly schedules: DrillSchedules };
 
   constructor(scope: Construct, id: string, props: PrimaryStackProps) {
     const { config, ...stackProps } = props;
@@ -106,6 +111,38 @@ export class PrimaryStack extends Stack {
       targets,
       key: this.backupBucket.key,
     });
+
+    // Restore drills run in each source's network (the backup targets'), on the same cluster.
+    const offsite = { bucketName: names.offsiteBucketName, region: config.offsite.region, account: names.offsiteAccount };
+    const drillTasks: Record<string, DrillTask> = {};
+    for (const source of config.sources) {
+      drillTasks[source.name] = new DrillTask(this, `Drill-${source.name}`, {
+        source,
+        bucket: this.backupBucket.bucket,
+        bucketKey: this.backupBucket.key,
+        offsite,
+        image: workerImage,
+      });
+    }
+    const drillWorkflow = new DrillWorkflow(this, 'RestoreDrill', {
+      appName: config.appName,
+      cluster: this.workflow.cluster,
+      alarmTopic: this.alarmTopic.topic,
+      drillTasks,
+    });
+    this.drills = {
+      tasks: drillTasks,
+      workflow: drillWorkflow,
+      schedules: new DrillSchedules(this, 'DrillSchedules', {
+        sources: config.sources,
+        stateMachine: drillWorkflow.stateMachine,
+        targets: drillTargets(config.sources, drillTasks, (source) => ({
+          subnets: targets[source.name].subnets,
+          securityGroups: targets[source.name].securityGroups,
+        })),
+        key: this.backupBucket.key,
+      }),
+    };
 
     new CfnOutput(this, 'PrimaryBucketName', {
       description: 'Bucket holding every run (the catalog)',

@@ -1,0 +1,115 @@
+import { Duration, TimeZone, Validations } from 'aws-cdk-lib';
+import type * as kms from 'aws-cdk-lib/aws-kms';
+import * as scheduler from 'aws-cdk-lib/aws-scheduler';
+import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct } from 'constructs';
+import type { Source, Tier } from '../config/types';
+import type { ScheduleSpec } from './backup-schedules';
+import type { DrillTarget } from './drill-workflow';
+
+/** Hour of the day (tier timezone) at which drills start: after the 03:00 daily backups. */
+export const DRILL_START_HOUR = 5;
+const DAY = 86_400;
+
+/**
+ * A tier's drill cadence as a schedule: daily, weekly (Monday), monthly (the 1st) and
+ * quarterly (1 January, April, July, October) at 05:00 in the tier's timezone; any other
+ * interval is a rate.
+ */
+export function drillScheduleFor(tier: Pick<Tier, 'drillSeconds' | 'timezone'>): ScheduleSpec {
+  const seconds = tier.drillSeconds;
+  const cron = (fields: string) => ({ expression: `cron(${fields})`, timezone: tier.timezone });
+  if (seconds === DAY) return cron(`0 ${DRILL_START_HOUR} * * ? *`);
+  if (seconds === 7 * DAY) return cron(`0 ${DRILL_START_HOUR} ? * MON *`);
+  if (seconds === 30 * DAY) return cron(`0 ${DRILL_START_HOUR} 1 * ? *`);
+  if (seconds === 90 * DAY) return cron(`0 ${DRILL_START_HOUR} 1 1,4,7,10 ? *`);
+  const [count, unit] = seconds % DAY === 0 ? [seconds / DAY, 'day'] : seconds % 3600 === 0 ? [seconds / 3600, 'hour'] : [Math.max(1, Math.round(seconds / 60)), 'minute'];
+  return { expression: `rate(${count} ${unit}${count === 1 ? '' : 's'})` };
+}
+
+/**
+ * Sources drilled daily also get a weekly disaster-recovery drill from the offsite bucket, on
+ * Sunday afternoon, away from the 05:00 drill of the same source.
+ */
+export function offsiteDrillScheduleFor(tier: Pick<Tier, 'drillSeconds' | 'timezone'>): ScheduleSpec | undefined {
+  return tier.drillSeconds <= DAY ? { expression: 'cron(0 17 ? * SUN *)', timezone: tier.timezone } : undefined;
+}
+
+export interface DrillSchedulesProps {
+  readonly sources: readonly Source[];
+  readonly stateMachine: sfn.IStateMachine;
+  /** Per source: the drill task, where it runs and its timeout. */
+  readonly targets: Readonly<Record<string, DrillTarget>>;
+  /** Encrypts the dead-letter queue. */
+  readonly key: kms.IKey;
+  /**
+   * Attempts after the first, for a failed StartExecution.
+   * @default 3 (Scheduler's own default is 185)
+   */
+  readonly retryAttempts?: number;
+  /**
+   * Whether daily-drilled sources also get a weekly drill from the offsite bucket.
+   * @default true
+   */
+  readonly offsiteDrills?: boolean;
+}
+
+/**
+ * One EventBridge Scheduler schedule per source at its tier's drill cadence (and a weekly
+ * offsite drill for daily-drilled sources), with bounded retries, a flexible window and a
+ * dead-letter queue, like the backup schedules.
+ */
+export class DrillSchedules extends Construct {
+  /** Per source: the drill from the primary bucket. */
+  public readonly schedules: Readonly<Record<string, scheduler.Schedule>>;
+  /** Per source drilled daily: the weekly disaster-recovery drill from the offsite bucket. */
+  public readonly offsiteSchedules: Readonly<Record<string, scheduler.Schedule>>;
+  public readonly deadLetterQueue: sqs.Queue;
+  public readonly group: scheduler.ScheduleGroup;
+
+  constructor(scope: Construct, id: string, props: DrillSchedulesProps) {
+    super(scope, id);
+    this.deadLetterQueue = new sqs.Queue(this, 'DeadLetters', {
+      encryption: sqs.QueueEncryption.KMS,
+      encryptionMasterKey: props.key,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    Validations.of(this.deadLetterQueue).acknowledge({
+      id: 'AwsSolutions-SQS3',
+      reason: 'This queue is itself the dead-letter queue of the drill schedules: a message here is an alarm (the watchdog issue), not work to retry.',
+    });
+    this.group = new scheduler.ScheduleGroup(this, 'Group');
+
+    const schedule = (id: string, source: Source, spec: ScheduleSpec, from: 'primary' | 'offsite') =>
+      new scheduler.Schedule(this, id, {
+        description: `Lifeboat: restore drill of ${source.name} (${source.tier.name}) from ${from} ${spec.expression}`,
+        scheduleGroup: this.group,
+        schedule: scheduler.ScheduleExpression.expression(spec.expression, spec.timezone ? TimeZone.of(spec.timezone) : undefined),
+        timeWindow: scheduler.TimeWindow.flexible(Duration.minutes(15)),
+        target: new targets.StepFunctionsStartExecution(props.stateMachine, {
+          input: scheduler.ScheduleTargetInput.fromObject({
+            source: source.name,
+            scheduledTime: scheduler.ContextAttribute.scheduledTime,
+            from,
+            target: props.targets[source.name],
+          }),
+          deadLetterQueue: this.deadLetterQueue,
+          retryAttempts: props.retryAttempts ?? 3,
+          maxEventAge: Duration.hours(1),
+        }),
+      });
+
+    const schedules: Record<string, scheduler.Schedule> = {};
+    const offsiteSchedules: Record<string, scheduler.Schedule> = {};
+    for (const source of props.sources) {
+      schedules[source.name] = schedule(`Drill-${source.name}`, source, drillScheduleFor(source.tier), 'primary');
+      const offsite = props.offsiteDrills === false ? undefined : offsiteDrillScheduleFor(source.tier);
+      if (offsite) offsiteSchedules[source.name] = schedule(`OffsiteDrill-${source.name}`, source, offsite, 'offsite');
+    }
+    this.schedules = schedules;
+    this.offsiteSchedules = offsiteSchedules;
+  }
+}

@@ -1,0 +1,193 @@
+import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import * as ecs from 'aws-cdk-lib/aws-ecs';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as kms from 'aws-cdk-lib/aws-kms';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
+import { Construct } from 'constructs';
+import type { Source } from '../config/types';
+import { DRILLS_PREFIX, sourcePrefix } from '../domain/layout';
+import type { OffsiteTarget } from './backup-workflow';
+import { acknowledgeWildcardResource } from './nag';
+
+/** Environment of the drill entry (worker/drill-main.ts), set by the task definition and the state machine. */
+export const DRILL_ENV = {
+  bucket: 'LIFEBOAT_BUCKET',
+  offsiteBucket: 'LIFEBOAT_OFFSITE_BUCKET',
+  offsiteRegion: 'LIFEBOAT_OFFSITE_REGION',
+  sourceConfig: 'LIFEBOAT_SOURCE_CONFIG',
+  from: 'LIFEBOAT_DRILL_FROM',
+  taskToken: 'LIFEBOAT_TASK_TOKEN',
+} as const;
+
+/** Where the drill downloads the artifacts and keeps the throwaway server's data (the ephemeral storage). */
+export const DRILL_SCRATCH_PATH = '/scratch';
+
+export interface DrillTaskProps {
+  /** The source whose runs this task restores (resolved config). */
+  readonly source: Source;
+  /** The primary bucket: runs are read from it, the drill report is written to it. */
+  readonly bucket: s3.IBucket;
+  readonly bucketKey: kms.IKey;
+  /** The offsite bucket, read by disaster-recovery drills (`from: 'offsite'`). */
+  readonly offsite: OffsiteTarget;
+  /** The worker image (worker/Dockerfile): it carries the PostgreSQL and MariaDB servers. */
+  readonly image: ecs.ContainerImage;
+  /**
+   * CPU architecture of the task.
+   * @default - X86_64, as the dump task
+   */
+  readonly cpuArchitecture?: ecs.CpuArchitecture;
+  /**
+   * How long the drill's logs are kept.
+   * @default - three months
+   */
+  readonly logRetention?: logs.RetentionDays;
+}
+
+export interface DrillTaskSize {
+  readonly cpu: number;
+  readonly memoryMiB: number;
+  /** Fargate ephemeral storage, 21–200 GiB. */
+  readonly ephemeralStorageGiB: number;
+}
+
+const GB = 1e9;
+const GIB = 1024 ** 3;
+/** Ephemeral storage when the source declares no size: a restore that runs out of disk proves nothing. */
+export const DEFAULT_DRILL_STORAGE_GIB = 100;
+
+/**
+ * A restore builds indexes and replays the whole dump into a live server: it needs more than
+ * the streaming dump (at least 2 vCPU / 8 GiB). The disk holds the downloaded artifacts and
+ * the restored database with its indexes: about three times the database size, within
+ * Fargate's 21–200 GiB.
+ */
+export function drillTaskSizeFor(sizeHintBytes: number | undefined): DrillTaskSize {
+  const storage = sizeHintBytes === undefined
+    ? DEFAULT_DRILL_STORAGE_GIB
+    : Math.min(200, Math.max(21, Math.ceil((sizeHintBytes * 3) / GIB)));
+  if (sizeHintBytes === undefined || sizeHintBytes <= 10 * GB) return { cpu: 2048, memoryMiB: 8192, ephemeralStorageGiB: storage };
+  if (sizeHintBytes <= 100 * GB) return { cpu: 4096, memoryMiB: 16_384, ephemeralStorageGiB: storage };
+  return { cpu: 8192, memoryMiB: 32_768, ephemeralStorageGiB: storage };
+}
+
+/**
+ * The Fargate task definition that restores one source's latest verified run into a
+ * throwaway server inside the task and checks it (worker/drill-main.ts, docs/restore-drill.md).
+ *
+ * Permissions are those of a restore: read the source's runs (primary, and offsite for a
+ * disaster-recovery drill), write only the source's drill reports, never delete (explicit
+ * deny). No database credential: the drill starts its own server. The task-token grant is
+ * given by the drill workflow, which exists only after the task definitions.
+ */
+export class DrillTask extends Construct {
+  public readonly taskDefinition: ecs.FargateTaskDefinition;
+  public readonly container: ecs.ContainerDefinition;
+  public readonly logGroup: logs.LogGroup;
+  public readonly taskRole: iam.IRole;
+  public readonly size: DrillTaskSize;
+
+  constructor(scope: Construct, id: string, props: DrillTaskProps) {
+    super(scope, id);
+    const { source, bucket } = props;
+    const stack = Stack.of(this);
+    this.size = drillTaskSizeFor(source.sizeHintBytes);
+
+    this.taskDefinition = new ecs.FargateTaskDefinition(this, 'TaskDefinition', {
+      family: `lifeboat-drill-${source.name}`,
+      cpu: this.size.cpu,
+      memoryLimitMiB: this.size.memoryMiB,
+      ephemeralStorageGiB: this.size.ephemeralStorageGiB,
+      runtimePlatform: {
+        cpuArchitecture: props.cpuArchitecture ?? ecs.CpuArchitecture.X86_64,
+        operatingSystemFamily: ecs.OperatingSystemFamily.LINUX,
+      },
+    });
+    this.taskRole = this.taskDefinition.taskRole;
+    // A bind mount without a host path lives on the task's ephemeral storage.
+    this.taskDefinition.addVolume({ name: 'scratch' });
+
+    this.logGroup = new logs.LogGroup(this, 'Logs', {
+      logGroupName: `/lifeboat/drill/${source.name}`,
+      retention: props.logRetention ?? logs.RetentionDays.THREE_MONTHS,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    this.container = this.taskDefinition.addContainer('Drill', {
+      image: props.image,
+      entryPoint: ['node', '--enable-source-maps', '/app/drill.js'],
+      essential: true,
+      readonlyRootFilesystem: true,
+      // Time to stop the throwaway server and report the failure to Step Functions.
+      stopTimeout: Duration.seconds(30),
+      logging: ecs.LogDrivers.awsLogs({ logGroup: this.logGroup, streamPrefix: 'drill' }),
+      environment: {
+        [DRILL_ENV.bucket]: bucket.bucketName,
+        [DRILL_ENV.offsiteBucket]: props.offsite.bucketName,
+        [DRILL_ENV.offsiteRegion]: props.offsite.region,
+        // The resolved source: identifiers, tier and drill checks; the password is an ARN
+        // this task cannot read, and the drill never connects to the source.
+        [DRILL_ENV.sourceConfig]: JSON.stringify(source),
+        TMPDIR: DRILL_SCRATCH_PATH,
+      },
+    });
+    this.container.addMountPoints({ sourceVolume: 'scratch', containerPath: DRILL_SCRATCH_PATH, readOnly: false });
+
+    const runs = bucket.arnForObjects(`${sourcePrefix(source.name)}*`);
+    const drills = bucket.arnForObjects(`${DRILLS_PREFIX}${source.name}/*`);
+    this.taskRole.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'ReadOwnRuns', actions: ['s3:GetObject'], resources: [runs] }));
+    this.taskRole.addToPrincipalPolicy(new iam.PolicyStatement({
+      sid: 'ListOwnRuns',
+      actions: ['s3:ListBucket'],
+      resources: [bucket.bucketArn],
+      conditions: { StringLike: { 's3:prefix': [`${sourcePrefix(source.name)}*`] } },
+    }));
+    this.taskRole.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'WriteOwnDrillReports', actions: ['s3:PutObject'], resources: [drills] }));
+    this.taskRole.addToPrincipalPolicy(new iam.PolicyStatement({
+      sid: 'BucketKey', actions: ['kms:Decrypt', 'kms:GenerateDataKey'], resources: [props.bucketKey.keyArn],
+    }));
+
+    // Disaster-recovery drills read the replica: named by bucket, as AwaitOffsite does.
+    const offsiteBucketArn = `arn:${stack.partition}:s3:::${props.offsite.bucketName}`;
+    const offsiteRuns = `${offsiteBucketArn}/${sourcePrefix(source.name)}*`;
+    this.taskRole.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'ReadOwnOffsiteRuns', actions: ['s3:GetObject'], resources: [offsiteRuns] }));
+    this.taskRole.addToPrincipalPolicy(new iam.PolicyStatement({
+      sid: 'ListOwnOffsiteRuns',
+      actions: ['s3:ListBucket'],
+      resources: [offsiteBucketArn],
+      conditions: { StringLike: { 's3:prefix': [`${sourcePrefix(source.name)}*`] } },
+    }));
+    const offsiteKeys = `arn:${stack.partition}:kms:${props.offsite.region}:${props.offsite.account ?? stack.account}:key/*`;
+    this.taskRole.addToPrincipalPolicy(new iam.PolicyStatement({
+      sid: 'DecryptOffsiteRuns',
+      actions: ['kms:Decrypt'],
+      resources: [offsiteKeys],
+      conditions: { StringEquals: { 'kms:ViaService': `s3.${props.offsite.region}.amazonaws.com` } },
+    }));
+
+    this.taskRole.addToPrincipalPolicy(new iam.PolicyStatement({
+      sid: 'NeverDelete',
+      effect: iam.Effect.DENY,
+      actions: ['s3:DeleteObject', 's3:DeleteObjectVersion', 's3:BypassGovernanceRetention', 's3:PutLifecycleConfiguration', 's3:PutBucketPolicy'],
+      resources: [bucket.bucketArn, bucket.arnForObjects('*'), offsiteBucketArn, `${offsiteBucketArn}/*`],
+    }));
+
+    Validations.of(this.taskDefinition).acknowledge({
+      id: 'AwsSolutions-ECS2',
+      reason: 'The environment holds only non-secret values (bucket names, the resolved source with its password ARN, which this task cannot read); the drill starts its own server and needs no credential.',
+    });
+    if (props.image instanceof ecs.AssetImage) {
+      acknowledgeWildcardResource(this.taskDefinition.obtainExecutionRole(), '*',
+        'ecr:GetAuthorizationToken, which ECS needs to pull the worker image, has no resource-level permissions; the pull itself is limited to the image repository.');
+    }
+    acknowledgeWildcardResource(this.taskRole, runs,
+      'The drill reads the runs of its own source, whose keys are only known at run time; reads only, under runs/<source>/.');
+    acknowledgeWildcardResource(this.taskRole, drills,
+      'The drill writes its report under drills/<source>/<drillId>/, a key made at run time; no other object can be written and deletes are denied.');
+    acknowledgeWildcardResource(this.taskRole, offsiteRuns,
+      'A disaster-recovery drill reads the replicas of its own source\'s runs in the offsite bucket; reads only.');
+    acknowledgeWildcardResource(this.taskRole, offsiteKeys,
+      'The offsite key lives in another region and is named by alias; kms:ViaService limits the grant to S3 there.');
+  }
+}

@@ -1,0 +1,175 @@
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import type * as ecs from 'aws-cdk-lib/aws-ecs';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as sns from 'aws-cdk-lib/aws-sns';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import { Construct } from 'constructs';
+import type { Source } from '../config/types';
+import type { SourceTarget } from './backup-schedules';
+import { DRILL_ENV, type DrillTask } from './drill-task';
+import { acknowledgeWildcardResource } from './nag';
+
+/** Errors worth another attempt: ECS could not place the task (capacity, throttling). */
+export const TRANSIENT_DRILL_ERRORS = ['ECS.AmazonECSException'];
+
+/**
+ * What the drill state machine reads from its input (`$.target`): the source's drill task, its
+ * network, and how long the restore may take before Step Functions gives up on it.
+ */
+export interface DrillTarget extends SourceTarget {
+  /** RunDrill's timeout (TimeoutSecondsPath): the source's RTO × 2, see drillTimeoutSeconds. */
+  readonly timeoutSeconds: number;
+}
+
+/**
+ * How long RunDrill may take: twice the tier's RTO. The drill itself fails RtoExceeded when the
+ * restore takes longer than the RTO, with a report; this is only the backstop for a drill that
+ * hangs yet heartbeats. At least an hour, so a short RTO still leaves time to pull the image.
+ */
+export function drillTimeoutSeconds(tier: { readonly rtoSeconds: number }): number {
+  return Math.max(3600, 2 * tier.rtoSeconds);
+}
+
+export interface DrillWorkflowProps {
+  /** Prefix of the state machine's name: `<appName>-restore-drill`. */
+  readonly appName: string;
+  /** The shared ECS cluster (the backup workflow's). */
+  readonly cluster: ecs.CfnCluster;
+  readonly alarmTopic: sns.ITopic;
+  /** One drill task per source, by source name; each may answer this state machine's task tokens. */
+  readonly drillTasks: Readonly<Record<string, DrillTask>>;
+  /**
+   * Missing heartbeats after which Step Functions gives up on a drill (the entry heartbeats
+   * every minute).
+   * @default - 5 minutes
+   */
+  readonly heartbeat?: Duration;
+}
+
+/**
+ * The restore-drill state machine (docs/restore-drill.md): RunDrill → RecordDrill → Drilled;
+ * any failure → "RunDrill failed" → DrillFailureMessage → NotifyDrillFailure → DrillFailed, so
+ * a failed drill is a red execution and an SNS message. One state machine serves every source;
+ * the schedule's input names the source, its drill task, its network and its timeout.
+ */
+export class DrillWorkflow extends Construct {
+  public readonly stateMachine: sfn.StateMachine;
+
+  constructor(scope: Construct, id: string, props: DrillWorkflowProps) {
+    super(scope, id);
+    const stateMachineName = `${props.appName}-restore-drill`;
+    this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
+      stateMachineName,
+      definitionBody: sfn.DefinitionBody.fromChainable(this.definition(props)),
+      stateMachineType: sfn.StateMachineType.STANDARD,
+      // Above any tier's RunDrill timeout (a quarterly tier4 drill may take 2 × 7 days).
+      timeout: Duration.days(30),
+      tracingEnabled: true,
+      logs: {
+        destination: new logs.LogGroup(this, 'ExecutionLogs', {
+          logGroupName: `/aws/vendedlogs/states/${stateMachineName}`,
+          retention: logs.RetentionDays.THREE_MONTHS,
+          removalPolicy: RemovalPolicy.RETAIN,
+        }),
+        level: sfn.LogLevel.ALL,
+        includeExecutionData: true,
+      },
+    });
+
+    // ECS RunTask with a task definition chosen per source (from the input): explicit grants.
+    const definitions = Object.values(props.drillTasks).map((task) => task.taskDefinition);
+    this.stateMachine.addToRolePolicy(new iam.PolicyStatement({
+      actions: ['ecs:RunTask'],
+      resources: definitions.map((definition) => definition.taskDefinitionArn),
+      conditions: { ArnEquals: { 'ecs:cluster': props.cluster.attrArn } },
+    }));
+    this.stateMachine.addToRolePolicy(new iam.PolicyStatement({
+      actions: ['iam:PassRole'],
+      resources: definitions.flatMap((definition) => [definition.taskRole.roleArn, definition.obtainExecutionRole().roleArn]),
+    }));
+    for (const task of Object.values(props.drillTasks)) this.stateMachine.grantTaskResponse(task.taskRole);
+    acknowledgeWildcardResource(this.stateMachine.role, '*', 'Step Functions log delivery and X-Ray APIs do not support resource-level permissions.');
+  }
+
+  private definition(props: DrillWorkflowProps): sfn.IChainable {
+    // State names are what people read in the console: their own scope keeps them free.
+    const scope = new Construct(this, 'States');
+
+    const failed = new sfn.Fail(scope, 'DrillFailed', { errorPath: '$.failure.Error', causePath: '$.failure.Cause' });
+    const notify = new tasks.SnsPublish(scope, 'NotifyDrillFailure', {
+      topic: props.alarmTopic,
+      subject: sfn.JsonPath.stringAt('$.notification.subject'),
+      message: sfn.TaskInput.fromJsonPathAt('$.notification.message'),
+      resultPath: sfn.JsonPath.DISCARD,
+    });
+    // If even the alarm cannot be sent, the execution still ends red with the drill's error.
+    notify.addCatch(failed, { errors: ['States.ALL'], resultPath: '$.notifyError' });
+    notify.next(failed);
+    const message = new sfn.Pass(scope, 'DrillFailureMessage', {
+      parameters: {
+        'subject.$': "States.Format('Lifeboat: restore drill of {} failed', $.source)",
+        // Only what every failure has: a missing $.from may be the very failure.
+        'message.$': "States.Format('Restore drill {} of {} failed in {}: {}: {}', $$.Execution.Name, $.source, $.failedState, $.failure.Error, $.failure.Cause)",
+      },
+      resultPath: '$.notification',
+    }).next(notify);
+    const onFailure = (state: string) =>
+      new sfn.Pass(scope, `${state} failed`, { result: sfn.Result.fromString(state), resultPath: '$.failedState' }).next(message);
+
+    const runDrill = new sfn.CustomState(scope, 'RunDrill', {
+      stateJson: {
+        Type: 'Task',
+        Comment: 'The drill task restores the latest verified run into a throwaway server, checks it, writes its report and answers the task token',
+        Resource: `arn:${Stack.of(this).partition}:states:::ecs:runTask.waitForTaskToken`,
+        HeartbeatSeconds: (props.heartbeat ?? Duration.minutes(5)).toSeconds(),
+        TimeoutSecondsPath: '$.target.timeoutSeconds',
+        Parameters: {
+          Cluster: props.cluster.attrArn,
+          'TaskDefinition.$': '$.target.taskDefinitionArn',
+          LaunchType: 'FARGATE',
+          PropagateTags: 'TASK_DEFINITION',
+          NetworkConfiguration: {
+            AwsvpcConfiguration: { 'Subnets.$': '$.target.subnets', 'SecurityGroups.$': '$.target.securityGroups', AssignPublicIp: 'DISABLED' },
+          },
+          Overrides: {
+            ContainerOverrides: [{
+              Name: 'Drill',
+              Environment: [
+                { Name: DRILL_ENV.taskToken, 'Value.$': '$$.Task.Token' },
+                { Name: DRILL_ENV.from, 'Value.$': '$.from' },
+              ],
+            }],
+          },
+        },
+        ResultPath: '$.drill',
+      },
+    });
+    runDrill.addRetry({ errors: TRANSIENT_DRILL_ERRORS, interval: Duration.minutes(1), maxAttempts: 2, backoffRate: 2 });
+    runDrill.addCatch(onFailure('RunDrill'), { errors: ['States.ALL'], resultPath: '$.failure' });
+
+    const record = new sfn.Pass(scope, 'RecordDrill', {
+      comment: 'The drill report is already in the bucket (drills/<source>/<drillId>/report.json): the output names it',
+      parameters: {
+        'source.$': '$.source',
+        'from.$': '$.from',
+        'drill.$': '$.drill',
+      },
+    });
+    return runDrill.next(record).next(new sfn.Succeed(scope, 'Drilled'));
+  }
+}
+
+/** The per-source drill targets: each source's drill task definition in the source's network. */
+export function drillTargets(
+  sources: readonly Source[],
+  drillTasks: Readonly<Record<string, DrillTask>>,
+  network: (source: Source) => Pick<SourceTarget, 'subnets' | 'securityGroups'>,
+): Record<string, DrillTarget> {
+  return Object.fromEntries(sources.map((source) => [source.name, {
+    taskDefinitionArn: drillTasks[source.name].taskDefinition.taskDefinitionArn,
+    timeoutSeconds: drillTimeoutSeconds(source.tier),
+    ...network(source),
+  }]));
+}
