@@ -4,9 +4,9 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig, type LifeboatConfig } from '../lib/config';
 import { abortOnTermination } from '../worker/signals';
+import { DRILL_USAGE, drillCommand } from './drill';
 import { DUMP_USAGE, dumpCommand } from './dump';
 import { renderPlan } from './plan';
-import { RESTORE_USAGE, restoreCommand } from './restore';
 
 const USAGE = `Usage: lifeboat <command> [options]
 
@@ -16,8 +16,9 @@ Commands:
   demo                                one whole local backup cycle (what \`npm start\` runs)
   run    SOURCE --local [--config FILE] [--target-url URL]
                                       the synthesized backup run of one source, executed locally
+  drill  SOURCE --local [--from primary|offsite] [--run ID]
+                                      restore drill: restore into a throwaway server, check, measure the RTO
   dump   …                            run one backup outside Step Functions (lifeboat dump --help)
-  restore SOURCE --target-url URL …   restore a verified run into a server (lifeboat restore --help)
 `;
 
 const DEMO_CONFIG = path.join(__dirname, '..', 'local', 'demo.config.ts');
@@ -67,19 +68,19 @@ function targetFromUrl(text: string | undefined) {
 
 export async function main(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === 'drill') {
+    if (rest.includes('--help')) {
+      process.stdout.write(DRILL_USAGE);
+      return 0;
+    }
+    return drillCommand(rest, process.env, { signal: abortOnTermination('the drill (the throwaway server is stopped)') });
+  }
   if (command === 'dump') {
     if (rest.includes('--help')) {
       process.stdout.write(DUMP_USAGE);
       return 0;
     }
     return dumpCommand(rest, process.env, { signal: abortOnTermination('the dump (the upload is aborted, nothing is committed)') });
-  }
-  if (command === 'restore') {
-    if (rest.includes('--help')) {
-      process.stdout.write(RESTORE_USAGE);
-      return 0;
-    }
-    return restoreCommand(rest, process.env, { signal: abortOnTermination('the restore (the target may be partly restored)', (line) => console.error(line)) });
   }
   const { values, positionals } = parseArgs({
     args: [...rest],
