@@ -7,6 +7,7 @@ import { abortOnTermination } from '../worker/signals';
 import { DRILL_USAGE, drillCommand } from './drill';
 import { DUMP_USAGE, dumpCommand } from './dump';
 import { renderPlan } from './plan';
+import { RESTORE_USAGE, restoreCommand } from './restore';
 
 const USAGE = `Usage: lifeboat <command> [options]
 
@@ -19,6 +20,7 @@ Commands:
   drill  SOURCE --local [--from primary|offsite] [--run ID]
                                       restore drill: restore into a throwaway server, check, measure the RTO
   dump   …                            run one backup outside Step Functions (lifeboat dump --help)
+  restore SOURCE --target-url URL …   restore a verified run into a server (lifeboat restore --help)
 `;
 
 const DEMO_CONFIG = path.join(__dirname, '..', 'local', 'demo.config.ts');
@@ -81,6 +83,13 @@ export async function main(argv: readonly string[]): Promise<number> {
       return 0;
     }
     return dumpCommand(rest, process.env, { signal: abortOnTermination('the dump (the upload is aborted, nothing is committed)') });
+  }
+  if (command === 'restore') {
+    if (rest.includes('--help')) {
+      process.stdout.write(RESTORE_USAGE);
+      return 0;
+    }
+    return restoreCommand(rest, process.env, { signal: abortOnTermination('the restore (the target may be partly restored)', (line) => console.error(line)) });
   }
   const { values, positionals } = parseArgs({
     args: [...rest],
