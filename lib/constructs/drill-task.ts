@@ -8,17 +8,8 @@ import { Construct } from 'constructs';
 import type { Source } from '../config/types';
 import { DRILLS_PREFIX, sourcePrefix } from '../domain/layout';
 import type { OffsiteTarget } from './backup-workflow';
+import { DRILL_ENV } from '../../worker/drill-job';
 import { acknowledgeWildcardResource } from './nag';
-
-/** Environment of the drill entry (worker/drill-main.ts), set by the task definition and the state machine. */
-export const DRILL_ENV = {
-  bucket: 'LIFEBOAT_BUCKET',
-  offsiteBucket: 'LIFEBOAT_OFFSITE_BUCKET',
-  offsiteRegion: 'LIFEBOAT_OFFSITE_REGION',
-  sourceConfig: 'LIFEBOAT_SOURCE_CONFIG',
-  from: 'LIFEBOAT_DRILL_FROM',
-  taskToken: 'LIFEBOAT_TASK_TOKEN',
-} as const;
 
 /** Where the drill downloads the artifacts and keeps the throwaway server's data (the ephemeral storage). */
 export const DRILL_SCRATCH_PATH = '/scratch';

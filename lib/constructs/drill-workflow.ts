@@ -8,7 +8,8 @@ import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import type { Source } from '../config/types';
 import type { SourceTarget } from './backup-schedules';
-import { DRILL_ENV, type DrillTask } from './drill-task';
+import { DRILL_ENV } from '../../worker/drill-job';
+import type { DrillTask } from './drill-task';
 import { acknowledgeWildcardResource } from './nag';
 
 /** Errors worth another attempt: ECS could not place the task (capacity, throttling). */
