@@ -1,9 +1,12 @@
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 
 export interface Timed {
   readonly seconds: number;
   /** Peak RSS of the command (GNU time's %M), in KiB. */
   readonly maxRssKiB?: number;
+  /** CPU time (user + system) of the command and its waited-for children, in seconds. */
+  readonly cpuSeconds?: number;
   /** stdout and stderr, interleaved. */
   readonly output: string;
 }
@@ -12,7 +15,7 @@ export interface Timed {
 export function timed(command: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<Timed> {
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint();
-    const child = spawn('/usr/bin/time', ['-f', 'maxrss_kib=%M', command, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('/usr/bin/time', ['-f', 'maxrss_kib=%M cpu=%U+%S', command, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout.on('data', (chunk) => { output += chunk; });
     child.stderr.on('data', (chunk) => { output += chunk; });
@@ -21,7 +24,15 @@ export function timed(command: string, args: readonly string[], env: NodeJS.Proc
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       if (code !== 0) return reject(new Error(`${command} exited ${code}:\n${output.slice(-2000)}`));
       const rss = /maxrss_kib=(\d+)/.exec(output);
-      resolve({ seconds, maxRssKiB: rss ? Number(rss[1]) : undefined, output });
+      const cpu = /cpu=([\d.]+)\+([\d.]+)/.exec(output);
+      resolve({ seconds, maxRssKiB: rss ? Number(rss[1]) : undefined, cpuSeconds: cpu ? Number(cpu[1]) + Number(cpu[2]) : undefined, output });
     });
   });
+}
+
+/** CPU seconds (user + system) a running process has used so far, from /proc. */
+export function processCpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }

@@ -7,6 +7,8 @@ import { abortOnTermination } from '../worker/signals';
 import { DRILL_USAGE, drillCommand } from './drill';
 import { DUMP_USAGE, dumpCommand } from './dump';
 import { renderPlan } from './plan';
+import { RUNBOOK_USAGE, runbookCommand } from './runbook';
+import { STATUS_USAGE, statusCommand } from './status';
 import { RESTORE_USAGE, restoreCommand } from './restore';
 
 const USAGE = `Usage: lifeboat <command> [options]
@@ -20,6 +22,9 @@ Commands:
   drill  SOURCE --local [--from primary|offsite] [--run ID]
                                       restore drill: restore into a throwaway server, check, measure the RTO
   dump   …                            run one backup outside Step Functions (lifeboat dump --help)
+  status [--config FILE] [--bucket B]  every source: last verified backup, offsite copy, last drill, verdict
+  runbook SOURCE [--config FILE] [--bucket B] [--out FILE]
+                                      a disaster-recovery runbook for one source, in Markdown
   restore SOURCE --target-url URL …   restore a verified run into a server (lifeboat restore --help)
 `;
 
@@ -90,6 +95,13 @@ export async function main(argv: readonly string[]): Promise<number> {
       return 0;
     }
     return restoreCommand(rest, process.env, { signal: abortOnTermination('the restore (the target may be partly restored)', (line) => console.error(line)) });
+  }
+  if (command === 'status' || command === 'runbook') {
+    if (rest.includes('--help')) {
+      process.stdout.write(command === 'status' ? STATUS_USAGE : RUNBOOK_USAGE);
+      return 0;
+    }
+    return command === 'status' ? statusCommand(rest, process.env) : runbookCommand(rest, process.env);
   }
   const { values, positionals } = parseArgs({
     args: [...rest],

@@ -1,6 +1,11 @@
+import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { formatDuration, formatSize, type Source } from '../lib/config';
+import { parseArgs } from 'node:util';
+import { createS3Client } from '../lib/aws/s3-client';
+import { DEFAULT_CONFIG_FILE, formatDuration, formatSize, loadConfig, type LifeboatConfig, type Source } from '../lib/config';
 import { listRuns, type RunRecord } from '../lib/catalog/catalog';
+import { latestDrillReport } from '../lib/catalog/drills';
+import type { DrillReport } from '../lib/domain/drill-report';
 import { runIdToDate } from '../lib/domain/run-id';
 import { renderTable } from '../lib/format/table';
 
@@ -10,6 +15,7 @@ export interface SourceStatus {
   readonly lastRun?: RunRecord;
   /** Seconds since the last verified run's slot. */
   readonly ageSeconds?: number;
+  readonly lastDrill?: DrillReport;
   readonly verdict: 'OK' | 'AT RISK' | 'NO BACKUP';
   readonly reasons: readonly string[];
 }
@@ -17,7 +23,10 @@ export interface SourceStatus {
 /** Reads the catalog for each source and judges it against its tier. */
 export async function sourceStatuses(s3: S3Client, bucket: string, sources: readonly Source[], now = new Date()): Promise<SourceStatus[]> {
   return Promise.all(sources.map(async (source) => {
-    const runs = await listRuns(s3, bucket, source.name, { newestFirst: true, limit: 50 });
+    const [runs, lastDrill] = await Promise.all([
+      listRuns(s3, bucket, source.name, { newestFirst: true, limit: 50 }),
+      latestDrillReport(s3, bucket, source.name),
+    ]);
     const lastVerified = runs.find((run) => run.status === 'verified');
     const lastRun = runs[0];
     const slot = lastVerified ? runIdToDate(lastVerified.runId) : undefined;
@@ -27,13 +36,16 @@ export async function sourceStatuses(s3: S3Client, bucket: string, sources: read
     else if ((ageSeconds ?? 0) > source.tier.rpoSeconds) reasons.push(`last verified backup older than the RPO (${formatDuration(source.tier.rpoSeconds)})`);
     if (lastVerified && !lastVerified.offsite) reasons.push('offsite copy not confirmed');
     if (lastRun && lastRun.status === 'failed') reasons.push(`last run ${lastRun.runId} failed verification`);
+    if (!lastDrill) reasons.push('never drilled');
+    else if (lastDrill.verdict !== 'ok') reasons.push(`last drill failed (${lastDrill.error?.name ?? 'see its report'})`);
+    else if (now.getTime() - Date.parse(lastDrill.finishedAt) > 2 * source.tier.drillSeconds * 1000) reasons.push('last drill is overdue');
     const verdict = !lastVerified ? 'NO BACKUP' : reasons.length > 0 ? 'AT RISK' : 'OK';
-    return { source, lastVerified, lastRun, ageSeconds, verdict, reasons };
+    return { source, lastVerified, lastRun, ageSeconds, lastDrill, verdict, reasons };
   }));
 }
 
 export function renderStatus(statuses: readonly SourceStatus[]): string {
-  const rows = statuses.map(({ source, lastVerified, ageSeconds, verdict, reasons }) => {
+  const rows = statuses.map(({ source, lastVerified, ageSeconds, lastDrill, verdict, reasons }) => {
     const bytes = lastVerified?.manifest?.artifacts.reduce((sum, artifact) => sum + artifact.bytes, 0);
     return [
       source.name,
@@ -42,8 +54,43 @@ export function renderStatus(statuses: readonly SourceStatus[]): string {
       ageSeconds === undefined ? '-' : `${formatDuration(ageSeconds)} / ${formatDuration(source.tier.rpoSeconds)}`,
       bytes === undefined ? '-' : formatSize(bytes),
       lastVerified?.offsite ? `confirmed (${lastVerified.offsite.region}, lag ${formatDuration(lastVerified.offsite.lagSeconds)})` : lastVerified ? 'pending' : '-',
+      lastDrill ? `${lastDrill.drillId} ${lastDrill.verdict}` : '-',
+      lastDrill ? `${formatDuration(lastDrill.measuredRtoSeconds)} / ${formatDuration(source.tier.rtoSeconds)}` : `- / ${formatDuration(source.tier.rtoSeconds)}`,
       verdict + (reasons.length > 0 ? ` (${reasons.join('; ')})` : ''),
     ];
   });
-  return renderTable(['SOURCE', 'TIER', 'LAST VERIFIED RUN', 'AGE / RPO', 'SIZE', 'OFFSITE', 'VERDICT'], rows);
+  return renderTable(['SOURCE', 'TIER', 'LAST VERIFIED RUN', 'AGE / RPO', 'SIZE', 'OFFSITE', 'LAST DRILL', 'RTO (MEASURED / TARGET)', 'VERDICT'], rows);
+}
+
+export const STATUS_USAGE = `Usage: lifeboat status [--config FILE] [--bucket BUCKET] [--region REGION] [--endpoint URL]
+
+One line per source of the config: last verified backup and its age against the RPO, the
+offsite copy, the last drill and its measured RTO against the RTO, and a verdict. Reads
+the bucket only (credentials from the usual AWS chain). Without --bucket, the primary
+bucket's name is read from the <appName>-Primary stack's outputs.
+`;
+
+/** The primary bucket's name, from the primary stack's outputs. */
+export async function primaryBucketFromStack(config: LifeboatConfig, region = config.primary.region): Promise<string> {
+  const stackName = `${config.appName}-Primary`;
+  const described = await new CloudFormationClient({ region }).send(new DescribeStacksCommand({ StackName: stackName }));
+  const output = described.Stacks?.[0]?.Outputs?.find((candidate) => candidate.OutputKey === 'PrimaryBucketName');
+  if (!output?.OutputValue) throw Object.assign(new Error(`stack ${stackName} in ${region} has no PrimaryBucketName output (deployed?); pass --bucket`), { name: 'InvalidInput' });
+  return output.OutputValue;
+}
+
+/** `lifeboat status`: exit 0 when every source is OK, 1 when one is at risk or has no backup. */
+export async function statusCommand(argv: readonly string[], env: NodeJS.ProcessEnv, log: (line: string) => void = console.log): Promise<number> {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: { config: { type: 'string', default: DEFAULT_CONFIG_FILE }, bucket: { type: 'string' }, region: { type: 'string' }, endpoint: { type: 'string' } },
+  });
+  const config = loadConfig(values.config as string);
+  const region = values.region ?? env.AWS_REGION ?? config.primary.region;
+  const bucket = values.bucket ?? env.LIFEBOAT_BUCKET ?? (await primaryBucketFromStack(config, region));
+  const s3 = createS3Client({ region, endpoint: values.endpoint, env });
+  const statuses = await sourceStatuses(s3, bucket, config.sources);
+  log(`Lifeboat status, s3://${bucket} (${region}), ${new Date().toISOString()}`);
+  log(renderStatus(statuses));
+  return statuses.every((status) => status.verdict === 'OK') ? 0 : 1;
 }
