@@ -80,7 +80,9 @@ export async function runDrill(opts: RunDrillOptions): Promise<DrillReport> {
     serverInfo = { version: version || 'unknown', major: majorOf(version) ?? manifest.server.major };
     log(`drill ${source.name}: throwaway ${manifest.engine} ${serverInfo.version} on port ${server.target.port}`);
 
-    const restored = await restoreRun({ s3: opts.s3, bucket: opts.bucket, run, target: server.target, log, signal: opts.signal, workDir: opts.workDir });
+    // The roles first, as a real recovery would: the restored objects keep their owners.
+    const globals = manifest.engine === 'postgres' && manifest.globals !== undefined;
+    const restored = await restoreRun({ s3: opts.s3, bucket: opts.bucket, run, target: server.target, globals, log, signal: opts.signal, workDir: opts.workDir });
     timings.downloadSeconds = (restored.downloadMs + restored.verifyMs) / 1000;
     timings.restoreSeconds = (restored.restoreMs + (restored.globalsMs ?? 0)) / 1000;
 
