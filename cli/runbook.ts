@@ -8,7 +8,7 @@ import type { DrillReport } from '../lib/domain/drill-report';
 import { runIdToDate } from '../lib/domain/run-id';
 import { LIFEBOAT_VERSION } from '../lib/domain/version';
 import { storageNames } from '../lib/stacks/naming';
-import { primaryBucketFromStack } from './status';
+import { formatElapsed, primaryBucketFromStack } from './status';
 
 export const RUNBOOK_USAGE = `Usage: lifeboat runbook SOURCE [--config FILE] [--bucket BUCKET] [--region REGION] [--endpoint URL] [--out FILE]
 
@@ -129,7 +129,7 @@ export function renderRunbook(facts: RunbookFacts): string {
   if (drill && drill.verdict === 'ok' && drilledBytes && manifest) {
     push('| Database size | Estimated recovery time | Within the RTO? |', '|---|---|---|');
     for (const estimate of estimateRto(drill, drilledBytes, manifest.databaseSizeBytes, source.tier.rtoSeconds)) {
-      push(`| ${estimate.label}: ${formatSize(estimate.bytes)} | ${formatDuration(estimate.seconds)} | ${estimate.withinRto ? 'yes' : `**no** (RTO ${formatDuration(source.tier.rtoSeconds)})`} |`);
+      push(`| ${estimate.label}: ${formatSize(estimate.bytes)} | ${formatElapsed(estimate.seconds)} | ${estimate.withinRto ? 'yes' : `**no** (RTO ${formatDuration(source.tier.rtoSeconds)})`} |`);
     }
     push('');
     push(`Method: the last successful drill restored a ${formatSize(drilledBytes)} database (the drilled run's manifest) in ${drill.measuredRtoSeconds.toFixed(1)} s of download, restore and checks; the estimate scales that time linearly with the database size (current size from the latest manifest). It is a lower bound: index builds grow faster than linearly, and larger restores may need a larger machine and more \`--jobs\`.`, '');

@@ -55,11 +55,16 @@ export function renderStatus(statuses: readonly SourceStatus[]): string {
       bytes === undefined ? '-' : formatSize(bytes),
       lastVerified?.offsite ? `confirmed (${lastVerified.offsite.region}, lag ${formatDuration(lastVerified.offsite.lagSeconds)})` : lastVerified ? 'pending' : '-',
       lastDrill ? `${lastDrill.drillId} ${lastDrill.verdict}` : '-',
-      lastDrill ? `${formatDuration(lastDrill.measuredRtoSeconds)} / ${formatDuration(source.tier.rtoSeconds)}` : `- / ${formatDuration(source.tier.rtoSeconds)}`,
+      lastDrill ? `${formatElapsed(lastDrill.measuredRtoSeconds)} / ${formatDuration(source.tier.rtoSeconds)}` : `- / ${formatDuration(source.tier.rtoSeconds)}`,
       verdict + (reasons.length > 0 ? ` (${reasons.join('; ')})` : ''),
     ];
   });
   return renderTable(['SOURCE', 'TIER', 'LAST VERIFIED RUN', 'AGE / RPO', 'SIZE', 'OFFSITE', 'LAST DRILL', 'RTO (MEASURED / TARGET)', 'VERDICT'], rows);
+}
+
+/** Measured times: tenths of a second below a minute, where formatDuration would say 0s. */
+export function formatElapsed(seconds: number): string {
+  return seconds < 60 ? `${seconds.toFixed(1)}s` : formatDuration(seconds);
 }
 
 export const STATUS_USAGE = `Usage: lifeboat status [--config FILE] [--bucket BUCKET] [--region REGION] [--endpoint URL]

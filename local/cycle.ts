@@ -1,12 +1,18 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { renderRunbook } from '../cli/runbook';
+import { latestVerifiedRun, readRun } from '../lib/catalog/catalog';
+import { latestDrillReport } from '../lib/catalog/drills';
+import type { DrillReport } from '../lib/domain/drill-report';
+import { runDrill, type DrillError } from '../lib/drill/run-drill';
 import { formatDuration, type LifeboatConfig, type Source } from '../lib/config';
 import { slotRunId, runIdToDate } from '../lib/domain/run-id';
 import { renderStatus, sourceStatuses } from '../cli/status';
 import { scheduleInput, stateMachineDefinition } from './definition';
 import { renderHistory } from './history';
 import { LocalReplicator } from './replicator';
-import { runLocalExecution, type LocalRunHooks, type LocalTarget } from './runner';
+import { runLocalExecution, type LocalRunHooks, type LocalServices, type LocalTarget } from './runner';
 import { startMariaDb } from './servers/mariadb';
 import { startPostgres } from './servers/postgres';
 import { startLocalStack } from './services';
@@ -81,15 +87,55 @@ export async function runLocalCycle(opts: LocalCycleOptions): Promise<number> {
     for (const event of stack.events.events) {
       log(`EventBridge event (local endpoint): ${event.Source} / ${event.DetailType} ${JSON.stringify(event.Detail)}`);
     }
+    let drillOk = true;
+    if (result.history.status === 'SUCCEEDED') drillOk = await drillLocally(source, services, log);
     log('');
-    log('Status:');
+    log('Status (lifeboat status):');
     log(renderStatus(await sourceStatuses(services.s3, services.primaryBucket, [source])));
+    const runbookFile = path.join(mkdtempSync(path.join(tmpdir(), 'lifeboat-runbook-')), `runbook-${source.name}.md`);
+    const [latest, drill] = await Promise.all([
+      latestVerifiedRun(services.s3, services.primaryBucket, source.name),
+      latestDrillReport(services.s3, services.primaryBucket, source.name),
+    ]);
+    writeFileSync(runbookFile, renderRunbook({
+      config: opts.config, source, bucket: services.primaryBucket, offsiteBucket: services.offsiteBucket, latest, drill,
+      drilledRun: drill ? await readRun(services.s3, services.primaryBucket, source.name, drill.runId) : undefined, now: new Date(),
+    }));
+    log(`Runbook (lifeboat runbook ${source.name}): ${runbookFile}`);
     log('');
-    log(`Local cycle ${result.history.status === 'SUCCEEDED' ? 'completed' : 'FAILED'} in ${formatDuration((Date.now() - started) / 1000)}.`);
-    return result.history.status === 'SUCCEEDED' ? 0 : 1;
+    const ok = result.history.status === 'SUCCEEDED' && drillOk;
+    log(`Local cycle ${ok ? 'completed' : 'FAILED'} in ${formatDuration((Date.now() - started) / 1000)}.`);
+    return ok ? 0 : 1;
   } finally {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
   }
+}
+
+/**
+ * The restore drill of the run just made, from the offsite bucket (a disaster-recovery
+ * drill: the offsite copy alone must be enough), into a throwaway server.
+ */
+async function drillLocally(source: Source, services: LocalServices, log: (line: string) => void): Promise<boolean> {
+  log('');
+  log(`Restore drill of ${source.name} from the offsite bucket (lifeboat drill ${source.name} --local --from offsite):`);
+  try {
+    const report = await runDrill({
+      s3: services.s3, bucket: services.offsiteBucket, reportBucket: services.primaryBucket, source, from: 'offsite',
+    });
+    printDrill(report, log);
+    return true;
+  } catch (error) {
+    const report = (error as DrillError).report;
+    if (report) printDrill(report, log);
+    log(`  drill FAILED: ${(error as Error).name}: ${(error as Error).message}`);
+    return false;
+  }
+}
+
+function printDrill(report: DrillReport, log: (line: string) => void): void {
+  for (const check of report.checks) log(`  ${check.ok ? 'ok    ' : 'FAILED'} ${check.name}: ${check.detail}`);
+  const { downloadSeconds, restoreSeconds, checkSeconds } = report.timings;
+  log(`  download ${downloadSeconds.toFixed(2)} s + restore ${restoreSeconds.toFixed(2)} s + checks ${checkSeconds.toFixed(2)} s = measured RTO ${report.measuredRtoSeconds.toFixed(2)} s (target ${formatDuration(report.rtoTargetSeconds)}): ${report.verdict.toUpperCase()}`);
 }
 
 function pickSource(config: LifeboatConfig, name: string | undefined): Source {
