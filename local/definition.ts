@@ -102,14 +102,18 @@ export function scheduleInput(
   source: string,
   scheduledTime: Date,
   env: LocalEnvironment = LOCAL_ENVIRONMENT,
+  stateMachineSuffix = '-backup-run',
 ): Record<string, unknown> {
+  const machine = Object.entries(template.Resources).find(([, resource]) =>
+    resource.Type === 'AWS::StepFunctions::StateMachine' && String(resource.Properties?.StateMachineName ?? '').endsWith(stateMachineSuffix))?.[0];
   for (const resource of Object.values(template.Resources)) {
     if (resource.Type !== 'AWS::Scheduler::Schedule') continue;
-    const target = resource.Properties?.Target as { Input?: unknown } | undefined;
+    const target = resource.Properties?.Target as { Arn?: { Ref?: string }; Input?: unknown } | undefined;
+    if (target?.Arn?.Ref !== machine) continue;
     const text = resolveTokens(target?.Input, template, env);
     if (typeof text !== 'string') continue;
     const input = JSON.parse(text.replace('<aws.scheduler.scheduled-time>', scheduledTime.toISOString().replace(/\.\d{3}Z$/, 'Z'))) as Record<string, unknown>;
     if (input.source === source) return input;
   }
-  throw new Error(`no schedule for source "${source}" in the template`);
+  throw new Error(`no schedule of the *${stateMachineSuffix} state machine for source "${source}" in the template`);
 }

@@ -73,6 +73,7 @@ export function drillTaskSizeFor(sizeHintBytes: number | undefined): DrillTaskSi
  * given by the drill workflow, which exists only after the task definitions.
  */
 export class DrillTask extends Construct {
+  public readonly source: Source;
   public readonly taskDefinition: ecs.FargateTaskDefinition;
   public readonly container: ecs.ContainerDefinition;
   public readonly logGroup: logs.LogGroup;
@@ -81,6 +82,7 @@ export class DrillTask extends Construct {
 
   constructor(scope: Construct, id: string, props: DrillTaskProps) {
     super(scope, id);
+    this.source = props.source;
     const { source, bucket } = props;
     const stack = Stack.of(this);
     this.size = drillTaskSizeFor(source.sizeHintBytes);

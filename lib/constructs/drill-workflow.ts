@@ -15,14 +15,8 @@ import { acknowledgeWildcardResource } from './nag';
 /** Errors worth another attempt: ECS could not place the task (capacity, throttling). */
 export const TRANSIENT_DRILL_ERRORS = ['ECS.AmazonECSException'];
 
-/**
- * What the drill state machine reads from its input (`$.target`): the source's drill task, its
- * network, and how long the restore may take before Step Functions gives up on it.
- */
-export interface DrillTarget extends SourceTarget {
-  /** RunDrill's timeout (TimeoutSecondsPath): the source's RTO × 2, see drillTimeoutSeconds. */
-  readonly timeoutSeconds: number;
-}
+/** What the drill state machine reads from its input (`$.target`): the source's drill task and its network. */
+export type DrillTarget = SourceTarget;
 
 /**
  * How long RunDrill may take: twice the tier's RTO. The drill itself fails RtoExceeded when the
@@ -125,7 +119,10 @@ export class DrillWorkflow extends Construct {
         Comment: 'The drill task restores the latest verified run into a throwaway server, checks it, writes its report and answers the task token',
         Resource: `arn:${Stack.of(this).partition}:states:::ecs:runTask.waitForTaskToken`,
         HeartbeatSeconds: (props.heartbeat ?? Duration.minutes(5)).toSeconds(),
-        TimeoutSecondsPath: '$.target.timeoutSeconds',
+        // One timeout for all sources: TimeoutSecondsPath is resolved against the task's
+        // Parameters (the ECS request), not the execution input, so it cannot come from $.target.
+        // The longest source's backstop; each drill fails RtoExceeded on its own RTO anyway.
+        TimeoutSeconds: Math.max(...Object.values(props.drillTasks).map((task) => drillTimeoutSeconds(task.source.tier))),
         Parameters: {
           Cluster: props.cluster.attrArn,
           'TaskDefinition.$': '$.target.taskDefinitionArn',
@@ -170,7 +167,6 @@ export function drillTargets(
 ): Record<string, DrillTarget> {
   return Object.fromEntries(sources.map((source) => [source.name, {
     taskDefinitionArn: drillTasks[source.name].taskDefinition.taskDefinitionArn,
-    timeoutSeconds: drillTimeoutSeconds(source.tier),
     ...network(source),
   }]));
 }

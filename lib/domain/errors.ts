@@ -38,6 +38,7 @@ export const ERROR_NAMES = [
   'InvalidInput',
   // Restore drills (lib/drill): TableSetMismatch above is shared with the verifier.
   'RowCountMismatch', 'ExtensionMissing', 'DrillCheckFailed', 'RtoExceeded', 'NoVerifiedRun', 'RunNotVerified', 'TargetNotEmpty',
+  'NoDrillServer', 'TargetUnreachable', 'RestoreFailed',
 ] as const;
 export type ErrorName = (typeof ERROR_NAMES)[number];
 
