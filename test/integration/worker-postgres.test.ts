@@ -2,7 +2,7 @@
  * The dump worker end to end against real servers: a throwaway PostgreSQL seeded with the
  * awkward parts of a real schema, the local S3 server, and stock pg_restore on the other side.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Client } from 'pg';
@@ -77,7 +77,8 @@ async function restoreInto(target: PgServer, database: string, artifact: Buffer)
   const file = path.join(tmpdir(), `lifeboat-restore-${process.pid}-${Date.now()}.pgdump`);
   writeFileSync(file, artifact);
   await target.createDatabase(database);
-  const restored = await run('pg_restore', ['--exit-on-error', '-d', database, file], { env: { ...process.env, ...target.env } });
+  const restored = await run('pg_restore', ['--exit-on-error', '-d', database, file], { env: { ...process.env, ...target.env } })
+    .finally(() => rmSync(file, { force: true }));
   expect(restored.stderr).toBe('');
   expect(restored.code).toBe(0);
 }

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { ConfigError, DEFAULT_TIERS, loadConfig, parseConfig, type LifeboatConfigInput } from '../../lib/config';
@@ -217,6 +217,7 @@ describe('each validation rule names the field, the value and what is valid', ()
 
 describe('loadConfig', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'lifeboat-config-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   test('reads a JSON file', () => {
     writeFileSync(path.join(dir, 'prod.json'), JSON.stringify(validConfig()));
