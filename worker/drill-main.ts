@@ -16,13 +16,11 @@ import { SFNClient } from '@aws-sdk/client-sfn';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { createS3Client } from '../lib/aws/s3-client';
 import type { DrillReport } from '../lib/domain/drill-report';
-import { errorName } from '../lib/domain/errors';
 import { drillReportKey } from '../lib/domain/layout';
 import { runDrill, type RunDrillOptions } from '../lib/drill/run-drill';
 import { drillJobFromEnv, type DrillJob } from './drill-job';
-import { EXIT } from './main';
 import { abortOnTermination } from './signals';
-import { runWithTaskToken, type TaskTokenClient } from './task-token';
+import { EXIT, runTask, type TaskTokenClient } from './task-token';
 
 export interface DrillWorkerDeps {
   /** Client of the primary bucket's region. */
@@ -99,30 +97,17 @@ export async function runDrillJob(job: DrillJob, deps: DrillWorkerDeps = {}): Pr
       startServer: deps.startServer,
     });
 
-  if (job.taskToken) {
-    const outcome = await runWithTaskToken({
-      sfn: deps.sfn ?? new SFNClient({ region: job.region }),
-      taskToken: job.taskToken,
-      work,
-      output: (report) => drillSummary(report, job.bucket),
-      progress: () => `drill of ${job.source.name} from ${job.from} in progress`,
-      heartbeatIntervalMs: deps.heartbeatIntervalMs,
-      signal: deps.signal,
-      log,
-    });
-    if (outcome.ok) return { code: EXIT.committed, report: outcome.result };
-    log(`failed: ${outcome.error}: ${outcome.cause}`);
-    return { code: EXIT.failed, error: { name: outcome.error, message: outcome.cause } };
-  }
-
-  try {
-    return { code: EXIT.committed, report: await work(deps.signal ?? new AbortController().signal) };
-  } catch (error) {
-    const name = errorName(error);
-    const message = (error as Error).message ?? String(error);
-    log(`failed: ${name}: ${message}`);
-    return { code: name === 'InvalidInput' ? EXIT.invalidInput : EXIT.failed, error: { name, message } };
-  }
+  const outcome = await runTask({
+    taskToken: job.taskToken,
+    sfn: () => deps.sfn ?? new SFNClient({ region: job.region }),
+    work,
+    output: (report) => drillSummary(report, job.bucket),
+    progress: () => `drill of ${job.source.name} from ${job.from} in progress`,
+    heartbeatIntervalMs: deps.heartbeatIntervalMs,
+    signal: deps.signal,
+    log,
+  });
+  return { code: outcome.code, report: outcome.result, error: outcome.error };
 }
 
 /** The container entrypoint (`node /app/drill.js`): the job comes from the environment. */

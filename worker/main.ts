@@ -1,16 +1,15 @@
 import { SFNClient } from '@aws-sdk/client-sfn';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { createS3Client } from '../lib/aws/s3-client';
-import { errorName, redact } from '../lib/domain/errors';
+import { redact } from '../lib/domain/errors';
 import { manifestKey } from '../lib/domain/layout';
 import type { Manifest } from '../lib/domain/manifest';
 import { jobFromEnv, type BackupJob } from './job';
 import { runBackup, type BackupProgress } from './run-backup';
 import { abortOnTermination } from './signals';
-import { runWithTaskToken, type TaskTokenClient } from './task-token';
+import { EXIT, runTask, type TaskTokenClient } from './task-token';
 
-/** Exit codes of the worker (and of `lifeboat dump`). */
-export const EXIT = { committed: 0, failed: 1, invalidInput: 2 } as const;
+export { EXIT };
 
 export interface WorkerDeps {
   readonly s3?: S3Client;
@@ -61,32 +60,18 @@ export async function runJob(job: BackupJob, deps: WorkerDeps = {}): Promise<Job
 
   const work = (signal: AbortSignal) =>
     runBackup(job, { s3, signal: withDeadline(signal, job.deadlineSeconds), log: safeLog, now: deps.now }, progress);
-  if (job.taskToken) {
-    const outcome = await runWithTaskToken({
-      sfn: deps.sfn ?? new SFNClient({ region: job.region }),
-      taskToken: job.taskToken,
-      work,
-      output: (manifest) => manifestSummary(manifest, job.bucket),
-      progress: () => `${progress.phase}${progress.database ? ` ${progress.database}` : ''}, ${progress.bytesUploaded} bytes uploaded`,
-      heartbeatIntervalMs: deps.heartbeatIntervalMs,
-      signal: deps.signal,
-      secrets,
-      log: safeLog,
-    });
-    if (outcome.ok) return { code: EXIT.committed, manifest: outcome.result };
-    safeLog(`failed: ${outcome.error}: ${outcome.cause}`);
-    return { code: EXIT.failed, error: { name: outcome.error, message: outcome.cause } };
-  }
-
-  try {
-    const manifest = await work(deps.signal ?? new AbortController().signal);
-    return { code: EXIT.committed, manifest };
-  } catch (error) {
-    const name = errorName(error);
-    const message = redact((error as Error).message ?? String(error), secrets);
-    safeLog(`failed: ${name}: ${message}`);
-    return { code: name === 'InvalidInput' ? EXIT.invalidInput : EXIT.failed, error: { name, message } };
-  }
+  const outcome = await runTask({
+    taskToken: job.taskToken,
+    sfn: () => deps.sfn ?? new SFNClient({ region: job.region }),
+    work,
+    output: (manifest) => manifestSummary(manifest, job.bucket),
+    progress: () => `${progress.phase}${progress.database ? ` ${progress.database}` : ''}, ${progress.bytesUploaded} bytes uploaded`,
+    heartbeatIntervalMs: deps.heartbeatIntervalMs,
+    signal: deps.signal,
+    secrets,
+    log: safeLog,
+  });
+  return { code: outcome.code, manifest: outcome.result, error: outcome.error };
 }
 
 /** Aborts with DumpTimedOut once the job's deadline passes (the slot's time is up). */

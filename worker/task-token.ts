@@ -85,3 +85,44 @@ export async function runWithTaskToken<T>(options: TaskTokenRunOptions<T>): Prom
     options.signal?.removeEventListener('abort', onOuterAbort);
   }
 }
+
+/** Exit codes of the worker's entry points (and of `lifeboat dump`). */
+export const EXIT = { committed: 0, failed: 1, invalidInput: 2 } as const;
+
+export interface TaskRunOptions<T> extends Omit<TaskTokenRunOptions<T>, 'sfn' | 'taskToken' | 'log'> {
+  /** Set when Step Functions started the task with .waitForTaskToken; otherwise the work runs directly. */
+  readonly taskToken?: string;
+  /** The Step Functions client, made only when there is a task token. */
+  readonly sfn: () => TaskTokenClient;
+  readonly log: (line: string) => void;
+}
+
+export interface TaskRunOutcome<T> {
+  readonly code: number;
+  readonly result?: T;
+  /** The failure's name as the state machine matches it, and its message (secrets removed). */
+  readonly error?: { readonly name: string; readonly message: string };
+}
+
+/**
+ * An entry point's run: under its task token when Step Functions started it, directly
+ * otherwise (operators, the local runner). Never throws: the outcome carries the exit code.
+ */
+export async function runTask<T>(options: TaskRunOptions<T>): Promise<TaskRunOutcome<T>> {
+  const { taskToken, log } = options;
+  const secrets = options.secrets ?? [];
+  if (taskToken) {
+    const outcome = await runWithTaskToken({ ...options, sfn: options.sfn(), taskToken });
+    if (outcome.ok) return { code: EXIT.committed, result: outcome.result };
+    log(redact(`failed: ${outcome.error}: ${outcome.cause}`, secrets));
+    return { code: EXIT.failed, error: { name: outcome.error, message: outcome.cause } };
+  }
+  try {
+    return { code: EXIT.committed, result: await options.work(options.signal ?? new AbortController().signal) };
+  } catch (error) {
+    const name = errorName(error);
+    const message = redact((error as Error)?.message ?? String(error), secrets);
+    log(`failed: ${name}: ${message}`);
+    return { code: name === 'InvalidInput' ? EXIT.invalidInput : EXIT.failed, error: { name, message } };
+  }
+}

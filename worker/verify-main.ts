@@ -11,13 +11,13 @@
 import { SFNClient } from '@aws-sdk/client-sfn';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { createS3Client } from '../lib/aws/s3-client';
-import { errorName, lifeboatError } from '../lib/domain/errors';
+import { lifeboatError } from '../lib/domain/errors';
 import { isRunId } from '../lib/domain/run-id';
 import { DEFAULT_SUSPICIOUS_SHRINK } from '../lib/verify/size';
 import { abortOnTermination } from './signals';
 import { runVerifyTask, type VerifyResult } from '../lib/verify/verify-task';
-import { EXIT } from './main';
-import { runWithTaskToken, type TaskTokenClient } from './task-token';
+
+import { EXIT, runTask, type TaskTokenClient } from './task-token';
 
 /** One verification of one run, from the environment the task definition and the state machine set. */
 export interface VerifyJob {
@@ -114,30 +114,17 @@ export async function runVerifyJob(job: VerifyJob, deps: VerifyWorkerDeps = {}):
       },
     });
 
-  if (job.taskToken) {
-    const outcome = await runWithTaskToken({
-      sfn: deps.sfn ?? new SFNClient({ region: job.region }),
-      taskToken: job.taskToken,
-      work,
-      output: (result) => result,
-      progress: () => `${bytesRead} bytes read`,
-      heartbeatIntervalMs: deps.heartbeatIntervalMs,
-      signal: deps.signal,
-      log,
-    });
-    if (outcome.ok) return { code: EXIT.committed, result: outcome.result };
-    log(`failed: ${outcome.error}: ${outcome.cause}`);
-    return { code: EXIT.failed, error: { name: outcome.error, message: outcome.cause } };
-  }
-
-  try {
-    return { code: EXIT.committed, result: await work(deps.signal ?? new AbortController().signal) };
-  } catch (error) {
-    const name = errorName(error);
-    const message = (error as Error).message ?? String(error);
-    log(`failed: ${name}: ${message}`);
-    return { code: name === 'InvalidInput' ? EXIT.invalidInput : EXIT.failed, error: { name, message } };
-  }
+  const outcome = await runTask({
+    taskToken: job.taskToken,
+    sfn: () => deps.sfn ?? new SFNClient({ region: job.region }),
+    work,
+    output: (result) => result,
+    progress: () => `${bytesRead} bytes read`,
+    heartbeatIntervalMs: deps.heartbeatIntervalMs,
+    signal: deps.signal,
+    log,
+  });
+  return { code: outcome.code, result: outcome.result, error: outcome.error };
 }
 
 
