@@ -14,9 +14,8 @@ import { createS3Client } from '../lib/aws/s3-client';
 import { lifeboatError } from '../lib/domain/errors';
 import { isRunId } from '../lib/domain/run-id';
 import { DEFAULT_SUSPICIOUS_SHRINK } from '../lib/verify/size';
-import { abortOnTermination } from './signals';
 import { runVerifyTask, type VerifyResult } from '../lib/verify/verify-task';
-
+import { abortOnTermination } from './signals';
 import { EXIT, runTask, type TaskTokenClient } from './task-token';
 
 /** One verification of one run, from the environment the task definition and the state machine set. */
