@@ -62,6 +62,8 @@ async function main(): Promise<void> {
       AWS_REGION: 'us-east-1', LIFEBOAT_SOURCE: database.replace('_', '-'), LIFEBOAT_ENGINE: 'postgres', LIFEBOAT_TIER: 'tier3',
       LIFEBOAT_RUN_ID: runId, LIFEBOAT_DB_HOST: pg.host, LIFEBOAT_DB_PORT: String(pg.port), LIFEBOAT_DB_NAMES: database,
       LIFEBOAT_DB_USER: pg.user, LIFEBOAT_BUCKET: BUCKET, LIFEBOAT_S3_ENDPOINT: s3.endpoint, LIFEBOAT_SIZE_HINT_BYTES: String(actual.large),
+      // LIFEBOAT_EXACT_COUNT_MAX_BYTES=0 measures the worker with estimated row counts (no count(*) scans).
+      ...(process.env.LIFEBOAT_EXACT_COUNT_MAX_BYTES ? { LIFEBOAT_EXACT_COUNT_MAX_BYTES: process.env.LIFEBOAT_EXACT_COUNT_MAX_BYTES } : {}),
     });
 
     // Warm the page cache so the first measurement is not penalized.
