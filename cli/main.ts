@@ -16,7 +16,7 @@ const USAGE = `Usage: lifeboat <command> [options]
 Commands:
   plan   [--config FILE]              print the protection plan of a config
   synth  [--config FILE]              synthesize the app and summarize its stacks
-  demo                                one whole local backup cycle (what \`npm start\` runs)
+  demo   [--config FILE]              the plan, then one whole local backup cycle of the first source (\`npm start\`)
   run    SOURCE --local [--config FILE] [--target-url URL]
                                       the synthesized backup run of one source, executed locally
   drill  SOURCE --local [--from primary|offsite] [--run ID]
@@ -27,8 +27,6 @@ Commands:
                                       a disaster-recovery runbook for one source, in Markdown
   restore SOURCE --target-url URL …   restore a verified run into a server (lifeboat restore --help)
 `;
-
-const DEMO_CONFIG = path.join(__dirname, '..', 'local', 'demo.config.ts');
 
 // The CDK library and the local runner are loaded only by the commands that use them:
 // `lifeboat dump` and `restore` run in the worker's memory budget and should start fast.
@@ -117,7 +115,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       console.log(synthesize(loadConfig(configFile)));
       return 0;
     case 'demo': {
-      const config = loadConfig(DEMO_CONFIG);
+      // The example strategy's plan, then its first source's whole cycle, locally.
+      const config = loadConfig(configFile);
       console.log(renderPlan(config));
       console.log('');
       return runLocalCycle({ config });
