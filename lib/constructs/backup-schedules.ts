@@ -1,4 +1,4 @@
-import { Duration, Validations } from 'aws-cdk-lib';
+import { Duration } from 'aws-cdk-lib';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
@@ -7,6 +7,7 @@ import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { TimeZone } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import type { Source, Tier } from '../config/types';
+import { scheduleDeadLetterQueue } from './common';
 
 /** What a tier's schedule becomes: a cron in the tier's timezone where the interval allows one. */
 export interface ScheduleSpec {
@@ -80,16 +81,7 @@ export class BackupSchedules extends Construct {
 
   constructor(scope: Construct, id: string, props: BackupSchedulesProps) {
     super(scope, id);
-    this.deadLetterQueue = new sqs.Queue(this, 'DeadLetters', {
-      encryption: sqs.QueueEncryption.KMS,
-      encryptionMasterKey: props.key,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
-    });
-    Validations.of(this.deadLetterQueue).acknowledge({
-      id: 'AwsSolutions-SQS3',
-      reason: 'This queue is itself the dead-letter queue of the backup schedules: a message here is an alarm (the watchdog issue), not work to retry.',
-    });
+    this.deadLetterQueue = scheduleDeadLetterQueue(this, props.key, 'backup schedules');
     this.group = new scheduler.ScheduleGroup(this, 'Group');
 
     const schedules: Record<string, scheduler.Schedule> = {};

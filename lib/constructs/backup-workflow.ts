@@ -13,6 +13,7 @@ import { Construct } from 'constructs';
 import * as path from 'node:path';
 import { RUNS_PREFIX } from '../domain/layout';
 import type { DumpTask } from './dump-task';
+import { loggedStateMachine } from './common';
 import { acknowledgeWildcardResource } from './nag';
 
 const REPO_ROOT = path.join(__dirname, '..', '..');
@@ -209,22 +210,10 @@ export class BackupWorkflow extends Construct {
       reason: 'The only environment value is the bucket name; the run to verify comes with the task overrides.',
     });
 
-    const stateMachineName = `${props.appName}-backup-run`;
-    this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
-      stateMachineName,
-      definitionBody: sfn.DefinitionBody.fromChainable(this.definition(props, verify, commit, awaitOffsite, record, recordFailure)),
-      stateMachineType: sfn.StateMachineType.STANDARD,
+    this.stateMachine = loggedStateMachine(this, {
+      name: `${props.appName}-backup-run`,
+      definition: this.definition(props, verify, commit, awaitOffsite, record, recordFailure),
       timeout: Duration.hours(24),
-      tracingEnabled: true,
-      logs: {
-        destination: new logs.LogGroup(this, 'ExecutionLogs', {
-          logGroupName: `/aws/vendedlogs/states/${stateMachineName}`,
-          retention: logs.RetentionDays.THREE_MONTHS,
-          removalPolicy: RemovalPolicy.RETAIN,
-        }),
-        level: sfn.LogLevel.ALL,
-        includeExecutionData: true,
-      },
     });
 
     // ECS RunTask with a task definition chosen per source (from the input): the L2 task

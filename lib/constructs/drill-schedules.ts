@@ -1,4 +1,4 @@
-import { Duration, TimeZone, Validations } from 'aws-cdk-lib';
+import { Duration, TimeZone } from 'aws-cdk-lib';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
@@ -8,6 +8,7 @@ import { Construct } from 'constructs';
 import type { Source, Tier } from '../config/types';
 import type { ScheduleSpec } from './backup-schedules';
 import type { DrillTarget } from './drill-workflow';
+import { scheduleDeadLetterQueue } from './common';
 
 /** Hour of the day (tier timezone) at which drills start: after the 03:00 daily backups. */
 export const DRILL_START_HOUR = 5;
@@ -71,16 +72,7 @@ export class DrillSchedules extends Construct {
 
   constructor(scope: Construct, id: string, props: DrillSchedulesProps) {
     super(scope, id);
-    this.deadLetterQueue = new sqs.Queue(this, 'DeadLetters', {
-      encryption: sqs.QueueEncryption.KMS,
-      encryptionMasterKey: props.key,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
-    });
-    Validations.of(this.deadLetterQueue).acknowledge({
-      id: 'AwsSolutions-SQS3',
-      reason: 'This queue is itself the dead-letter queue of the drill schedules: a message here is an alarm (the watchdog issue), not work to retry.',
-    });
+    this.deadLetterQueue = scheduleDeadLetterQueue(this, props.key, 'drill schedules');
     this.group = new scheduler.ScheduleGroup(this, 'Group');
 
     const schedule = (id: string, source: Source, spec: ScheduleSpec, from: 'primary' | 'offsite') =>

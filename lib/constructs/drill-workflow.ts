@@ -1,7 +1,6 @@
-import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Duration, Stack } from 'aws-cdk-lib';
 import type * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
@@ -10,6 +9,7 @@ import type { Source } from '../config/types';
 import type { SourceTarget } from './backup-schedules';
 import { DRILL_ENV } from '../../worker/drill-job';
 import type { DrillTask } from './drill-task';
+import { loggedStateMachine } from './common';
 import { acknowledgeWildcardResource } from './nag';
 
 /** Errors worth another attempt: ECS could not place the task (capacity, throttling). */
@@ -54,23 +54,11 @@ export class DrillWorkflow extends Construct {
 
   constructor(scope: Construct, id: string, props: DrillWorkflowProps) {
     super(scope, id);
-    const stateMachineName = `${props.appName}-restore-drill`;
-    this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
-      stateMachineName,
-      definitionBody: sfn.DefinitionBody.fromChainable(this.definition(props)),
-      stateMachineType: sfn.StateMachineType.STANDARD,
+    this.stateMachine = loggedStateMachine(this, {
+      name: `${props.appName}-restore-drill`,
+      definition: this.definition(props),
       // Above any tier's RunDrill timeout (a quarterly tier4 drill may take 2 × 7 days).
       timeout: Duration.days(30),
-      tracingEnabled: true,
-      logs: {
-        destination: new logs.LogGroup(this, 'ExecutionLogs', {
-          logGroupName: `/aws/vendedlogs/states/${stateMachineName}`,
-          retention: logs.RetentionDays.THREE_MONTHS,
-          removalPolicy: RemovalPolicy.RETAIN,
-        }),
-        level: sfn.LogLevel.ALL,
-        includeExecutionData: true,
-      },
     });
 
     // ECS RunTask with a task definition chosen per source (from the input): explicit grants.
