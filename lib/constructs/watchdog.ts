@@ -1,0 +1,153 @@
+import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as kms from 'aws-cdk-lib/aws-kms';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
+import * as scheduler from 'aws-cdk-lib/aws-scheduler';
+import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
+import type * as sns from 'aws-cdk-lib/aws-sns';
+import { Construct } from 'constructs';
+import * as path from 'node:path';
+import type { Source } from '../config/types';
+import { RUNS_PREFIX } from '../domain/layout';
+import type { WatchedSource } from '../steps/watchdog';
+import { acknowledgeWildcardResource } from './nag';
+
+const REPO_ROOT = path.join(__dirname, '..', '..');
+export const DEFAULT_WATCHDOG_NAMESPACE = 'Lifeboat';
+/** How often the watchdog measures, and the period of the alarms on what it publishes. */
+export const WATCHDOG_INTERVAL = Duration.minutes(5);
+
+export interface WatchdogProps {
+  /** The resolved sources: each one's tier RPO is its alarm threshold. */
+  readonly sources: readonly Source[];
+  /** The primary bucket (read only: `runs/*`). */
+  readonly bucket: s3.IBucket;
+  /** The bucket's key (kms:Decrypt only). */
+  readonly bucketKey: kms.IKey;
+  /** Receives ALARM and OK of every watchdog alarm. */
+  readonly alarmTopic: sns.ITopic;
+  /**
+   * CloudWatch namespace of the metrics.
+   * @default 'Lifeboat'
+   */
+  readonly namespace?: string;
+}
+
+/**
+ * The RPO watchdog (lib/steps/watchdog.ts): a Lambda run every 5 minutes by EventBridge
+ * Scheduler publishes, per source, the age of its newest verified backup; one alarm per
+ * source fires when that age passes the tier's RPO. Missing data breaches, so the same alarm
+ * fires when the watchdog is dead, its schedule disabled, or the source never backed up.
+ * Per source: one alarm. Shared: the function, its role and log group, the schedule.
+ */
+export class Watchdog extends Construct {
+  public readonly function: nodejs.NodejsFunction;
+  public readonly schedule: scheduler.Schedule;
+  /** The age alarm of each source, by source name. */
+  public readonly alarms: Readonly<Record<string, cloudwatch.Alarm>>;
+
+  constructor(scope: Construct, id: string, props: WatchdogProps) {
+    super(scope, id);
+    const namespace = props.namespace ?? DEFAULT_WATCHDOG_NAMESPACE;
+    const watched: WatchedSource[] = props.sources.map((source) => ({ name: source.name, rpoSeconds: source.tier.rpoSeconds }));
+
+    this.function = new nodejs.NodejsFunction(this, 'Function', {
+      entry: path.join(REPO_ROOT, 'lambdas', 'watchdog', 'handler.ts'),
+      handler: 'handler',
+      description: 'Lifeboat: publishes the age of the newest verified backup of each source',
+      runtime: lambda.Runtime.NODEJS_22_X,
+      architecture: lambda.Architecture.ARM_64,
+      memorySize: 256,
+      timeout: Duration.minutes(1),
+      environment: {
+        LIFEBOAT_BUCKET: props.bucket.bucketName,
+        LIFEBOAT_SOURCES_JSON: JSON.stringify(watched),
+        POWERTOOLS_METRICS_NAMESPACE: namespace,
+        POWERTOOLS_SERVICE_NAME: 'lifeboat-watchdog',
+      },
+      logGroup: new logs.LogGroup(this, 'Logs', { retention: logs.RetentionDays.THREE_MONTHS, removalPolicy: RemovalPolicy.RETAIN }),
+      bundling: { minify: true, sourceMap: true, externalModules: [] },
+    });
+    Validations.of(this.function).acknowledge({
+      id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+      reason: 'AWSLambdaBasicExecutionRole only allows writing the function\'s own logs; everything else is granted per function.',
+    });
+    Validations.of(this.function).acknowledge({
+      id: 'AwsSolutions-L1',
+      reason: 'Lifeboat pins Node 22 everywhere (the worker image, the CLI, the tests); the runtime moves with that pin.',
+    });
+
+    // Read only: the catalog lists runs/<source>/ and reads the JSON files of a few runs.
+    const runObjects = props.bucket.arnForObjects(`${RUNS_PREFIX}*`);
+    const role = this.function.role as iam.IRole;
+    this.function.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [runObjects] }));
+    this.function.addToRolePolicy(new iam.PolicyStatement({
+      actions: ['s3:ListBucket'], resources: [props.bucket.bucketArn], conditions: { StringLike: { 's3:prefix': [`${RUNS_PREFIX}*`] } },
+    }));
+    this.function.addToRolePolicy(new iam.PolicyStatement({ actions: ['kms:Decrypt'], resources: [props.bucketKey.keyArn] }));
+    acknowledgeWildcardResource(role, runObjects, 'Reads the manifests, verifications and offsite confirmations of any run: run keys are created at run time under runs/.');
+
+    // A missed invocation is not worth a dead-letter queue: the alarms treat the missing
+    // data as breaching, and the next invocation is 5 minutes away.
+    const scheduleRole = new iam.Role(this, 'ScheduleRole', {
+      assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', { conditions: { StringEquals: { 'aws:SourceAccount': Stack.of(this).account } } }),
+      description: 'Lifeboat: lets EventBridge Scheduler invoke the RPO watchdog',
+    });
+    acknowledgeWildcardResource(scheduleRole, `${this.function.functionArn}:*`,
+      'Invoking the watchdog function is granted on the function and its versions (ARN:*); nothing else.');
+    this.schedule = new scheduler.Schedule(this, 'Schedule', {
+      description: 'Lifeboat: the RPO watchdog, every 5 minutes',
+      schedule: scheduler.ScheduleExpression.rate(WATCHDOG_INTERVAL),
+      target: new targets.LambdaInvoke(this.function, {
+        role: scheduleRole,
+        retryAttempts: 2,
+        maxEventAge: Duration.minutes(4),
+      }),
+    });
+
+    const alarms: Record<string, cloudwatch.Alarm> = {};
+    for (const source of watched) {
+      const alarm = new cloudwatch.Alarm(this, `Rpo-${source.name}`, {
+        alarmDescription: rpoAlarmDescription(source),
+        metric: new cloudwatch.Metric({
+          namespace,
+          metricName: 'SecondsSinceVerifiedBackup',
+          dimensionsMap: { source: source.name },
+          statistic: cloudwatch.Stats.MAXIMUM,
+          period: WATCHDOG_INTERVAL,
+          unit: cloudwatch.Unit.SECONDS,
+        }),
+        threshold: source.rpoSeconds,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+      });
+      alarm.addAlarmAction(new actions.SnsAction(props.alarmTopic));
+      alarm.addOkAction(new actions.SnsAction(props.alarmTopic));
+      alarms[source.name] = alarm;
+    }
+    this.alarms = alarms;
+  }
+}
+
+/** What the person on call reads first: the source, what is wrong, and where to look. */
+export function rpoAlarmDescription(source: WatchedSource): string {
+  return [
+    `Lifeboat: ${source.name} has no verified backup within its RPO of ${formatSeconds(source.rpoSeconds)}`,
+    '(or the watchdog that measures it has stopped reporting, or it has never been backed up).',
+    `First check: the backup schedule of ${source.name} may be disabled, a role may have lost a permission, or every run fails:`,
+    `see the backup-run executions for ${source.name} in Step Functions. If they are fine, check the watchdog function's logs.`,
+  ].join(' ');
+}
+
+function formatSeconds(seconds: number): string {
+  if (seconds % 86_400 === 0) return `${seconds / 86_400}d`;
+  if (seconds % 3600 === 0) return `${seconds / 3600}h`;
+  if (seconds % 60 === 0) return `${seconds / 60}m`;
+  return `${seconds}s`;
+}
