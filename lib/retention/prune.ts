@@ -17,7 +17,7 @@ import { DeleteObjectsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { listRuns, type RunRecord, type RunStatus } from '../catalog/catalog';
 import { runIdToDate } from '../domain/run-id';
 import { renderTable } from '../format/table';
-import { decide, formatDuration, type Decision, type RetentionDecision, type RetentionPolicy } from './policy';
+import { decide, formatDuration, policyForTier, type Decision, type RetentionDecision, type RetentionPolicy } from './policy';
 
 export type PruneAction = 'keep' | 'remove' | 'skip-locked';
 
@@ -127,4 +127,55 @@ async function deleteRun(s3: S3Client, bucket: string, run: RunRecord): Promise<
     }
   }
   return undefined;
+}
+
+/** A source as the Pruner construct passes it to the Lambda (LIFEBOAT_SOURCES_JSON). */
+export interface PruneSourceSpec {
+  readonly name: string;
+  readonly tier: { readonly retentionSeconds: number; readonly scheduleSeconds: number };
+}
+
+/** Parses LIFEBOAT_SOURCES_JSON, reporting every problem at once, each with its place. */
+export function parsePruneSources(text: string): PruneSourceSpec[] {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new Error('not JSON (expected e.g. [{"name":"orders","tier":{"retentionSeconds":7776000,"scheduleSeconds":900}}])');
+  }
+  if (!Array.isArray(json)) throw new Error('expected an array of { name, tier: { retentionSeconds, scheduleSeconds } }');
+  const problems: string[] = [];
+  json.forEach((item: unknown, index) => {
+    const spec = item as Partial<PruneSourceSpec> | null;
+    if (typeof spec?.name !== 'string' || spec.name === '') problems.push(`[${index}].name: expected a source name, got ${JSON.stringify(spec?.name)}`);
+    for (const field of ['retentionSeconds', 'scheduleSeconds'] as const) {
+      const value = spec?.tier?.[field];
+      if (typeof value !== 'number' || !(value > 0)) problems.push(`[${index}].tier.${field}: expected positive seconds, got ${JSON.stringify(value)}`);
+    }
+  });
+  if (problems.length > 0) throw new Error(problems.join('; '));
+  return json as PruneSourceSpec[];
+}
+
+export interface PruneSourcesResult {
+  readonly source: string;
+  readonly dryRun: boolean;
+  readonly kept: number;
+  readonly removed: number;
+  readonly skippedLocked: number;
+  readonly rows: DecisionRow[];
+}
+
+/** Prunes each source with its tier's default policy, one after the other. */
+export async function pruneSources(opts: { s3: S3Client; bucket: string; sources: readonly PruneSourceSpec[]; now: Date; dryRun: boolean }): Promise<PruneSourcesResult[]> {
+  const results: PruneSourcesResult[] = [];
+  for (const source of opts.sources) {
+    const rows = await pruneSource({
+      s3: opts.s3, bucket: opts.bucket, source: source.name, policy: policyForTier(source.tier), now: opts.now, dryRun: opts.dryRun,
+      lockSeconds: source.tier.retentionSeconds,
+    });
+    const count = (action: PruneAction) => rows.filter((row) => row.action === action).length;
+    results.push({ source: source.name, dryRun: opts.dryRun, kept: count('keep'), removed: count('remove'), skippedLocked: count('skip-locked'), rows });
+  }
+  return results;
 }
