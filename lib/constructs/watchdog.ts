@@ -21,6 +21,8 @@ const REPO_ROOT = path.join(__dirname, '..', '..');
 export const DEFAULT_WATCHDOG_NAMESPACE = 'Lifeboat';
 /** How often the watchdog measures, and the period of the alarms on what it publishes. */
 export const WATCHDOG_INTERVAL = Duration.minutes(5);
+/** S3 Replication Time Control's window: the offsite copy may lag the primary by this much. */
+export const OFFSITE_GRACE = Duration.minutes(15);
 
 export interface WatchdogProps {
   /** The resolved sources: each one's tier RPO is its alarm threshold. */
@@ -43,13 +45,17 @@ export interface WatchdogProps {
  * Scheduler publishes, per source, the age of its newest verified backup; one alarm per
  * source fires when that age passes the tier's RPO. Missing data breaches, so the same alarm
  * fires when the watchdog is dead, its schedule disabled, or the source never backed up.
- * Per source: one alarm. Shared: the function, its role and log group, the schedule.
+ * A second alarm per source fires when the newest offsite-confirmed backup is older than the
+ * RPO plus the 15 minutes replication may take (missing data there is not breaching).
+ * Per source: two alarms. Shared: the function, its role and log group, the schedule and its role.
  */
 export class Watchdog extends Construct {
   public readonly function: nodejs.NodejsFunction;
   public readonly schedule: scheduler.Schedule;
-  /** The age alarm of each source, by source name. */
+  /** The age alarm of each source (newest verified backup older than the RPO), by source name. */
   public readonly alarms: Readonly<Record<string, cloudwatch.Alarm>>;
+  /** The offsite alarm of each source (newest offsite-confirmed backup older than RPO + 15 minutes), by source name. */
+  public readonly offsiteAlarms: Readonly<Record<string, cloudwatch.Alarm>>;
 
   constructor(scope: Construct, id: string, props: WatchdogProps) {
     super(scope, id);
@@ -110,28 +116,37 @@ export class Watchdog extends Construct {
       }),
     });
 
-    const alarms: Record<string, cloudwatch.Alarm> = {};
-    for (const source of watched) {
-      const alarm = new cloudwatch.Alarm(this, `Rpo-${source.name}`, {
-        alarmDescription: rpoAlarmDescription(source),
+    const alarm = (alarmId: string, source: WatchedSource, metricName: string, threshold: number, description: string, missing: cloudwatch.TreatMissingData) => {
+      const created = new cloudwatch.Alarm(this, alarmId, {
+        alarmDescription: description,
         metric: new cloudwatch.Metric({
           namespace,
-          metricName: 'SecondsSinceVerifiedBackup',
+          metricName,
           dimensionsMap: { source: source.name },
           statistic: cloudwatch.Stats.MAXIMUM,
           period: WATCHDOG_INTERVAL,
           unit: cloudwatch.Unit.SECONDS,
         }),
-        threshold: source.rpoSeconds,
+        threshold,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
         evaluationPeriods: 1,
-        treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+        treatMissingData: missing,
       });
-      alarm.addAlarmAction(new actions.SnsAction(props.alarmTopic));
-      alarm.addOkAction(new actions.SnsAction(props.alarmTopic));
-      alarms[source.name] = alarm;
+      created.addAlarmAction(new actions.SnsAction(props.alarmTopic));
+      created.addOkAction(new actions.SnsAction(props.alarmTopic));
+      return created;
+    };
+    const alarms: Record<string, cloudwatch.Alarm> = {};
+    const offsiteAlarms: Record<string, cloudwatch.Alarm> = {};
+    for (const source of watched) {
+      alarms[source.name] = alarm(`Rpo-${source.name}`, source, 'SecondsSinceVerifiedBackup', source.rpoSeconds,
+        rpoAlarmDescription(source), cloudwatch.TreatMissingData.BREACHING);
+      // Missing data is the RPO alarm's business (dead watchdog, never backed up): not paged twice.
+      offsiteAlarms[source.name] = alarm(`OffsiteRpo-${source.name}`, source, 'SecondsSinceOffsiteBackup',
+        source.rpoSeconds + OFFSITE_GRACE.toSeconds(), offsiteAlarmDescription(source), cloudwatch.TreatMissingData.NOT_BREACHING);
     }
     this.alarms = alarms;
+    this.offsiteAlarms = offsiteAlarms;
   }
 }
 
@@ -142,6 +157,15 @@ export function rpoAlarmDescription(source: WatchedSource): string {
     '(or the watchdog that measures it has stopped reporting, or it has never been backed up).',
     `First check: the backup schedule of ${source.name} may be disabled, a role may have lost a permission, or every run fails:`,
     `see the backup-run executions for ${source.name} in Step Functions. If they are fine, check the watchdog function's logs.`,
+  ].join(' ');
+}
+
+export function offsiteAlarmDescription(source: WatchedSource): string {
+  return [
+    `Lifeboat: ${source.name} has no backup confirmed in the offsite region within ${formatSeconds(source.rpoSeconds + OFFSITE_GRACE.toSeconds())}`,
+    `(its RPO plus ${OFFSITE_GRACE.toMinutes()} minutes of replication). Backups are verified but the offsite copy is missing or late.`,
+    'First check: the replication status of runs/ objects in the primary bucket (FAILED replications, replication role, the offsite key),',
+    `and the AwaitOffsite step of the backup-run executions for ${source.name}.`,
   ].join(' ');
 }
 

@@ -50,9 +50,9 @@ test('invoked every 5 minutes by EventBridge Scheduler with bounded retries', ()
   });
 });
 
-test('one alarm per source: age of the last verified backup above the RPO, missing data breaching, ALARM and OK to the topic', () => {
+test('per source an RPO alarm: age of the last verified backup above the RPO, missing data breaching, ALARM and OK to the topic', () => {
   const topic = { Ref: idOf('AWS::SNS::Topic', 'Topic') };
-  template.resourceCountIs('AWS::CloudWatch::Alarm', testConfig.sources.length);
+  template.resourceCountIs('AWS::CloudWatch::Alarm', 2 * testConfig.sources.length);
   for (const source of testConfig.sources) {
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       Namespace: 'Lifeboat',
@@ -71,10 +71,28 @@ test('one alarm per source: age of the last verified backup above the RPO, missi
   }
 });
 
-test('per source only the alarm: two sources cost two alarms and nothing else', () => {
+test('per source an offsite alarm: newest offsite-confirmed backup older than RPO + 15 min, missing data not breaching', () => {
+  const topic = { Ref: idOf('AWS::SNS::Topic', 'Topic') };
+  for (const source of testConfig.sources) {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'Lifeboat',
+      MetricName: 'SecondsSinceOffsiteBackup',
+      Dimensions: [{ Name: 'source', Value: source.name }],
+      Period: 300,
+      Threshold: source.tier.rpoSeconds + 900,
+      ComparisonOperator: 'GreaterThanThreshold',
+      TreatMissingData: 'notBreaching',
+      AlarmActions: [topic],
+      OKActions: [topic],
+      AlarmDescription: Match.stringLikeRegexp(`^Lifeboat: ${source.name} has no backup confirmed in the offsite region`),
+    });
+  }
+});
+
+test('per source only its two alarms: a second source adds two resources and nothing else', () => {
   const oneSource = Template.fromStack(watchdogStack(testApp(), testConfig.sources.slice(0, 1))).toJSON() as { Resources: Record<string, unknown> };
   const count = (resources: Record<string, unknown>) => Object.keys(resources).length;
-  expect(count(json.Resources) - count(oneSource.Resources)).toBe(1);
+  expect(count(json.Resources) - count(oneSource.Resources)).toBe(2);
 });
 
 test('least privilege: reads runs/*, lists runs/, decrypts; never writes or deletes', () => {
