@@ -7,7 +7,7 @@ import { parseDuration } from '../../lib/config/units';
 import { DEFAULT_TIERS } from '../../lib/config/tiers';
 import { formatRunId, runIdToDate } from '../../lib/domain/run-id';
 import { decide, policyForTier, weekBucket, type RetentionDecision, type RetentionPolicy, type RunRef } from '../../lib/retention/policy';
-import { renderDecisionTable, decisionRows } from '../../lib/retention/prune';
+import { decisionRows, parsePruneSources, renderDecisionTable } from '../../lib/retention/prune';
 
 const DAY = 86_400;
 const NOW = new Date('2026-11-26T04:00:00Z');
@@ -289,4 +289,21 @@ test('the decision table renders one row per run, newest first', () => {
       '20261010T030000Z  verified    remove  verified, older than 7d and outside every keep count',
     ].join('\n'),
   );
+});
+
+describe('parsePruneSources (LIFEBOAT_SOURCES_JSON)', () => {
+  test('accepts what the Pruner construct writes', () => {
+    const text = JSON.stringify([{ name: 'orders', tier: { retentionSeconds: 90 * DAY, scheduleSeconds: 900 } }]);
+    expect(parsePruneSources(text)).toEqual([{ name: 'orders', tier: { retentionSeconds: 90 * DAY, scheduleSeconds: 900 } }]);
+  });
+
+  test('reports every problem at once, each with its place', () => {
+    const text = JSON.stringify([{ name: '', tier: { retentionSeconds: 0, scheduleSeconds: 900 } }, { name: 'x' }]);
+    expect(() => parsePruneSources(text)).toThrow(
+      '[0].name: expected a source name, got ""; [0].tier.retentionSeconds: expected positive seconds, got 0; ' +
+      '[1].tier.retentionSeconds: expected positive seconds, got undefined; [1].tier.scheduleSeconds: expected positive seconds, got undefined',
+    );
+    expect(() => parsePruneSources('{')).toThrow(/^not JSON/);
+    expect(() => parsePruneSources('{}')).toThrow(/^expected an array/);
+  });
 });
