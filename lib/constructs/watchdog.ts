@@ -11,6 +11,7 @@ import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
+import { flexibleWindowFor } from './backup-schedules';
 import * as path from 'node:path';
 import type { Source } from '../config/types';
 import { RUNS_PREFIX } from '../domain/layout';
@@ -38,6 +39,22 @@ export interface WatchdogProps {
    * @default 'Lifeboat'
    */
   readonly namespace?: string;
+  /**
+   * How long a run may take from its slot to its verification (schedule window, dump,
+   * verify) before its absence is alarming.
+   * @default - 10 minutes
+   */
+  readonly runAllowance?: Duration;
+}
+
+/**
+ * The age above which a source's newest verified backup is alarming: its RPO, but never less
+ * than one schedule interval plus the flexible window plus the run allowance — with a 15-minute
+ * schedule and a 15-minute RPO the newest backup is legitimately older than 15 minutes while
+ * the next one runs, and an alarm at exactly the RPO would flap every cycle.
+ */
+export function rpoAlarmThresholdSeconds(tier: { readonly rpoSeconds: number; readonly scheduleSeconds: number }, runAllowanceSeconds = 600): number {
+  return Math.max(tier.rpoSeconds, tier.scheduleSeconds + flexibleWindowFor(tier).toSeconds() + runAllowanceSeconds);
 }
 
 /**
@@ -61,6 +78,8 @@ export class Watchdog extends Construct {
     super(scope, id);
     const namespace = props.namespace ?? DEFAULT_WATCHDOG_NAMESPACE;
     const watched: WatchedSource[] = props.sources.map((source) => ({ name: source.name, rpoSeconds: source.tier.rpoSeconds }));
+    const thresholds = new Map(props.sources.map((source) =>
+      [source.name, rpoAlarmThresholdSeconds(source.tier, (props.runAllowance ?? Duration.minutes(10)).toSeconds())]));
 
     this.function = new nodejs.NodejsFunction(this, 'Function', {
       entry: path.join(REPO_ROOT, 'lambdas', 'watchdog', 'handler.ts'),
@@ -139,11 +158,12 @@ export class Watchdog extends Construct {
     const alarms: Record<string, cloudwatch.Alarm> = {};
     const offsiteAlarms: Record<string, cloudwatch.Alarm> = {};
     for (const source of watched) {
-      alarms[source.name] = alarm(`Rpo-${source.name}`, source, 'SecondsSinceVerifiedBackup', source.rpoSeconds,
+      const threshold = thresholds.get(source.name) as number;
+      alarms[source.name] = alarm(`Rpo-${source.name}`, source, 'SecondsSinceVerifiedBackup', threshold,
         rpoAlarmDescription(source), cloudwatch.TreatMissingData.BREACHING);
       // Missing data is the RPO alarm's business (dead watchdog, never backed up): not paged twice.
       offsiteAlarms[source.name] = alarm(`OffsiteRpo-${source.name}`, source, 'SecondsSinceOffsiteBackup',
-        source.rpoSeconds + OFFSITE_GRACE.toSeconds(), offsiteAlarmDescription(source), cloudwatch.TreatMissingData.NOT_BREACHING);
+        threshold + OFFSITE_GRACE.toSeconds(), offsiteAlarmDescription(source), cloudwatch.TreatMissingData.NOT_BREACHING);
     }
     this.alarms = alarms;
     this.offsiteAlarms = offsiteAlarms;

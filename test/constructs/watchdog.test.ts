@@ -4,7 +4,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { Watchdog } from '../../lib/constructs/watchdog';
+import { rpoAlarmThresholdSeconds, Watchdog } from '../../lib/constructs/watchdog';
 import { testApp } from '../fixtures/cdk-app';
 import { testConfig } from '../fixtures/config';
 
@@ -61,7 +61,7 @@ test('per source an RPO alarm: age of the last verified backup above the RPO, mi
       Statistic: 'Maximum',
       Period: 300,
       EvaluationPeriods: 1,
-      Threshold: source.tier.rpoSeconds,
+      Threshold: rpoAlarmThresholdSeconds(source.tier),
       ComparisonOperator: 'GreaterThanThreshold',
       TreatMissingData: 'breaching',
       AlarmActions: [topic],
@@ -79,7 +79,7 @@ test('per source an offsite alarm: newest offsite-confirmed backup older than RP
       MetricName: 'SecondsSinceOffsiteBackup',
       Dimensions: [{ Name: 'source', Value: source.name }],
       Period: 300,
-      Threshold: source.tier.rpoSeconds + 900,
+      Threshold: rpoAlarmThresholdSeconds(source.tier) + 900,
       ComparisonOperator: 'GreaterThanThreshold',
       TreatMissingData: 'notBreaching',
       AlarmActions: [topic],
@@ -115,4 +115,12 @@ test('cdk-nag AwsSolutions: every finding is acknowledged with its reason', () =
   watchdogStack(app);
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
   expect(() => app.synth()).not.toThrow();
+});
+
+test.each([
+  [{ rpoSeconds: 900, scheduleSeconds: 900 }, 900 + 180 + 600],
+  [{ rpoSeconds: 3600, scheduleSeconds: 900 }, 3600],
+  [{ rpoSeconds: 86_400, scheduleSeconds: 86_400 }, 86_400 + 900 + 600],
+])('the RPO alarm of %j fires above %d s: never below one interval plus window plus run allowance', (tier, threshold) => {
+  expect(rpoAlarmThresholdSeconds(tier)).toBe(threshold);
 });
