@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { Duration, RemovalPolicy, TimeZone, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack, TimeZone, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -117,11 +117,19 @@ export class Pruner extends Construct {
       reason: 'This queue is itself the dead-letter queue of the prune schedule: a message here is an alarm, not work to retry.',
     });
 
+    // Its own role: the stack's shared Scheduler role would carry this grant for everyone.
+    const scheduleRole = new iam.Role(this, 'ScheduleRole', {
+      assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', { conditions: { StringEquals: { 'aws:SourceAccount': Stack.of(this).account } } }),
+      description: 'Lifeboat: lets EventBridge Scheduler invoke the pruner',
+    });
+    acknowledgeWildcardResource(scheduleRole, `${this.function.functionArn}:*`,
+      'Invoking the pruner function is granted on the function and its versions (ARN:*); nothing else.');
     this.schedule = new scheduler.Schedule(this, 'Schedule', {
       description: 'Lifeboat: daily retention of every source\'s runs',
       schedule: scheduler.ScheduleExpression.expression(PRUNE_SCHEDULE, TimeZone.of('UTC')),
       timeWindow: scheduler.TimeWindow.flexible(Duration.minutes(15)),
       target: new targets.LambdaInvoke(this.function, {
+        role: scheduleRole,
         deadLetterQueue: this.deadLetterQueue,
         retryAttempts: props.retryAttempts ?? 2,
         maxEventAge: Duration.hours(2),

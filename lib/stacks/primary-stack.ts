@@ -14,6 +14,8 @@ import { DrillSchedules } from '../constructs/drill-schedules';
 import { DrillTask } from '../constructs/drill-task';
 import { DrillWorkflow, drillTargets } from '../constructs/drill-workflow';
 import { DumpTask } from '../constructs/dump-task';
+import { Pruner } from '../constructs/pruner';
+import { Watchdog } from '../constructs/watchdog';
 import { OffsiteReplication } from '../constructs/offsite-replication';
 import { storageNames } from './naming';
 
@@ -33,6 +35,8 @@ export class PrimaryStack extends Stack {
   /** One dump task definition per source, by source name. */
   public readonly dumpTasks: Readonly<Record<string, DumpTask>>;
   public readonly workflow: BackupWorkflow;
+  public readonly watchdog: Watchdog;
+  public readonly pruner: Pruner;
   public readonly schedules: BackupSchedules;
   /** Restore drills: one drill task per source, the drill state machine and its schedules. */
   public readonly drills: { readonly tasks: Readonly<Record<string, DrillTask>>; readonly workflow: DrillWorkflow; readonly schedules: DrillSchedules };
@@ -143,6 +147,20 @@ export class PrimaryStack extends Stack {
         key: this.backupBucket.key,
       }),
     };
+
+    // Silence is an alarm: the age of each source's newest verified backup, every 5 minutes.
+    this.watchdog = new Watchdog(this, 'Watchdog', {
+      sources: config.sources,
+      bucket: this.backupBucket.bucket,
+      bucketKey: this.backupBucket.key,
+      alarmTopic: this.alarmTopic.topic,
+    });
+    // The only role that deletes runs; it never deletes the newest verified ones.
+    this.pruner = new Pruner(this, 'Pruner', {
+      bucket: this.backupBucket.bucket,
+      key: this.backupBucket.key,
+      sources: config.sources,
+    });
 
     new CfnOutput(this, 'PrimaryBucketName', {
       description: 'Bucket holding every run (the catalog)',
