@@ -7,6 +7,7 @@ import { abortOnTermination } from '../worker/signals';
 import { DRILL_USAGE, drillCommand } from './drill';
 import { DUMP_USAGE, dumpCommand } from './dump';
 import { renderPlan } from './plan';
+import { PRUNE_USAGE, pruneCommand } from './prune';
 import { RUNBOOK_USAGE, runbookCommand } from './runbook';
 import { STATUS_USAGE, statusCommand } from './status';
 import { RESTORE_USAGE, restoreCommand } from './restore';
@@ -25,6 +26,8 @@ Commands:
   status [--config FILE] [--bucket B]  every source: last verified backup, offsite copy, last drill, verdict
   runbook SOURCE [--config FILE] [--bucket B] [--out FILE]
                                       a disaster-recovery runbook for one source, in Markdown
+  prune  [--config FILE] [--bucket B] [--apply]
+                                      each source's retention decisions (a dry run unless --apply)
   restore SOURCE --target-url URL …   restore a verified run into a server (lifeboat restore --help)
 `;
 
@@ -94,11 +97,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     return restoreCommand(rest, process.env, { signal: abortOnTermination('the restore (the target may be partly restored)', (line) => console.error(line)) });
   }
-  if (command === 'status' || command === 'runbook') {
+  if (command === 'status' || command === 'runbook' || command === 'prune') {
     if (rest.includes('--help')) {
-      process.stdout.write(command === 'status' ? STATUS_USAGE : RUNBOOK_USAGE);
+      process.stdout.write({ status: STATUS_USAGE, runbook: RUNBOOK_USAGE, prune: PRUNE_USAGE }[command]);
       return 0;
     }
+    if (command === 'prune') return pruneCommand(rest, process.env);
     return command === 'status' ? statusCommand(rest, process.env) : runbookCommand(rest, process.env);
   }
   const { values, positionals } = parseArgs({
