@@ -77,6 +77,7 @@ export async function runLocalCycle(opts: LocalCycleOptions): Promise<number> {
       services,
       scheduledTime,
       hooks: opts.hooks,
+      rpoSecondsBySource: Object.fromEntries(opts.config.sources.map((candidate) => [candidate.name, candidate.tier.rpoSeconds])),
     });
     log(renderHistory(result.history));
     for (const notification of await stack.receiveAlarms()) {

@@ -57,6 +57,8 @@ export interface LocalRunOptions {
   readonly log?: (line: string) => void;
   /** Time the Wait between two offsite checks takes locally. @default 100 ms */
   readonly offsitePollMs?: number;
+  /** Every source's RPO, for the failure messages (set once, when the handlers load). @default - this source's */
+  readonly rpoSecondsBySource?: Readonly<Record<string, number>>;
 }
 
 export interface LocalRunResult {
@@ -72,7 +74,11 @@ type Handler = (event: unknown, context: Context) => Promise<unknown>;
  * Sets the environment the Lambda handlers read once at load, then loads them. Called
  * once per process: the handlers are modules, and their configuration is module state.
  */
-export function loadLocalHandlers(services: LocalServices, offsiteMaxAttempts = 60): Record<string, Handler> {
+export function loadLocalHandlers(
+  services: LocalServices,
+  offsiteMaxAttempts = 60,
+  rpoSecondsBySource: Readonly<Record<string, number>> = {},
+): Record<string, Handler> {
   Object.assign(process.env, {
     AWS_REGION: services.region,
     AWS_ACCESS_KEY_ID: services.credentials.accessKeyId,
@@ -84,6 +90,7 @@ export function loadLocalHandlers(services: LocalServices, offsiteMaxAttempts = 
     LIFEBOAT_OFFSITE_S3_ENDPOINT: services.endpoint,
     LIFEBOAT_OFFSITE_MAX_ATTEMPTS: String(offsiteMaxAttempts),
     LIFEBOAT_EVENTS_ENDPOINT: services.eventsEndpoint,
+    LIFEBOAT_RPO_SECONDS: JSON.stringify(rpoSecondsBySource),
     POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'SILENT',
     POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED ?? 'true',
     POWERTOOLS_METRICS_NAMESPACE: 'Lifeboat',
@@ -109,7 +116,7 @@ let handlers: Record<string, Handler> | undefined;
  */
 export async function runLocalExecution(opts: LocalRunOptions): Promise<LocalRunResult> {
   const { source, services } = opts;
-  handlers ??= loadLocalHandlers(services);
+  handlers ??= loadLocalHandlers(services, undefined, opts.rpoSecondsBySource ?? { [source.name]: source.tier.rpoSeconds });
   const log = opts.log ?? (() => undefined);
   const notifications: { subject?: string; message: string }[] = [];
   const lambdaContext = (name: string) => ({
