@@ -1,4 +1,4 @@
-import { Duration } from 'aws-cdk-lib';
+import { Duration, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import { Construct } from 'constructs';
 import type { Source } from '../config/types';
@@ -75,7 +75,7 @@ export class LifeboatDashboard extends Construct {
         }));
       }
       dashboard.addWidgets(...statusWidgets, drillsText());
-      for (const source of sources) dashboard.addWidgets(...sourceRow(source));
+      for (const source of sources) dashboard.addWidgets(...sourceRow(source, Stack.of(this).region));
       return dashboard;
     });
   }
@@ -94,38 +94,37 @@ function drillsText(): cloudwatch.TextWidget {
   });
 }
 
-function sourceRow(source: Source): cloudwatch.IWidget[] {
+/** `region`: the stack's region, literal when the stack has one (a token per widget would split the body). */
+function sourceRow(source: Source, region: string): cloudwatch.IWidget[] {
   const scheduleSeconds = source.tier.scheduleSeconds;
   // One point per scheduled run (at least every 5 minutes), over about 30 runs (at least a day).
   const period = Duration.seconds(Math.min(86_400, Math.max(300, scheduleSeconds)));
   const start = `-P${Math.max(1, Math.ceil((30 * scheduleSeconds) / 86_400))}D`;
-  const watchdog = (metricName: string, label: string) => new cloudwatch.Metric({
-    namespace: METRICS_NAMESPACE, metricName, dimensionsMap: { source: source.name }, statistic: cloudwatch.Stats.MAXIMUM, period, label,
+  // Labels, axis labels and legends are left to CloudWatch: every character here is repeated per source.
+  const watchdog = (metricName: string) => new cloudwatch.Metric({
+    namespace: METRICS_NAMESPACE, metricName, dimensionsMap: { source: source.name }, statistic: cloudwatch.Stats.MAXIMUM, period,
   });
   // Record's Powertools Metrics adds its service name as a dimension next to `source`.
-  const record = (metricName: string, label: string) => new cloudwatch.Metric({
+  const record = (metricName: string) => new cloudwatch.Metric({
     namespace: METRICS_NAMESPACE, metricName, dimensionsMap: { service: RECORD_SERVICE, source: source.name },
-    statistic: cloudwatch.Stats.MAXIMUM, period, label,
+    statistic: cloudwatch.Stats.MAXIMUM, period,
   });
-  const graph = (title: string, metrics: cloudwatch.IMetric[], yLabel: string, annotation?: cloudwatch.HorizontalAnnotation) =>
+  const graph = (title: string, metrics: cloudwatch.IMetric[], annotation?: cloudwatch.HorizontalAnnotation) =>
     new cloudwatch.GraphWidget({
       title: `${source.name}: ${title}`,
       left: metrics,
-      leftYAxis: { label: yLabel, min: 0, showUnits: false },
+      leftYAxis: { min: 0 },
       leftAnnotations: annotation ? [annotation] : undefined,
       width: 6,
       height: 5,
       start,
-      legendPosition: cloudwatch.LegendPosition.BOTTOM,
+      region,
     });
   return [
-    graph('backup age vs RPO', [
-      watchdog('SecondsSinceVerifiedBackup', 'newest verified'),
-      watchdog('SecondsSinceOffsiteBackup', 'newest offsite'),
-    ], 'seconds', { value: source.tier.rpoSeconds, label: `RPO ${source.tier.rpoSeconds} s`, color: cloudwatch.Color.RED }),
-    graph('artifact size', [record('BackupBytes', 'bytes per run')], 'bytes'),
-    graph('run duration', [record('BackupDurationSeconds', 'seconds per run')], 'seconds'),
-    graph('offsite lag', [record('OffsiteLagSeconds', 'verified to offsite')], 'seconds',
-      { value: OFFSITE_GRACE.toSeconds(), label: `Replication Time Control ${OFFSITE_GRACE.toMinutes()} min`, color: cloudwatch.Color.ORANGE }),
+    graph('backup age vs RPO', [watchdog('SecondsSinceVerifiedBackup'), watchdog('SecondsSinceOffsiteBackup')],
+      { value: source.tier.rpoSeconds, label: 'RPO', color: cloudwatch.Color.RED }),
+    graph('artifact size', [record('BackupBytes')]),
+    graph('run duration', [record('BackupDurationSeconds')]),
+    graph('offsite lag', [record('OffsiteLagSeconds')], { value: OFFSITE_GRACE.toSeconds(), label: 'RTC', color: cloudwatch.Color.ORANGE }),
   ];
 }
