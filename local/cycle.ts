@@ -10,6 +10,7 @@ import { formatDuration, type LifeboatConfig, type Source } from '../lib/config'
 import { slotRunId, runIdToDate } from '../lib/domain/run-id';
 import { renderStatus, sourceStatuses } from '../cli/status';
 import { scheduleInput, stateMachineDefinition } from './definition';
+import { heartbeatBodies, postHeartbeats, startHeartbeatReceiver } from './heartbeats';
 import { renderHistory } from './history';
 import { LocalReplicator } from './replicator';
 import { runLocalExecution, type LocalRunHooks, type LocalServices, type LocalTarget } from './runner';
@@ -80,7 +81,9 @@ export async function runLocalCycle(opts: LocalCycleOptions): Promise<number> {
       rpoSecondsBySource: Object.fromEntries(opts.config.sources.map((candidate) => [candidate.name, candidate.tier.rpoSeconds])),
     });
     log(renderHistory(result.history));
-    for (const notification of await stack.receiveAlarms()) {
+    const alarms = await stack.receiveAlarms();
+    if (alarms.length === 0) log('SNS: nothing published to the alarm topic (local SNS): the run succeeded; a failed run publishes its explanation there');
+    for (const notification of alarms) {
       log('');
       log(`SNS message on the alarm topic (local SNS) — ${notification.subject ?? ''}`);
       log(notification.message.split('\n').map((line) => `  | ${line}`).join('\n'));
@@ -88,6 +91,12 @@ export async function runLocalCycle(opts: LocalCycleOptions): Promise<number> {
     for (const event of stack.events.events) {
       log(`EventBridge event (local endpoint): ${event.Source} / ${event.DetailType} ${JSON.stringify(event.Detail)}`);
     }
+    // What the API destinations would POST to each notifications.heartbeatUrls entry, sent
+    // here to a local monitor standing in for healthchecks.io / OneUptime.
+    const monitor = await startHeartbeatReceiver();
+    cleanups.push(() => monitor.close());
+    await postHeartbeats(monitor.url, heartbeatBodies(stack.events.events, `${source.name}-${scheduledTime.toISOString().replace(/[-:.]/g, '')}`));
+    for (const heartbeat of monitor.received) log(`Heartbeat (local monitor for each heartbeat URL): POST ${JSON.stringify(heartbeat.body)}`);
     let drillOk = true;
     if (result.history.status === 'SUCCEEDED') drillOk = await drillLocally(source, services, log);
     log('');

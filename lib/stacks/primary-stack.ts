@@ -13,7 +13,10 @@ import { BackupWorkflow } from '../constructs/backup-workflow';
 import { DrillSchedules } from '../constructs/drill-schedules';
 import { DrillTask } from '../constructs/drill-task';
 import { DrillWorkflow, drillTargets } from '../constructs/drill-workflow';
+import { LifeboatAlarms } from '../constructs/alarms';
+import { LifeboatDashboard } from '../constructs/dashboard';
 import { DumpTask } from '../constructs/dump-task';
+import { Heartbeats } from '../constructs/heartbeats';
 import { Pruner } from '../constructs/pruner';
 import { Watchdog } from '../constructs/watchdog';
 import { OffsiteReplication } from '../constructs/offsite-replication';
@@ -37,6 +40,8 @@ export class PrimaryStack extends Stack {
   public readonly workflow: BackupWorkflow;
   public readonly watchdog: Watchdog;
   public readonly pruner: Pruner;
+  public readonly heartbeats: Heartbeats;
+  public readonly alarms: LifeboatAlarms;
   public readonly schedules: BackupSchedules;
   /** Restore drills: one drill task per source, the drill state machine and its schedules. */
   public readonly drills: { readonly tasks: Readonly<Record<string, DrillTask>>; readonly workflow: DrillWorkflow; readonly schedules: DrillSchedules };
@@ -155,11 +160,39 @@ export class PrimaryStack extends Stack {
       bucketKey: this.backupBucket.key,
       alarmTopic: this.alarmTopic.topic,
     });
+    // External monitors hear from every run: start, success, failure.
+    this.heartbeats = new Heartbeats(this, 'Heartbeats', {
+      heartbeatUrls: config.notifications.heartbeatUrls,
+      backupStateMachine: this.workflow.stateMachine,
+    });
     // The only role that deletes runs; it never deletes the newest verified ones.
     this.pruner = new Pruner(this, 'Pruner', {
       bucket: this.backupBucket.bucket,
       key: this.backupBucket.key,
       sources: config.sources,
+    });
+
+    // Every failure mode that is not a missing backup (the watchdog's), to the alarm topic.
+    this.alarms = new LifeboatAlarms(this, 'LifeboatAlarms', {
+      backupStateMachine: this.workflow.stateMachine,
+      drillStateMachine: this.drills.workflow.stateMachine,
+      deadLetterQueues: [
+        { name: 'BackupSchedules', queue: this.schedules.deadLetterQueue },
+        { name: 'DrillSchedules', queue: this.drills.schedules.deadLetterQueue },
+        { name: 'Pruner', queue: this.pruner.deadLetterQueue },
+        ...(this.heartbeats.deadLetterQueue ? [{ name: 'Heartbeats', queue: this.heartbeats.deadLetterQueue }] : []),
+      ],
+      primaryBucket: this.backupBucket.bucket,
+      replicationRuleId: this.replication.rule.id as string,
+      offsiteBucketName: this.replication.destination.bucketName,
+      alarmTopic: this.alarmTopic.topic,
+      sources: config.sources,
+    });
+    new LifeboatDashboard(this, 'Dashboard', {
+      sources: config.sources,
+      alarms: this.alarms.alarms,
+      sourceAlarms: Object.fromEntries(config.sources.map((source) =>
+        [source.name, [this.watchdog.alarms[source.name], this.watchdog.offsiteAlarms[source.name]]])),
     });
 
     new CfnOutput(this, 'PrimaryBucketName', {
