@@ -138,8 +138,9 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
-if (require.main === module || process.argv[1]?.endsWith('lifeboat-cli.js')) {
-  main(process.argv.slice(2)).then(
+/** The process around `main`: exit code, and the errors a person made shown as one message. */
+export function runCli(argv: readonly string[]): void {
+  main(argv).then(
     (code) => {
       process.exitCode = code;
     },
@@ -154,3 +155,6 @@ if (require.main === module || process.argv[1]?.endsWith('lifeboat-cli.js')) {
     },
   );
 }
+
+// `tsx cli/main.ts …` (npm start); the installed `lifeboat` command calls runCli itself.
+if (require.main === module) runCli(process.argv.slice(2));
