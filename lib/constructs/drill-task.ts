@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { ArnFormat, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
@@ -10,6 +10,10 @@ import { DRILLS_PREFIX, sourcePrefix } from '../domain/layout';
 import type { OffsiteTarget } from './backup-workflow';
 import { DRILL_ENV } from '../../worker/drill-job';
 import { acknowledgeWildcardResource } from './nag';
+import { lifeboatTaskRole } from './dump-task';
+
+/** Family of every drill task definition: `lifeboat-drill-<source>` (the state machine's RunTask grant names it). */
+export const DRILL_FAMILY_PREFIX = 'lifeboat-drill-';
 
 /** Where the drill downloads the artifacts and keeps the throwaway server's data (the ephemeral storage). */
 export const DRILL_SCRATCH_PATH = '/scratch';
@@ -24,6 +28,11 @@ export interface DrillTaskProps {
   readonly offsite: OffsiteTarget;
   /** The worker image (worker/Dockerfile): it carries the PostgreSQL and MariaDB servers. */
   readonly image: ecs.ContainerImage;
+  /**
+   * Name prefix of the state machines allowed to receive this task's task-token calls.
+   * @default - "Lifeboat"
+   */
+  readonly stateMachineNamePrefix?: string;
   /**
    * CPU architecture of the task.
    * @default - X86_64, as the dump task
@@ -69,8 +78,8 @@ export function drillTaskSizeFor(sizeHintBytes: number | undefined): DrillTaskSi
  *
  * Permissions are those of a restore: read the source's runs (primary, and offsite for a
  * disaster-recovery drill), write only the source's drill reports, never delete (explicit
- * deny). No database credential: the drill starts its own server. The task-token grant is
- * given by the drill workflow, which exists only after the task definitions.
+ * deny). No database credential: the drill starts its own server. Task-token calls are
+ * granted by state machine name, as the dump task's.
  */
 export class DrillTask extends Construct {
   public readonly source: Source;
@@ -88,7 +97,9 @@ export class DrillTask extends Construct {
     this.size = drillTaskSizeFor(source.sizeHintBytes);
 
     this.taskDefinition = new ecs.FargateTaskDefinition(this, 'TaskDefinition', {
-      family: `lifeboat-drill-${source.name}`,
+      family: `${DRILL_FAMILY_PREFIX}${source.name}`,
+      taskRole: lifeboatTaskRole(this, 'TaskRole', 'drill', `Lifeboat: the restore drill task of ${source.name}`),
+      executionRole: lifeboatTaskRole(this, 'ExecutionRole', 'drill', `Lifeboat: starts the restore drill task of ${source.name}`),
       cpu: this.size.cpu,
       memoryLimitMiB: this.size.memoryMiB,
       ephemeralStorageGiB: this.size.ephemeralStorageGiB,
@@ -165,6 +176,20 @@ export class DrillTask extends Construct {
       actions: ['s3:DeleteObject', 's3:DeleteObjectVersion', 's3:BypassGovernanceRetention', 's3:PutLifecycleConfiguration', 's3:PutBucketPolicy'],
       resources: [bucket.bucketArn, bucket.arnForObjects('*'), offsiteBucketArn, `${offsiteBucketArn}/*`],
     }));
+
+    const stateMachines = stack.formatArn({
+      service: 'states',
+      resource: 'stateMachine',
+      resourceName: `${props.stateMachineNamePrefix ?? 'Lifeboat'}*`,
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
+    this.taskRole.addToPrincipalPolicy(new iam.PolicyStatement({
+      sid: 'AnswerTaskToken',
+      actions: ['states:SendTaskSuccess', 'states:SendTaskFailure', 'states:SendTaskHeartbeat'],
+      resources: [stateMachines],
+    }));
+    acknowledgeWildcardResource(this.taskRole, stateMachines,
+      'Task-token calls are answered to the Lifeboat state machines of this account and region, named with the app prefix; the drill state machine lives in the parent stack, which must not depend on the drill tasks.');
 
     Validations.of(this.taskDefinition).acknowledge({
       id: 'AwsSolutions-ECS2',
