@@ -3,7 +3,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { LifeboatConfig } from '../lib/config/types';
-import { createStacks } from '../lib/stacks';
+import { createStacks, type PrimaryStack } from '../lib/stacks';
+import type { SourceShard } from '../lib/stacks/source-shard';
 import { cdkJsonContext } from '../lib/stacks/feature-flags';
 import type { CfnTemplate } from './definition';
 
@@ -24,21 +25,39 @@ export function synthPrimaryTemplate(config: LifeboatConfig): CfnTemplate {
     const { primary } = createStacks(app, config);
     const assembly = app.synth();
     const parent = assembly.getStackArtifact(primary.artifactId).template as CfnTemplate;
-    const resources: Resources = { ...parent.Resources };
-    for (const shard of primary.shards) {
-      const stackResource = shard.nestedStackResource;
-      if (!stackResource) throw new Error(`${shard.node.path} has no nested-stack resource`);
-      const parameters = (parent.Resources[primary.getLogicalId(stackResource)]?.Properties?.Parameters ?? {}) as Record<string, unknown>;
-      const template = JSON.parse(readFileSync(path.join(assembly.directory, shard.templateFile), 'utf8')) as CfnTemplate;
-      for (const [id, resource] of Object.entries(template.Resources)) {
-        if (id in resources) throw new Error(`logical id ${id} of ${shard.node.path} is also in the primary template`);
-        resources[id] = substituteParameters(resource, parameters) as Resources[string];
-      }
-    }
-    return { ...parent, Resources: resources };
+    return mergeShardTemplates(parent, primary.shards.map((shard) => ({
+      name: shard.node.path,
+      parameters: shardParameters(parent, primary, shard),
+      template: JSON.parse(readFileSync(path.join(assembly.directory, shard.templateFile), 'utf8')) as CfnTemplate,
+    })));
   } finally {
     rmSync(outdir, { recursive: true, force: true });
   }
+}
+
+/** The parameters the parent passes a shard (its nested-stack resource's `Parameters`). */
+export function shardParameters(parent: CfnTemplate, primary: PrimaryStack, shard: SourceShard): Record<string, unknown> {
+  const stackResource = shard.nestedStackResource;
+  if (!stackResource) throw new Error(`${shard.node.path} has no nested-stack resource`);
+  return (parent.Resources[primary.getLogicalId(stackResource)]?.Properties?.Parameters ?? {}) as Record<string, unknown>;
+}
+
+/**
+ * The parent's resources plus every shard's, the shards' parameter references replaced by the
+ * values the parent passes them: one template whose references all resolve in the parent.
+ */
+export function mergeShardTemplates(
+  parent: CfnTemplate,
+  shards: readonly { readonly name: string; readonly parameters: Record<string, unknown>; readonly template: CfnTemplate }[],
+): CfnTemplate {
+  const resources: Resources = { ...parent.Resources };
+  for (const shard of shards) {
+    for (const [id, resource] of Object.entries(shard.template.Resources)) {
+      if (id in resources) throw new Error(`logical id ${id} of ${shard.name} is also in the primary template`);
+      resources[id] = substituteParameters(resource, shard.parameters) as Resources[string];
+    }
+  }
+  return { ...parent, Resources: resources };
 }
 
 /** Replaces `{ Ref: <parameter> }` with the value the parent passes the nested stack. */

@@ -15,6 +15,11 @@ import { lifeboatTaskRole } from './dump-task';
 /** Family of every drill task definition: `lifeboat-drill-<source>` (the state machine's RunTask grant names it). */
 export const DRILL_FAMILY_PREFIX = 'lifeboat-drill-';
 
+/** The restore-drill state machine's name. */
+export function drillStateMachineName(appName: string): string {
+  return `${appName}-restore-drill`;
+}
+
 /** Where the drill downloads the artifacts and keeps the throwaway server's data (the ephemeral storage). */
 export const DRILL_SCRATCH_PATH = '/scratch';
 
@@ -29,10 +34,11 @@ export interface DrillTaskProps {
   /** The worker image (worker/Dockerfile): it carries the PostgreSQL and MariaDB servers. */
   readonly image: ecs.ContainerImage;
   /**
-   * Name prefix of the state machines allowed to receive this task's task-token calls.
+   * The app name: the drill state machine (`<appName>-restore-drill`) receives this task's
+   * task-token calls, granted by name.
    * @default - "Lifeboat"
    */
-  readonly stateMachineNamePrefix?: string;
+  readonly appName?: string;
   /**
    * CPU architecture of the task.
    * @default - X86_64, as the dump task
@@ -79,7 +85,7 @@ export function drillTaskSizeFor(sizeHintBytes: number | undefined): DrillTaskSi
  * Permissions are those of a restore: read the source's runs (primary, and offsite for a
  * disaster-recovery drill), write only the source's drill reports, never delete (explicit
  * deny). No database credential: the drill starts its own server. Task-token calls are
- * granted by state machine name, as the dump task's.
+ * granted on the drill state machine by its name.
  */
 export class DrillTask extends Construct {
   public readonly source: Source;
@@ -177,19 +183,18 @@ export class DrillTask extends Construct {
       resources: [bucket.bucketArn, bucket.arnForObjects('*'), offsiteBucketArn, `${offsiteBucketArn}/*`],
     }));
 
-    const stateMachines = stack.formatArn({
+    // By name: the state machine lives in the parent stack, which must not depend on the drill tasks.
+    const drillStateMachine = stack.formatArn({
       service: 'states',
       resource: 'stateMachine',
-      resourceName: `${props.stateMachineNamePrefix ?? 'Lifeboat'}*`,
+      resourceName: drillStateMachineName(props.appName ?? 'Lifeboat'),
       arnFormat: ArnFormat.COLON_RESOURCE_NAME,
     });
     this.taskRole.addToPrincipalPolicy(new iam.PolicyStatement({
       sid: 'AnswerTaskToken',
       actions: ['states:SendTaskSuccess', 'states:SendTaskFailure', 'states:SendTaskHeartbeat'],
-      resources: [stateMachines],
+      resources: [drillStateMachine],
     }));
-    acknowledgeWildcardResource(this.taskRole, stateMachines,
-      'Task-token calls are answered to the Lifeboat state machines of this account and region, named with the app prefix; the drill state machine lives in the parent stack, which must not depend on the drill tasks.');
 
     Validations.of(this.taskDefinition).acknowledge({
       id: 'AwsSolutions-ECS2',

@@ -8,7 +8,7 @@ import { Construct } from 'constructs';
 import type { Source } from '../config/types';
 import type { SourceTarget } from './backup-schedules';
 import { DRILL_ENV } from '../../worker/drill-job';
-import { DRILL_FAMILY_PREFIX, type DrillTask } from './drill-task';
+import { DRILL_FAMILY_PREFIX, drillStateMachineName, type DrillTask } from './drill-task';
 import { lifeboatRolesArn, taskDefinitionFamilyArn } from './backup-workflow';
 import { loggedStateMachine } from './common';
 import { acknowledgeWildcardResource } from './nag';
@@ -59,7 +59,7 @@ export class DrillWorkflow extends Construct {
   constructor(scope: Construct, id: string, props: DrillWorkflowProps) {
     super(scope, id);
     this.stateMachine = loggedStateMachine(this, {
-      name: `${props.appName}-restore-drill`,
+      name: drillStateMachineName(props.appName),
       definition: this.definition(props),
       // Above any tier's RunDrill timeout (a quarterly tier4 drill may take 2 × 7 days).
       timeout: Duration.days(30),

@@ -99,7 +99,7 @@ export class SourceShard extends NestedStack {
         bucketKey: props.bucketKey,
         offsite: props.offsite,
         image: props.image,
-        stateMachineNamePrefix: config.appName,
+        appName: config.appName,
       });
     }
     this.dumpTasks = dumpTasks;
