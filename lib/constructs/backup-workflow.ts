@@ -12,7 +12,7 @@ import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import * as path from 'node:path';
 import { RUNS_PREFIX } from '../domain/layout';
-import type { DumpTask } from './dump-task';
+import { DUMP_FAMILY_PREFIX, LIFEBOAT_ROLE_PATH } from './dump-task';
 import { loggedStateMachine } from './common';
 import { acknowledgeWildcardResource } from './nag';
 
@@ -36,7 +36,6 @@ export interface BackupWorkflowProps {
   readonly bucketKey: kms.IKey;
   readonly offsite: OffsiteTarget;
   readonly alarmTopic: sns.ITopic;
-  readonly dumpTasks: Readonly<Record<string, DumpTask>>;
   /** Each source's RPO, so a failure message can say how far the last backup is from it. */
   readonly rpoSecondsBySource: Readonly<Record<string, number>>;
   /** The worker image: it also verifies artifacts too large for Lambda. */
@@ -217,18 +216,24 @@ export class BackupWorkflow extends Construct {
     });
 
     // ECS RunTask with a task definition chosen per source (from the input): the L2 task
-    // cannot grant that, so the grants are explicit.
-    const taskDefinitions = [...Object.values(props.dumpTasks).map((task) => task.taskDefinition), this.verifyTask];
+    // cannot grant that, so the grants are explicit. The dump tasks live in nested stacks
+    // (source shards) that depend on this stack: they are named by family and role path,
+    // never referenced, so the parent does not depend on its shards.
+    const dumpFamilies = taskDefinitionFamilyArn(stack, DUMP_FAMILY_PREFIX);
+    const taskRoles = lifeboatRolesArn(stack);
     this.stateMachine.addToRolePolicy(new iam.PolicyStatement({
       actions: ['ecs:RunTask'],
-      resources: taskDefinitions.map((definition) => definition.taskDefinitionArn),
+      resources: [dumpFamilies, this.verifyTask.taskDefinitionArn],
       conditions: { ArnEquals: { 'ecs:cluster': this.cluster.attrArn } },
     }));
     this.stateMachine.addToRolePolicy(new iam.PolicyStatement({
       actions: ['iam:PassRole'],
-      resources: taskDefinitions.flatMap((definition) => [definition.taskRole.roleArn, definition.obtainExecutionRole().roleArn]),
+      resources: [taskRoles, this.verifyTask.taskRole.roleArn, this.verifyTask.obtainExecutionRole().roleArn],
     }));
-    for (const task of Object.values(props.dumpTasks)) this.stateMachine.grantTaskResponse(task.taskRole);
+    acknowledgeWildcardResource(this.stateMachine.role, dumpFamilies,
+      'The dump task definitions of every source (family lifeboat-dump-<source>, any revision) live in nested stacks and are named by family; RunTask is limited to the Lifeboat cluster.');
+    acknowledgeWildcardResource(this.stateMachine.role, taskRoles,
+      'The task and execution roles of the dump tasks live in nested stacks under the /lifeboat/ path and are named by path, so the state machine can pass them to ECS.');
     this.stateMachine.grantTaskResponse(this.verifyTask.taskRole);
     for (const fn of Object.values(this.functions)) {
       acknowledgeWildcardResource(this.stateMachine.role, `${fn.functionArn}:*`,
@@ -427,4 +432,14 @@ function acknowledgeLambdaBasics(fn: lambda.Function): void {
     id: 'AwsSolutions-L1',
     reason: 'Lifeboat pins Node 22 everywhere (the worker image, the CLI, the tests); the runtime moves with that pin.',
   });
+}
+
+/** Every revision of every task definition whose family starts with `familyPrefix`. */
+export function taskDefinitionFamilyArn(stack: Stack, familyPrefix: string): string {
+  return `arn:${stack.partition}:ecs:${stack.region}:${stack.account}:task-definition/${familyPrefix}*:*`;
+}
+
+/** Every role under Lifeboat's IAM path (the dump and drill tasks' roles). */
+export function lifeboatRolesArn(stack: Stack): string {
+  return `arn:${stack.partition}:iam::${stack.account}:role${LIFEBOAT_ROLE_PATH}*`;
 }

@@ -46,6 +46,12 @@ export interface DrillSchedulesProps {
   /** Encrypts the dead-letter queue. */
   readonly key: kms.IKey;
   /**
+   * The dead-letter queue and schedule group to use instead of this construct's own: the
+   * source shards (nested stacks) share the parent's.
+   * @default - a queue and a group of its own
+   */
+  readonly shared?: { readonly deadLetterQueue: sqs.IQueue; readonly group: scheduler.IScheduleGroup };
+  /**
    * Attempts after the first, for a failed StartExecution.
    * @default 3 (Scheduler's own default is 185)
    */
@@ -67,13 +73,13 @@ export class DrillSchedules extends Construct {
   public readonly schedules: Readonly<Record<string, scheduler.Schedule>>;
   /** Per source drilled daily: the weekly disaster-recovery drill from the offsite bucket. */
   public readonly offsiteSchedules: Readonly<Record<string, scheduler.Schedule>>;
-  public readonly deadLetterQueue: sqs.Queue;
-  public readonly group: scheduler.ScheduleGroup;
+  public readonly deadLetterQueue: sqs.IQueue;
+  public readonly group: scheduler.IScheduleGroup;
 
   constructor(scope: Construct, id: string, props: DrillSchedulesProps) {
     super(scope, id);
-    this.deadLetterQueue = scheduleDeadLetterQueue(this, props.key, 'drill schedules');
-    this.group = new scheduler.ScheduleGroup(this, 'Group');
+    this.deadLetterQueue = props.shared?.deadLetterQueue ?? scheduleDeadLetterQueue(this, props.key, 'drill schedules');
+    this.group = props.shared?.group ?? new scheduler.ScheduleGroup(this, 'Group');
 
     const schedule = (id: string, source: Source, spec: ScheduleSpec, from: 'primary' | 'offsite') =>
       new scheduler.Schedule(this, id, {

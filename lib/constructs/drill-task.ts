@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { ArnFormat, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
@@ -10,6 +10,15 @@ import { DRILLS_PREFIX, sourcePrefix } from '../domain/layout';
 import type { OffsiteTarget } from './backup-workflow';
 import { DRILL_ENV } from '../../worker/drill-job';
 import { acknowledgeWildcardResource } from './nag';
+import { lifeboatTaskRole } from './dump-task';
+
+/** Family of every drill task definition: `lifeboat-drill-<source>` (the state machine's RunTask grant names it). */
+export const DRILL_FAMILY_PREFIX = 'lifeboat-drill-';
+
+/** The restore-drill state machine's name. */
+export function drillStateMachineName(appName: string): string {
+  return `${appName}-restore-drill`;
+}
 
 /** Where the drill downloads the artifacts and keeps the throwaway server's data (the ephemeral storage). */
 export const DRILL_SCRATCH_PATH = '/scratch';
@@ -24,6 +33,12 @@ export interface DrillTaskProps {
   readonly offsite: OffsiteTarget;
   /** The worker image (worker/Dockerfile): it carries the PostgreSQL and MariaDB servers. */
   readonly image: ecs.ContainerImage;
+  /**
+   * The app name: the drill state machine (`<appName>-restore-drill`) receives this task's
+   * task-token calls, granted by name.
+   * @default - "Lifeboat"
+   */
+  readonly appName?: string;
   /**
    * CPU architecture of the task.
    * @default - X86_64, as the dump task
@@ -69,8 +84,8 @@ export function drillTaskSizeFor(sizeHintBytes: number | undefined): DrillTaskSi
  *
  * Permissions are those of a restore: read the source's runs (primary, and offsite for a
  * disaster-recovery drill), write only the source's drill reports, never delete (explicit
- * deny). No database credential: the drill starts its own server. The task-token grant is
- * given by the drill workflow, which exists only after the task definitions.
+ * deny). No database credential: the drill starts its own server. Task-token calls are
+ * granted on the drill state machine by its name.
  */
 export class DrillTask extends Construct {
   public readonly source: Source;
@@ -88,7 +103,9 @@ export class DrillTask extends Construct {
     this.size = drillTaskSizeFor(source.sizeHintBytes);
 
     this.taskDefinition = new ecs.FargateTaskDefinition(this, 'TaskDefinition', {
-      family: `lifeboat-drill-${source.name}`,
+      family: `${DRILL_FAMILY_PREFIX}${source.name}`,
+      taskRole: lifeboatTaskRole(this, 'TaskRole', 'drill', `Lifeboat: the restore drill task of ${source.name}`),
+      executionRole: lifeboatTaskRole(this, 'ExecutionRole', 'drill', `Lifeboat: starts the restore drill task of ${source.name}`),
       cpu: this.size.cpu,
       memoryLimitMiB: this.size.memoryMiB,
       ephemeralStorageGiB: this.size.ephemeralStorageGiB,
@@ -164,6 +181,19 @@ export class DrillTask extends Construct {
       effect: iam.Effect.DENY,
       actions: ['s3:DeleteObject', 's3:DeleteObjectVersion', 's3:BypassGovernanceRetention', 's3:PutLifecycleConfiguration', 's3:PutBucketPolicy'],
       resources: [bucket.bucketArn, bucket.arnForObjects('*'), offsiteBucketArn, `${offsiteBucketArn}/*`],
+    }));
+
+    // By name: the state machine lives in the parent stack, which must not depend on the drill tasks.
+    const drillStateMachine = stack.formatArn({
+      service: 'states',
+      resource: 'stateMachine',
+      resourceName: drillStateMachineName(props.appName ?? 'Lifeboat'),
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
+    this.taskRole.addToPrincipalPolicy(new iam.PolicyStatement({
+      sid: 'AnswerTaskToken',
+      actions: ['states:SendTaskSuccess', 'states:SendTaskFailure', 'states:SendTaskHeartbeat'],
+      resources: [drillStateMachine],
     }));
 
     Validations.of(this.taskDefinition).acknowledge({

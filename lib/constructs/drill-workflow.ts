@@ -8,7 +8,8 @@ import { Construct } from 'constructs';
 import type { Source } from '../config/types';
 import type { SourceTarget } from './backup-schedules';
 import { DRILL_ENV } from '../../worker/drill-job';
-import type { DrillTask } from './drill-task';
+import { DRILL_FAMILY_PREFIX, drillStateMachineName, type DrillTask } from './drill-task';
+import { lifeboatRolesArn, taskDefinitionFamilyArn } from './backup-workflow';
 import { loggedStateMachine } from './common';
 import { acknowledgeWildcardResource } from './nag';
 
@@ -33,8 +34,11 @@ export interface DrillWorkflowProps {
   /** The shared ECS cluster (the backup workflow's). */
   readonly cluster: ecs.CfnCluster;
   readonly alarmTopic: sns.ITopic;
-  /** One drill task per source, by source name; each may answer this state machine's task tokens. */
-  readonly drillTasks: Readonly<Record<string, DrillTask>>;
+  /**
+   * The sources drilled: the longest drill timeout of their tiers is RunDrill's timeout. Their
+   * drill tasks live in the source shards (nested stacks), named by family and role path.
+   */
+  readonly sources: readonly Source[];
   /**
    * Missing heartbeats after which Step Functions gives up on a drill (the entry heartbeats
    * every minute).
@@ -55,24 +59,30 @@ export class DrillWorkflow extends Construct {
   constructor(scope: Construct, id: string, props: DrillWorkflowProps) {
     super(scope, id);
     this.stateMachine = loggedStateMachine(this, {
-      name: `${props.appName}-restore-drill`,
+      name: drillStateMachineName(props.appName),
       definition: this.definition(props),
       // Above any tier's RunDrill timeout (a quarterly tier4 drill may take 2 × 7 days).
       timeout: Duration.days(30),
     });
 
-    // ECS RunTask with a task definition chosen per source (from the input): explicit grants.
-    const definitions = Object.values(props.drillTasks).map((task) => task.taskDefinition);
+    // ECS RunTask with a task definition chosen per source (from the input): explicit grants,
+    // by family and role path (the drill tasks live in nested stacks that depend on this one).
+    const stack = Stack.of(this);
+    const drillFamilies = taskDefinitionFamilyArn(stack, DRILL_FAMILY_PREFIX);
+    const taskRoles = lifeboatRolesArn(stack);
     this.stateMachine.addToRolePolicy(new iam.PolicyStatement({
       actions: ['ecs:RunTask'],
-      resources: definitions.map((definition) => definition.taskDefinitionArn),
+      resources: [drillFamilies],
       conditions: { ArnEquals: { 'ecs:cluster': props.cluster.attrArn } },
     }));
     this.stateMachine.addToRolePolicy(new iam.PolicyStatement({
       actions: ['iam:PassRole'],
-      resources: definitions.flatMap((definition) => [definition.taskRole.roleArn, definition.obtainExecutionRole().roleArn]),
+      resources: [taskRoles],
     }));
-    for (const task of Object.values(props.drillTasks)) this.stateMachine.grantTaskResponse(task.taskRole);
+    acknowledgeWildcardResource(this.stateMachine.role, drillFamilies,
+      'The drill task definitions of every source (family lifeboat-drill-<source>, any revision) live in nested stacks and are named by family; RunTask is limited to the Lifeboat cluster.');
+    acknowledgeWildcardResource(this.stateMachine.role, taskRoles,
+      'The task and execution roles of the drill tasks live in nested stacks under the /lifeboat/ path and are named by path, so the state machine can pass them to ECS.');
     acknowledgeWildcardResource(this.stateMachine.role, '*', 'Step Functions log delivery and X-Ray APIs do not support resource-level permissions.');
   }
 
@@ -110,7 +120,7 @@ export class DrillWorkflow extends Construct {
         // One timeout for all sources: TimeoutSecondsPath is resolved against the task's
         // Parameters (the ECS request), not the execution input, so it cannot come from $.target.
         // The longest source's backstop; each drill fails RtoExceeded on its own RTO anyway.
-        TimeoutSeconds: Math.max(...Object.values(props.drillTasks).map((task) => drillTimeoutSeconds(task.source.tier))),
+        TimeoutSeconds: Math.max(3600, ...props.sources.map((source) => drillTimeoutSeconds(source.tier))),
         Parameters: {
           Cluster: props.cluster.attrArn,
           'TaskDefinition.$': '$.target.taskDefinitionArn',

@@ -39,6 +39,20 @@ export interface DumpTaskProps {
   readonly logRetention?: logs.RetentionDays;
 }
 
+/** Family of every dump task definition: `lifeboat-dump-<source>` (the state machine's RunTask grant names it). */
+export const DUMP_FAMILY_PREFIX = 'lifeboat-dump-';
+/** IAM path of the dump and drill tasks' roles: the state machines may pass the roles under it. */
+export const LIFEBOAT_ROLE_PATH = '/lifeboat/';
+
+/** A task or execution role of a Lifeboat task, under `/lifeboat/<kind>/`. */
+export function lifeboatTaskRole(scope: Construct, id: string, kind: 'dump' | 'drill', description: string): iam.Role {
+  return new iam.Role(scope, id, {
+    assumedBy: new iam.ServicePrincipal('ecs-tasks.amazonaws.com'),
+    path: `${LIFEBOAT_ROLE_PATH}${kind}/`,
+    description,
+  });
+}
+
 /**
  * How long a run of a tier may take before the worker gives up (aborting its upload): a dump
  * that outlives the schedule interval would overlap the next slot. At least 15 minutes.
@@ -86,7 +100,9 @@ export class DumpTask extends Construct {
     const objects = bucket.arnForObjects(`${sourcePrefix(source.name)}*`);
 
     this.taskDefinition = new ecs.FargateTaskDefinition(this, 'TaskDefinition', {
-      family: `lifeboat-dump-${source.name}`,
+      family: `${DUMP_FAMILY_PREFIX}${source.name}`,
+      taskRole: lifeboatTaskRole(this, 'TaskRole', 'dump', `Lifeboat: the dump task of ${source.name}`),
+      executionRole: lifeboatTaskRole(this, 'ExecutionRole', 'dump', `Lifeboat: starts the dump task of ${source.name}`),
       cpu: size.cpu,
       memoryLimitMiB: size.memoryMiB,
       runtimePlatform: {

@@ -1,26 +1,27 @@
 import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
-import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as path from 'node:path';
 import type { Construct } from 'constructs';
-import type { LifeboatConfig, Source } from '../config/types';
+import type { LifeboatConfig } from '../config/types';
 import { AlarmTopic } from '../constructs/alarm-topic';
 import { BackupBucket } from '../constructs/backup-bucket';
-import { BackupSchedules, type SourceTarget } from '../constructs/backup-schedules';
+import { BackupSchedules } from '../constructs/backup-schedules';
 import { BackupWorkflow } from '../constructs/backup-workflow';
 import { DrillSchedules } from '../constructs/drill-schedules';
-import { DrillTask } from '../constructs/drill-task';
-import { DrillWorkflow, drillTargets } from '../constructs/drill-workflow';
+import type { DrillTask } from '../constructs/drill-task';
+import { DrillWorkflow } from '../constructs/drill-workflow';
 import { LifeboatAlarms } from '../constructs/alarms';
 import { LifeboatDashboard } from '../constructs/dashboard';
-import { DumpTask } from '../constructs/dump-task';
+import type { DumpTask } from '../constructs/dump-task';
 import { Heartbeats } from '../constructs/heartbeats';
 import { Pruner } from '../constructs/pruner';
-import { Watchdog } from '../constructs/watchdog';
+import { Watchdog, watchdogAlarmNames } from '../constructs/watchdog';
 import { OffsiteReplication } from '../constructs/offsite-replication';
 import { storageNames } from './naming';
+import { SourceShard, shardSources } from './source-shard';
 
 export interface PrimaryStackProps extends Omit<StackProps, 'env'> {
   /** The environment (primary region and account) comes from here. */
@@ -43,7 +44,9 @@ export class PrimaryStack extends Stack {
   public readonly heartbeats: Heartbeats;
   public readonly alarms: LifeboatAlarms;
   public readonly schedules: BackupSchedules;
-  /** Restore drills: one drill task per source, the drill state machine and its schedules. */
+  /** The nested stacks holding the per-source resources, `SOURCES_PER_SHARD` sources each. */
+  public readonly shards: readonly SourceShard[];
+  /** Restore drills: one drill task per source (in the shards), the drill state machine and the schedules' shared queue and group. */
   public readonly drills: { readonly tasks: Readonly<Record<string, DrillTask>>; readonly workflow: DrillWorkflow; readonly schedules: DrillSchedules };
 
   constructor(scope: Construct, id: string, props: PrimaryStackProps) {
@@ -84,18 +87,6 @@ export class PrimaryStack extends Stack {
       file: 'worker/Dockerfile',
       platform: Platform.LINUX_AMD64,
     });
-    const dumpTasks: Record<string, DumpTask> = {};
-    for (const source of config.sources) {
-      dumpTasks[source.name] = new DumpTask(this, `Dump-${source.name}`, {
-        source,
-        bucket: this.backupBucket.bucket,
-        bucketKey: this.backupBucket.key,
-        image: workerImage,
-        objectLockMode: config.objectLock.mode,
-        stateMachineNamePrefix: config.appName,
-      });
-    }
-    this.dumpTasks = dumpTasks;
 
     this.workflow = new BackupWorkflow(this, 'BackupRun', {
       appName: config.appName,
@@ -103,63 +94,62 @@ export class PrimaryStack extends Stack {
       bucketKey: this.backupBucket.key,
       offsite: { bucketName: names.offsiteBucketName, region: config.offsite.region, account: names.offsiteAccount },
       alarmTopic: this.alarmTopic.topic,
-      dumpTasks,
       rpoSecondsBySource: Object.fromEntries(config.sources.map((source) => [source.name, source.tier.rpoSeconds])),
       workerImage,
     });
-    const targets: Record<string, SourceTarget> = {};
-    for (const source of config.sources) {
-      targets[source.name] = {
-        taskDefinitionArn: dumpTasks[source.name].taskDefinition.taskDefinitionArn,
-        ...this.networkFor(source),
-      };
-    }
+    // The shared dead-letter queues and schedule groups; the schedules live in the shards.
     this.schedules = new BackupSchedules(this, 'Schedules', {
-      sources: config.sources,
+      sources: [],
       stateMachine: this.workflow.stateMachine,
-      targets,
+      targets: {},
       key: this.backupBucket.key,
     });
-
-    // Restore drills run in each source's network (the backup targets'), on the same cluster.
-    const offsite = { bucketName: names.offsiteBucketName, region: config.offsite.region, account: names.offsiteAccount };
-    const drillTasks: Record<string, DrillTask> = {};
-    for (const source of config.sources) {
-      drillTasks[source.name] = new DrillTask(this, `Drill-${source.name}`, {
-        source,
-        bucket: this.backupBucket.bucket,
-        bucketKey: this.backupBucket.key,
-        offsite,
-        image: workerImage,
-      });
-    }
     const drillWorkflow = new DrillWorkflow(this, 'RestoreDrill', {
       appName: config.appName,
       cluster: this.workflow.cluster,
       alarmTopic: this.alarmTopic.topic,
-      drillTasks,
+      sources: config.sources,
     });
-    this.drills = {
-      tasks: drillTasks,
-      workflow: drillWorkflow,
-      schedules: new DrillSchedules(this, 'DrillSchedules', {
-        sources: config.sources,
-        stateMachine: drillWorkflow.stateMachine,
-        targets: drillTargets(config.sources, drillTasks, (source) => ({
-          subnets: targets[source.name].subnets,
-          securityGroups: targets[source.name].securityGroups,
-        })),
-        key: this.backupBucket.key,
-      }),
-    };
+    const drillSchedules = new DrillSchedules(this, 'DrillSchedules', {
+      sources: [],
+      stateMachine: drillWorkflow.stateMachine,
+      targets: {},
+      key: this.backupBucket.key,
+    });
 
     // Silence is an alarm: the age of each source's newest verified backup, every 5 minutes.
+    // The function is shared; the two alarms per source live in the shards.
     this.watchdog = new Watchdog(this, 'Watchdog', {
       sources: config.sources,
       bucket: this.backupBucket.bucket,
       bucketKey: this.backupBucket.key,
       alarmTopic: this.alarmTopic.topic,
+      perSourceAlarms: false,
     });
+
+    // Per-source resources, SOURCES_PER_SHARD sources per nested stack: CloudFormation takes
+    // at most 500 resources per stack. The parent never references a shard.
+    const offsite = { bucketName: names.offsiteBucketName, region: config.offsite.region, account: names.offsiteAccount };
+    const alarmNamePrefix = config.appName;
+    this.shards = shardSources(config.sources).map((sources, index) => new SourceShard(this, `Sources-${index + 1}`, {
+      config,
+      sources,
+      bucket: this.backupBucket.bucket,
+      bucketKey: this.backupBucket.key,
+      image: workerImage,
+      offsite,
+      alarmTopic: this.alarmTopic.topic,
+      backup: { stateMachine: this.workflow.stateMachine, deadLetterQueue: this.schedules.deadLetterQueue, group: this.schedules.group },
+      drill: { stateMachine: drillWorkflow.stateMachine, deadLetterQueue: drillSchedules.deadLetterQueue, group: drillSchedules.group },
+      alarmNamePrefix,
+    }));
+    this.dumpTasks = Object.assign({}, ...this.shards.map((shard) => shard.dumpTasks)) as Record<string, DumpTask>;
+    this.drills = {
+      tasks: Object.assign({}, ...this.shards.map((shard) => shard.drillTasks)) as Record<string, DrillTask>,
+      workflow: drillWorkflow,
+      schedules: drillSchedules,
+    };
+
     // External monitors hear from every run: start, success, failure.
     this.heartbeats = new Heartbeats(this, 'Heartbeats', {
       heartbeatUrls: config.notifications.heartbeatUrls,
@@ -191,8 +181,12 @@ export class PrimaryStack extends Stack {
     new LifeboatDashboard(this, 'Dashboard', {
       sources: config.sources,
       alarms: this.alarms.alarms,
-      sourceAlarms: Object.fromEntries(config.sources.map((source) =>
-        [source.name, [this.watchdog.alarms[source.name], this.watchdog.offsiteAlarms[source.name]]])),
+      // Named, not referenced: the alarms live in the shards.
+      sourceAlarms: Object.fromEntries(config.sources.map((source) => {
+        const alarmNames = watchdogAlarmNames(alarmNamePrefix, source.name);
+        return [source.name, [alarmNames.rpo, alarmNames.offsite].map((alarmName, index) =>
+          cloudwatch.Alarm.fromAlarmName(this, `WatchdogAlarm-${source.name}-${index}`, alarmName))];
+      })),
     });
 
     new CfnOutput(this, 'PrimaryBucketName', {
@@ -210,27 +204,5 @@ export class PrimaryStack extends Stack {
       value: this.backupBucket.objectLockMode,
     });
     new CfnOutput(this, 'AlarmTopicArn', { value: this.alarmTopic.topic.topicArn });
-  }
-
-  /**
-   * Where a source's dump task runs. Without subnets and security groups in the config, the
-   * VPC is looked up (the stack then needs an account and region, and cdk.context.json keeps
-   * the answer) and the task runs in its private subnets with a security group of its own,
-   * which the database's security group must then admit.
-   */
-  private networkFor(source: Source): Pick<SourceTarget, 'subnets' | 'securityGroups'> {
-    if (source.network.subnetIds.length > 0) {
-      return { subnets: source.network.subnetIds, securityGroups: source.network.securityGroupIds };
-    }
-    const vpc = ec2.Vpc.fromLookup(this, `Vpc-${source.name}`, { vpcId: source.network.vpcId });
-    const group = new ec2.SecurityGroup(this, `DumpSecurityGroup-${source.name}`, {
-      vpc,
-      description: `Lifeboat dump task of ${source.name}: admit it on the database's port`,
-      allowAllOutbound: true,
-    });
-    return {
-      subnets: vpc.selectSubnets({ subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS }).subnetIds,
-      securityGroups: [group.securityGroupId],
-    };
   }
 }

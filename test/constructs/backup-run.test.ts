@@ -1,4 +1,4 @@
-import { Match, Template } from 'aws-cdk-lib/assertions';
+import { Match } from 'aws-cdk-lib/assertions';
 import { flexibleWindowFor, scheduleFor } from '../../lib/constructs/backup-schedules';
 import { dumpDeadlineSeconds } from '../../lib/constructs/dump-task';
 import { createStacks } from '../../lib/stacks';
@@ -6,9 +6,11 @@ import { stateMachineDefinition } from '../../local/definition';
 import { validateAsl } from '../../local/validate-asl';
 import { testApp } from '../fixtures/cdk-app';
 import { testConfig } from '../fixtures/config';
+import { primaryWithShards } from '../fixtures/primary-template';
 
 const { primary } = createStacks(testApp(), testConfig);
-const template = Template.fromStack(primary);
+// The per-source resources live in the source shards (nested stacks): the parent's template with theirs.
+const template = primaryWithShards(primary);
 const definition = stateMachineDefinition(template.toJSON() as never) as { StartAt: string; States: Record<string, Record<string, unknown>> };
 const states = definition.States;
 

@@ -1,4 +1,4 @@
-import { Match, Template } from 'aws-cdk-lib/assertions';
+import { Match } from 'aws-cdk-lib/assertions';
 import { drillScheduleFor, offsiteDrillScheduleFor } from '../../lib/constructs/drill-schedules';
 import { drillTaskSizeFor } from '../../lib/constructs/drill-task';
 import { drillTimeoutSeconds } from '../../lib/constructs/drill-workflow';
@@ -7,9 +7,11 @@ import { stateMachineDefinition } from '../../local/definition';
 import { validateAsl } from '../../local/validate-asl';
 import { testApp } from '../fixtures/cdk-app';
 import { testConfig } from '../fixtures/config';
+import { primaryWithShards } from '../fixtures/primary-template';
 
 const { primary } = createStacks(testApp(), testConfig);
-const template = Template.fromStack(primary);
+// The per-source resources live in the source shards (nested stacks): the parent's template with theirs.
+const template = primaryWithShards(primary);
 type Resource = { Type: string; Properties: Record<string, unknown> };
 const resources = (template.toJSON() as { Resources: Record<string, Resource> }).Resources;
 const definition = stateMachineDefinition(template.toJSON() as never, { region: 'eu-west-1', account: '111111111111' }, '-restore-drill') as {
@@ -104,8 +106,10 @@ describe('the restore-drill state machine', () => {
   test('may run only the drill task definitions, in the shared cluster, and pass their roles', () => {
     const policies = JSON.stringify(Object.values(resources).filter((r) => r.Type === 'AWS::IAM::Policy' && JSON.stringify(r.Properties.Roles).includes('RestoreDrillStateMachineRole')));
     expect(policies).toMatch(/"Action":"ecs:RunTask","Condition":\{"ArnEquals":\{"ecs:cluster":\{"Fn::GetAtt":\["BackupRunCluster[0-9A-F]+","Arn"\]\}\}\}/);
-    expect(policies).toContain('DrillordersTaskDefinition');
-    expect(policies).not.toContain('Dumporders');
+    // By family (the drill tasks live in the shards, which the parent must not reference).
+    expect(policies).toContain('task-definition/lifeboat-drill-*:*');
+    expect(policies).not.toContain('lifeboat-dump');
+    expect(policies).toContain('role/lifeboat/*');
     expect(policies).toContain('"iam:PassRole"');
   });
 });
@@ -209,6 +213,7 @@ describe('the drill task', () => {
     const answers = statements.filter((s) => [s.Action].flat().includes('states:SendTaskSuccess'));
     expect(answers).toHaveLength(1);
     expect(answers[0].Action).toEqual(expect.arrayContaining(['states:SendTaskFailure', 'states:SendTaskHeartbeat']));
-    expect(JSON.stringify(answers[0].Resource)).toMatch(/^\{"Ref":"RestoreDrillStateMachine[0-9A-F]+"\}$/);
+    // By name: the drill state machine is in the parent stack, the task in a source shard.
+    expect(JSON.stringify(answers[0].Resource)).toMatch(/:stateMachine:Lifeboat-restore-drill"$/);
   });
 });

@@ -1,14 +1,15 @@
-import { Template } from 'aws-cdk-lib/assertions';
 import { createStacks } from '../../lib/stacks';
 import { testApp } from '../fixtures/cdk-app';
 import { testConfig } from '../fixtures/config';
+import { primaryWithShards } from '../fixtures/primary-template';
 
 type Statement = { Effect: string; Action: string | string[] };
 type Resource = { Type: string; Properties: { PolicyDocument?: { Statement: Statement[] }; Roles?: unknown[] } };
 
-test('in the whole primary stack, only the pruner\'s role may delete objects', () => {
+test('in the whole primary stack, its source shards included, only the pruner\'s role may delete objects', () => {
   const { primary } = createStacks(testApp(), testConfig);
-  const resources = (Template.fromStack(primary).toJSON() as { Resources: Record<string, Resource> }).Resources;
+  expect(primary.shards.length).toBeGreaterThan(0);
+  const resources = (primaryWithShards(primary).toJSON() as { Resources: Record<string, Resource> }).Resources;
   const deleters = Object.entries(resources)
     .filter(([, resource]) => resource.Type === 'AWS::IAM::Policy')
     .filter(([, resource]) => resource.Properties.PolicyDocument?.Statement.some((statement) =>

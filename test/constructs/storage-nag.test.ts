@@ -57,5 +57,10 @@ describe.each(stacks)('%s stack', (_name, stack) => {
 test('the disabled lookup does reveal the acknowledged findings (the check above can fail)', () => {
   const [, primary] = stacks[0];
   expect(acknowledgements(primary).length).toBeGreaterThan(0);
+  // The primary stack's tree holds its source shards (nested stacks): their acknowledgements
+  // (e.g. the dump task's runs/orders/* writes, found nowhere else) are checked above too.
+  expect(acknowledgements(primary).filter((ack) => ack.path.includes('/Sources-1/Dump-orders/')).length).toBeGreaterThan(0);
+  expect(new UnacknowledgedChecks().validateScope(primary).violations.map((v) => v.ruleName))
+    .toContain(acknowledgements(primary).find((ack) => ack.path.includes('/Sources-1/Dump-orders/TaskRole'))?.id);
   expect(new UnacknowledgedChecks().validateScope(primary).violations.length).toBeGreaterThan(0);
 });
