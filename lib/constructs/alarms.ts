@@ -57,6 +57,7 @@ export class LifeboatAlarms extends Construct {
   public readonly deadLetterAlarms: Readonly<Record<string, cloudwatch.Alarm>>;
   public readonly replicationFailed: cloudwatch.Alarm;
   public readonly replicationLatency: cloudwatch.Alarm;
+  public readonly suspiciousDumpSize: cloudwatch.Alarm;
   /** Every alarm above, for an `AlarmStatusWidget`. */
   public readonly alarms: readonly cloudwatch.Alarm[];
 
@@ -147,9 +148,20 @@ export class LifeboatAlarms extends Construct {
       'First check: the AWS Health Dashboard for S3 in both regions, then OperationsPendingReplication and the size of recent runs.',
     ].join(' '));
 
+    // One alarm for every source: a Metrics Insights query over RecordFailure's metric.
+    this.suspiciousDumpSize = alarm('SuspiciousDumpSize', new cloudwatch.MathExpression({
+      expression: 'SELECT SUM(SuspiciousDumpSize) FROM SCHEMA("Lifeboat", service, source)',
+      period: ALARM_PERIOD,
+      label: 'Runs that failed verification as SuspiciousSize',
+    }), 1, atLeastOne, [
+      `Lifeboat: a dump was much smaller than the recent verified runs of its source (sources: ${sources}) and failed verification as SuspiciousSize:`,
+      'a table may have been truncated, a database dropped, or the dump may be pointed at the wrong database.',
+      'First check: the SNS message of the failed run (it names the source and the figures), then the source database itself.',
+    ].join(' '));
+
     this.alarms = [
       this.backupRunFailed, this.backupRunTimedOut, this.backupRunAborted, this.drillFailed,
-      ...Object.values(deadLetterAlarms), this.replicationFailed, this.replicationLatency,
+      ...Object.values(deadLetterAlarms), this.replicationFailed, this.replicationLatency, this.suspiciousDumpSize,
     ];
   }
 }

@@ -134,6 +134,8 @@ export async function recordFailure(state: unknown, deps: RecordFailureDeps = {}
       deps.metrics?.addMetadata('failedState', facts.failedState);
       deps.metrics?.addMetadata('error', facts.error);
       deps.metrics?.addMetric('BackupFailed', MetricUnit.Count, 1);
+      // Its own metric, so that one alarm can watch every source for it (Metrics Insights).
+      if (facts.error === 'SuspiciousSize') deps.metrics?.addMetric('SuspiciousDumpSize', MetricUnit.Count, 1);
     } catch (error) {
       problems.push(`the BackupFailed metric could not be recorded: ${describe(error)}`);
     }

@@ -134,14 +134,14 @@ test.each([
 
 test('exactly these alarms, none per source; each sends ALARM and OK to the topic and says what to check first', () => {
   const alarms = ofType('AWS::CloudWatch::Alarm');
-  expect(alarms).toHaveLength(6 + DEAD_LETTER_NAMES.length);
+  expect(alarms).toHaveLength(7 + DEAD_LETTER_NAMES.length);
   for (const [, alarm] of alarms) {
     expect(alarm.Properties).toMatchObject({ AlarmActions: [topic], OKActions: [topic] });
     const description = alarm.Properties.AlarmDescription as string;
     expect(description).toMatch(/^Lifeboat: /);
     expect(description).toContain('First check:');
     expect(description.length).toBeLessThanOrEqual(1024);
-    for (const source of testConfig.sources) expect(JSON.stringify(alarm.Properties.Dimensions)).not.toContain(source.name);
+    for (const source of testConfig.sources) expect(JSON.stringify(alarm.Properties.Dimensions ?? [])).not.toContain(source.name);
   }
 });
 
@@ -209,7 +209,7 @@ describe('200 sources', () => {
   const count = (type: string) => Object.values(manyJson.Resources).filter((resource) => resource.Type === type).length;
 
   test('the same alarms as for two sources, and one dashboard per 50 sources', () => {
-    expect(count('AWS::CloudWatch::Alarm')).toBe(6 + DEAD_LETTER_NAMES.length);
+    expect(count('AWS::CloudWatch::Alarm')).toBe(7 + DEAD_LETTER_NAMES.length);
     expect(count('AWS::CloudWatch::Dashboard')).toBe(4);
     expect(built.dashboard.dashboards).toHaveLength(4);
   });
@@ -226,7 +226,7 @@ describe('200 sources', () => {
       const titles = body.widgets.filter((widget) => widget.type === 'metric').map((widget) => (widget.properties.title as string).split(':')[0]);
       expect(new Set(titles)).toEqual(new Set(many.slice(index * 50, index * 50 + 50).map((source) => source.name)));
       const status = body.widgets.filter((widget) => widget.type === 'alarm');
-      expect(status.map((widget) => (widget.properties.alarms as string[]).length)).toEqual([100, 6 + DEAD_LETTER_NAMES.length + 2 * 50 - 100]);
+      expect(status.map((widget) => (widget.properties.alarms as string[]).length)).toEqual([100, 7 + DEAD_LETTER_NAMES.length + 2 * 50 - 100]);
     });
   });
 });
@@ -245,4 +245,14 @@ test('cdk-nag AwsSolutions: every finding is acknowledged with its reason', () =
   alarmsStack({ app });
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
   expect(() => app.synth()).not.toThrow();
+});
+
+test('a suspiciously small dump alarms once for every source, through a Metrics Insights query on RecordFailure\'s metric', () => {
+  const [, alarm] = ofType('AWS::CloudWatch::Alarm').find(([id]) => id.includes('SuspiciousDumpSize')) ?? [];
+  expect(alarm?.Properties).toMatchObject({
+    Threshold: 1,
+    ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+    TreatMissingData: 'notBreaching',
+    Metrics: [{ Expression: 'SELECT SUM(SuspiciousDumpSize) FROM SCHEMA("Lifeboat", service, source)', Period: 300, ReturnData: true }],
+  });
 });

@@ -251,6 +251,13 @@ describe('RecordFailure: the message a person on call reads', () => {
     expect(toSubject('Lifeboat: orders backup failed at Dump: DumpFailed')).toBe('Lifeboat: orders backup failed at Dump: DumpFailed');
   });
 
+  test('a SuspiciousSize failure also emits SuspiciousDumpSize, the metric its one alarm watches', async () => {
+    const metrics = new RecordingMetrics();
+    await recordFailure(failedAt('Verify', 'SuspiciousSize', 'run is 10% of the median', { dump }), { metrics, now: () => NOW });
+    expect(metrics.metrics).toEqual([{ name: 'BackupFailed', unit: 'Count', value: 1 }, { name: 'SuspiciousDumpSize', unit: 'Count', value: 1 }]);
+    expect(metrics.dimensions).toEqual({ source: 'orders' });
+  });
+
   test('emits BackupFailed for the source and a Backup Failed event', async () => {
     const metrics = new RecordingMetrics();
     const events = new FakeEvents();
