@@ -88,8 +88,8 @@ function drillsText(): cloudwatch.TextWidget {
     height: 4,
     markdown: [
       '### Restore drills',
-      'Drills publish no metric yet. The evidence of each drill, with its measured RTO and the tier\'s target,',
-      'is `drills/<source>/<drillId>/report.json` in the primary bucket; `lifeboat status` shows the last drill of every source.',
+      'Each drill publishes its measured RTO (`MeasuredRtoSeconds`); the evidence, checks and timings are in',
+      '`drills/<source>/<drillId>/report.json` in the primary bucket; `lifeboat status` shows the last drill of every source.',
     ].join('\n'),
   });
 }
@@ -126,5 +126,6 @@ function sourceRow(source: Source, region: string): cloudwatch.IWidget[] {
     graph('artifact size', [record('BackupBytes')]),
     graph('run duration', [record('BackupDurationSeconds')]),
     graph('offsite lag', [record('OffsiteLagSeconds')], { value: OFFSITE_GRACE.toSeconds(), label: 'RTC', color: cloudwatch.Color.ORANGE }),
+    graph('drill RTO vs target', [watchdog('MeasuredRtoSeconds')], { value: source.tier.rtoSeconds, label: 'RTO', color: cloudwatch.Color.RED }),
   ];
 }

@@ -145,15 +145,28 @@ export class DrillWorkflow extends Construct {
     runDrill.addRetry({ errors: TRANSIENT_DRILL_ERRORS, interval: Duration.minutes(1), maxAttempts: 2, backoffRate: 2 });
     runDrill.addCatch(onFailure('RunDrill'), { errors: ['States.ALL'], resultPath: '$.failure' });
 
-    const record = new sfn.Pass(scope, 'RecordDrill', {
-      comment: 'The drill report is already in the bucket (drills/<source>/<drillId>/report.json): the output names it',
+    // The measured RTO as a metric per source, for the dashboard (the report holds the rest).
+    const record = new tasks.CallAwsService(scope, 'RecordDrill', {
+      comment: 'Publishes the measured RTO; the drill report is already in the bucket (drills/<source>/<drillId>/report.json)',
+      service: 'cloudwatch',
+      action: 'putMetricData',
       parameters: {
-        'source.$': '$.source',
-        'from.$': '$.from',
-        'drill.$': '$.drill',
+        Namespace: 'Lifeboat',
+        MetricData: [{
+          MetricName: 'MeasuredRtoSeconds',
+          Unit: 'Seconds',
+          Dimensions: [{ Name: 'source', Value: sfn.JsonPath.stringAt('$.source') }],
+          Value: sfn.JsonPath.numberAt('$.drill.measuredRtoSeconds'),
+        }],
       },
+      // PutMetricData has no resource-level permissions.
+      iamResources: ['*'],
+      resultPath: sfn.JsonPath.DISCARD,
     });
-    return runDrill.next(record).next(new sfn.Succeed(scope, 'Drilled'));
+    const drilled = new sfn.Succeed(scope, 'Drilled');
+    // A metric that cannot be published does not make a good drill a failed one.
+    record.addCatch(new sfn.Pass(scope, 'MetricNotPublished').next(drilled), { errors: ['States.ALL'], resultPath: '$.metricError' });
+    return runDrill.next(record).next(drilled);
   }
 }
 

@@ -52,7 +52,14 @@ describe('the restore-drill state machine', () => {
   test('RunDrill → RecordDrill → Drilled', () => {
     expect(definition.StartAt).toBe('RunDrill');
     expect(states.RunDrill.Next).toBe('RecordDrill');
-    expect(states.RecordDrill).toMatchObject({ Type: 'Pass', Next: 'Drilled' });
+    expect(states.RecordDrill).toMatchObject({
+      Type: 'Task',
+      Resource: 'arn:aws:states:::aws-sdk:cloudwatch:putMetricData',
+      Parameters: { Namespace: 'Lifeboat', MetricData: [{ MetricName: 'MeasuredRtoSeconds', Unit: 'Seconds', Dimensions: [{ Name: 'source', 'Value.$': '$.source' }], 'Value.$': '$.drill.measuredRtoSeconds' }] },
+      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.metricError', Next: 'MetricNotPublished' }],
+      Next: 'Drilled',
+    });
+    expect(states.MetricNotPublished).toMatchObject({ Type: 'Pass', Next: 'Drilled' });
     expect(states.Drilled).toEqual({ Type: 'Succeed' });
   });
 
