@@ -3,6 +3,8 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig, type LifeboatConfig } from '../lib/config';
+import { FAULTS, faultHooks, isFault } from '../local/faults';
+import type { LocalRunHooks } from '../local/runner';
 import { abortOnTermination } from '../worker/signals';
 import { DRILL_USAGE, drillCommand } from './drill';
 import { DUMP_USAGE, dumpCommand } from './dump';
@@ -17,7 +19,8 @@ const USAGE = `Usage: lifeboat <command> [options]
 Commands:
   plan   [--config FILE]              print the protection plan of a config
   synth  [--config FILE]              synthesize the app and summarize its stacks
-  demo   [--config FILE]              the plan, then one whole local backup cycle of the first source (\`npm start\`)
+  demo   [--config FILE] [--fault F]  the plan, then one whole local backup cycle of the first source (\`npm start\`);
+                                      --fault corrupt-artifact|truncate-artifact shows a failed run and its SNS message
   run    SOURCE --local [--config FILE] [--target-url URL]
                                       the synthesized backup run of one source, executed locally
   drill  SOURCE --local [--from primary|offsite] [--run ID]
@@ -59,6 +62,16 @@ function synthesize(config: LifeboatConfig): string {
   } finally {
     rmSync(outdir, { recursive: true, force: true });
   }
+}
+
+/** The hooks of `--fault NAME`; null (after saying why) for an unknown fault. */
+function faultFromArgs(name: string | undefined): LocalRunHooks | undefined | null {
+  if (name === undefined) return undefined;
+  if (!isFault(name)) {
+    process.stderr.write(`--fault: unknown fault "${name}" (valid: ${FAULTS.join(', ')})\n`);
+    return null;
+  }
+  return faultHooks(name);
 }
 
 /** A database reachable from here, for `run --local --target-url`; the password comes from the environment. */
@@ -108,7 +121,10 @@ export async function main(argv: readonly string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: [...rest],
     allowPositionals: true,
-    options: { config: { type: 'string', default: DEFAULT_CONFIG_FILE }, local: { type: 'boolean' }, 'target-url': { type: 'string' } },
+    options: {
+      config: { type: 'string', default: DEFAULT_CONFIG_FILE }, local: { type: 'boolean' }, 'target-url': { type: 'string' },
+      fault: { type: 'string' },
+    },
   });
   const configFile = values.config as string;
   switch (command) {
@@ -120,17 +136,21 @@ export async function main(argv: readonly string[]): Promise<number> {
       return 0;
     case 'demo': {
       // The example strategy's plan, then its first source's whole cycle, locally.
+      const hooks = faultFromArgs(values.fault);
+      if (hooks === null) return 2;
       const config = loadConfig(configFile);
       console.log(renderPlan(config));
       console.log('');
-      return runLocalCycle({ config });
+      return runLocalCycle({ config, hooks });
     }
     case 'run': {
       if (!values.local || positionals.length !== 1) {
         process.stderr.write('lifeboat run: give one source and --local (running in AWS is the schedule\'s job)\n');
         return 2;
       }
-      return runLocalCycle({ config: loadConfig(configFile), sourceName: positionals[0], target: targetFromUrl(values['target-url']) });
+      const hooks = faultFromArgs(values.fault);
+      if (hooks === null) return 2;
+      return runLocalCycle({ config: loadConfig(configFile), sourceName: positionals[0], target: targetFromUrl(values['target-url']), hooks });
     }
     default:
       process.stderr.write(USAGE);

@@ -35,7 +35,7 @@ export interface LocalTarget {
 
 export interface LocalRunHooks {
   /** After Dump succeeded, before Verify: fault injection (tamper with the artifact). */
-  readonly afterDump?: (summary: { source: string; runId: string; bucket: string }) => Promise<void>;
+  readonly afterDump?: (summary: { source: string; runId: string; bucket: string }, services: LocalServices) => Promise<void>;
   /** While Dump runs, once bytes are flowing: fault injection (kill the database). */
   readonly duringDump?: () => Promise<void>;
 }
@@ -107,6 +107,7 @@ export function loadLocalHandlers(
 }
 
 let handlers: Record<string, Handler> | undefined;
+let handlersEndpoint: string | undefined;
 
 /**
  * Executes the synthesized backup-run definition with aws-local-stepfunctions. Every Task
@@ -116,7 +117,15 @@ let handlers: Record<string, Handler> | undefined;
  */
 export async function runLocalExecution(opts: LocalRunOptions): Promise<LocalRunResult> {
   const { source, services } = opts;
-  handlers ??= loadLocalHandlers(services, undefined, opts.rpoSecondsBySource ?? { [source.name]: source.tier.rpoSeconds });
+  if (handlers === undefined) {
+    handlers = loadLocalHandlers(services, undefined, opts.rpoSecondsBySource ?? { [source.name]: source.tier.rpoSeconds });
+    handlersEndpoint = services.endpoint;
+  } else if (handlersEndpoint !== services.endpoint) {
+    // The handlers read their configuration once, at load (as in Lambda): they cannot follow
+    // a second set of local services. Fail loudly rather than talk to a stopped server.
+    throw new Error(`the Lambda handlers of this process were loaded for ${handlersEndpoint}; ` +
+      `one process runs the local backup cycle against one set of local services (got ${services.endpoint})`);
+  }
   const log = opts.log ?? (() => undefined);
   const notifications: { subject?: string; message: string }[] = [];
   const lambdaContext = (name: string) => ({
@@ -169,7 +178,7 @@ export async function runLocalExecution(opts: LocalRunOptions): Promise<LocalRun
       throw Object.assign(new Error(outcome.error?.message ?? 'the dump failed'), { name: outcome.error?.name ?? 'DumpFailed' });
     }
     const summary = manifestSummary(outcome.manifest, job.bucket);
-    await opts.hooks?.afterDump?.(summary);
+    await opts.hooks?.afterDump?.(summary, services);
     return summary as never;
   };
 

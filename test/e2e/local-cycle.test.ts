@@ -1,0 +1,23 @@
+/**
+ * `npm start` (lifeboat demo) as a test: the example config's first source, one whole local
+ * cycle; the output a person reads must say what happened, and the exit code must say it too.
+ */
+import * as path from 'node:path';
+import { loadConfig } from '../../lib/config';
+import { runLocalCycle } from '../../local/cycle';
+
+const config = loadConfig(path.resolve(__dirname, '../../lifeboat.config.ts'));
+
+test('a whole cycle: backup run, offsite copy, drill from offsite, status, heartbeats', async () => {
+  const lines: string[] = [];
+  const code = await runLocalCycle({ config, log: (line) => lines.push(line) });
+  const output = lines.join('\n');
+  expect(output).toMatch(/Execution SUCCEEDED in/);
+  expect(output).toContain('local replicator (stands in for S3 Cross-Region Replication)');
+  expect(output).toMatch(/measured RTO [\d.]+ s \(target 1h\): OK/);
+  expect(output).toMatch(/Heartbeat \(local monitor for each heartbeat URL\): POST \{"event":"start"/);
+  expect(output).toMatch(/Heartbeat \(local monitor for each heartbeat URL\): POST \{"event":"success","source":"orders"/);
+  expect(output).toContain('SNS: nothing published to the alarm topic');
+  expect(output).toMatch(/^orders\s+tier1\s+\d{8}T\d{6}Z .* OK$/m);
+  expect(code).toBe(0);
+}, 120_000);
