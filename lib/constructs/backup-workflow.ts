@@ -325,16 +325,24 @@ export class BackupWorkflow extends Construct {
       runId: sfn.JsonPath.stringAt('$.dump.runId'),
       bucket: sfn.JsonPath.stringAt('$.dump.bucket'),
     };
-    const verifyState = new tasks.LambdaInvoke(scope, 'Verify', {
-      taskTimeout: sfn.Timeout.duration(Duration.minutes(15)),
-      lambdaFunction: verify,
-      payload: sfn.TaskInput.fromObject(verifyPayload),
-      payloadResponseOnly: true,
-      resultPath: '$.verification',
-      retryOnServiceExceptions: false,
-    });
-    verifyState.addRetry({ errors: LAMBDA_SERVICE_ERRORS, interval: Duration.seconds(5), maxAttempts: 3, backoffRate: 2 });
-    verifyState.addCatch(onFailure('Verify'), { errors: ['States.ALL'], resultPath: '$.failure' });
+    /**
+     * A Lambda step whose result lands at `resultPath`: retried only on Lambda's own service
+     * errors (the function's errors are verdicts, not glitches), every failure caught.
+     */
+    const lambdaStep = (name: string, fn: lambda.IFunction, payload: Record<string, unknown>, resultPath: string, timeout: Duration) => {
+      const step = new tasks.LambdaInvoke(scope, name, {
+        taskTimeout: sfn.Timeout.duration(timeout),
+        lambdaFunction: fn,
+        payload: sfn.TaskInput.fromObject(payload),
+        payloadResponseOnly: true,
+        resultPath,
+        retryOnServiceExceptions: false,
+      });
+      step.addRetry({ errors: LAMBDA_SERVICE_ERRORS, interval: Duration.seconds(5), maxAttempts: 3, backoffRate: 2 });
+      step.addCatch(onFailure(name), { errors: ['States.ALL'], resultPath: '$.failure' });
+      return step;
+    };
+    const verifyState = lambdaStep('Verify', verify, verifyPayload, '$.verification', Duration.minutes(15));
 
     const verifyOnFargate = new sfn.CustomState(scope, 'VerifyOnFargate', {
       stateJson: {
@@ -365,27 +373,10 @@ export class BackupWorkflow extends Construct {
     verifyOnFargate.addRetry({ errors: ['ECS.AmazonECSException'], interval: Duration.minutes(1), maxAttempts: 2, backoffRate: 2 });
     verifyOnFargate.addCatch(onFailure('VerifyOnFargate'), { errors: ['States.ALL'], resultPath: '$.failure' });
 
-    const commitState = new tasks.LambdaInvoke(scope, 'Commit', {
-      taskTimeout: sfn.Timeout.duration(Duration.minutes(2)),
-      lambdaFunction: commit,
-      payload: sfn.TaskInput.fromObject({ dump: sfn.JsonPath.objectAt('$.dump'), verification: sfn.JsonPath.objectAt('$.verification') }),
-      payloadResponseOnly: true,
-      resultPath: '$.commit',
-      retryOnServiceExceptions: false,
-    });
-    commitState.addRetry({ errors: LAMBDA_SERVICE_ERRORS, interval: Duration.seconds(5), maxAttempts: 3, backoffRate: 2 });
-    commitState.addCatch(onFailure('Commit'), { errors: ['States.ALL'], resultPath: '$.failure' });
-
-    const awaitOffsiteState = new tasks.LambdaInvoke(scope, 'AwaitOffsite', {
-      taskTimeout: sfn.Timeout.duration(Duration.minutes(2)),
-      lambdaFunction: awaitOffsite,
-      payload: sfn.TaskInput.fromObject({ dump: sfn.JsonPath.objectAt('$.dump'), offsite: sfn.JsonPath.objectAt('$.offsite') }),
-      payloadResponseOnly: true,
-      resultPath: '$.offsite',
-      retryOnServiceExceptions: false,
-    });
-    awaitOffsiteState.addRetry({ errors: LAMBDA_SERVICE_ERRORS, interval: Duration.seconds(5), maxAttempts: 3, backoffRate: 2 });
-    awaitOffsiteState.addCatch(onFailure('AwaitOffsite'), { errors: ['States.ALL'], resultPath: '$.failure' });
+    const commitState = lambdaStep('Commit', commit,
+      { dump: sfn.JsonPath.objectAt('$.dump'), verification: sfn.JsonPath.objectAt('$.verification') }, '$.commit', Duration.minutes(2));
+    const awaitOffsiteState = lambdaStep('AwaitOffsite', awaitOffsite,
+      { dump: sfn.JsonPath.objectAt('$.dump'), offsite: sfn.JsonPath.objectAt('$.offsite') }, '$.offsite', Duration.minutes(2));
     const waitForOffsite = new sfn.Wait(scope, 'WaitForOffsite', {
       time: sfn.WaitTime.duration(props.offsitePollInterval ?? Duration.seconds(60)),
     });
