@@ -19,8 +19,8 @@ import type { DrillReport } from '../lib/domain/drill-report';
 import { drillReportKey } from '../lib/domain/layout';
 import { runDrill, type RunDrillOptions } from '../lib/drill/run-drill';
 import { drillJobFromEnv, type DrillJob } from './drill-job';
-import { abortOnTermination } from './signals';
-import { EXIT, runTask, type TaskTokenClient } from './task-token';
+import { containerMain, exitWithMain } from './signals';
+import { runTask, type TaskTokenClient } from './task-token';
 
 export interface DrillWorkerDeps {
   /** Client of the primary bucket's region. */
@@ -111,23 +111,14 @@ export async function runDrillJob(job: DrillJob, deps: DrillWorkerDeps = {}): Pr
 }
 
 /** The container entrypoint (`node /app/drill.js`): the job comes from the environment. */
-export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  let job: DrillJob;
-  try {
-    job = drillJobFromEnv(env);
-  } catch (error) {
-    console.error((error as Error).message);
-    return EXIT.invalidInput;
-  }
-  const signal = abortOnTermination('the restore drill (the throwaway server is stopped, a report is still written)');
-  const outcome = await runDrillJob(job, { signal });
-  if (outcome.report) console.log(JSON.stringify(drillSummary(outcome.report, job.bucket)));
-  return outcome.code;
-}
-
-if (require.main === module) {
-  main().then((code) => process.exit(code), (error: unknown) => {
-    console.error(`unexpected failure: ${(error as Error).name}`);
-    process.exit(EXIT.failed);
+export function main(env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  return containerMain({
+    env,
+    parse: drillJobFromEnv,
+    what: 'the restore drill (the throwaway server is stopped, a report is still written)',
+    run: (job, signal) => runDrillJob(job, { signal }),
+    summary: (outcome, job) => outcome.report && drillSummary(outcome.report, job.bucket),
   });
 }
+
+exitWithMain(module, main);

@@ -6,7 +6,7 @@ import { manifestKey } from '../lib/domain/layout';
 import type { Manifest } from '../lib/domain/manifest';
 import { jobFromEnv, type BackupJob } from './job';
 import { runBackup, type BackupProgress } from './run-backup';
-import { abortOnTermination } from './signals';
+import { containerMain, exitWithMain } from './signals';
 import { EXIT, runTask, type TaskTokenClient } from './task-token';
 
 export { EXIT };
@@ -87,23 +87,14 @@ function withDeadline(signal: AbortSignal, deadlineSeconds: number | undefined):
 }
 
 /** The container entrypoint: the job comes from the environment ECS sets. */
-export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  let job: BackupJob;
-  try {
-    job = jobFromEnv(env);
-  } catch (error) {
-    console.error((error as Error).message);
-    return EXIT.invalidInput;
-  }
-  const signal = abortOnTermination('the backup run (the upload is aborted, nothing is committed)');
-  const outcome = await runJob(job, { signal });
-  if (outcome.manifest) console.log(JSON.stringify(manifestSummary(outcome.manifest, job.bucket)));
-  return outcome.code;
-}
-
-if (require.main === module) {
-  main().then((code) => process.exit(code), (error: unknown) => {
-    console.error(`unexpected failure: ${(error as Error).name}`);
-    process.exit(EXIT.failed);
+export function main(env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  return containerMain({
+    env,
+    parse: jobFromEnv,
+    what: 'the backup run (the upload is aborted, nothing is committed)',
+    run: (job, signal) => runJob(job, { signal }),
+    summary: (outcome, job) => outcome.manifest && manifestSummary(outcome.manifest, job.bucket),
   });
 }
+
+exitWithMain(module, main);

@@ -1,4 +1,5 @@
 import { lifeboatError } from '../lib/domain/errors';
+import { EXIT } from './task-token';
 
 /**
  * An abort signal for SIGTERM (ECS stopping the task) and SIGINT: the work aborts with
@@ -14,4 +15,40 @@ export function abortOnTermination(what: string, log: (line: string) => void = c
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
   return stop.signal;
+}
+
+/**
+ * A container entry point: the job from the environment (invalid → exit 2, the message on
+ * stderr), the work under SIGTERM/SIGINT handling, the outcome's summary as one JSON line on
+ * stdout, and its exit code.
+ */
+export async function containerMain<J, O extends { readonly code: number }>(opts: {
+  readonly env: NodeJS.ProcessEnv;
+  readonly parse: (env: NodeJS.ProcessEnv) => J;
+  /** What SIGTERM stops, for the log line. */
+  readonly what: string;
+  readonly run: (job: J, signal: AbortSignal) => Promise<O>;
+  readonly summary: (outcome: O, job: J) => unknown;
+}): Promise<number> {
+  let job: J;
+  try {
+    job = opts.parse(opts.env);
+  } catch (error) {
+    console.error((error as Error).message);
+    return EXIT.invalidInput;
+  }
+  const outcome = await opts.run(job, abortOnTermination(opts.what));
+  const summary = opts.summary(outcome, job);
+  if (summary !== undefined) console.log(JSON.stringify(summary));
+  return outcome.code;
+}
+
+/** Runs `main` when the module is the process's entry, and exits with its code. */
+export function exitWithMain(module: NodeJS.Module, main: () => Promise<number>): void {
+  if (require.main !== module) return;
+  main().then((code) => process.exit(code), (error: unknown) => {
+    // Only the name: a message could hold what the job was given.
+    console.error(`unexpected failure: ${(error as Error).name}`);
+    process.exit(EXIT.failed);
+  });
 }

@@ -15,8 +15,8 @@ import { lifeboatError } from '../lib/domain/errors';
 import { isRunId } from '../lib/domain/run-id';
 import { DEFAULT_SUSPICIOUS_SHRINK } from '../lib/verify/size';
 import { runVerifyTask, type VerifyResult } from '../lib/verify/verify-task';
-import { abortOnTermination } from './signals';
-import { EXIT, runTask, type TaskTokenClient } from './task-token';
+import { containerMain, exitWithMain } from './signals';
+import { runTask, type TaskTokenClient } from './task-token';
 
 /** One verification of one run, from the environment the task definition and the state machine set. */
 export interface VerifyJob {
@@ -128,23 +128,14 @@ export async function runVerifyJob(job: VerifyJob, deps: VerifyWorkerDeps = {}):
 
 
 /** The container entrypoint (`node worker/verify-main.js`): the job comes from the environment. */
-export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  let job: VerifyJob;
-  try {
-    job = verifyJobFromEnv(env);
-  } catch (error) {
-    console.error((error as Error).message);
-    return EXIT.invalidInput;
-  }
-  const signal = abortOnTermination('the verification (no verdict is recorded)');
-  const outcome = await runVerifyJob(job, { signal });
-  if (outcome.result) console.log(JSON.stringify(outcome.result));
-  return outcome.code;
-}
-
-if (require.main === module) {
-  main().then((code) => process.exit(code), (error: unknown) => {
-    console.error(`unexpected failure: ${(error as Error).name}`);
-    process.exit(EXIT.failed);
+export function main(env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  return containerMain({
+    env,
+    parse: verifyJobFromEnv,
+    what: 'the verification (no verdict is recorded)',
+    run: (job, signal) => runVerifyJob(job, { signal }),
+    summary: (outcome) => outcome.result,
   });
 }
+
+exitWithMain(module, main);
