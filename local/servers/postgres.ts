@@ -3,9 +3,9 @@
  * port, the socket dir inside the temp dir. Never touches the machine's own PostgreSQL service.
  */
 import { spawn } from 'node:child_process';
-import { chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { delay, freePort, isRunning, makeTempDir, ManagedProcess, removeTempDir, run, unprivilegedUser } from './processes';
+import { chmodSync, chownSync, closeSync, cpSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { delay, freePort, isRunning, makeTempDir, ManagedProcess, removeTempDir, run, unprivilegedUser, type OsUser } from './processes';
 
 export interface PgServer {
   readonly host: string;
@@ -66,9 +66,39 @@ function clientBin(tool: string): string {
   return existsSync(own) ? own : tool;
 }
 
+/** Whether `user` can reach `path` through every directory above it (their x bits). */
+function reachableBy(path: string, user: OsUser): boolean {
+  for (let dir = dirname(path); ; dir = dirname(dir)) {
+    const { uid, gid, mode } = statSync(dir);
+    const bit = uid === user.uid ? 0o100 : gid === user.gid ? 0o010 : 0o001;
+    if ((mode & bit) === 0) return false;
+    if (dir === dirname(dir)) return true;
+  }
+}
+
+const reachableCopies = new Map<string, string>();
+
+/**
+ * The server runs as the unprivileged user, which may not reach binaries inside a private
+ * checkout (a clone under a 0700 temp dir, as CI may make). Then the installation (bin/ and
+ * its lib/ and share/ siblings) is copied once per process into a directory it can reach.
+ */
+function binDirReachableBy(binDir: string, user: OsUser | undefined): string {
+  if (!user || reachableBy(join(binDir, 'postgres'), user)) return binDir;
+  let copy = reachableCopies.get(binDir);
+  if (!copy) {
+    const root = makeTempDir('pg-install');
+    chmodSync(root, 0o755);
+    cpSync(dirname(binDir), root, { recursive: true, verbatimSymlinks: true });
+    copy = join(root, basename(binDir));
+    reachableCopies.set(binDir, copy);
+  }
+  return copy;
+}
+
 export async function startPostgres(opts: StartPostgresOptions = {}): Promise<PgServer> {
-  const binDir = opts.binDir ?? defaultPgBinDir();
   const owner = unprivilegedUser('postgres');
+  const binDir = binDirReachableBy(opts.binDir ?? defaultPgBinDir(), owner);
   const dir = makeTempDir('pg');
   const dataDir = join(dir, 'data');
   const socketDir = join(dir, 'sock');
