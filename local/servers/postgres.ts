@@ -3,7 +3,9 @@
  * port, the socket dir inside the temp dir. Never touches the machine's own PostgreSQL service.
  */
 import { spawn } from 'node:child_process';
-import { chmodSync, chownSync, closeSync, cpSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { chmodSync, chownSync, closeSync, cpSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { delay, freePort, isRunning, makeTempDir, ManagedProcess, removeTempDir, run, unprivilegedUser, type OsUser } from './processes';
 
@@ -76,24 +78,27 @@ function reachableBy(path: string, user: OsUser): boolean {
   }
 }
 
-const reachableCopies = new Map<string, string>();
-
 /**
  * The server runs as the unprivileged user, which may not reach binaries inside a private
  * checkout (a clone under a 0700 temp dir, as CI may make). Then the installation (bin/ and
- * its lib/ and share/ siblings) is copied once per process into a directory it can reach.
+ * its lib/ and share/ siblings) is copied to a cache directory under the system temp dir,
+ * one per installation path, shared by every test process (copied aside, then renamed into
+ * place, so concurrent processes never see half a copy).
  */
 function binDirReachableBy(binDir: string, user: OsUser | undefined): string {
   if (!user || reachableBy(join(binDir, 'postgres'), user)) return binDir;
-  let copy = reachableCopies.get(binDir);
-  if (!copy) {
-    const root = makeTempDir('pg-install');
-    chmodSync(root, 0o755);
-    cpSync(dirname(binDir), root, { recursive: true, verbatimSymlinks: true });
-    copy = join(root, basename(binDir));
-    reachableCopies.set(binDir, copy);
+  const cache = join(tmpdir(), `lifeboat-pg-install-${createHash('sha256').update(binDir).digest('hex').slice(0, 12)}`);
+  if (!existsSync(join(cache, basename(binDir), 'postgres'))) {
+    const staging = `${cache}.${process.pid}`;
+    cpSync(dirname(binDir), staging, { recursive: true, verbatimSymlinks: true });
+    chmodSync(staging, 0o755);
+    try {
+      renameSync(staging, cache);
+    } catch {
+      rmSync(staging, { recursive: true, force: true }); // another process was first
+    }
   }
-  return copy;
+  return join(cache, basename(binDir));
 }
 
 export async function startPostgres(opts: StartPostgresOptions = {}): Promise<PgServer> {
