@@ -28,6 +28,12 @@ export interface PgServer {
   createDatabase(name: string): Promise<void>;
   /** Signals the postmaster (default SIGKILL, to simulate a crash); `stop()` still cleans up. */
   kill(signal?: NodeJS.Signals): void;
+  /**
+   * SIGKILLs the postmaster and every backend at once, as when the host dies. Unlike `kill()`,
+   * no backend outlives it: a backend notices its postmaster's death only while it waits, so one
+   * streaming a COPY to a fast reader would otherwise finish the dump.
+   */
+  crash(): void;
   /** Fast shutdown by pid, waits for the exit, removes the temp dir. Idempotent. */
   stop(): Promise<void>;
 }
@@ -234,6 +240,9 @@ function makeServer(managed: ManagedProcess, port: number, version: number, data
     },
     kill(signal: NodeJS.Signals = 'SIGKILL'): void {
       managed.kill(signal);
+    },
+    crash(): void {
+      managed.killTree();
     },
     stop(): Promise<void> {
       // SIGINT is PostgreSQL's "fast" shutdown: roll back open transactions, exit cleanly.

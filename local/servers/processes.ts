@@ -9,7 +9,7 @@
  *   being killed (a jest worker SIGKILLed on timeout never runs 'exit' handlers).
  */
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -144,6 +144,16 @@ export function exited(child: ChildProcess): Promise<void> {
  * A server process whose lifetime is bound to this test process: `stop` sends `signal`, waits
  * up to `graceMs` for the exit and SIGKILLs after that. Idempotent.
  */
+/** Direct children of `pid`, from /proc (Linux). */
+function childPids(pid: number): number[] {
+  const pids: number[] = [];
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    const children = readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim();
+    if (children) pids.push(...children.split(/\s+/).map(Number));
+  }
+  return pids;
+}
+
 export class ManagedProcess {
   private stopping: Promise<void> | undefined;
   private readonly entry: Tracked;
@@ -176,6 +186,19 @@ export class ManagedProcess {
 
   kill(signal: NodeJS.Signals = 'SIGKILL'): void {
     if (this.running) process.kill(this.pid, signal);
+  }
+
+  /** SIGKILLs this process and its direct children together (children first: no reparenting race). */
+  killTree(): void {
+    if (!this.running) return;
+    for (const pid of childPids(this.pid)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // Exited in the meantime.
+      }
+    }
+    process.kill(this.pid, 'SIGKILL');
   }
 
   stop(signal: NodeJS.Signals, graceMs = 10_000): Promise<void> {

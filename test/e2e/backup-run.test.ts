@@ -193,7 +193,7 @@ describe('faults', () => {
       await execute('bulky', pgTarget(victim)); // an earlier verified run
       const before = await verifiedRunsSnapshot('bulky');
       expect(Object.keys(before).length).toBeGreaterThan(0);
-      const result = await execute('bulky', pgTarget(victim), { duringDump: async () => victim.kill('SIGKILL') });
+      const result = await execute('bulky', pgTarget(victim), { duringDump: async () => victim.crash() });
       await expectFailedRun('bulky', result, 'Dump', /^(DumpFailed|SourceUnreachable)$/, before);
       expect(result.history.rows.find((row) => row.state === 'Dump')?.retries).toBe(2);
       expect(await listKeys(stack.services.s3, stack.services.primaryBucket, runPrefix('bulky', result.runId))).toEqual([]);

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { startMariaDb } from '../harness/mariadb';
@@ -15,6 +15,15 @@ function alive(pid: number): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+function runningState(pid: number): 'gone' | 'running' {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z') ? 'gone' : 'running';
+  } catch {
+    return 'gone';
   }
 }
 
@@ -70,6 +79,25 @@ describe('PostgreSQL harness', () => {
     pg.kill();
     await expect(pg.psql('SELECT 1;')).rejects.toThrow(/psql on port/);
     await Promise.all([pg.stop(), pg.stop()]);
+    expect(alive(pg.pid)).toBe(false);
+    expect(existsSync(pg.dataDir)).toBe(false);
+  });
+
+  test('crash() kills the postmaster and its backends together; a busy backend does not outlive it', async () => {
+    const pg = await startPostgres();
+    // A backend that never waits: it would not notice a dead postmaster on its own.
+    const busy = 'SELECT count(*) FROM generate_series(1, 10000000000);';
+    const client = spawn('psql', ['-XAtq', '-c', busy], { env: { ...process.env, ...pg.env }, stdio: 'ignore' });
+    let backend = '';
+    while (!backend) {
+      backend = (await pg.psql("SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT count(*) FROM generate_series%' AND pid <> pg_backend_pid();")).trim();
+      if (!backend) await delay(20);
+    }
+    pg.crash();
+    await new Promise((resolve) => client.once('exit', resolve));
+    // Gone or a zombie waiting to be reaped: either way it runs no more.
+    expect(runningState(Number(backend))).toBe('gone');
+    await pg.stop();
     expect(alive(pg.pid)).toBe(false);
     expect(existsSync(pg.dataDir)).toBe(false);
   });

@@ -279,6 +279,18 @@ describe('PostgreSQL engine on PostgreSQL 15', () => {
   });
 });
 
+/** Polls pg_stat_activity until a backend streaming a COPY of `database` waits on its client. */
+async function waitForBackendBlockedOnWrite(server: PgServer, database: string): Promise<void> {
+  const sql =
+    "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'ClientWrite' " +
+    `AND datname = '${database}' AND query LIKE 'COPY %';`;
+  for (let attempt = 0; attempt < 600; attempt++) {
+    if ((await server.psql(sql)).trim() === '1') return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`no backend of ${database} blocked on ClientWrite after 600 polls`);
+}
+
 describe('PostgreSQL engine: the server dies mid-dump', () => {
   let pg: PgServer;
   beforeAll(async () => {
@@ -305,7 +317,10 @@ describe('PostgreSQL engine: the server dies mid-dump', () => {
     // Read one chunk, then stop reading: pg_dump blocks mid-table on back-pressure.
     const first = await new Promise<Buffer>((resolve) => dump.stdout.once('data', resolve));
     dump.stdout.pause();
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // A backend notices its postmaster's death only while it waits. Kill once it is blocked
+    // writing the COPY to pg_dump; a fixed delay raced on a loaded machine (the backend had not
+    // filled the buffers yet, then streamed to the end without ever waiting again).
+    await waitForBackendBlockedOnWrite(pg, 'big');
     pg.kill('SIGKILL');
     let bytes = first.length;
     dump.stdout.on('data', (chunk: Buffer) => (bytes += chunk.length));

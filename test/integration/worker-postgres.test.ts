@@ -191,7 +191,7 @@ describe('faults: a non-zero exit, an error naming the cause, nothing at the run
       const progress: BackupProgress = { phase: 'preflight', bytesUploaded: 0 };
       const outcome = runJob(job(runId, victim), { s3: s3.client(), progress, log: () => undefined });
       while (progress.phase !== 'dump' || progress.bytesUploaded === 0) await delay(5);
-      victim.kill('SIGKILL');
+      victim.crash();
       const result = await outcome;
       expect(result.code).toBe(1);
       expect(result.error?.name).toBe('DumpFailed');
