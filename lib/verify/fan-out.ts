@@ -70,6 +70,41 @@ export class WritableConsumer implements Consumer {
   }
 }
 
+/**
+ * Gathers small chunks into writes of about `batchBytes` for a consumer whose cost is per
+ * write rather than per byte. Holds at most `batchBytes` (copied: the reader may reuse its
+ * chunks) in addition to what the inner consumer holds.
+ */
+export class CoalescingConsumer implements Consumer {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+
+  constructor(
+    private readonly inner: Consumer,
+    private readonly batchBytes: number,
+  ) {}
+
+  write(chunk: Buffer): Promise<void> | undefined {
+    if (this.pendingBytes === 0 && chunk.length >= this.batchBytes) return this.inner.write(chunk);
+    this.pending.push(Buffer.from(chunk));
+    this.pendingBytes += chunk.length;
+    return this.pendingBytes >= this.batchBytes ? this.flush() : undefined;
+  }
+
+  end(): void {
+    void this.flush();
+    this.inner.end();
+  }
+
+  private flush(): Promise<void> | undefined {
+    if (this.pendingBytes === 0) return undefined;
+    const batch = this.pending.length === 1 ? (this.pending[0] as Buffer) : Buffer.concat(this.pending, this.pendingBytes);
+    this.pending = [];
+    this.pendingBytes = 0;
+    return this.inner.write(batch);
+  }
+}
+
 export interface FanOutResult {
   readonly bytes: number;
   readonly sha256: string;

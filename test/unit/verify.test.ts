@@ -4,6 +4,7 @@
  */
 import { constants as zlibConstants, zstdCompressSync } from 'node:zlib';
 import { judgeSize, median, MIN_PREVIOUS_SIZES, TRAILING_RUNS } from '../../lib/verify/size';
+import { CoalescingConsumer, type Consumer } from '../../lib/verify/fan-out';
 import { readBacktickIdentifier, SqlDumpScanner, ZstdFrameTracker } from '../../lib/verify/sql-dump';
 import { diffTableSets, parseTocLine, pgDisplayName, splitQualified, summarizeToc } from '../../lib/verify/toc';
 
@@ -270,5 +271,62 @@ describe('suspicious size', () => {
 
   test.each([-0.1, 1.5, Number.NaN])('shrink %d is refused', (shrink) => {
     expect(() => judgeSize(1, [1, 1, 1], shrink)).toThrow(RangeError);
+  });
+});
+
+describe('coalescing consumer (decompressor input in ~1 MiB writes)', () => {
+  function recorder(wait?: Promise<void>) {
+    const writes: Buffer[] = [];
+    let ended = false;
+    const consumer: Consumer = {
+      write: (chunk) => {
+        writes.push(Buffer.from(chunk));
+        return wait;
+      },
+      end: () => {
+        ended = true;
+      },
+    };
+    return { consumer, writes, ended: () => ended };
+  }
+
+  test('small chunks reach the consumer as batches of at least the batch size, in order, with nothing lost', () => {
+    const inner = recorder();
+    const coalescing = new CoalescingConsumer(inner.consumer, 1000);
+    const input = Array.from({ length: 25 }, (_, i) => Buffer.alloc(150, i));
+    for (const chunk of input) coalescing.write(chunk);
+    coalescing.end();
+    expect(inner.writes.map((w) => w.length)).toEqual([1050, 1050, 1050, 600]);
+    expect(Buffer.concat(inner.writes)).toEqual(Buffer.concat(input));
+    expect(inner.ended()).toBe(true);
+  });
+
+  test('a chunk at least as large as a batch passes through uncopied when nothing is pending', () => {
+    const inner = recorder();
+    const coalescing = new CoalescingConsumer(inner.consumer, 100);
+    const big = Buffer.alloc(500, 7);
+    coalescing.write(big);
+    expect(inner.writes).toEqual([big]);
+  });
+
+  test('pending bytes are copied: a reader reusing its chunk memory does not change them', () => {
+    const inner = recorder();
+    const coalescing = new CoalescingConsumer(inner.consumer, 100);
+    const reused = Buffer.alloc(60, 1);
+    coalescing.write(reused);
+    reused.fill(2);
+    coalescing.write(reused);
+    expect(inner.writes[0]).toEqual(Buffer.concat([Buffer.alloc(60, 1), Buffer.alloc(60, 2)]));
+  });
+
+  test("the inner consumer's back-pressure reaches the reader on the batch's write", async () => {
+    let release: () => void = () => undefined;
+    const inner = recorder(new Promise<void>((resolve) => (release = resolve)));
+    const coalescing = new CoalescingConsumer(inner.consumer, 100);
+    expect(coalescing.write(Buffer.alloc(50))).toBeUndefined();
+    const wait = coalescing.write(Buffer.alloc(50));
+    expect(wait).toBeInstanceOf(Promise);
+    release();
+    await wait;
   });
 });
