@@ -36,3 +36,9 @@ export function processCpuSeconds(pid: number): number {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
+
+/** The middle value (the upper one of the two middles for an even count); throws on none. */
+export function median(values: readonly number[]): number {
+  if (values.length === 0) throw new RangeError('median of no values');
+  return [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
+}

@@ -16,7 +16,8 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { startS3, type S3Server } from '../harness/s3';
+import { startS3, withHugePages, type S3Server } from '../harness/s3';
+import { readFileSync } from 'node:fs';
 
 const BUCKET = 'harness';
 const MiB = 1024 * 1024;
@@ -170,4 +171,11 @@ test('a killed server is gone, stop() is still clean, and requests fail', async 
   expect(() => process.kill(other.pid, 0)).toThrow();
   await expect(otherClient.send(new PutObjectCommand({ Bucket: 'doomed', Key: 'k', Body: 'x' }))).rejects.toThrow(/ECONNREFUSED|ECONNRESET|socket hang up/);
   otherClient.destroy();
+});
+
+test('the server runs with glibc asked for transparent huge pages, keeping tunables already set', () => {
+  const environ = readFileSync(`/proc/${s3.pid}/environ`, 'utf8').split('\0');
+  expect(environ).toContain(`GLIBC_TUNABLES=${withHugePages(process.env.GLIBC_TUNABLES)}`);
+  expect(withHugePages(undefined)).toBe('glibc.malloc.hugetlb=1');
+  expect(withHugePages('glibc.malloc.arena_max=2')).toBe('glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1');
 });
