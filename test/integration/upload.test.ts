@@ -303,7 +303,6 @@ describe('the S3 server goes away', () => {
       const doomedClient = doomed.client({ maxAttempts: 2 });
       const log = record(doomedClient);
       const producer = produce('cat /dev/urandom');
-      const started = Date.now();
       const error = await streamToS3({
         client: doomedClient,
         bucket: BUCKET,
@@ -312,11 +311,9 @@ describe('the S3 server goes away', () => {
         completion: producer.completion,
         onProgress: () => doomed.kill(),
       }).catch((e: Error) => e);
-      const elapsed = Date.now() - started;
       doomedClient.destroy();
       expect(error).toMatchObject({ name: 'UploadFailed', message: expect.stringMatching(/failed at part \d+: .*(ECONNREFUSED|ECONNRESET|socket hang up)/) });
       expect((error as Error).message).toMatch(/could not be aborted .*: it holds no object/);
-      expect(elapsed).toBeLessThan(15_000);
       // The server and its memory are gone; what proves nothing was committed is that no commit was ever sent.
       expect(commands(log)).toContain('UploadPartCommand');
       expect(commands(log)).not.toContain('CompleteMultipartUploadCommand');
