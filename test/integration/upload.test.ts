@@ -163,6 +163,31 @@ test.each([
   expect(log[0].headers['if-none-match']).toBe('*');
 });
 
+test('parts reuse at most concurrency + 1 buffers, and every part is byte-exact', async () => {
+  const key = 'reuse/app.pgdump';
+  const recording = s3.client();
+  const bodies = new Set<ArrayBufferLike>();
+  recording.middlewareStack.add(
+    (next) => async (args) => {
+      const body = (args.input as { Body?: unknown }).Body;
+      if (Buffer.isBuffer(body)) bodies.add(body.buffer);
+      return next(args);
+    },
+    { step: 'initialize', name: 'recordBodies' },
+  );
+  // 8 parts of 8 MiB (no size hint), 2 in flight: a buffer filled again before S3 had stored
+  // its part would change the object's bytes.
+  const sent = randomBytes(60 * 1024 * 1024);
+  const chunks = Array.from({ length: sent.length / 65536 }, (_, i) => sent.subarray(i * 65536, (i + 1) * 65536));
+  const result = await streamToS3({
+    client: recording, bucket: BUCKET, key, body: Readable.from(chunks), completion: Promise.resolve(), concurrency: 2,
+  });
+  recording.destroy();
+  expect(result).toMatchObject({ bytes: sent.length, parts: 8, sha256: sha256(sent) });
+  expect(sha256(await objectBytes(key))).toBe(sha256(sent));
+  expect(bodies.size).toBeLessThanOrEqual(3);
+});
+
 describe('a failing producer leaves nothing behind', () => {
   test.each([
     ['after writing everything (12 MB, 3 parts)', 'head -c 12000000 /dev/urandom; exit 3', 'producer exited with 3', true],
