@@ -8,6 +8,7 @@ import {
   runClient,
   StderrTail,
   tableMatcher,
+  withStdoutBuffer,
 } from '../../worker/engines/common';
 import {
   chooseMysqlCompression,
@@ -452,6 +453,35 @@ describe('secrets and child plumbing', () => {
   });
 
   const base = { env: childEnv({}), secrets: [SECRET], killed: () => false };
+
+  test('a larger stdout buffer goes through stdbuf, only when stdbuf and the client exist', () => {
+    const sh = resolveClient('sh');
+    const stdbuf = resolveClient('stdbuf');
+    expect(withStdoutBuffer(sh, ['-c', 'true'], 1048576)).toEqual([stdbuf, ['--output=1048576', sh, '-c', 'true']]);
+    expect(withStdoutBuffer(sh, ['-c', 'true'], undefined)).toEqual([sh, ['-c', 'true']]);
+    // A client that cannot start must fail to spawn ("cannot start"), not become stdbuf's exit 127.
+    expect(withStdoutBuffer('/nonexistent/pg_dump', ['-V'], 1048576)).toEqual(['/nonexistent/pg_dump', ['-V']]);
+    expect(withStdoutBuffer(sh, ['-c', 'true'], 1048576, '/nonexistent')).toEqual([sh, ['-c', 'true']]);
+  });
+
+  test('through stdbuf, a client writing with stdio delivers the same bytes and exit status', async () => {
+    const out = new PassThrough();
+    const chunks: Buffer[] = [];
+    out.on('data', (chunk: Buffer) => chunks.push(chunk));
+    const { done } = runClient({
+      ...base,
+      label: 'awk',
+      path: resolveClient('awk'),
+      args: ['BEGIN { for (i = 0; i < 200000; i++) print i; exit 3 }'],
+      out,
+      stdoutBufferBytes: 1048576,
+    });
+    await expect(done).rejects.toMatchObject({ name: 'DumpFailed', message: 'awk exited with code 3' });
+    const lines = Buffer.concat(chunks).toString('utf8').trimEnd().split('\n');
+    expect(lines).toHaveLength(200000);
+    expect(lines[199999]).toBe('199999');
+  });
+
 
   test('exit code ≠ 0 → DumpFailed with the last stderr lines, password redacted', async () => {
     const out = new PassThrough();

@@ -24,6 +24,7 @@ import {
   childEnv,
   clientVersionLine,
   deferred,
+  DUMP_STDOUT_BUFFER_BYTES,
   findClient,
   formatCompression,
   parseCompression,
@@ -488,6 +489,7 @@ export function startDump(target: DumpTarget, options: DumpOptions): DumpProcess
           out,
           secrets: [target.password],
           killed: () => killed,
+          stdoutBufferBytes: DUMP_STDOUT_BUFFER_BYTES,
         });
         child = running.child;
         if (locked) {

@@ -18,6 +18,7 @@ import {
   childEnv,
   clientVersionLine,
   deferred,
+  DUMP_STDOUT_BUFFER_BYTES,
   formatCompression,
   parseCompression,
   quiet,
@@ -392,6 +393,7 @@ export function startDump(target: DumpTarget, options: DumpOptions): DumpProcess
         out,
         secrets: [target.password],
         killed: () => killed,
+        stdoutBufferBytes: DUMP_STDOUT_BUFFER_BYTES,
       });
       child = running.child;
 
