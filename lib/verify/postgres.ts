@@ -10,6 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants as fsConstants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { lifeboatError } from '../domain/errors';
+import { CLIENT_PIPE_BUFFER_BYTES, withStdioBuffers } from '../process/stdio-buffers';
 import { WritableConsumer, type Consumer } from './fan-out';
 
 /** Directory holding pg_restore; when unset, pg_restore is taken from PATH. */
@@ -68,8 +69,9 @@ export interface PgArchiveChecks {
 }
 
 export function startPgArchiveChecks(pgRestorePath: string): PgArchiveChecks {
+  // pg_restore reads the archive from stdin with stdio: 1 MiB reads instead of 4 KiB ones.
   const spawnRestore = (args: string[], stdout: 'pipe' | 'ignore') =>
-    spawn(pgRestorePath, args, { env: childEnv(), stdio: ['pipe', stdout, 'pipe'] });
+    spawn(...withStdioBuffers(pgRestorePath, args, { input: CLIENT_PIPE_BUFFER_BYTES }), { env: childEnv(), stdio: ['pipe', stdout, 'pipe'] });
   const toc = spawnRestore(['--list'], 'pipe');
   const full = spawnRestore(['--file=/dev/null'], 'ignore');
   const tocDone = collect(toc);

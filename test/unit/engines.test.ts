@@ -8,7 +8,6 @@ import {
   runClient,
   StderrTail,
   tableMatcher,
-  withStdoutBuffer,
 } from '../../worker/engines/common';
 import {
   chooseMysqlCompression,
@@ -38,6 +37,7 @@ import {
   quotePgIdent,
   targetConninfo,
 } from '../../worker/engines/postgres';
+import { withStdioBuffers } from '../../lib/process/stdio-buffers';
 import { engineFor } from '../../worker/engines';
 import { EngineError, type DumpTarget } from '../../worker/engines/types';
 
@@ -454,14 +454,17 @@ describe('secrets and child plumbing', () => {
 
   const base = { env: childEnv({}), secrets: [SECRET], killed: () => false };
 
-  test('a larger stdout buffer goes through stdbuf, only when stdbuf and the client exist', () => {
+  test('larger stdio buffers go through stdbuf, only when stdbuf and the program exist', () => {
     const sh = resolveClient('sh');
     const stdbuf = resolveClient('stdbuf');
-    expect(withStdoutBuffer(sh, ['-c', 'true'], 1048576)).toEqual([stdbuf, ['--output=1048576', sh, '-c', 'true']]);
-    expect(withStdoutBuffer(sh, ['-c', 'true'], undefined)).toEqual([sh, ['-c', 'true']]);
+    expect(withStdioBuffers(sh, ['-c', 'true'], { output: 1048576 })).toEqual([stdbuf, ['--output=1048576', sh, '-c', 'true']]);
+    expect(withStdioBuffers(sh, ['-c', 'true'], { input: 65536, output: 1048576 })).toEqual([
+      stdbuf, ['--input=65536', '--output=1048576', sh, '-c', 'true'],
+    ]);
+    expect(withStdioBuffers(sh, ['-c', 'true'], {})).toEqual([sh, ['-c', 'true']]);
     // A client that cannot start must fail to spawn ("cannot start"), not become stdbuf's exit 127.
-    expect(withStdoutBuffer('/nonexistent/pg_dump', ['-V'], 1048576)).toEqual(['/nonexistent/pg_dump', ['-V']]);
-    expect(withStdoutBuffer(sh, ['-c', 'true'], 1048576, '/nonexistent')).toEqual([sh, ['-c', 'true']]);
+    expect(withStdioBuffers('/nonexistent/pg_dump', ['-V'], { output: 1048576 })).toEqual(['/nonexistent/pg_dump', ['-V']]);
+    expect(withStdioBuffers(sh, ['-c', 'true'], { output: 1048576 }, '/nonexistent')).toEqual([sh, ['-c', 'true']]);
   });
 
   test('through stdbuf, a client writing with stdio delivers the same bytes and exit status', async () => {

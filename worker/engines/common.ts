@@ -10,6 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import { EngineError } from './types';
 
 import { redact } from '../../lib/domain/errors';
+import { withStdioBuffers } from '../../lib/process/stdio-buffers';
 
 export { redact };
 
@@ -106,32 +107,11 @@ export interface RunClientOptions {
   /** True once the caller asked to stop: the failure then says "killed". */
   readonly killed: () => boolean;
   /**
-   * stdio buffer of the client's stdout, set through coreutils' `stdbuf` when it is on PATH.
-   * pg_dump and mariadb-dump write their output with stdio, which buffers a pipe in 4 KiB:
-   * a write system call, and a wake-up of this process, per 4 KiB.
+   * stdio buffer of the client's stdout, set through coreutils' `stdbuf` when it is on PATH
+   * (lib/process/stdio-buffers).
    * @default - the client's own buffering
    */
   readonly stdoutBufferBytes?: number;
-}
-
-/** Larger stdio output buffer for dump clients: 1 MiB, one write per MiB instead of per 4 KiB. */
-export const DUMP_STDOUT_BUFFER_BYTES = 1024 * 1024;
-
-/**
- * The argv that runs `path args` with a `bytes` stdout buffer: through stdbuf when it is on
- * PATH and `path` is executable (a client that cannot start must still fail to spawn, not make
- * stdbuf exit 127); otherwise the client itself.
- */
-export function withStdoutBuffer(path: string, args: readonly string[], bytes: number | undefined, pathEnv = process.env.PATH ?? ''): [string, string[]] {
-  if (bytes === undefined) return [path, [...args]];
-  let stdbuf: string;
-  try {
-    accessSync(path, fsConstants.X_OK);
-    stdbuf = resolveClient('stdbuf', undefined, pathEnv);
-  } catch {
-    return [path, [...args]];
-  }
-  return [stdbuf, [`--output=${bytes}`, path, ...args]];
 }
 
 /**
@@ -141,7 +121,7 @@ export function withStdoutBuffer(path: string, args: readonly string[], bytes: n
  */
 export function runClient(opts: RunClientOptions): RunningClient {
   const stderr = new StderrTail();
-  const [command, args] = withStdoutBuffer(opts.path, opts.args, opts.stdoutBufferBytes);
+  const [command, args] = withStdioBuffers(opts.path, opts.args, { output: opts.stdoutBufferBytes });
   const child = spawn(command, args, { env: opts.env, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk));
 

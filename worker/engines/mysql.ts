@@ -24,7 +24,6 @@ import {
   childEnv,
   clientVersionLine,
   deferred,
-  DUMP_STDOUT_BUFFER_BYTES,
   findClient,
   formatCompression,
   parseCompression,
@@ -35,6 +34,7 @@ import {
   tableMatcher,
   type Compression,
 } from './common';
+import { CLIENT_PIPE_BUFFER_BYTES } from '../../lib/process/stdio-buffers';
 import {
   DEFAULT_CONNECT_TIMEOUT_SECONDS,
   DEFAULT_EXACT_COUNT_MAX_BYTES,
@@ -489,7 +489,7 @@ export function startDump(target: DumpTarget, options: DumpOptions): DumpProcess
           out,
           secrets: [target.password],
           killed: () => killed,
-          stdoutBufferBytes: DUMP_STDOUT_BUFFER_BYTES,
+          stdoutBufferBytes: CLIENT_PIPE_BUFFER_BYTES,
         });
         child = running.child;
         if (locked) {

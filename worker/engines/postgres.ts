@@ -18,7 +18,6 @@ import {
   childEnv,
   clientVersionLine,
   deferred,
-  DUMP_STDOUT_BUFFER_BYTES,
   formatCompression,
   parseCompression,
   quiet,
@@ -28,6 +27,7 @@ import {
   tableMatcher,
   type Compression,
 } from './common';
+import { CLIENT_PIPE_BUFFER_BYTES } from '../../lib/process/stdio-buffers';
 import {
   DEFAULT_CONNECT_TIMEOUT_SECONDS,
   DEFAULT_EXACT_COUNT_MAX_BYTES,
@@ -393,7 +393,7 @@ export function startDump(target: DumpTarget, options: DumpOptions): DumpProcess
         out,
         secrets: [target.password],
         killed: () => killed,
-        stdoutBufferBytes: DUMP_STDOUT_BUFFER_BYTES,
+        stdoutBufferBytes: CLIENT_PIPE_BUFFER_BYTES,
       });
       child = running.child;
 
