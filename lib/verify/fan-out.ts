@@ -71,13 +71,14 @@ export class WritableConsumer implements Consumer {
 }
 
 /**
- * Gathers small chunks into writes of about `batchBytes` for a consumer whose cost is per
- * write rather than per byte. Holds at most `batchBytes` (copied: the reader may reuse its
- * chunks) in addition to what the inner consumer holds.
+ * Gathers small chunks into writes of exactly `batchBytes` (the last one shorter) for a
+ * consumer whose cost is per write rather than per byte. Chunks are copied once, into the
+ * batch (the reader may reuse its chunks); a batch is a new buffer each time, since the
+ * consumer may still hold the previous one.
  */
 export class CoalescingConsumer implements Consumer {
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
+  private batch: Buffer | undefined;
+  private filled = 0;
 
   constructor(
     private readonly inner: Consumer,
@@ -85,10 +86,17 @@ export class CoalescingConsumer implements Consumer {
   ) {}
 
   write(chunk: Buffer): Promise<void> | undefined {
-    if (this.pendingBytes === 0 && chunk.length >= this.batchBytes) return this.inner.write(chunk);
-    this.pending.push(Buffer.from(chunk));
-    this.pendingBytes += chunk.length;
-    return this.pendingBytes >= this.batchBytes ? this.flush() : undefined;
+    if (this.batch === undefined && chunk.length >= this.batchBytes) return this.inner.write(chunk);
+    let wait: Promise<void> | undefined;
+    let offset = 0;
+    while (offset < chunk.length) {
+      this.batch ??= Buffer.allocUnsafe(this.batchBytes);
+      const copied = chunk.copy(this.batch, this.filled, offset);
+      this.filled += copied;
+      offset += copied;
+      if (this.filled === this.batchBytes) wait = this.flush() ?? wait;
+    }
+    return wait;
   }
 
   end(): void {
@@ -97,10 +105,10 @@ export class CoalescingConsumer implements Consumer {
   }
 
   private flush(): Promise<void> | undefined {
-    if (this.pendingBytes === 0) return undefined;
-    const batch = this.pending.length === 1 ? (this.pending[0] as Buffer) : Buffer.concat(this.pending, this.pendingBytes);
-    this.pending = [];
-    this.pendingBytes = 0;
+    if (this.batch === undefined || this.filled === 0) return undefined;
+    const batch = this.filled === this.batchBytes ? this.batch : this.batch.subarray(0, this.filled);
+    this.batch = undefined;
+    this.filled = 0;
     return this.inner.write(batch);
   }
 }
