@@ -5,9 +5,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants as fsConstants } from 'node:fs';
 import { delimiter, isAbsolute, join } from 'node:path';
-import type { Readable, Writable } from 'node:stream';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { EngineError } from './types';
+import { EngineError, type ArtifactInfo, type DumpProcess, type RowCountConsistency, type TableCount } from './types';
 
 import { redact } from '../../lib/domain/errors';
 import { withStdioBuffers } from '../../lib/process/stdio-buffers';
@@ -153,6 +153,97 @@ export function runClient(opts: RunClientOptions): RunningClient {
     }
   });
   return { child, done };
+}
+
+/** What an engine's dump body gets from `startDumpProcess`. */
+export interface DumpRun {
+  /** The artifact stream the client writes into (`DumpProcess.stdout`). */
+  readonly out: PassThrough;
+  /** True once `kill()` was called. */
+  readonly killed: () => boolean;
+  /** The started client: `kill()` signals it from now on. */
+  started(child: { kill(signal?: NodeJS.Signals): boolean }): void;
+  /**
+   * Settles the row counts from `counting` while `running` dumps, and resolves once both are
+   * done; rejects with the client's failure. A client that fails before the counting ends
+   * calls `abortCounting` (closing the counting connection). A counting failure rejects the
+   * counts, not the dump.
+   */
+  countWhileDumping(
+    counting: Promise<{ tables: TableCount[]; consistency: RowCountConsistency }>,
+    running: RunningClient,
+    abortCounting: () => void,
+  ): Promise<void>;
+}
+
+/**
+ * The DumpProcess around an engine's `body`, which connects, starts the client and counts
+ * rows. Any failure of the body rejects `completion` (an EngineError as it is, anything else
+ * as a password-free `DumpFailed`) and the counts; the output stream is destroyed when no
+ * client was started to end it.
+ */
+export function startDumpProcess(opts: {
+  readonly password: string | undefined;
+  readonly artifact: ArtifactInfo;
+  readonly body: (run: DumpRun) => Promise<void>;
+}): DumpProcess {
+  const out = new PassThrough();
+  const tables = deferred<TableCount[]>();
+  const consistency = deferred<RowCountConsistency>();
+  let killed = false;
+  let child: { kill(signal?: NodeJS.Signals): boolean } | undefined;
+  const rejectCounts = (error: Error): void => {
+    tables.reject(error);
+    consistency.reject(error);
+  };
+
+  const run: DumpRun = {
+    out,
+    killed: () => killed,
+    started: (started) => {
+      child = started;
+    },
+    async countWhileDumping(counting, running, abortCounting) {
+      let counted = false;
+      const settled = counting.then(
+        (counts) => {
+          counted = true;
+          tables.resolve(counts.tables);
+          consistency.resolve(counts.consistency);
+        },
+        (err: unknown) => {
+          counted = true;
+          rejectCounts(new EngineError('DumpFailed', redact(`row counts failed: ${(err as Error).message}`, [opts.password])));
+        },
+      );
+      running.done.catch(() => {
+        if (!counted) abortCounting();
+      });
+      await settled;
+      await running.done;
+    },
+  };
+
+  const completion = quiet(
+    opts.body(run).catch((err: unknown) => {
+      const error =
+        err instanceof EngineError ? err : new EngineError('DumpFailed', redact(String((err as Error).message ?? err), [opts.password]));
+      rejectCounts(error);
+      if (child === undefined) out.destroy();
+      throw error;
+    }),
+  );
+  return {
+    stdout: out,
+    completion,
+    tables: tables.promise,
+    rowCountConsistency: consistency.promise,
+    kill(): void {
+      killed = true;
+      if (child !== undefined) child.kill('SIGTERM');
+    },
+    artifact: opts.artifact,
+  };
 }
 
 /** A promise whose rejection is never "unhandled": consumers may attach late, or never. */

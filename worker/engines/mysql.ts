@@ -18,21 +18,20 @@
  */
 import * as mysql from 'mysql2/promise';
 import { readFileSync } from 'node:fs';
-import { PassThrough } from 'node:stream';
 import { constants as zlibConstants, createGzip, createZstdCompress } from 'node:zlib';
 import {
   childEnv,
   clientVersionLine,
-  deferred,
   findClient,
   formatCompression,
   parseCompression,
-  quiet,
   redact,
   resolveClient,
   runClient,
+  startDumpProcess,
   tableMatcher,
   type Compression,
+  type DumpRun,
 } from './common';
 import { CLIENT_PIPE_BUFFER_BYTES } from '../../lib/process/stdio-buffers';
 import {
@@ -47,7 +46,6 @@ import {
   type DumpProcess,
   type DumpTarget,
   type Preflight,
-  type RowCountConsistency,
   type TableCount,
   type TlsOptions,
 } from './types';
@@ -435,13 +433,7 @@ export function startDump(target: DumpTarget, options: DumpOptions): DumpProcess
   const maxBytes = options.exactCountMaxBytes ?? DEFAULT_EXACT_COUNT_MAX_BYTES;
   const mode = options.rowCountConsistency ?? 'separate-snapshot';
   const warn = options.onWarning ?? (() => undefined);
-  const out = new PassThrough();
-  const tables = deferred<TableCount[]>();
-  const consistency = deferred<RowCountConsistency>();
-  let killed = false;
-  let child: { kill(signal?: NodeJS.Signals): boolean } | undefined;
-
-  const run = async (): Promise<void> => {
+  const body = async ({ out, killed, started, countWhileDumping }: DumpRun): Promise<void> => {
     let connection: MysqlConnection | undefined;
     try {
       connection = (await connectMysql(target)).connection;
@@ -470,7 +462,7 @@ export function startDump(target: DumpTarget, options: DumpOptions): DumpProcess
       let running: ReturnType<typeof runClient>;
       try {
         await query(conn, 'START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY');
-        if (killed) throw new EngineError('DumpFailed', `${pre.client.tool} was stopped before it started`);
+        if (killed()) throw new EngineError('DumpFailed', `${pre.client.tool} was stopped before it started`);
         running = runClient({
           label: pre.client.tool,
           path: pre.client.path,
@@ -488,10 +480,10 @@ export function startDump(target: DumpTarget, options: DumpOptions): DumpProcess
           transforms: compressor(compression),
           out,
           secrets: [target.password],
-          killed: () => killed,
+          killed,
           stdoutBufferBytes: CLIENT_PIPE_BUFFER_BYTES,
         });
-        child = running.child;
+        started(running.child);
         if (locked) {
           let exited = false;
           running.done.catch(() => undefined).finally(() => (exited = true));
@@ -509,32 +501,14 @@ export function startDump(target: DumpTarget, options: DumpOptions): DumpProcess
         }
       }
 
-      let counted = false;
-      const counting = countTables(conn, database, included, maxBytes).then(
-        ({ counts, nonTransactional }) => {
-          counted = true;
-          tables.resolve(counts);
-          consistency.resolve(aligned && !nonTransactional ? 'same-snapshot' : 'separate-snapshot');
-        },
-        (err: unknown) => {
-          counted = true;
-          const error = new EngineError('DumpFailed', redact(`row counts failed: ${(err as Error).message}`, [target.password]));
-          tables.reject(error);
-          consistency.reject(error);
-        },
+      await countWhileDumping(
+        countTables(conn, database, included, maxBytes).then(({ counts, nonTransactional }) => ({
+          tables: counts,
+          consistency: aligned && !nonTransactional ? ('same-snapshot' as const) : ('separate-snapshot' as const),
+        })),
+        running,
+        () => conn.destroy(),
       );
-      running.done.catch(() => {
-        if (!counted) conn.destroy();
-      });
-      await counting;
-      await running.done;
-    } catch (err) {
-      const error =
-        err instanceof EngineError ? err : new EngineError('DumpFailed', redact(String((err as Error).message ?? err), [target.password]));
-      tables.reject(error);
-      consistency.reject(error);
-      if (child === undefined) out.destroy();
-      throw error;
     } finally {
       if (connection !== undefined) {
         await query(connection, 'COMMIT').catch(() => undefined);
@@ -543,18 +517,7 @@ export function startDump(target: DumpTarget, options: DumpOptions): DumpProcess
     }
   };
 
-  const completion = quiet(run());
-  return {
-    stdout: out,
-    completion,
-    tables: tables.promise,
-    rowCountConsistency: consistency.promise,
-    kill(): void {
-      killed = true;
-      if (child !== undefined) child.kill('SIGTERM');
-    },
-    artifact: mysqlArtifact(compression),
-  };
+  return startDumpProcess({ password: target.password, artifact: mysqlArtifact(compression), body });
 }
 
 async function countTables(

@@ -17,15 +17,16 @@ import { Client, type ClientConfig } from 'pg';
 import {
   childEnv,
   clientVersionLine,
-  deferred,
   formatCompression,
   parseCompression,
   quiet,
   redact,
   resolveClient,
   runClient,
+  startDumpProcess,
   tableMatcher,
   type Compression,
+  type DumpRun,
 } from './common';
 import { CLIENT_PIPE_BUFFER_BYTES } from '../../lib/process/stdio-buffers';
 import {
@@ -41,7 +42,6 @@ import {
   type DumpTarget,
   type ExtensionInfo,
   type Preflight,
-  type RowCountConsistency,
   type TableCount,
   type TlsMode,
 } from './types';
@@ -357,13 +357,7 @@ export function startDump(target: DumpTarget, options: DumpOptions): DumpProcess
   const compression = choosePgCompression(pre.client.major, options.compression);
   const exclude = options.excludeTables?.length ? tableMatcher(options.excludeTables, true) : undefined;
   const maxBytes = options.exactCountMaxBytes ?? DEFAULT_EXACT_COUNT_MAX_BYTES;
-  const out = new PassThrough();
-  const tables = deferred<TableCount[]>();
-  const consistency = deferred<RowCountConsistency>();
-  let killed = false;
-  let child: { kill(signal?: NodeJS.Signals): boolean } | undefined;
-
-  const run = async (): Promise<void> => {
+  const body = async ({ out, killed, started, countWhileDumping }: DumpRun): Promise<void> => {
     let client: Client | undefined;
     try {
       client = (await connectPg(target, database)).client;
@@ -376,7 +370,7 @@ export function startDump(target: DumpTarget, options: DumpOptions): DumpProcess
       const listed = await listTables(client);
       const excluded = exclude ? listed.filter((t) => exclude(t.schema, t.name)) : [];
       const included = exclude ? listed.filter((t) => !exclude(t.schema, t.name)) : listed;
-      if (killed) throw new EngineError('DumpFailed', 'pg_dump was stopped before it started');
+      if (killed()) throw new EngineError('DumpFailed', 'pg_dump was stopped before it started');
 
       const running = runClient({
         label: 'pg_dump',
@@ -392,41 +386,20 @@ export function startDump(target: DumpTarget, options: DumpOptions): DumpProcess
         env: pgEnv(target),
         out,
         secrets: [target.password],
-        killed: () => killed,
+        killed,
         stdoutBufferBytes: CLIENT_PIPE_BUFFER_BYTES,
       });
-      child = running.child;
+      started(running.child);
 
-      // Counting shares the exported snapshot's transaction; a failed dump cancels it by
+      // Counting shares the exported snapshot's transaction, which (with the snapshot pg_dump
+      // imported) stays open until pg_dump exits; a failed dump cancels the counting by
       // closing the connection.
-      let counted = false;
       const pgClient = client;
-      const counting = countTables(pgClient, database, included, maxBytes).then(
-        (counts) => {
-          counted = true;
-          tables.resolve(counts);
-          consistency.resolve('same-snapshot');
-        },
-        (err: unknown) => {
-          counted = true;
-          const error = new EngineError('DumpFailed', redact(`row counts failed: ${(err as Error).message}`, [target.password]));
-          tables.reject(error);
-          consistency.reject(error);
-        },
+      await countWhileDumping(
+        countTables(pgClient, database, included, maxBytes).then((counts) => ({ tables: counts, consistency: 'same-snapshot' as const })),
+        running,
+        () => void pgClient.end().catch(() => undefined),
       );
-      running.done.catch(() => {
-        if (!counted) void pgClient.end().catch(() => undefined);
-      });
-      // The transaction (and with it the snapshot pg_dump imported) stays open until pg_dump exits.
-      await counting;
-      await running.done;
-    } catch (err) {
-      const error =
-        err instanceof EngineError ? err : new EngineError('DumpFailed', redact(String((err as Error).message ?? err), [target.password]));
-      tables.reject(error);
-      consistency.reject(error);
-      if (child === undefined) out.destroy();
-      throw error;
     } finally {
       if (client !== undefined) {
         await client.query('COMMIT').catch(() => undefined);
@@ -435,18 +408,11 @@ export function startDump(target: DumpTarget, options: DumpOptions): DumpProcess
     }
   };
 
-  const completion = quiet(run());
-  return {
-    stdout: out,
-    completion,
-    tables: tables.promise,
-    rowCountConsistency: consistency.promise,
-    kill(): void {
-      killed = true;
-      if (child !== undefined) child.kill('SIGTERM');
-    },
+  return startDumpProcess({
+    password: target.password,
     artifact: { fileExtension: '.pgdump', format: 'pg_dump-custom', compression: formatCompression(compression) },
-  };
+    body,
+  });
 }
 
 /**
