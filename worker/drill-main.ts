@@ -20,19 +20,11 @@ import { drillReportKey } from '../lib/domain/layout';
 import { runDrill, type RunDrillOptions } from '../lib/drill/run-drill';
 import { drillJobFromEnv, type DrillJob } from './drill-job';
 import { containerMain, exitWithMain } from './signals';
-import { runTask, type TaskTokenClient } from './task-token';
+import { runTask, type TaskDeps } from './task-token';
 
-export interface DrillWorkerDeps {
-  /** Client of the primary bucket's region. */
-  readonly s3?: S3Client;
-  /** Client of the offsite bucket's region (drills from offsite). */
+export interface DrillWorkerDeps extends TaskDeps {
+  /** Client of the offsite bucket's region (drills from offsite); `s3` is the primary's. */
   readonly offsiteS3?: S3Client;
-  readonly sfn?: TaskTokenClient;
-  /** Aborted on SIGTERM (ECS stopping the task) or Ctrl-C. */
-  readonly signal?: AbortSignal;
-  readonly log?: (line: string) => void;
-  readonly now?: () => Date;
-  readonly heartbeatIntervalMs?: number;
   /** @default - lib/drill/run-drill.ts */
   readonly runDrill?: (options: RunDrillOptions) => Promise<DrillReport>;
   readonly startServer?: RunDrillOptions['startServer'];

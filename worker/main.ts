@@ -1,5 +1,4 @@
 import { SFNClient } from '@aws-sdk/client-sfn';
-import type { S3Client } from '@aws-sdk/client-s3';
 import { createS3Client } from '../lib/aws/s3-client';
 import { redact } from '../lib/domain/errors';
 import { manifestKey } from '../lib/domain/layout';
@@ -7,18 +6,11 @@ import type { Manifest } from '../lib/domain/manifest';
 import { jobFromEnv, type BackupJob } from './job';
 import { runBackup, type BackupProgress } from './run-backup';
 import { containerMain, exitWithMain } from './signals';
-import { EXIT, runTask, type TaskTokenClient } from './task-token';
+import { EXIT, runTask, type TaskDeps } from './task-token';
 
 export { EXIT };
 
-export interface WorkerDeps {
-  readonly s3?: S3Client;
-  readonly sfn?: TaskTokenClient;
-  /** Aborted on SIGTERM (ECS stopping the task) or Ctrl-C. */
-  readonly signal?: AbortSignal;
-  readonly log?: (line: string) => void;
-  readonly now?: () => Date;
-  readonly heartbeatIntervalMs?: number;
+export interface WorkerDeps extends TaskDeps {
   /** Updated as the run goes (phase, bytes uploaded); read by heartbeats, the CLI and tests. */
   readonly progress?: BackupProgress;
 }

@@ -4,10 +4,22 @@ import {
   SendTaskSuccessCommand,
   type SFNClient,
 } from '@aws-sdk/client-sfn';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { errorName, redact } from '../lib/domain/errors';
 
 /** The slice of the Step Functions client the task-token protocol needs (the SDK-client edge). */
 export type TaskTokenClient = Pick<SFNClient, 'send'>;
+
+/** What every Fargate task's entry point (dump, verify, drill) takes; tests pass fakes. */
+export interface TaskDeps {
+  readonly s3?: S3Client;
+  readonly sfn?: TaskTokenClient;
+  /** Aborted on SIGTERM (ECS stopping the task) or Ctrl-C. */
+  readonly signal?: AbortSignal;
+  readonly log?: (line: string) => void;
+  readonly now?: () => Date;
+  readonly heartbeatIntervalMs?: number;
+}
 
 export interface TaskTokenRunOptions<T> {
   readonly sfn: TaskTokenClient;

@@ -16,7 +16,7 @@ import { isRunId } from '../lib/domain/run-id';
 import { DEFAULT_SUSPICIOUS_SHRINK } from '../lib/verify/size';
 import { runVerifyTask, type VerifyResult } from '../lib/verify/verify-task';
 import { containerMain, exitWithMain } from './signals';
-import { runTask, type TaskTokenClient } from './task-token';
+import { runTask, type TaskDeps } from './task-token';
 
 /** One verification of one run, from the environment the task definition and the state machine set. */
 export interface VerifyJob {
@@ -72,14 +72,7 @@ export function verifyJobFromEnv(env: Record<string, string | undefined>): Verif
   };
 }
 
-export interface VerifyWorkerDeps {
-  readonly s3?: S3Client;
-  readonly sfn?: TaskTokenClient;
-  /** Aborted on SIGTERM (ECS stopping the task) or Ctrl-C. */
-  readonly signal?: AbortSignal;
-  readonly log?: (line: string) => void;
-  readonly now?: () => Date;
-  readonly heartbeatIntervalMs?: number;
+export interface VerifyWorkerDeps extends TaskDeps {
   /** @default - the catalog's previous verified runs */
   readonly previousSizes?: (s3: S3Client, bucket: string, source: string, runId: string) => Promise<number[]>;
 }
