@@ -1,21 +1,11 @@
 import { Duration } from 'aws-cdk-lib';
-import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
-import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
-import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
-import { TimeZone } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
-import type { Source, Tier } from '../config/types';
-import { scheduleDeadLetterQueue } from './common';
+import type { Tier } from '../config/types';
+import { scheduleDeadLetterQueue, startExecutionSchedule, type ScheduleSpec, type WorkflowSchedulesProps } from './common';
 
-/** What a tier's schedule becomes: a cron in the tier's timezone where the interval allows one. */
-export interface ScheduleSpec {
-  /** `cron(…)` or `rate(…)`, as EventBridge Scheduler takes it. */
-  readonly expression: string;
-  /** Undefined for rate expressions, which have no timezone. */
-  readonly timezone?: string;
-}
+export type { ScheduleSpec };
 
 /** Hour of the day (in the tier's timezone) at which daily and weekly backups start. */
 export const DAILY_START_HOUR = 3;
@@ -54,24 +44,9 @@ export interface SourceTarget {
   readonly securityGroups: readonly string[];
 }
 
-export interface BackupSchedulesProps {
-  readonly sources: readonly Source[];
-  readonly stateMachine: sfn.IStateMachine;
+export interface BackupSchedulesProps extends WorkflowSchedulesProps {
   /** Per source: the dump task and where it runs. */
   readonly targets: Readonly<Record<string, SourceTarget>>;
-  /** Encrypts the dead-letter queue. */
-  readonly key: kms.IKey;
-  /**
-   * The dead-letter queue and schedule group to use instead of this construct's own: the
-   * source shards (nested stacks) share the parent's.
-   * @default - a queue and a group of its own
-   */
-  readonly shared?: { readonly deadLetterQueue: sqs.IQueue; readonly group: scheduler.IScheduleGroup };
-  /**
-   * Attempts after the first, for a failed StartExecution.
-   * @default 3 (Scheduler's own default is 185)
-   */
-  readonly retryAttempts?: number;
 }
 
 /**
@@ -94,21 +69,17 @@ export class BackupSchedules extends Construct {
     for (const source of props.sources) {
       const target = props.targets[source.name];
       const spec = scheduleFor(source.tier);
-      schedules[source.name] = new scheduler.Schedule(this, `Schedule-${source.name}`, {
+      schedules[source.name] = startExecutionSchedule(this, `Schedule-${source.name}`, {
         description: `Lifeboat: back up ${source.name} (${source.tier.name}) ${spec.expression}`,
-        scheduleGroup: this.group,
-        schedule: scheduler.ScheduleExpression.expression(spec.expression, spec.timezone ? TimeZone.of(spec.timezone) : undefined),
-        timeWindow: scheduler.TimeWindow.flexible(flexibleWindowFor(source.tier)),
-        target: new targets.StepFunctionsStartExecution(props.stateMachine, {
-          input: scheduler.ScheduleTargetInput.fromObject({
-            source: source.name,
-            scheduledTime: scheduler.ContextAttribute.scheduledTime,
-            target,
-          }),
-          deadLetterQueue: this.deadLetterQueue,
-          retryAttempts: props.retryAttempts ?? 3,
-          maxEventAge: Duration.seconds(Math.max(60, Math.min(source.tier.scheduleSeconds, 3600))),
-        }),
+        group: this.group,
+        spec,
+        window: flexibleWindowFor(source.tier),
+        stateMachine: props.stateMachine,
+        source: source.name,
+        input: { target },
+        deadLetterQueue: this.deadLetterQueue,
+        retryAttempts: props.retryAttempts,
+        maxEventAge: Duration.seconds(Math.max(60, Math.min(source.tier.scheduleSeconds, 3600))),
       });
     }
     this.schedules = schedules;

@@ -1,9 +1,12 @@
-import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, TimeZone, Validations } from 'aws-cdk-lib';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import * as scheduler from 'aws-cdk-lib/aws-scheduler';
+import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
+import type { Source } from '../config/types';
 
 /**
  * A Standard state machine as Lifeboat runs them: X-Ray tracing, every event logged with its
@@ -48,4 +51,69 @@ export function scheduleDeadLetterQueue(scope: Construct, key: kms.IKey, what: s
     reason: `This queue is itself the dead-letter queue of the ${what}: a message here is an alarm (the watchdog issue), not work to retry.`,
   });
   return queue;
+}
+
+/** What a tier's schedule becomes: a cron in the tier's timezone where the interval allows one. */
+export interface ScheduleSpec {
+  /** `cron(…)` or `rate(…)`, as EventBridge Scheduler takes it. */
+  readonly expression: string;
+  /** Undefined for rate expressions, which have no timezone. */
+  readonly timezone?: string;
+}
+
+/** What the backup and the drill schedules both take. */
+export interface WorkflowSchedulesProps {
+  readonly sources: readonly Source[];
+  readonly stateMachine: sfn.IStateMachine;
+  /** Encrypts the dead-letter queue. */
+  readonly key: kms.IKey;
+  /**
+   * The dead-letter queue and schedule group to use instead of this construct's own: the
+   * source shards (nested stacks) share the parent's.
+   * @default - a queue and a group of its own
+   */
+  readonly shared?: { readonly deadLetterQueue: sqs.IQueue; readonly group: scheduler.IScheduleGroup };
+  /**
+   * Attempts after the first, for a failed StartExecution.
+   * @default 3 (Scheduler's own default is 185)
+   */
+  readonly retryAttempts?: number;
+}
+
+/**
+ * One schedule that starts an execution of `stateMachine` with `input` plus the source's name
+ * and the slot's scheduled time; failed starts retried, then sent to `deadLetterQueue`.
+ */
+export function startExecutionSchedule(
+  scope: Construct,
+  id: string,
+  opts: {
+    readonly description: string;
+    readonly group: scheduler.IScheduleGroup;
+    readonly spec: ScheduleSpec;
+    readonly window: Duration;
+    readonly stateMachine: sfn.IStateMachine;
+    readonly source: string;
+    readonly input: Record<string, unknown>;
+    readonly deadLetterQueue: sqs.IQueue;
+    readonly retryAttempts: number | undefined;
+    readonly maxEventAge: Duration;
+  },
+): scheduler.Schedule {
+  return new scheduler.Schedule(scope, id, {
+    description: opts.description,
+    scheduleGroup: opts.group,
+    schedule: scheduler.ScheduleExpression.expression(opts.spec.expression, opts.spec.timezone ? TimeZone.of(opts.spec.timezone) : undefined),
+    timeWindow: scheduler.TimeWindow.flexible(opts.window),
+    target: new targets.StepFunctionsStartExecution(opts.stateMachine, {
+      input: scheduler.ScheduleTargetInput.fromObject({
+        source: opts.source,
+        scheduledTime: scheduler.ContextAttribute.scheduledTime,
+        ...opts.input,
+      }),
+      deadLetterQueue: opts.deadLetterQueue,
+      retryAttempts: opts.retryAttempts ?? 3,
+      maxEventAge: opts.maxEventAge,
+    }),
+  });
 }

@@ -1,14 +1,10 @@
-import { Duration, TimeZone } from 'aws-cdk-lib';
-import type * as kms from 'aws-cdk-lib/aws-kms';
+import { Duration } from 'aws-cdk-lib';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
-import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
-import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import type { Source, Tier } from '../config/types';
-import type { ScheduleSpec } from './backup-schedules';
 import type { DrillTarget } from './drill-workflow';
-import { scheduleDeadLetterQueue } from './common';
+import { scheduleDeadLetterQueue, startExecutionSchedule, type ScheduleSpec, type WorkflowSchedulesProps } from './common';
 
 /** Hour of the day (tier timezone) at which drills start: after the 03:00 daily backups. */
 export const DRILL_START_HOUR = 5;
@@ -38,24 +34,9 @@ export function offsiteDrillScheduleFor(tier: Pick<Tier, 'drillSeconds' | 'timez
   return tier.drillSeconds <= DAY ? { expression: 'cron(0 17 ? * SUN *)', timezone: tier.timezone } : undefined;
 }
 
-export interface DrillSchedulesProps {
-  readonly sources: readonly Source[];
-  readonly stateMachine: sfn.IStateMachine;
+export interface DrillSchedulesProps extends WorkflowSchedulesProps {
   /** Per source: the drill task, where it runs and its timeout. */
   readonly targets: Readonly<Record<string, DrillTarget>>;
-  /** Encrypts the dead-letter queue. */
-  readonly key: kms.IKey;
-  /**
-   * The dead-letter queue and schedule group to use instead of this construct's own: the
-   * source shards (nested stacks) share the parent's.
-   * @default - a queue and a group of its own
-   */
-  readonly shared?: { readonly deadLetterQueue: sqs.IQueue; readonly group: scheduler.IScheduleGroup };
-  /**
-   * Attempts after the first, for a failed StartExecution.
-   * @default 3 (Scheduler's own default is 185)
-   */
-  readonly retryAttempts?: number;
   /**
    * Whether daily-drilled sources also get a weekly drill from the offsite bucket.
    * @default true
@@ -82,22 +63,17 @@ export class DrillSchedules extends Construct {
     this.group = props.shared?.group ?? new scheduler.ScheduleGroup(this, 'Group');
 
     const schedule = (id: string, source: Source, spec: ScheduleSpec, from: 'primary' | 'offsite') =>
-      new scheduler.Schedule(this, id, {
+      startExecutionSchedule(this, id, {
         description: `Lifeboat: restore drill of ${source.name} (${source.tier.name}) from ${from} ${spec.expression}`,
-        scheduleGroup: this.group,
-        schedule: scheduler.ScheduleExpression.expression(spec.expression, spec.timezone ? TimeZone.of(spec.timezone) : undefined),
-        timeWindow: scheduler.TimeWindow.flexible(Duration.minutes(15)),
-        target: new targets.StepFunctionsStartExecution(props.stateMachine, {
-          input: scheduler.ScheduleTargetInput.fromObject({
-            source: source.name,
-            scheduledTime: scheduler.ContextAttribute.scheduledTime,
-            from,
-            target: props.targets[source.name],
-          }),
-          deadLetterQueue: this.deadLetterQueue,
-          retryAttempts: props.retryAttempts ?? 3,
-          maxEventAge: Duration.hours(1),
-        }),
+        group: this.group,
+        spec,
+        window: Duration.minutes(15),
+        stateMachine: props.stateMachine,
+        source: source.name,
+        input: { from, target: props.targets[source.name] },
+        deadLetterQueue: this.deadLetterQueue,
+        retryAttempts: props.retryAttempts,
+        maxEventAge: Duration.hours(1),
       });
 
     const schedules: Record<string, scheduler.Schedule> = {};
