@@ -19,14 +19,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { startPostgres, type PgServer } from '../test/harness/postgres';
 import { startS3, TEST_CREDENTIALS } from '../test/harness/s3';
 import { formatSize } from '../lib/config';
-import { median, processCpuSeconds, timed, type Timed } from './timing';
-
-const SCALE = Number(process.env.LIFEBOAT_BENCH_SCALE ?? '1');
-/** Ceiling/worker pairs measured; LIFEBOAT_BENCH_REPEAT overrides. */
-const REPEAT = Math.max(1, Number(process.env.LIFEBOAT_BENCH_REPEAT ?? '3'));
-const ROOT = path.resolve(__dirname, '..');
-const BUCKET = 'bench';
-
+import { BUCKET, median, REPEAT, ROOT, SCALE, processCpuSeconds, timed, type Timed } from './timing';
 
 async function seed(server: PgServer, database: string, targetBytes: number): Promise<number> {
   await server.createDatabase(database);

@@ -1,5 +1,14 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+
+/** Fraction of the full data set (LIFEBOAT_BENCH_SCALE=0.1: a quick check, not the figures). */
+export const SCALE = Number(process.env.LIFEBOAT_BENCH_SCALE ?? '1');
+/** Baseline/Lifeboat pairs measured (LIFEBOAT_BENCH_REPEAT); the median ratio is the figure. */
+export const REPEAT = Math.max(1, Number(process.env.LIFEBOAT_BENCH_REPEAT ?? '3'));
+export const ROOT = path.resolve(__dirname, '..');
+/** The local S3 bucket the benches write to. */
+export const BUCKET = 'bench';
 
 export interface Timed {
   readonly seconds: number;

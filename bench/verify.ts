@@ -27,14 +27,7 @@ import { parseManifest } from '../lib/domain/manifest';
 import { startMariaDb, type MariaDbServer } from '../test/harness/mariadb';
 import { startPostgres, type PgServer } from '../test/harness/postgres';
 import { startS3, TEST_CREDENTIALS, type S3Server } from '../test/harness/s3';
-import { median, timed, type Timed } from './timing';
-
-const SCALE = Number(process.env.LIFEBOAT_BENCH_SCALE ?? '1');
-/** Floor/verifier pairs measured per artifact; LIFEBOAT_BENCH_REPEAT overrides. */
-const REPEAT = Math.max(1, Number(process.env.LIFEBOAT_BENCH_REPEAT ?? '3'));
-const ROOT = path.resolve(__dirname, '..');
-const BUCKET = 'bench';
-
+import { BUCKET, median, REPEAT, ROOT, SCALE, timed, type Timed } from './timing';
 
 /** ~`artifactBytes` of pg_dump custom format at gzip:1: two md5 hex strings a row compress about 1.8:1. */
 async function seedPostgres(pg: PgServer, database: string, artifactBytes: number): Promise<void> {
