@@ -12,15 +12,68 @@
 // And it works around one fauxqs bug: its CompleteMultipartUpload parser needs <PartNumber> and
 // <ETag> adjacent, so a part list carrying per-part checksums (as S3 clients send) parsed as no
 // parts and committed an EMPTY object. Checksum elements are stripped before fauxqs parses.
+// Two costs are cut from CompleteMultipartUpload, which the worker's commit waits for while
+// this server shares its two cores: the multipart ETag is built from the MD5s the parts already
+// have (their ETags) instead of hashing every part again, and the parts are joined into one
+// buffer on the object's first read instead of at once (fauxqs serves objects from one buffer).
+// A 200 MB upload: 0.3 s of MD5 and 0.5 s of copying into freshly faulted pages, gone from the
+// commit.
 import { Buffer } from 'node:buffer';
+import { createHash } from 'node:crypto';
 import process from 'node:process';
 import { URL } from 'node:url';
 
 const appUrl = import.meta.resolve('fauxqs');
 const { buildApp } = await import(appUrl);
 const { S3Store } = await import(new URL('./s3/s3Store.js', appUrl).href);
+const { S3Error } = await import(new URL('./common/errors.js', appUrl).href);
 
 const store = new S3Store();
+
+// fauxqs 1.9's S3Store.completeMultipartUpload, the same checks and result, without re-hashing.
+store.completeMultipartUpload = function completeMultipartUpload(uploadId, partSpecs) {
+  const upload = this.multipartUploads.get(uploadId);
+  if (!upload) {
+    throw new S3Error('NoSuchUpload', 'The specified multipart upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.', 404);
+  }
+  const objects = this.buckets.get(upload.bucket);
+  if (!objects) throw new S3Error('NoSuchBucket', `The specified bucket does not exist: ${upload.bucket}`, 404);
+  const parts = partSpecs.map((spec, i) => {
+    if (i > 0 && spec.partNumber <= partSpecs[i - 1].partNumber) {
+      throw new S3Error('InvalidPartOrder', 'The list of parts was not in ascending order. The parts list must be specified in order by part number.', 400);
+    }
+    const part = upload.parts.get(spec.partNumber);
+    if (!part || spec.etag.replaceAll('"', '') !== part.etag.replaceAll('"', '')) {
+      throw new S3Error('InvalidPart', "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag.", 400);
+    }
+    return part;
+  });
+  if (parts.slice(0, -1).some((part) => part.body.length < 5 * 1024 * 1024)) {
+    throw new S3Error('EntityTooSmall', 'Your proposed upload is smaller than the minimum allowed size', 400);
+  }
+  const digests = Buffer.concat(parts.map((part) => Buffer.from(part.etag.replaceAll('"', ''), 'hex')));
+  let bodies = parts.map((part) => part.body);
+  let body;
+  const obj = {
+    key: upload.key,
+    get body() {
+      if (body === undefined) {
+        body = Buffer.concat(bodies);
+        bodies = undefined;
+      }
+      return body;
+    },
+    contentType: upload.contentType,
+    contentLength: bodies.reduce((sum, part) => sum + part.length, 0),
+    etag: `"${createHash('md5').update(digests).digest('hex')}-${parts.length}"`,
+    lastModified: new Date(),
+    metadata: upload.metadata,
+  };
+  objects.set(upload.key, obj);
+  this.multipartUploads.delete(uploadId);
+  this.multipartUploadsByBucket.get(upload.bucket)?.delete(uploadId);
+  return obj;
+};
 const app = buildApp({ logger: false, stores: { s3Store: store } });
 
 const escapeXml = (text) =>

@@ -67,7 +67,9 @@ test('a streamed multipart upload (lib-storage, default checksums) round-trips b
   const data = randomBytes(12 * MiB + 12_345);
   const upload = new Upload({ client, params: { Bucket: BUCKET, Key: 'stream/multipart.bin', Body: trickle(data) }, partSize: 5 * MiB });
   const result = await upload.done();
-  expect(result.ETag).toMatch(/-3"$/);
+  // S3's multipart ETag: MD5 of the parts' binary MD5s, then "-" and the part count.
+  const partMd5s = [0, 1, 2].map((i) => createHash('md5').update(data.subarray(i * 5 * MiB, (i + 1) * 5 * MiB)).digest());
+  expect(result.ETag).toBe(`"${createHash('md5').update(Buffer.concat(partMd5s)).digest('hex')}-3"`);
   const back = await getBytes('stream/multipart.bin');
   expect(back.length).toBe(data.length);
   expect(sha256(back)).toBe(sha256(data));
@@ -160,6 +162,24 @@ test('CompleteMultipartUpload with per-part checksums in the part list commits e
   ];
   await client.send(new CompleteMultipartUploadCommand({ Bucket: BUCKET, Key, UploadId, MultipartUpload: { Parts: parts } }));
   expect((await getBytes(Key)).equals(data)).toBe(true);
+});
+
+test('CompleteMultipartUpload refuses a wrong ETag, parts out of order and a small part before the last', async () => {
+  const Key = 'complete/refused';
+  const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key }));
+  const upload = (PartNumber: number, Body: Buffer) => client.send(new UploadPartCommand({ Bucket: BUCKET, Key, UploadId, PartNumber, Body }));
+  const big = await upload(1, randomBytes(5 * MiB));
+  const small = await upload(2, Buffer.from('small'));
+  const last = await upload(3, Buffer.from('last'));
+  const complete = (Parts: { PartNumber: number; ETag?: string }[]) =>
+    client.send(new CompleteMultipartUploadCommand({ Bucket: BUCKET, Key, UploadId, MultipartUpload: { Parts } }));
+  await expect(complete([{ PartNumber: 1, ETag: '"00000000000000000000000000000000"' }])).rejects.toMatchObject({ name: 'InvalidPart' });
+  await expect(complete([{ PartNumber: 2, ETag: small.ETag }, { PartNumber: 1, ETag: big.ETag }])).rejects.toMatchObject({ name: 'InvalidPartOrder' });
+  await expect(complete([{ PartNumber: 2, ETag: small.ETag }, { PartNumber: 3, ETag: last.ETag }])).rejects.toMatchObject({ name: 'EntityTooSmall' });
+  // Nothing was committed by the refusals, and the upload is still open.
+  await expect(getBytes(Key)).rejects.toMatchObject({ name: 'NoSuchKey' });
+  expect(await uploadsInProgress('complete/')).toEqual([UploadId]);
+  await client.send(new AbortMultipartUploadCommand({ Bucket: BUCKET, Key, UploadId }));
 });
 
 test('a killed server is gone, stop() is still clean, and requests fail', async () => {
