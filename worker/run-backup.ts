@@ -10,7 +10,16 @@ import {
   type ManifestTable,
 } from '../lib/domain/manifest';
 import { LIFEBOAT_VERSION } from '../lib/domain/version';
-import { dumpGlobals, engineFor as defaultEngine, type ClientOptions, type DumpEngine, type DumpTarget, type RowCountConsistency } from './engines';
+import {
+  dumpGlobals,
+  engineFor as defaultEngine,
+  type ClientOptions,
+  type DumpEngine,
+  type DumpTarget,
+  type Preflight,
+  type RowCountConsistency,
+} from './engines';
+import { deferred, quiet } from './engines/common';
 import type { BackupJob } from './job';
 import { streamToS3, type UploadResult } from './upload';
 
@@ -71,41 +80,50 @@ export async function runBackup(job: BackupJob, deps: RunBackupDeps, progress?: 
   const tables: ManifestTable[] = [];
   const consistency: RowCountConsistency[] = [];
 
-  for (const database of job.target.databases) {
-    throwIfAborted(deps.signal);
-    state.phase = 'dump';
-    state.database = database;
-    const dump = engine.startDump(target, {
-      preflight,
-      database,
-      compression: job.compression,
-      exactCountMaxBytes: job.exactCountMaxBytes,
-      excludeTables: job.excludeTables,
-      onWarning: (message) => log(`warning: ${redact(message, secrets)}`),
-    });
-    const key = artifactKey(job.source, job.runId, database, dump.artifact.fileExtension);
-    const uploaded = await uploadDump(deps, job, key, dump.stdout, dump.completion, dump.kill, objectLock, state);
-    tables.push(...(await dump.tables));
-    consistency.push(await dump.rowCountConsistency);
-    artifacts.push({
-      database,
-      key,
-      bytes: uploaded.bytes,
-      sha256: uploaded.sha256,
-      format: dump.artifact.format,
-      compression: dump.artifact.compression,
-      parts: uploaded.parts,
-    });
-    log(`dumped ${database}: ${uploaded.bytes} bytes in ${uploaded.parts} part(s), sha256 ${uploaded.sha256}`);
+  // Roles and tablespaces are dumped while the databases are (pg_dumpall's start-up and upload
+  // then cost no wall time), but stored only once every database dump has succeeded: a failed
+  // run leaves nothing at its keys.
+  const databasesDone = deferred<void>();
+  const globalsUpload = job.engine === 'postgres' ? startGlobals(deps, job, target, preflight, databasesDone.promise, objectLock, state) : undefined;
+  try {
+    await dumpDatabases();
+  } catch (error) {
+    databasesDone.reject(error as Error);
+    await globalsUpload?.catch(() => undefined);
+    throw error;
   }
+  databasesDone.resolve();
+  if (globalsUpload) state.phase = 'globals';
+  const globals: Manifest['globals'] = await globalsUpload;
 
-  let globals: Manifest['globals'];
-  if (job.engine === 'postgres') {
-    state.phase = 'globals';
-    const dump = dumpGlobals(target, { ...deps.clientOptions, preflight });
-    const uploaded = await uploadDump(deps, job, globalsKey(job.source, job.runId), dump.stdout, dump.completion,
-      () => dump.stdout.destroy(), objectLock, state);
-    globals = { key: uploaded.key, bytes: uploaded.bytes, sha256: uploaded.sha256 };
+  async function dumpDatabases(): Promise<void> {
+    for (const database of job.target.databases) {
+      throwIfAborted(deps.signal);
+      state.phase = 'dump';
+      state.database = database;
+      const dump = engine.startDump(target, {
+        preflight,
+        database,
+        compression: job.compression,
+        exactCountMaxBytes: job.exactCountMaxBytes,
+        excludeTables: job.excludeTables,
+        onWarning: (message) => log(`warning: ${redact(message, secrets)}`),
+      });
+      const key = artifactKey(job.source, job.runId, database, dump.artifact.fileExtension);
+      const uploaded = await uploadDump(deps, job, key, dump.stdout, dump.completion, dump.kill, objectLock, state);
+      tables.push(...(await dump.tables));
+      consistency.push(await dump.rowCountConsistency);
+      artifacts.push({
+        database,
+        key,
+        bytes: uploaded.bytes,
+        sha256: uploaded.sha256,
+        format: dump.artifact.format,
+        compression: dump.artifact.compression,
+        parts: uploaded.parts,
+      });
+      log(`dumped ${database}: ${uploaded.bytes} bytes in ${uploaded.parts} part(s), sha256 ${uploaded.sha256}`);
+    }
   }
 
   state.phase = 'manifest';
@@ -145,6 +163,29 @@ interface ObjectLock {
 function objectLockFor(job: BackupJob, startedAt: Date): ObjectLock | undefined {
   if (job.retentionSeconds === undefined) return undefined;
   return { mode: job.objectLockMode, retainUntil: new Date(startedAt.getTime() + job.retentionSeconds * 1000) };
+}
+
+/**
+ * pg_dumpall's roles and tablespaces into the run's globals key, committed only once
+ * `databasesDone` resolves; a rejection aborts the upload and nothing is stored.
+ */
+function startGlobals(
+  deps: RunBackupDeps,
+  job: BackupJob,
+  target: DumpTarget,
+  preflight: Preflight,
+  databasesDone: Promise<void>,
+  objectLock: ObjectLock | undefined,
+  state: BackupProgress,
+): Promise<Manifest['globals']> {
+  const dump = dumpGlobals(target, { ...deps.clientOptions, preflight });
+  const completion = Promise.all([dump.completion, databasesDone]).then(() => undefined);
+  // Its own progress: the databases' uploads count the run's bytes meanwhile.
+  const progress: BackupProgress = { ...state, phase: 'globals' };
+  return quiet(
+    uploadDump(deps, job, globalsKey(job.source, job.runId), dump.stdout, completion, () => dump.stdout.destroy(), objectLock, progress)
+      .then((uploaded) => ({ key: uploaded.key, bytes: uploaded.bytes, sha256: uploaded.sha256 })),
+  );
 }
 
 async function refuseCommittedSlot(s3: S3Client, job: BackupJob): Promise<void> {

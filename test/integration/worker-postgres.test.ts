@@ -2,7 +2,7 @@
  * The dump worker end to end against real servers: a throwaway PostgreSQL seeded with the
  * awkward parts of a real schema, the local S3 server, and stock pg_restore on the other side.
  */
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Client } from 'pg';
@@ -10,9 +10,9 @@ import { dumpCommand } from '../../cli/dump';
 import { artifactKey, globalsKey, manifestKey, runPrefix } from '../../lib/domain/layout';
 import { parseManifest } from '../../lib/domain/manifest';
 import { runJob } from '../../worker/main';
-import type { BackupProgress } from '../../worker/run-backup';
+import { runBackup, type BackupProgress } from '../../worker/run-backup';
 import { startFaultyS3Proxy } from '../harness/faulty-s3-proxy';
-import { startPostgres, type PgServer } from '../harness/postgres';
+import { defaultPgBinDir, startPostgres, type PgServer } from '../harness/postgres';
 import { delay, run } from '../harness/processes';
 import { startS3, type S3Server } from '../harness/s3';
 import { getBytes, listKeys, sha256, uploadsInProgress } from '../harness/s3-objects';
@@ -215,6 +215,50 @@ describe('faults: a non-zero exit, an error naming the cause, nothing at the run
       await expectNothingCommitted(runId);
     } finally {
       await proxy.close();
+    }
+  }, 120_000);
+
+  /** A client directory: the machine's pg_dump and pg_dumpall, or a script in place of either. */
+  function clientDir(scripts: { pg_dump?: string; pg_dumpall?: string }): string {
+    const dir = mkdtempSync(path.join(tmpdir(), 'lifeboat-clients-'));
+    const real = defaultPgBinDir();
+    for (const tool of ['pg_dump', 'pg_dumpall'] as const) {
+      const script = scripts[tool];
+      if (script === undefined) symlinkSync(path.join(real, tool), path.join(dir, tool));
+      else {
+        writeFileSync(path.join(dir, tool), `#!/bin/sh\nREAL=${path.join(real, tool)}\n${script}\n`);
+        chmodSync(path.join(dir, tool), 0o755);
+      }
+    }
+    return dir;
+  }
+
+  test('pg_dump failing after its whole output: DumpFailed, and the globals dumped meanwhile are not stored', async () => {
+    // The globals dump runs beside the database dump; it has long finished when pg_dump fails.
+    const binDir = clientDir({ pg_dump: 'case "$1" in --version) exec "$REAL" "$@";; esac\n"$REAL" "$@"\nsleep 1\necho "pg_dump: simulated failure" >&2\nexit 3' });
+    try {
+      const runId = nextRunId();
+      const outcome = runBackup(job(runId, source), { s3: s3.client(), clientOptions: { binDir }, log: () => undefined });
+      await expect(outcome).rejects.toMatchObject({ name: 'DumpFailed', message: expect.stringMatching(/pg_dump exited with code 3.*simulated failure/s) });
+      await expectNothingCommitted(runId);
+    } finally {
+      rmSync(binDir, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  test('pg_dumpall failing: DumpFailed naming it, and no manifest and no globals for the run', async () => {
+    const binDir = clientDir({ pg_dumpall: 'echo "pg_dumpall: simulated failure" >&2\nexit 2' });
+    try {
+      const runId = nextRunId();
+      const outcome = runBackup(job(runId, source), { s3: s3.client(), clientOptions: { binDir }, log: () => undefined });
+      await expect(outcome).rejects.toMatchObject({ name: 'DumpFailed', message: expect.stringMatching(/pg_dumpall exited with code 2.*simulated failure/s) });
+      // The database's artifact was committed when its pg_dump exited 0 (the worker cannot
+      // delete it); without a manifest it is no backup, and the pruner removes it.
+      const keys = await listKeys(s3.client(), BUCKET, runPrefix('shop', runId));
+      expect(keys).toEqual([artifactKey('shop', runId, 'shop', '.pgdump')]);
+      expect(await uploadsInProgress(s3.client(), BUCKET, runPrefix('shop', runId))).toEqual([]);
+    } finally {
+      rmSync(binDir, { recursive: true, force: true });
     }
   }, 120_000);
 
