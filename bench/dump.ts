@@ -68,15 +68,18 @@ async function main(): Promise<void> {
 
     // Ceiling and worker alternate, REPEAT times: a 2-core VM's speed drifts between minutes,
     // so each ratio compares neighbours, and the median ratio is the figure.
-    const pairs: { ceiling: Timed; ours: Timed; s3Cpu: number }[] = [];
+    const pairs: { ceiling: Timed; ours: Timed; s3Cpu: number; ceilingDbCpu: number; oursDbCpu: number }[] = [];
+    const dbCpu = () => processCpuSeconds(pg.pid, { children: true });
     for (let i = 0; i < REPEAT; i++) {
+      const dbBefore = dbCpu();
       const ceiling = await timed('pg_dump', ['-Fc', '-Z1', '--no-sync', '-f', '/dev/null', '-d', 'bench_large'], pgEnv);
+      const dbBetween = dbCpu();
       const s3CpuBefore = processCpuSeconds(s3.pid);
       const ours = await lifeboat('bench_large', `20261126T01${String(i).padStart(2, '0')}00Z`);
-      pairs.push({ ceiling, ours, s3Cpu: processCpuSeconds(s3.pid) - s3CpuBefore });
+      pairs.push({ ceiling, ours, s3Cpu: processCpuSeconds(s3.pid) - s3CpuBefore, ceilingDbCpu: dbBetween - dbBefore, oursDbCpu: dbCpu() - dbBetween });
     }
     const ratios = pairs.map((pair) => pair.ceiling.seconds / pair.ours.seconds);
-    const { ceiling, ours, s3Cpu } = pairs[ratios.indexOf(median(ratios))]!;
+    const { ceiling, ours, s3Cpu, ceilingDbCpu, oursDbCpu } = pairs[ratios.indexOf(median(ratios))]!;
     const oursBytes = Number(/"bytes":(\d+)/.exec(ours.output)?.[1]);
 
     const file = path.join(work, 'common.pgdump');
@@ -99,7 +102,9 @@ async function main(): Promise<void> {
     row('lifeboat artifact size / common artifact size (target <= 1.10)', (oursBytes / commonBytes).toFixed(3));
     console.log(`CPU seconds on this ${cpus().length}-core machine (where they went):`);
     row('pg_dump ceiling run (pg_dump itself)', `${ceiling.cpuSeconds?.toFixed(1)} s`);
+    row('pg_dump ceiling run: the PostgreSQL server (its backends)', `${ceilingDbCpu.toFixed(1)} s`);
     row('lifeboat run: worker process tree (node + pg_dump + pg_dumpall)', `${ours.cpuSeconds?.toFixed(1)} s`);
+    row('lifeboat run: the PostgreSQL server (COPY, row counts)', `${oursDbCpu.toFixed(1)} s`);
     row('lifeboat run: the local S3 server receiving the upload', `${s3Cpu.toFixed(1)} s`);
     console.log('peak RSS of the worker (flat target, under 200 MB):');
     row(`database ${formatSize(actual.small)}`, `${((small.maxRssKiB ?? 0) / 1024).toFixed(0)} MiB`);

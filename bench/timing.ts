@@ -39,11 +39,15 @@ export function timed(command: string, args: readonly string[], env: NodeJS.Proc
   });
 }
 
-/** CPU seconds (user + system) a running process has used so far, from /proc. */
-export function processCpuSeconds(pid: number): number {
+/**
+ * CPU seconds (user + system) a running process has used so far, from /proc; with `children`,
+ * also those of its children that have exited and been waited for (a postmaster's backends).
+ */
+export function processCpuSeconds(pid: number, { children = false } = {}): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  const ticks = Number(fields[11]) + Number(fields[12]) + (children ? Number(fields[13]) + Number(fields[14]) : 0);
+  return ticks / 100;
 }
 
 /** The middle value (the upper one of the two middles for an even count); throws on none. */
