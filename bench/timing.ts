@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 
 /** Fraction of the full data set (LIFEBOAT_BENCH_SCALE=0.1: a quick check, not the figures). */
@@ -41,13 +41,32 @@ export function timed(command: string, args: readonly string[], env: NodeJS.Proc
 
 /**
  * CPU seconds (user + system) a running process has used so far, from /proc; with `children`,
- * also those of its children that have exited and been waited for (a postmaster's backends).
+ * also those of its children, live or exited and waited for (a postmaster's backends).
  */
 export function processCpuSeconds(pid: number, { children = false } = {}): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]) + (children ? Number(fields[13]) + Number(fields[14]) : 0);
+  const fields = statFields(pid);
+  if (!children) return (Number(fields[11]) + Number(fields[12])) / 100;
+  let ticks = Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
+  for (const child of childPids(pid)) {
+    try {
+      const own = statFields(child);
+      ticks += Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14]);
+    } catch {
+      // exited since it was listed: its time is in the parent's waited-for children now or soon
+    }
+  }
   return ticks / 100;
+}
+
+/** The fields of /proc/<pid>/stat after the command name (field 3 onwards). */
+function statFields(pid: number): string[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+function childPids(pid: number): number[] {
+  return readdirSync(`/proc/${pid}/task`).flatMap((task) =>
+    readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').split(' ').filter(Boolean).map(Number));
 }
 
 /** The middle value (the upper one of the two middles for an even count); throws on none. */
