@@ -97,6 +97,11 @@ export interface StreamToS3Options {
   readonly signal?: AbortSignal;
   /** Called with the bytes stored in S3 so far, after each part (for heartbeats and progress lines). */
   readonly onProgress?: (bytesUploaded: number) => void;
+  /**
+   * Called once the whole stream is read and every part is stored, when the upload waits only
+   * for `completion` to commit (a stream that fits in one part is then held in memory).
+   */
+  readonly onStored?: () => void;
 }
 
 export interface StreamToS3Result {
@@ -287,6 +292,7 @@ export async function streamToS3(opts: StreamToS3Options): Promise<StreamToS3Res
     // pipeline may settle on an abort while the consumer still waits on S3; its upload id matters.
     await consumer?.catch(() => undefined);
     await Promise.all(inFlight);
+    if (!failure) opts.onStored?.();
     await Promise.race([producerDone, aborted]);
     if (failure) throw failure;
     if (!producerOk) throw lifeboatError('UploadFailed', `upload to ${target} failed: the producer did not report success`);

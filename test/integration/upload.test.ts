@@ -188,6 +188,32 @@ test('parts reuse at most concurrency + 1 buffers, and every part is byte-exact'
   expect(bodies.size).toBeLessThanOrEqual(3);
 });
 
+test('onStored: called once every part is stored, while the commit still waits for the producer', async () => {
+  const key = 'staged/app.pgdump';
+  const sent = randomBytes(12 * MiB);
+  let exit!: () => void;
+  const completion = new Promise<void>((resolve) => (exit = resolve));
+  let storedAt: { uploading: number; exists: boolean } | undefined;
+  let onStoredCalls = 0;
+  const result = upload({
+    key,
+    body: Readable.from([sent]),
+    completion,
+    onStored: () => {
+      onStoredCalls++;
+      void Promise.all([uploadsInProgress('staged/'), objectExists(key)]).then(([uploading, exists]) => {
+        storedAt = { uploading, exists };
+        exit();
+      });
+    },
+  });
+  expect((await result).parts).toBe(3);
+  // At onStored the upload was open with all its parts, not yet committed; then it committed.
+  expect(storedAt).toEqual({ uploading: 1, exists: false });
+  expect(onStoredCalls).toBe(1);
+  expect(sha256(await objectBytes(key))).toBe(sha256(sent));
+});
+
 describe('a failing producer leaves nothing behind', () => {
   test.each([
     ['after writing everything (12 MB, 3 parts)', 'head -c 12000000 /dev/urandom; exit 3', 'producer exited with 3', true],
