@@ -15,11 +15,11 @@ import {
   engineFor as defaultEngine,
   type ClientOptions,
   type DumpEngine,
+  type ArtifactInfo,
   type DumpTarget,
-  type Preflight,
   type RowCountConsistency,
 } from './engines';
-import { deferred, quiet } from './engines/common';
+import { deferred } from './engines/common';
 import type { BackupJob } from './job';
 import { streamToS3, type UploadResult } from './upload';
 
@@ -38,7 +38,7 @@ export interface RunBackupDeps {
 
 /** Live progress for heartbeats and the CLI. */
 export interface BackupProgress {
-  phase: 'preflight' | 'dump' | 'globals' | 'manifest' | 'done';
+  phase: 'preflight' | 'dump' | 'commit' | 'manifest' | 'done';
   database?: string;
   bytesUploaded: number;
 }
@@ -80,51 +80,96 @@ export async function runBackup(job: BackupJob, deps: RunBackupDeps, progress?: 
   const tables: ManifestTable[] = [];
   const consistency: RowCountConsistency[] = [];
 
-  // Roles and tablespaces are dumped while the databases are (pg_dumpall's start-up and upload
-  // then cost no wall time), but stored only once every database dump has succeeded: a failed
-  // run leaves nothing at its keys.
-  const databasesDone = deferred<void>();
-  const globalsUpload = job.engine === 'postgres' ? startGlobals(deps, job, target, preflight, databasesDone.promise, objectLock, state) : undefined;
-  try {
-    await dumpDatabases();
-  } catch (error) {
-    databasesDone.reject(error as Error);
-    await globalsUpload?.catch(() => undefined);
-    throw error;
-  }
-  databasesDone.resolve();
-  if (globalsUpload) state.phase = 'globals';
-  const globals: Manifest['globals'] = await globalsUpload;
+  // The run's objects are committed together. Every upload (each database's, and the globals')
+  // stores all its parts and then waits at `commitGate`, which opens only once every dump client
+  // has exited 0; any failure closes it and every upload is aborted. A failed run leaves nothing
+  // at its keys, however many of its databases had been dumped.
+  const commitGate = deferred<void>();
+  let failure: Error | undefined;
+  let running: { kill(): void } | undefined;
+  const failRun = (error: unknown): void => {
+    if (failure) return;
+    failure = error as Error;
+    commitGate.reject(failure);
+    running?.kill();
+  };
+  const uploads: Promise<unknown>[] = [];
+  const dumped: Promise<void>[] = [];
+  const stage = <T>(upload: Promise<T>): Promise<T> => {
+    uploads.push(upload);
+    upload.catch(failRun);
+    return upload;
+  };
+  const afterGate = (completion: Promise<void>) => completion.then(() => commitGate.promise);
 
-  async function dumpDatabases(): Promise<void> {
-    for (const database of job.target.databases) {
-      throwIfAborted(deps.signal);
-      state.phase = 'dump';
-      state.database = database;
-      const dump = engine.startDump(target, {
-        preflight,
-        database,
-        compression: job.compression,
-        exactCountMaxBytes: job.exactCountMaxBytes,
-        excludeTables: job.excludeTables,
-        onWarning: (message) => log(`warning: ${redact(message, secrets)}`),
-      });
-      const key = artifactKey(job.source, job.runId, database, dump.artifact.fileExtension);
-      const uploaded = await uploadDump(deps, job, key, dump.stdout, dump.completion, dump.kill, objectLock, state);
+  // Roles and tablespaces are dumped while the databases are: pg_dumpall's start-up and upload
+  // then cost no wall time. Its progress is its own; the databases' uploads count the run's bytes.
+  let globalsUpload: Promise<UploadResult> | undefined;
+  if (job.engine === 'postgres') {
+    const dump = dumpGlobals(target, { ...deps.clientOptions, preflight });
+    dumped.push(dump.completion);
+    globalsUpload = stage(uploadDump(deps, job, globalsKey(job.source, job.runId), dump.stdout, afterGate(dump.completion),
+      () => dump.stdout.destroy(), objectLock, { ...state }));
+  }
+
+  const staged: { database: string; key: string; artifact: ArtifactInfo; upload: Promise<UploadResult> }[] = [];
+  for (const database of job.target.databases) {
+    if (failure) break;
+    const aborted = abortedError(deps.signal);
+    if (aborted) {
+      failRun(aborted);
+      break;
+    }
+    state.phase = 'dump';
+    state.database = database;
+    const dump = engine.startDump(target, {
+      preflight,
+      database,
+      compression: job.compression,
+      exactCountMaxBytes: job.exactCountMaxBytes,
+      excludeTables: job.excludeTables,
+      onWarning: (message) => log(`warning: ${redact(message, secrets)}`),
+    });
+    running = dump;
+    dumped.push(dump.completion);
+    const key = artifactKey(job.source, job.runId, database, dump.artifact.fileExtension);
+    const stored = deferred<void>();
+    const upload = stage(uploadDump(deps, job, key, dump.stdout, afterGate(dump.completion), dump.kill, objectLock, state, stored.resolve));
+    try {
+      // The upload reports a failure of either side with the right cause; the dump's exit
+      // status is awaited only once its whole output is stored.
+      await Promise.race([stored.promise, upload]);
+      await dump.completion;
       tables.push(...(await dump.tables));
       consistency.push(await dump.rowCountConsistency);
-      artifacts.push({
-        database,
-        key,
-        bytes: uploaded.bytes,
-        sha256: uploaded.sha256,
-        format: dump.artifact.format,
-        compression: dump.artifact.compression,
-        parts: uploaded.parts,
-      });
-      log(`dumped ${database}: ${uploaded.bytes} bytes in ${uploaded.parts} part(s), sha256 ${uploaded.sha256}`);
+    } catch (error) {
+      failRun(error);
+      break;
+    } finally {
+      running = undefined;
     }
+    staged.push({ database, key, artifact: dump.artifact, upload });
   }
+  if (!failure) await Promise.all(dumped).then(() => commitGate.resolve(), failRun);
+  if (!failure) state.phase = 'commit';
+  await Promise.allSettled(uploads);
+  if (failure) throw failure;
+
+  for (const { database, key, artifact, upload } of staged) {
+    const uploaded = await upload;
+    artifacts.push({
+      database,
+      key,
+      bytes: uploaded.bytes,
+      sha256: uploaded.sha256,
+      format: artifact.format,
+      compression: artifact.compression,
+      parts: uploaded.parts,
+    });
+    log(`dumped ${database}: ${uploaded.bytes} bytes in ${uploaded.parts} part(s), sha256 ${uploaded.sha256}`);
+  }
+  const globals: Manifest['globals'] = globalsUpload &&
+    (await globalsUpload.then((uploaded) => ({ key: uploaded.key, bytes: uploaded.bytes, sha256: uploaded.sha256 })));
 
   state.phase = 'manifest';
   const manifest: Manifest = {
@@ -165,29 +210,6 @@ function objectLockFor(job: BackupJob, startedAt: Date): ObjectLock | undefined 
   return { mode: job.objectLockMode, retainUntil: new Date(startedAt.getTime() + job.retentionSeconds * 1000) };
 }
 
-/**
- * pg_dumpall's roles and tablespaces into the run's globals key, committed only once
- * `databasesDone` resolves; a rejection aborts the upload and nothing is stored.
- */
-function startGlobals(
-  deps: RunBackupDeps,
-  job: BackupJob,
-  target: DumpTarget,
-  preflight: Preflight,
-  databasesDone: Promise<void>,
-  objectLock: ObjectLock | undefined,
-  state: BackupProgress,
-): Promise<Manifest['globals']> {
-  const dump = dumpGlobals(target, { ...deps.clientOptions, preflight });
-  const completion = Promise.all([dump.completion, databasesDone]).then(() => undefined);
-  // Its own progress: the databases' uploads count the run's bytes meanwhile.
-  const progress: BackupProgress = { ...state, phase: 'globals' };
-  return quiet(
-    uploadDump(deps, job, globalsKey(job.source, job.runId), dump.stdout, completion, () => dump.stdout.destroy(), objectLock, progress)
-      .then((uploaded) => ({ key: uploaded.key, bytes: uploaded.bytes, sha256: uploaded.sha256 })),
-  );
-}
-
 async function refuseCommittedSlot(s3: S3Client, job: BackupJob): Promise<void> {
   const key = manifestKey(job.source, job.runId);
   try {
@@ -213,6 +235,7 @@ async function uploadDump(
   kill: () => void,
   objectLock: ObjectLock | undefined,
   state: BackupProgress,
+  onStored?: () => void,
 ): Promise<UploadResult> {
   const onAbort = () => kill();
   deps.signal?.addEventListener('abort', onAbort, { once: true });
@@ -231,6 +254,7 @@ async function uploadDump(
       onProgress: (bytes: number) => {
         state.bytesUploaded = base + bytes;
       },
+      onStored,
     });
   } catch (error) {
     kill();
@@ -269,8 +293,13 @@ async function putManifest(s3: S3Client, job: BackupJob, manifest: Manifest, obj
 }
 
 function throwIfAborted(signal: AbortSignal | undefined): void {
-  if (!signal?.aborted) return;
+  const error = abortedError(signal);
+  if (error) throw error;
+}
+
+function abortedError(signal: AbortSignal | undefined): Error | undefined {
+  if (!signal?.aborted) return undefined;
   const reason = signal.reason as Error | undefined;
   const name = reason?.name === 'DumpTimedOut' ? 'DumpTimedOut' : 'Aborted';
-  throw lifeboatError(name, `${reason?.message ?? 'the run was aborted'}; nothing was committed`);
+  return lifeboatError(name, `${reason?.message ?? 'the run was aborted'}; nothing was committed`);
 }

@@ -246,17 +246,36 @@ describe('faults: a non-zero exit, an error naming the cause, nothing at the run
     }
   }, 120_000);
 
-  test('pg_dumpall failing: DumpFailed naming it, and no manifest and no globals for the run', async () => {
-    const binDir = clientDir({ pg_dumpall: 'echo "pg_dumpall: simulated failure" >&2\nexit 2' });
+  test('pg_dumpall failing once pg_dump has finished: DumpFailed naming it, and the database dump is not stored', async () => {
+    const binDir = clientDir({
+      pg_dump: 'case "$1" in --version) exec "$REAL" "$@";; esac\n"$REAL" "$@"\nstatus=$?\ntouch "$(dirname "$0")/dumped"\nexit $status',
+      pg_dumpall: 'while [ ! -e "$(dirname "$0")/dumped" ]; do sleep 0.05; done\necho "pg_dumpall: simulated failure" >&2\nexit 2',
+    });
     try {
       const runId = nextRunId();
       const outcome = runBackup(job(runId, source), { s3: s3.client(), clientOptions: { binDir }, log: () => undefined });
       await expect(outcome).rejects.toMatchObject({ name: 'DumpFailed', message: expect.stringMatching(/pg_dumpall exited with code 2.*simulated failure/s) });
-      // The database's artifact was committed when its pg_dump exited 0 (the worker cannot
-      // delete it); without a manifest it is no backup, and the pruner removes it.
-      const keys = await listKeys(s3.client(), BUCKET, runPrefix('shop', runId));
-      expect(keys).toEqual([artifactKey('shop', runId, 'shop', '.pgdump')]);
-      expect(await uploadsInProgress(s3.client(), BUCKET, runPrefix('shop', runId))).toEqual([]);
+      await expectNothingCommitted(runId);
+    } finally {
+      rmSync(binDir, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  test('the second of two databases failing: DumpFailed, and the first one, dumped whole, is not stored either', async () => {
+    await source.createDatabase('crm');
+    await source.psql('CREATE TABLE contacts (id int PRIMARY KEY, name text); INSERT INTO contacts SELECT g, \'c\' || g FROM generate_series(1, 1000) g;', 'crm');
+    const binDir = clientDir({ pg_dump: 'case "$*" in *crm*) "$REAL" "$@" > /dev/null; echo "pg_dump: simulated failure" >&2; exit 4;; esac\nexec "$REAL" "$@"' });
+    try {
+      const runId = nextRunId();
+      const twoDatabases = job(runId, source);
+      const progress: BackupProgress = { phase: 'preflight', bytesUploaded: 0 };
+      const outcome = runBackup({ ...twoDatabases, target: { ...twoDatabases.target, databases: ['shop', 'crm'] } },
+        { s3: s3.client(), clientOptions: { binDir }, log: () => undefined }, progress);
+      await expect(outcome).rejects.toMatchObject({ name: 'DumpFailed', message: expect.stringMatching(/pg_dump exited with code 4.*simulated failure/s) });
+      // shop was dumped to its end and all its parts were stored before crm started.
+      expect(progress.database).toBe('crm');
+      expect(progress.bytesUploaded).toBeGreaterThan(1_000_000);
+      await expectNothingCommitted(runId);
     } finally {
       rmSync(binDir, { recursive: true, force: true });
     }
