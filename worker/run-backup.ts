@@ -48,8 +48,10 @@ export interface BackupProgress {
  *  1. a slot whose manifest exists is already committed: refuse before touching anything;
  *  2. preflight (versions, sizes, extensions) — a client older than the server fails here,
  *     before a byte is uploaded;
- *  3. each database streams through SHA-256 into a multipart upload that is completed only
- *     if the dump client exited 0 (otherwise aborted: nothing remains at the key);
+ *  3. each database streams through SHA-256 into a multipart upload, one database after the
+ *     other, while pg_dumpall's globals are dumped beside them; the uploads are completed
+ *     together, only once every dump client exited 0 (otherwise all are aborted: nothing
+ *     remains at the run's keys);
  *  4. the manifest is written last, with a conditional write; until it exists the run's
  *     objects do not look like a backup, and until verification.json says ok it does not
  *     count as one.
