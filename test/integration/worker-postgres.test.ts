@@ -218,67 +218,62 @@ describe('faults: a non-zero exit, an error naming the cause, nothing at the run
     }
   }, 120_000);
 
-  /** A client directory: the machine's pg_dump and pg_dumpall, or a script in place of either. */
-  function clientDir(scripts: { pg_dump?: string; pg_dumpall?: string }): string {
-    const dir = mkdtempSync(path.join(tmpdir(), 'lifeboat-clients-'));
-    const real = defaultPgBinDir();
-    for (const tool of ['pg_dump', 'pg_dumpall'] as const) {
-      const script = scripts[tool];
-      if (script === undefined) symlinkSync(path.join(real, tool), path.join(dir, tool));
-      else {
-        writeFileSync(path.join(dir, tool), `#!/bin/sh\nREAL=${path.join(real, tool)}\n${script}\n`);
-        chmodSync(path.join(dir, tool), 0o755);
+  /**
+   * Runs a backup of `databases` with the machine's pg_dump and pg_dumpall, or a shell script
+   * (with $REAL, the real client) in place of either; expects DumpFailed with `message` and
+   * nothing at the run's keys. Returns the run's last progress.
+   */
+  async function failWithClients(
+    scripts: { pg_dump?: string; pg_dumpall?: string },
+    message: RegExp,
+    databases = ['shop'],
+  ): Promise<BackupProgress> {
+    const binDir = mkdtempSync(path.join(tmpdir(), 'lifeboat-clients-'));
+    try {
+      for (const tool of ['pg_dump', 'pg_dumpall'] as const) {
+        const real = path.join(defaultPgBinDir(), tool);
+        const script = scripts[tool];
+        if (script === undefined) symlinkSync(real, path.join(binDir, tool));
+        else {
+          writeFileSync(path.join(binDir, tool), `#!/bin/sh\nREAL=${real}\n${script}\n`);
+          chmodSync(path.join(binDir, tool), 0o755);
+        }
       }
+      const runId = nextRunId();
+      const progress: BackupProgress = { phase: 'preflight', bytesUploaded: 0 };
+      const base = job(runId, source);
+      const outcome = runBackup({ ...base, target: { ...base.target, databases } }, { s3: s3.client(), clientOptions: { binDir }, log: () => undefined }, progress);
+      await expect(outcome).rejects.toMatchObject({ name: 'DumpFailed', message: expect.stringMatching(message) });
+      await expectNothingCommitted(runId);
+      return progress;
+    } finally {
+      rmSync(binDir, { recursive: true, force: true });
     }
-    return dir;
   }
+  const VERSION_PASSES = 'case "$1" in --version) exec "$REAL" "$@";; esac';
 
   test('pg_dump failing after its whole output: DumpFailed, and the globals dumped meanwhile are not stored', async () => {
     // The globals dump runs beside the database dump; it has long finished when pg_dump fails.
-    const binDir = clientDir({ pg_dump: 'case "$1" in --version) exec "$REAL" "$@";; esac\n"$REAL" "$@"\nsleep 1\necho "pg_dump: simulated failure" >&2\nexit 3' });
-    try {
-      const runId = nextRunId();
-      const outcome = runBackup(job(runId, source), { s3: s3.client(), clientOptions: { binDir }, log: () => undefined });
-      await expect(outcome).rejects.toMatchObject({ name: 'DumpFailed', message: expect.stringMatching(/pg_dump exited with code 3.*simulated failure/s) });
-      await expectNothingCommitted(runId);
-    } finally {
-      rmSync(binDir, { recursive: true, force: true });
-    }
+    await failWithClients({ pg_dump: `${VERSION_PASSES}\n"$REAL" "$@"\nsleep 1\necho "pg_dump: simulated failure" >&2\nexit 3` },
+      /pg_dump exited with code 3.*simulated failure/s);
   }, 120_000);
 
   test('pg_dumpall failing once pg_dump has finished: DumpFailed naming it, and the database dump is not stored', async () => {
-    const binDir = clientDir({
-      pg_dump: 'case "$1" in --version) exec "$REAL" "$@";; esac\n"$REAL" "$@"\nstatus=$?\ntouch "$(dirname "$0")/dumped"\nexit $status',
+    await failWithClients({
+      pg_dump: `${VERSION_PASSES}\n"$REAL" "$@"\nstatus=$?\ntouch "$(dirname "$0")/dumped"\nexit $status`,
       pg_dumpall: 'while [ ! -e "$(dirname "$0")/dumped" ]; do sleep 0.05; done\necho "pg_dumpall: simulated failure" >&2\nexit 2',
-    });
-    try {
-      const runId = nextRunId();
-      const outcome = runBackup(job(runId, source), { s3: s3.client(), clientOptions: { binDir }, log: () => undefined });
-      await expect(outcome).rejects.toMatchObject({ name: 'DumpFailed', message: expect.stringMatching(/pg_dumpall exited with code 2.*simulated failure/s) });
-      await expectNothingCommitted(runId);
-    } finally {
-      rmSync(binDir, { recursive: true, force: true });
-    }
+    }, /pg_dumpall exited with code 2.*simulated failure/s);
   }, 120_000);
 
   test('the second of two databases failing: DumpFailed, and the first one, dumped whole, is not stored either', async () => {
     await source.createDatabase('crm');
     await source.psql('CREATE TABLE contacts (id int PRIMARY KEY, name text); INSERT INTO contacts SELECT g, \'c\' || g FROM generate_series(1, 1000) g;', 'crm');
-    const binDir = clientDir({ pg_dump: 'case "$*" in *crm*) "$REAL" "$@" > /dev/null; echo "pg_dump: simulated failure" >&2; exit 4;; esac\nexec "$REAL" "$@"' });
-    try {
-      const runId = nextRunId();
-      const twoDatabases = job(runId, source);
-      const progress: BackupProgress = { phase: 'preflight', bytesUploaded: 0 };
-      const outcome = runBackup({ ...twoDatabases, target: { ...twoDatabases.target, databases: ['shop', 'crm'] } },
-        { s3: s3.client(), clientOptions: { binDir }, log: () => undefined }, progress);
-      await expect(outcome).rejects.toMatchObject({ name: 'DumpFailed', message: expect.stringMatching(/pg_dump exited with code 4.*simulated failure/s) });
-      // shop was dumped to its end and all its parts were stored before crm started.
-      expect(progress.database).toBe('crm');
-      expect(progress.bytesUploaded).toBeGreaterThan(1_000_000);
-      await expectNothingCommitted(runId);
-    } finally {
-      rmSync(binDir, { recursive: true, force: true });
-    }
+    const progress = await failWithClients(
+      { pg_dump: 'case "$*" in *crm*) "$REAL" "$@" > /dev/null; echo "pg_dump: simulated failure" >&2; exit 4;; esac\nexec "$REAL" "$@"' },
+      /pg_dump exited with code 4.*simulated failure/s, ['shop', 'crm']);
+    // shop was dumped to its end and all its parts were stored before crm started.
+    expect(progress.database).toBe('crm');
+    expect(progress.bytesUploaded).toBeGreaterThan(1_000_000);
   }, 120_000);
 
   test('a server newer than the client: ClientTooOld before any upload, naming both versions', async () => {
