@@ -119,6 +119,27 @@ export interface StreamToS3Result {
 
 export type UploadResult = StreamToS3Result;
 
+/**
+ * Sends `command`'s body as an unsigned payload (`x-amz-content-sha256: UNSIGNED-PAYLOAD`).
+ * The SDK otherwise hashes every body it signs with SHA-256: a second pass over every byte of
+ * the dump, on top of the SHA-256 the manifest records. Integrity does not depend on it: the
+ * buckets refuse requests without TLS, S3 checks each body against its CRC32 checksum (a signed
+ * header), and the verifier checks the whole object's SHA-256.
+ */
+export function unsignedPayload<C extends UploadPartCommand | PutObjectCommand>(command: C): C {
+  // Both commands' stacks take the same middleware; TypeScript cannot see it through the union.
+  const stack = command.middlewareStack as unknown as UploadPartCommand['middlewareStack'];
+  stack.add(
+    (next) => async (args) => {
+      const request = args.request as { headers?: Record<string, string> } | undefined;
+      if (request?.headers) request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+      return next(args);
+    },
+    { step: 'build', name: 'lifeboatUnsignedPayload' },
+  );
+  return command;
+}
+
 /** A pass-through that hashes (SHA-256) and counts what flows through it. */
 export class DigestStream extends Transform {
   private readonly hash = createHash('sha256');
@@ -227,7 +248,9 @@ export async function streamToS3(opts: StreamToS3Options): Promise<StreamToS3Res
       const UploadId = uploadId;
       const task = client
         .send(
-          new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: partNumber, Body: data, ContentLength: data.length, ChecksumAlgorithm: checksumAlgorithm }),
+          unsignedPayload(new UploadPartCommand({
+            Bucket: bucket, Key: key, UploadId, PartNumber: partNumber, Body: data, ContentLength: data.length, ChecksumAlgorithm: checksumAlgorithm,
+          })),
           { abortSignal: internal.signal },
         )
         .then(
@@ -306,7 +329,7 @@ export async function streamToS3(opts: StreamToS3Options): Promise<StreamToS3Res
     try {
       if (uploadId === undefined) {
         const data = single ?? Buffer.alloc(0);
-        const put = await client.send(new PutObjectCommand({ ...objectParams, Body: data, ContentLength: data.length, IfNoneMatch: '*' }));
+        const put = await client.send(unsignedPayload(new PutObjectCommand({ ...objectParams, Body: data, ContentLength: data.length, IfNoneMatch: '*' })));
         etag = put.ETag ?? '';
         parts = 1;
         opts.onProgress?.(data.length);
