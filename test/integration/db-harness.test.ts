@@ -95,7 +95,11 @@ describe('PostgreSQL harness', () => {
     }
     pg.crash();
     await new Promise((resolve) => client.once('exit', resolve));
-    // Gone or a zombie waiting to be reaped: either way it runs no more.
+    // psql ends when the killed backend's socket closes, which happens early in its exit; the
+    // exit itself (unmapping shared memory) may take a moment more. A backend that was not
+    // killed would count for minutes. Gone or a zombie waiting to be reaped: it runs no more.
+    const deadline = Date.now() + 5_000;
+    while (runningState(Number(backend)) !== 'gone' && Date.now() < deadline) await delay(20);
     expect(runningState(Number(backend))).toBe('gone');
     await pg.stop();
     expect(alive(pg.pid)).toBe(false);
