@@ -315,6 +315,10 @@ export async function streamToS3(opts: StreamToS3Options): Promise<StreamToS3Res
     // pipeline may settle on an abort while the consumer still waits on S3; its upload id matters.
     await consumer?.catch(() => undefined);
     await Promise.all(inFlight);
+    // Waiting for the producer (or, in a run of several databases, for the others) holds no part
+    // buffers: a stream that fitted in one part is kept at its own size, nothing else.
+    freeBuffers.length = 0;
+    if (single !== undefined && single.buffer.byteLength > single.length) single = Buffer.from(single);
     if (!failure) opts.onStored?.();
     await Promise.race([producerDone, aborted]);
     if (failure) throw failure;

@@ -13,6 +13,8 @@ import {
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { crc32 } from 'node:zlib';
 import { startS3, type S3Server } from '../harness/s3';
 import { MiB, streamToS3, UPLOAD_ATTEMPT_METADATA, type StreamToS3Options } from '../../worker/upload';
@@ -229,6 +231,47 @@ test('onStored: called once every part is stored, while the commit still waits f
   expect(storedAt).toEqual({ uploading: 1, exists: false });
   expect(onStoredCalls).toBe(1);
   expect(sha256(await objectBytes(key))).toBe(sha256(sent));
+});
+
+test('an upload waiting for its producer holds no part buffers', async () => {
+  // A run keeps every database's upload waiting until all its dumps succeeded: each must not
+  // keep its part buffers (up to concurrency + 1 of them) meanwhile.
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const collected = async (refs: WeakRef<object>[]) => {
+    await new Promise((resolve) => setImmediate(resolve));
+    gc();
+    return refs.filter((ref) => ref.deref() !== undefined).length;
+  };
+  for (const [label, size, parts] of [['multipart', 23 * MiB, 5], ['one part', 1 * MiB, 1]] as const) {
+    const recording = s3.client();
+    const buffers: WeakRef<object>[] = [];
+    recording.middlewareStack.add(
+      (next) => async (args) => {
+        const body = (args.input as { Body?: unknown }).Body;
+        if (Buffer.isBuffer(body)) buffers.push(new WeakRef(body.buffer));
+        return next(args);
+      },
+      { step: 'initialize', name: 'watchBodies' },
+    );
+    let exit!: () => void;
+    let heldWhileWaiting = -1;
+    const result = streamToS3({
+      client: recording, bucket: BUCKET, key: `waiting/${label}`, body: Readable.from([randomBytes(size)]), sizeHintBytes: 20e6,
+      completion: new Promise<void>((resolve) => (exit = resolve)),
+      onStored: () => void collected(buffers).then((held) => {
+        heldWhileWaiting = held;
+        exit();
+      }),
+    });
+    expect(await result).toMatchObject({ bytes: size, parts });
+    recording.destroy();
+    // Multipart: no part buffer is held but the last request's body, which the HTTP layer keeps
+    // until the client's next request (one buffer per client, not per upload). One part:
+    // nothing was sent yet.
+    expect({ label, heldWhileWaiting }).toEqual({ label, heldWhileWaiting: parts === 1 ? 0 : 1 });
+    expect(buffers.length).toBe(parts === 1 ? 1 : parts);
+  }
 });
 
 describe('a failing producer leaves nothing behind', () => {
