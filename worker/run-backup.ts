@@ -84,16 +84,21 @@ export async function runBackup(job: BackupJob, deps: RunBackupDeps, progress?: 
 
   // The run's objects are committed together. Every upload (each database's, and the globals')
   // stores all its parts and then waits at `commitGate`, which opens only once every dump client
-  // has exited 0; any failure closes it and every upload is aborted. A failed run leaves nothing
-  // at its keys, however many of its databases had been dumped.
+  // has exited 0; any failure closes it, stops the dumps still running, and every upload is
+  // aborted. A failed dump leaves nothing at the run's keys, however many databases had been
+  // dumped. Only S3 failing during the completions themselves (sent together once the gate
+  // opens; S3 has no multi-object commit) can leave some objects without a manifest: not a
+  // backup, and the pruner removes them.
   const commitGate = deferred<void>();
   let failure: Error | undefined;
-  let running: { kill(): void } | undefined;
+  /** Stop the dumps still running: the database being dumped, pg_dumpall. */
+  const stops = new Set<() => void>();
   const failRun = (error: unknown): void => {
     if (failure) return;
-    failure = error as Error;
+    // Once the run is aborted, what fails next fails because of it: the abort is the cause.
+    failure = abortedError(deps.signal) ?? (error as Error);
     commitGate.reject(failure);
-    running?.kill();
+    for (const stop of stops) stop();
   };
   const uploads: Promise<unknown>[] = [];
   const dumped: Promise<void>[] = [];
@@ -102,16 +107,19 @@ export async function runBackup(job: BackupJob, deps: RunBackupDeps, progress?: 
     upload.catch(failRun);
     return upload;
   };
-  const afterGate = (completion: Promise<void>) => completion.then(() => commitGate.promise);
 
   // Roles and tablespaces are dumped while the databases are: pg_dumpall's start-up and upload
   // then cost no wall time. Its progress is its own; the databases' uploads count the run's bytes.
   let globalsUpload: Promise<UploadResult> | undefined;
   if (job.engine === 'postgres') {
     const dump = dumpGlobals(target, { ...deps.clientOptions, preflight });
+    const stop = () => dump.stdout.destroy();
+    stops.add(stop);
+    const done = () => void stops.delete(stop);
+    dump.completion.then(done, done);
     dumped.push(dump.completion);
-    globalsUpload = stage(uploadDump(deps, job, globalsKey(job.source, job.runId), dump.stdout, afterGate(dump.completion),
-      () => dump.stdout.destroy(), objectLock, { ...state }));
+    globalsUpload = stage(uploadDump(deps, job, globalsKey(job.source, job.runId), { ...dump, kill: stop }, commitGate.promise,
+      objectLock, { ...state }));
   }
 
   const staged: { database: string; key: string; artifact: ArtifactInfo; upload: Promise<UploadResult> }[] = [];
@@ -132,11 +140,12 @@ export async function runBackup(job: BackupJob, deps: RunBackupDeps, progress?: 
       excludeTables: job.excludeTables,
       onWarning: (message) => log(`warning: ${redact(message, secrets)}`),
     });
-    running = dump;
+    const stop = () => dump.kill();
+    stops.add(stop);
     dumped.push(dump.completion);
     const key = artifactKey(job.source, job.runId, database, dump.artifact.fileExtension);
     const stored = deferred<void>();
-    const upload = stage(uploadDump(deps, job, key, dump.stdout, afterGate(dump.completion), dump.kill, objectLock, state, stored.resolve));
+    const upload = stage(uploadDump(deps, job, key, dump, commitGate.promise, objectLock, state, stored.resolve));
     try {
       // The upload reports a failure of either side with the right cause; the dump's exit
       // status is awaited only once its whole output is stored.
@@ -148,7 +157,7 @@ export async function runBackup(job: BackupJob, deps: RunBackupDeps, progress?: 
       failRun(error);
       break;
     } finally {
-      running = undefined;
+      stops.delete(stop);
     }
     staged.push({ database, key, artifact: dump.artifact, upload });
   }
@@ -228,18 +237,21 @@ async function refuseCommittedSlot(s3: S3Client, job: BackupJob): Promise<void> 
   );
 }
 
+/**
+ * Streams one dump into its object. With `gate`, the upload stores every part and then commits
+ * only once both the dump succeeded and `gate` resolved; a rejected gate aborts it.
+ */
 async function uploadDump(
   deps: RunBackupDeps,
   job: BackupJob,
   key: string,
-  body: NodeJS.ReadableStream,
-  completion: Promise<void>,
-  kill: () => void,
+  dump: { readonly stdout: NodeJS.ReadableStream; readonly completion: Promise<void>; kill(): void },
+  gate: Promise<void> | undefined,
   objectLock: ObjectLock | undefined,
   state: BackupProgress,
   onStored?: () => void,
 ): Promise<UploadResult> {
-  const onAbort = () => kill();
+  const onAbort = () => dump.kill();
   deps.signal?.addEventListener('abort', onAbort, { once: true });
   const base = state.bytesUploaded;
   try {
@@ -247,8 +259,8 @@ async function uploadDump(
       client: deps.s3,
       bucket: job.bucket,
       key,
-      body: body as import('node:stream').Readable,
-      completion,
+      body: dump.stdout as import('node:stream').Readable,
+      completion: gate ? dump.completion.then(() => gate) : dump.completion,
       sizeHintBytes: job.sizeHintBytes,
       objectLockMode: objectLock?.mode,
       objectLockRetainUntil: objectLock?.retainUntil,
@@ -259,7 +271,7 @@ async function uploadDump(
       onStored,
     });
   } catch (error) {
-    kill();
+    dump.kill();
     if (deps.signal?.aborted) {
       const reason = deps.signal.reason as Error | undefined;
       const name = reason?.name === 'DumpTimedOut' ? 'DumpTimedOut' : 'Aborted';
@@ -267,7 +279,9 @@ async function uploadDump(
     }
     // When the dump failed first, the upload was abandoned because of it: report the dump's
     // error. When the upload failed first, the dump was stopped because of it: report that.
-    const dumpError = await completion.then(() => undefined, (dumpFailure: unknown) => dumpFailure);
+    // The dump's own completion, not the gate: an upload that fails after its dump succeeded
+    // must not wait for a gate that only its own failure would close.
+    const dumpError = await dump.completion.then(() => undefined, (dumpFailure: unknown) => dumpFailure);
     throw dumpError !== undefined && (error as Error).cause === dumpError ? dumpError : error;
   } finally {
     deps.signal?.removeEventListener('abort', onAbort);

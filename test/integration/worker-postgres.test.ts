@@ -265,6 +265,13 @@ describe('faults: a non-zero exit, an error naming the cause, nothing at the run
     }, /pg_dumpall exited with code 2.*simulated failure/s);
   }, 120_000);
 
+  test('pg_dump failing while pg_dumpall hangs: the run stops pg_dumpall and fails at once', async () => {
+    // pg_dumpall never answers (as when it waits on an unreachable server); without being
+    // stopped it would hold the run for a minute, past this test's timeout.
+    await failWithClients({ pg_dump: `${VERSION_PASSES}\necho "pg_dump: simulated failure" >&2\nexit 5`, pg_dumpall: 'exec sleep 60' },
+      /pg_dump exited with code 5.*simulated failure/s);
+  }, 20_000);
+
   test('the second of two databases failing: DumpFailed, and the first one, dumped whole, is not stored either', async () => {
     await source.createDatabase('crm');
     await source.psql('CREATE TABLE contacts (id int PRIMARY KEY, name text); INSERT INTO contacts SELECT g, \'c\' || g FROM generate_series(1, 1000) g;', 'crm');
