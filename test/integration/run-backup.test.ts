@@ -59,35 +59,34 @@ function job(runId: string, databases: string[]): BackupJob {
   };
 }
 
-test('a part upload failing after the dump client exited 0: UploadFailed at once, nothing at the run\'s keys', async () => {
-  // 3 parts of 5 MiB; the third is refused (after the SDK's attempts) when the client is long gone.
-  const proxy = await startFaultyS3Proxy(s3.endpoint, { failAfterParts: 2 });
+/**
+ * Runs a backup of `databases` (each dump `bytes` long) through a proxy that refuses every part
+ * upload after the first `failAfterParts`; expects UploadFailed with `message` and nothing at
+ * the run's keys, committed or in progress.
+ */
+async function expectFailedRun(runId: string, databases: string[], bytes: number, failures: { afterParts: number; maxAttempts: number }, message: RegExp) {
+  const proxy = await startFaultyS3Proxy(s3.endpoint, { failAfterParts: failures.afterParts });
+  const client = s3.client();
   try {
-    const runId = '20261126T120000Z';
-    const outcome = runBackup(job(runId, ['shop']), { s3: s3.client({ endpoint: proxy.endpoint, maxAttempts: 2 }), engines: { mariadb: exitedEngine(12 * MiB) }, log: () => undefined });
-    await expect(outcome).rejects.toMatchObject({ name: 'UploadFailed', message: expect.stringMatching(/part 3.*(ServiceUnavailable|503)/) });
-    expect(proxy.partsFailed).toBeGreaterThanOrEqual(2);
-    const client = s3.client();
+    const outcome = runBackup(job(runId, databases), {
+      s3: s3.client({ endpoint: proxy.endpoint, maxAttempts: failures.maxAttempts }), engines: { mariadb: exitedEngine(bytes) }, log: () => undefined,
+    });
+    await expect(outcome).rejects.toMatchObject({ name: 'UploadFailed', message: expect.stringMatching(message) });
+    expect(proxy.partsFailed).toBeGreaterThanOrEqual(failures.maxAttempts);
     expect(await listKeys(client, BUCKET, runPrefix('gate', runId))).toEqual([]);
     expect(await uploadsInProgress(client, BUCKET, runPrefix('gate', runId))).toEqual([]);
-    client.destroy();
   } finally {
+    client.destroy();
     await proxy.close();
   }
+}
+
+test('a part upload failing after the dump client exited 0: UploadFailed at once, nothing at the run\'s keys', async () => {
+  // 3 parts of 5 MiB; the third is refused (after the SDK's attempts) when the client is long gone.
+  await expectFailedRun('20261126T120000Z', ['shop'], 12 * MiB, { afterParts: 2, maxAttempts: 2 }, /part 3.*(ServiceUnavailable|503)/);
 }, 60_000);
 
 test('the second database\'s upload failing: the first, stored and waiting at the gate, is aborted too', async () => {
   // shop: 2 parts go through; crm: its first part is refused.
-  const proxy = await startFaultyS3Proxy(s3.endpoint, { failAfterParts: 2 });
-  try {
-    const runId = '20261126T121500Z';
-    const outcome = runBackup(job(runId, ['shop', 'crm']), { s3: s3.client({ endpoint: proxy.endpoint, maxAttempts: 1 }), engines: { mariadb: exitedEngine(10 * MiB) }, log: () => undefined });
-    await expect(outcome).rejects.toMatchObject({ name: 'UploadFailed', message: expect.stringMatching(/crm\.sql\.zst failed at part 1/) });
-    const client = s3.client();
-    expect(await listKeys(client, BUCKET, runPrefix('gate', runId))).toEqual([]);
-    expect(await uploadsInProgress(client, BUCKET, runPrefix('gate', runId))).toEqual([]);
-    client.destroy();
-  } finally {
-    await proxy.close();
-  }
+  await expectFailedRun('20261126T121500Z', ['shop', 'crm'], 10 * MiB, { afterParts: 2, maxAttempts: 1 }, /crm\.sql\.zst failed at part 1/);
 }, 60_000);
