@@ -272,11 +272,8 @@ async function uploadDump(
     });
   } catch (error) {
     dump.kill();
-    if (deps.signal?.aborted) {
-      const reason = deps.signal.reason as Error | undefined;
-      const name = reason?.name === 'DumpTimedOut' ? 'DumpTimedOut' : 'Aborted';
-      throw lifeboatError(name, `${reason?.message ?? 'the run was aborted'}; the upload of ${key} was aborted and nothing was committed`);
-    }
+    const aborted = abortedError(deps.signal, `the upload of ${key} was aborted and nothing was committed`);
+    if (aborted) throw aborted;
     // When the dump failed first, the upload was abandoned because of it: report the dump's
     // error. When the upload failed first, the dump was stopped because of it: report that.
     // The dump's own completion, not the gate: an upload that fails after its dump succeeded
@@ -313,9 +310,10 @@ function throwIfAborted(signal: AbortSignal | undefined): void {
   if (error) throw error;
 }
 
-function abortedError(signal: AbortSignal | undefined): Error | undefined {
+/** The error of an aborted run (`Aborted`, or `DumpTimedOut` past the deadline); undefined while it runs. */
+function abortedError(signal: AbortSignal | undefined, outcome = 'nothing was committed'): Error | undefined {
   if (!signal?.aborted) return undefined;
   const reason = signal.reason as Error | undefined;
   const name = reason?.name === 'DumpTimedOut' ? 'DumpTimedOut' : 'Aborted';
-  return lifeboatError(name, `${reason?.message ?? 'the run was aborted'}; nothing was committed`);
+  return lifeboatError(name, `${reason?.message ?? 'the run was aborted'}; ${outcome}`);
 }
