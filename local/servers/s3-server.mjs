@@ -74,6 +74,66 @@ store.completeMultipartUpload = function completeMultipartUpload(uploadId, partS
   this.multipartUploadsByBucket.get(upload.bucket)?.delete(uploadId);
   return obj;
 };
+// S3 lists keys in UTF-8 binary order. Comparing UTF-16 code units is the same order except
+// that surrogates (code points above U+FFFF) must sort after U+E000..U+FFFF; this maps them so.
+function compareKeys(a, b) {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    let x = a.charCodeAt(i);
+    let y = b.charCodeAt(i);
+    if (x !== y) {
+      if (x >= 0xd800) x += x < 0xe000 ? 0x2000 : -0x800;
+      if (y >= 0xd800) y += y < 0xe000 ? 0x2000 : -0x800;
+      return x - y;
+    }
+  }
+  return a.length - b.length;
+}
+
+// fauxqs 1.9's S3Store.listObjects sorted with localeCompare (`a`, `B`, `c`) but compared the
+// start-after key byte-wise, so a listing longer than one page lost keys. The same listing in
+// S3's order throughout.
+store.listObjects = function listObjects(bucket, options) {
+  const objectsMap = this.buckets.get(bucket);
+  if (!objectsMap) throw new S3Error('NoSuchBucket', `The specified bucket does not exist: ${bucket}`, 404);
+  const prefix = options?.prefix ?? '';
+  const delimiter = options?.delimiter;
+  const maxKeys = options?.maxKeys ?? 1000;
+  const startAfter = options?.startAfter ?? options?.marker ?? '';
+  const sorted = [...objectsMap.values()].filter((obj) => obj.key.startsWith(prefix)).sort((a, b) => compareKeys(a.key, b.key));
+  const objects = [];
+  const commonPrefixes = new Set();
+  let count = 0;
+  let isTruncated = false;
+  for (const obj of sorted) {
+    if (startAfter && compareKeys(obj.key, startAfter) <= 0) continue;
+    if (delimiter) {
+      const rest = obj.key.slice(prefix.length);
+      const at = rest.indexOf(delimiter);
+      if (at >= 0) {
+        const commonPrefix = prefix + rest.slice(0, at + delimiter.length);
+        if (startAfter && compareKeys(commonPrefix, startAfter) <= 0) continue;
+        if (!commonPrefixes.has(commonPrefix)) {
+          if (count >= maxKeys) {
+            isTruncated = true;
+            break;
+          }
+          commonPrefixes.add(commonPrefix);
+          count++;
+        }
+        continue;
+      }
+    }
+    if (count >= maxKeys) {
+      isTruncated = true;
+      break;
+    }
+    objects.push(obj);
+    count++;
+  }
+  return { objects, commonPrefixes: [...commonPrefixes].sort(compareKeys), isTruncated };
+};
+
 const app = buildApp({ logger: false, stores: { s3Store: store } });
 
 const escapeXml = (text) =>

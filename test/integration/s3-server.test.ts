@@ -110,6 +110,20 @@ test('ListObjectsV2 pagination returns each of 1,050 keys exactly once', async (
   expect(seen).toEqual(keys);
 });
 
+test('ListObjectsV2 lists in S3 order (UTF-8 binary) and pages without losing keys', async () => {
+  // fauxqs sorted with localeCompare (a, B, c) and paged byte-wise: one key a page gave [a] [c].
+  const keys = ['order/a', 'order/B', 'order/c', 'order/_', 'order/\u00e9', 'order/\uffee', 'order/\u{1f600}', 'order/A1'];
+  await Promise.all(keys.map((Key) => client.send(new PutObjectCommand({ Bucket: BUCKET, Key, Body: Key }))));
+  const pages: string[][] = [];
+  for await (const page of paginateListObjectsV2({ client, pageSize: 1 }, { Bucket: BUCKET, Prefix: 'order/' })) {
+    pages.push((page.Contents ?? []).map((object) => object.Key!));
+  }
+  const expected = ['order/A1', 'order/B', 'order/_', 'order/a', 'order/c', 'order/\u00e9', 'order/\uffee', 'order/\u{1f600}'];
+  expect(pages).toEqual(expected.map((key) => [key]));
+  // The order is the UTF-8 bytes' order.
+  expect([...keys].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)))).toEqual(expected);
+});
+
 test('PutObject with IfNoneMatch "*" never overwrites an existing key', async () => {
   await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'cond/put', Body: 'first', IfNoneMatch: '*' }));
   await expect(client.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'cond/put', Body: 'second', IfNoneMatch: '*' }))).rejects.toMatchObject({
