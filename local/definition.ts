@@ -1,96 +1,53 @@
 /**
- * Takes the backup-run state machine out of a synthesized template and resolves the
- * CloudFormation tokens in its definition to ARNs, so that the very definition `cdk deploy`
- * would create can run locally (no hand-written copy).
+ * Takes a state machine out of a synthesized template and resolves the CloudFormation tokens
+ * in its definition (local/cfn/resolve.ts), so that the very definition `cdk deploy` would
+ * create can run locally (no hand-written copy).
  */
+import { ResolvedStack, type CfnTemplate } from './cfn/resolve';
 
-export interface CfnTemplate {
-  readonly Resources: Record<string, { Type: string; Properties?: Record<string, unknown> }>;
-}
+export type { CfnTemplate } from './cfn/resolve';
 
 export interface LocalEnvironment {
   readonly region: string;
   readonly account: string;
   readonly partition?: string;
+  /** @default "Lifeboat-Primary" */
+  readonly stackName?: string;
 }
 
 export const LOCAL_ENVIRONMENT: LocalEnvironment = { region: 'us-east-1', account: '000000000000' };
 
-/** The state machine whose name ends with `suffix` (default: the backup run). */
+function resolvedStack(template: CfnTemplate | ResolvedStack, env: LocalEnvironment): ResolvedStack {
+  if (template instanceof ResolvedStack) return template;
+  return new ResolvedStack(template, { stackName: env.stackName ?? 'Lifeboat-Primary', account: env.account, region: env.region, partition: env.partition });
+}
+
+/** The logical id of the state machine whose name ends with `suffix` (default: the backup run). */
+export function stateMachineId(stack: ResolvedStack, suffix = '-backup-run'): string {
+  const machines = stack.ofType('AWS::StepFunctions::StateMachine');
+  const found = machines.find((id) => String(stack.resource(id).Properties?.StateMachineName ?? '').endsWith(suffix));
+  if (!found) {
+    const names = machines.map((id) => String(stack.resource(id).Properties?.StateMachineName)).join(', ') || 'none';
+    throw new Error(`no state machine named *${suffix} in the template (found: ${names})`);
+  }
+  return found;
+}
+
+/** The state machine whose name ends with `suffix` (default: the backup run), its tokens resolved. */
 export function stateMachineDefinition(
-  template: CfnTemplate,
+  template: CfnTemplate | ResolvedStack,
   env: LocalEnvironment = LOCAL_ENVIRONMENT,
   suffix = '-backup-run',
 ): Record<string, unknown> {
-  const machines = Object.entries(template.Resources).filter(([, resource]) => resource.Type === 'AWS::StepFunctions::StateMachine');
-  const found = machines.find(([, resource]) => String(resource.Properties?.StateMachineName ?? '').endsWith(suffix));
-  if (!found) {
-    const names = machines.map(([, resource]) => String(resource.Properties?.StateMachineName)).join(', ') || 'none';
-    throw new Error(`no state machine named *${suffix} in the template (found: ${names})`);
-  }
-  const body = found[1].Properties?.DefinitionString;
-  const text = resolveTokens(body, template, env);
+  const stack = resolvedStack(template, env);
+  const text = stack.resolve(stack.resource(stateMachineId(stack, suffix)).Properties?.DefinitionString);
   if (typeof text !== 'string') throw new Error('the state machine definition did not resolve to a string');
   return JSON.parse(text) as Record<string, unknown>;
 }
 
-/** Resolves Fn::Join, Ref and Fn::GetAtt (…, 'Arn') with ARNs derived from logical ids. */
-export function resolveTokens(value: unknown, template: CfnTemplate, env: LocalEnvironment): unknown {
-  if (Array.isArray(value)) return value.map((item) => resolveTokens(item, template, env));
-  if (value === null || typeof value !== 'object') return value;
-  const node = value as Record<string, unknown>;
-  if ('Fn::Join' in node) {
-    const [delimiter, parts] = node['Fn::Join'] as [string, unknown[]];
-    return parts.map((part) => String(resolveTokens(part, template, env))).join(delimiter);
-  }
-  if ('Ref' in node) return resolveRef(String(node.Ref), template, env);
-  if ('Fn::GetAtt' in node) {
-    const [id, attribute] = node['Fn::GetAtt'] as [string, string];
-    if (attribute !== 'Arn' && attribute !== 'Name') {
-      throw new Error(`cannot resolve Fn::GetAtt ${id}.${attribute} locally`);
-    }
-    return attribute === 'Arn' ? arnFor(id, template, env) : id;
-  }
-  return Object.fromEntries(Object.entries(node).map(([key, item]) => [key, resolveTokens(item, template, env)]));
-}
-
-function resolveRef(id: string, template: CfnTemplate, env: LocalEnvironment): string {
-  const pseudo: Record<string, string> = {
-    'AWS::Partition': env.partition ?? 'aws',
-    'AWS::Region': env.region,
-    'AWS::AccountId': env.account,
-    'AWS::URLSuffix': 'amazonaws.com',
-  };
-  if (id in pseudo) return pseudo[id];
-  const resource = template.Resources[id];
-  if (!resource) throw new Error(`cannot resolve Ref ${id}: no such resource or pseudo parameter`);
-  // Ref gives an ARN for these types, a name for the others.
-  if (['AWS::SNS::Topic', 'AWS::ECS::TaskDefinition', 'AWS::StepFunctions::StateMachine'].includes(resource.Type)) {
-    return arnFor(id, template, env);
-  }
-  return id;
-}
-
-function arnFor(id: string, template: CfnTemplate, env: LocalEnvironment): string {
-  const type = template.Resources[id]?.Type;
-  const { region, account } = env;
-  const partition = env.partition ?? 'aws';
-  switch (type) {
-    case 'AWS::Lambda::Function':
-      return `arn:${partition}:lambda:${region}:${account}:function:${id}`;
-    case 'AWS::ECS::Cluster':
-      return `arn:${partition}:ecs:${region}:${account}:cluster/${id}`;
-    case 'AWS::ECS::TaskDefinition':
-      return `arn:${partition}:ecs:${region}:${account}:task-definition/${id}:1`;
-    case 'AWS::SNS::Topic':
-      return `arn:${partition}:sns:${region}:${account}:${id}`;
-    case 'AWS::StepFunctions::StateMachine':
-      return `arn:${partition}:states:${region}:${account}:stateMachine:${id}`;
-    case 'AWS::S3::Bucket':
-      return `arn:${partition}:s3:::${id.toLowerCase()}`;
-    default:
-      throw new Error(`cannot make a local ARN for ${id} (${type ?? 'unknown resource'})`);
-  }
+/** Resolves the intrinsic functions in `value` (see local/cfn/resolve.ts). */
+export function resolveTokens(value: unknown, template: CfnTemplate | ResolvedStack, env: LocalEnvironment = LOCAL_ENVIRONMENT): unknown {
+  return resolvedStack(template, env).resolve(value);
 }
 
 /**
@@ -98,19 +55,18 @@ function arnFor(id: string, template: CfnTemplate, env: LocalEnvironment): strin
  * target input), with the slot time in place of `<aws.scheduler.scheduled-time>`.
  */
 export function scheduleInput(
-  template: CfnTemplate,
+  template: CfnTemplate | ResolvedStack,
   source: string,
   scheduledTime: Date,
   env: LocalEnvironment = LOCAL_ENVIRONMENT,
   stateMachineSuffix = '-backup-run',
 ): Record<string, unknown> {
-  const machine = Object.entries(template.Resources).find(([, resource]) =>
-    resource.Type === 'AWS::StepFunctions::StateMachine' && String(resource.Properties?.StateMachineName ?? '').endsWith(stateMachineSuffix))?.[0];
-  for (const resource of Object.values(template.Resources)) {
-    if (resource.Type !== 'AWS::Scheduler::Schedule') continue;
-    const target = resource.Properties?.Target as { Arn?: { Ref?: string }; Input?: unknown } | undefined;
+  const stack = resolvedStack(template, env);
+  const machine = stateMachineId(stack, stateMachineSuffix);
+  for (const id of stack.ofType('AWS::Scheduler::Schedule')) {
+    const target = stack.resource(id).Properties?.Target as { Arn?: { Ref?: string }; Input?: unknown } | undefined;
     if (target?.Arn?.Ref !== machine) continue;
-    const text = resolveTokens(target?.Input, template, env);
+    const text = stack.resolve(target?.Input);
     if (typeof text !== 'string') continue;
     const input = JSON.parse(text.replace('<aws.scheduler.scheduled-time>', scheduledTime.toISOString().replace(/\.\d{3}Z$/, 'Z'))) as Record<string, unknown>;
     if (input.source === source) return input;

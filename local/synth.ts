@@ -6,33 +6,62 @@ import type { LifeboatConfig } from '../lib/config/types';
 import { createStacks, type PrimaryStack } from '../lib/stacks';
 import type { SourceShard } from '../lib/stacks/source-shard';
 import { cdkJsonContext } from '../lib/stacks/feature-flags';
-import type { CfnTemplate } from './definition';
+import { ResolvedStack, type CfnTemplate } from './cfn/resolve';
 
 type Resources = CfnTemplate['Resources'];
 
+/** The account a local run deploys to when the config names none (an environment-agnostic synth). */
+export const LOCAL_ACCOUNT = '000000000000';
+
+/** Both stacks of an app as synthesized for a config, each with where it would be deployed. */
+export interface SynthesizedApp {
+  readonly config: LifeboatConfig;
+  /** The primary stack's template merged with its source shards' (see `mergeShardTemplates`). */
+  readonly primary: ResolvedStack;
+  readonly offsite: ResolvedStack;
+}
+
 /**
- * Synthesizes the app for a config, as `cdk synth` would (cdk.json's feature flags), and
- * returns the primary stack's template merged with its source shards' (nested stacks):
- * the parent's resources plus every shard's, each shard's parameters replaced by the values
- * the parent passes them, so a schedule in a shard refers to the parent's state machine as
- * the parent's own resources do. Lambda bundling is skipped: only the template is wanted
- * here, and the local runner calls the handlers' source directly.
+ * Synthesizes the app for a config, as `cdk synth` would (cdk.json's feature flags): both
+ * stacks' templates, in the accounts and regions of the config (the local account when it
+ * names none; then both stacks share it, as an environment-agnostic deploy with one set of
+ * credentials would). Lambda bundling is skipped: only the templates are wanted here, and the
+ * local runner calls the handlers' source directly.
  */
-export function synthPrimaryTemplate(config: LifeboatConfig): CfnTemplate {
+export function synthApp(config: LifeboatConfig): SynthesizedApp {
   const outdir = mkdtempSync(path.join(tmpdir(), 'lifeboat-local-synth-'));
   try {
     const app = new App({ outdir, context: { ...cdkJsonContext(), 'aws:cdk:bundling-stacks': [] } });
-    const { primary } = createStacks(app, config);
+    const { primary, offsite } = createStacks(app, config);
     const assembly = app.synth();
     const parent = assembly.getStackArtifact(primary.artifactId).template as CfnTemplate;
-    return mergeShardTemplates(parent, primary.shards.map((shard) => ({
+    const merged = mergeShardTemplates(parent, primary.shards.map((shard) => ({
       name: shard.node.path,
       parameters: shardParameters(parent, primary, shard),
       template: JSON.parse(readFileSync(path.join(assembly.directory, shard.templateFile), 'utf8')) as CfnTemplate,
     })));
+    const primaryAccount = config.primary.account ?? LOCAL_ACCOUNT;
+    const offsiteAccount = config.offsite.account ?? primaryAccount;
+    return {
+      config,
+      primary: new ResolvedStack(merged, { stackName: primary.stackName, account: primaryAccount, region: config.primary.region }),
+      offsite: new ResolvedStack(assembly.getStackArtifact(offsite.artifactId).template as CfnTemplate, {
+        stackName: offsite.stackName, account: offsiteAccount, region: config.offsite.region,
+      }),
+    };
   } finally {
     rmSync(outdir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The primary stack's template merged with its source shards' (nested stacks): the parent's
+ * resources plus every shard's, each shard's parameters replaced by the values the parent
+ * passes them, so a schedule in a shard refers to the parent's state machine as the parent's
+ * own resources do.
+ */
+export function synthPrimaryTemplate(config: LifeboatConfig): CfnTemplate {
+  return synthApp(config).primary.template;
 }
 
 /** The parameters the parent passes a shard (its nested-stack resource's `Parameters`). */
