@@ -19,6 +19,9 @@ const region = z.string().regex(/^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$/, {
   error: 'invalid AWS region (valid: a region name such as "eu-west-1")',
 });
 const account = z.string().regex(/^\d{12}$/, { error: 'invalid AWS account id (valid: 12 digits)' });
+const roleArn = z.string().regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]+$/, {
+  error: 'invalid role ARN (valid: arn:aws:iam::<12-digit account>:role/<name>)',
+});
 const httpsUrl = z.url({ protocol: /^https$/, error: 'invalid URL (valid: an https:// URL)' });
 
 const tierSchema = z.strictObject({
@@ -109,8 +112,20 @@ export const configSchema = z.strictObject({
   objectLock: z
     .strictObject({
       mode: z.enum(['governance', 'compliance'], { error: 'unknown Object Lock mode (valid: governance, compliance)' }),
+      /** The offsite bucket's mode; compliance is recommended there (no one, root included, can shorten a lock). */
+      offsiteMode: z.enum(['governance', 'compliance'], { error: 'unknown Object Lock mode (valid: governance, compliance)' }).optional(),
     })
     .optional(),
+  /**
+   * A role that may still change the backup buckets' policy, lifecycle, versioning and Object
+   * Lock configuration, and bypass governance retention, besides the deployment role.
+   */
+  breakGlassRoleArn: roleArn.optional(),
+  /**
+   * The roles that deploy the stacks (CloudFormation's execution role), exempt from the same
+   * bucket-policy denies. Default: the CDK bootstrap's cfn-exec role of each account and region.
+   */
+  deploymentRoleArns: z.array(roleArn).min(1).optional(),
   tiers: z.record(z.string().regex(/^[a-z][a-z0-9-]{0,30}$/, { error: 'invalid tier name (valid: a-z, 0-9, "-")' }), tierSchema).optional(),
   sources: z.array(sourceSchema).min(1, { error: 'at least one source is required' }),
   notifications: z

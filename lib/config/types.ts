@@ -93,7 +93,16 @@ export interface LifeboatConfig {
   readonly appName: string;
   readonly primary: { readonly region: string; readonly account?: string };
   readonly offsite: OffsiteConfig;
-  readonly objectLock: { readonly mode: ObjectLockMode };
+  readonly objectLock: {
+    /** The primary bucket's mode (each object's, and the bucket's default retention). */
+    readonly mode: ObjectLockMode;
+    /** The offsite bucket's mode (its default retention; replicas keep their source's lock). */
+    readonly offsiteMode: ObjectLockMode;
+  };
+  /** Besides the deployment roles, the one role that may reconfigure the backup buckets. */
+  readonly breakGlassRoleArn?: string;
+  /** CloudFormation execution roles that deploy the stacks; undefined: the CDK bootstrap's. */
+  readonly deploymentRoleArns?: readonly string[];
   readonly tiers: Readonly<Record<string, Tier>>;
   readonly sources: readonly Source[];
   readonly notifications: NotificationsConfig;

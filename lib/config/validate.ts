@@ -271,7 +271,12 @@ function resolve(parsed: ParsedConfig): LifeboatConfig {
       account: parsed.offsite.account,
       storageClass: parsed.offsite.storageClass ?? 'GLACIER_IR',
     },
-    objectLock: { mode: parsed.objectLock?.mode === 'compliance' ? 'COMPLIANCE' : 'GOVERNANCE' },
+    objectLock: {
+      mode: parsed.objectLock?.mode === 'compliance' ? 'COMPLIANCE' : 'GOVERNANCE',
+      offsiteMode: (parsed.objectLock?.offsiteMode ?? parsed.objectLock?.mode) === 'compliance' ? 'COMPLIANCE' : 'GOVERNANCE',
+    },
+    breakGlassRoleArn: parsed.breakGlassRoleArn,
+    deploymentRoleArns: parsed.deploymentRoleArns,
     tiers,
     sources,
     notifications: {

@@ -87,6 +87,30 @@ export class AlarmTopic extends Construct {
     }
   }
 
+  /**
+   * Lets EventBridge rules of this account publish (the key alarms): the topic policy names
+   * the service with the account as source, and the key policy lets it encrypt.
+   */
+  public allowEventRules(): void {
+    const stack = Stack.of(this);
+    this.key.addToResourcePolicy(new iam.PolicyStatement({
+      sid: 'AllowEventBridgeRulesToPublish',
+      principals: [new iam.ServicePrincipal('events.amazonaws.com')],
+      actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+      resources: ['*'],
+    }));
+    this.topic.addToResourcePolicy(new iam.PolicyStatement({
+      sid: 'AllowEventBridgeRulesOfThisAccount',
+      principals: [new iam.ServicePrincipal('events.amazonaws.com')],
+      actions: ['sns:Publish'],
+      resources: [this.topic.topicArn],
+      conditions: {
+        ArnLike: { 'aws:SourceArn': stack.formatArn({ service: 'events', resource: 'rule', resourceName: '*' }) },
+        StringEquals: { 'aws:SourceAccount': stack.account },
+      },
+    }));
+  }
+
   /** Lets `grantee` publish to the topic (including the key use encrypted topics need). */
   public grantPublish(grantee: iam.IGrantable): iam.Grant {
     return this.topic.grantPublish(grantee);

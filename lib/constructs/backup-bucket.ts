@@ -42,6 +42,28 @@ export interface BackupBucketProps {
    */
   readonly objectLockMode?: s3.ObjectLockMode;
   /**
+   * The bucket's default Object Lock retention, in days, in `objectLockMode`: every object
+   * version written without a lock of its own (by anyone) is locked this long. Lifeboat's
+   * writers lock each object with its tier's retention; this is the floor under them.
+   * @default - no default retention
+   */
+  readonly defaultRetentionDays?: number;
+  /**
+   * Principals (role ARN patterns, as `aws:PrincipalArn` sees them) that may still change the
+   * bucket's policy, lifecycle, versioning, replication and Object Lock configuration, and
+   * bypass governance retention: the deployment role, and a break-glass role. The bucket policy
+   * denies these to everyone else, whatever their identity policies say.
+   * @default - no such deny (anyone the account's IAM allows)
+   */
+  readonly configurationAdmins?: readonly string[];
+  /**
+   * Key prefixes where the bucket itself refuses writes that could replace an object: a
+   * PutObject or CompleteMultipartUpload without `If-None-Match: *` is denied to every
+   * principal (the multipart parts, which take no conditional header, stay allowed).
+   * @default - none
+   */
+  readonly writeOncePrefixes?: readonly string[];
+  /**
    * Per-source retention, one lifecycle rule per source on the `runs/<source>/` prefix.
    * @default - no per-source expiration (only the pruner deletes runs)
    */
@@ -133,8 +155,12 @@ export class BackupBucket extends Construct {
         },
       ],
     });
+    const defaultRetention = props.defaultRetentionDays === undefined
+      ? undefined
+      : (this.objectLockMode === s3.ObjectLockMode.COMPLIANCE ? s3.ObjectLockRetention.compliance : s3.ObjectLockRetention.governance)(Duration.days(props.defaultRetentionDays));
     this.bucket = new s3.Bucket(this, 'Bucket', {
       bucketName: props.bucketName,
+      objectLockDefaultRetention: defaultRetention,
       encryption: s3.BucketEncryption.KMS,
       encryptionKey: this.key,
       // One data key per bucket instead of one KMS call per object: dumps are large multipart uploads.
@@ -167,6 +193,103 @@ export class BackupBucket extends Construct {
     });
 
     props.replication?.grantSource(this.bucket);
+    if (props.configurationAdmins) this.guardConfiguration(props.configurationAdmins);
+    for (const prefix of props.writeOncePrefixes ?? []) this.enforceWriteOnce(prefix);
+  }
+
+  /**
+   * The bucket refuses every write under `prefix` that could replace an object: S3 evaluates
+   * `s3:if-none-match` on PutObject and CompleteMultipartUpload (`s3:ObjectCreationOperation`
+   * true); CreateMultipartUpload and UploadPart carry no conditional header and are exempt
+   * (AWS's "Enforce conditional writes on Amazon S3 buckets"). CopyObject into the prefix is
+   * refused too, as S3 documents for such a policy.
+   */
+  private enforceWriteOnce(prefix: string): void {
+    this.bucket.addToResourcePolicy(new iam.PolicyStatement({
+      sid: `WriteOnce${pascal(prefix)}`,
+      effect: iam.Effect.DENY,
+      principals: [new iam.AnyPrincipal()],
+      actions: ['s3:PutObject'],
+      resources: [this.bucket.arnForObjects(`${prefix}*`)],
+      conditions: { Null: { 's3:if-none-match': 'true' }, Bool: { 's3:ObjectCreationOperation': 'true' } },
+    }));
+  }
+
+  /**
+   * Only `writers` (role ARNs or ArnLike patterns) may write the objects matching `keyPattern`
+   * (e.g. `runs/*\/verification.json`): a deny for every other principal, so that no identity
+   * policy, present or future, lets another role forge the document.
+   */
+  public restrictWriters(id: string, keyPattern: string, writers: readonly string[]): void {
+    this.bucket.addToResourcePolicy(new iam.PolicyStatement({
+      sid: `OnlyWriters${id}`,
+      effect: iam.Effect.DENY,
+      principals: [new iam.AnyPrincipal()],
+      actions: ['s3:PutObject'],
+      resources: [this.bucket.arnForObjects(keyPattern)],
+      conditions: { ArnNotLike: { 'aws:PrincipalArn': [...writers] } },
+    }));
+  }
+
+  /**
+   * Lets roles of another account (matched by `aws:PrincipalArn` patterns, so they need not
+   * exist yet) read runs and drill reports, exact versions included, and list them; and
+   * decrypt them with this bucket's key, through S3 only. Their own identity policies must
+   * allow the same (cross-account: both sides).
+   */
+  public grantReadTo(readers: { readonly account: string; readonly roleArnPatterns: readonly string[] }): void {
+    const principal = new iam.AccountPrincipal(readers.account);
+    const conditions = { ArnLike: { 'aws:PrincipalArn': [...readers.roleArnPatterns] } };
+    this.bucket.addToResourcePolicy(new iam.PolicyStatement({
+      sid: 'AllowReadsFromPrimaryReaders',
+      principals: [principal],
+      actions: ['s3:GetObject', 's3:GetObjectVersion'],
+      resources: [this.bucket.arnForObjects('runs/*'), this.bucket.arnForObjects('drills/*')],
+      conditions,
+    }));
+    this.bucket.addToResourcePolicy(new iam.PolicyStatement({
+      sid: 'AllowListingFromPrimaryReaders',
+      principals: [principal],
+      actions: ['s3:ListBucket', 's3:ListBucketVersions'],
+      resources: [this.bucket.bucketArn],
+      conditions,
+    }));
+    this.key.addToResourcePolicy(new iam.PolicyStatement({
+      sid: 'AllowDecryptForPrimaryReaders',
+      principals: [principal],
+      actions: ['kms:Decrypt'],
+      resources: ['*'],
+      conditions: { ...conditions, StringEquals: { 'kms:ViaService': `s3.${this.bucket.env.region}.amazonaws.com` } },
+    }));
+  }
+
+  /**
+   * Denies, to every principal but `admins`, what would let someone who controls an account
+   * undo the protection without deleting an object: rewriting or removing the bucket policy,
+   * the lifecycle, versioning, replication and Object Lock configuration, and bypassing
+   * governance retention. (The account's root user can still remove a bucket policy; S3 allows
+   * it whatever the policy says. Compliance-mode locks hold even then.)
+   */
+  private guardConfiguration(admins: readonly string[]): void {
+    this.bucket.addToResourcePolicy(new iam.PolicyStatement({
+      sid: 'OnlyAdminsReconfigure',
+      effect: iam.Effect.DENY,
+      principals: [new iam.AnyPrincipal()],
+      actions: [
+        's3:PutBucketPolicy', 's3:DeleteBucketPolicy', 's3:PutLifecycleConfiguration', 's3:PutBucketVersioning',
+        's3:PutBucketObjectLockConfiguration', 's3:PutReplicationConfiguration',
+      ],
+      resources: [this.bucket.bucketArn],
+      conditions: { ArnNotLike: { 'aws:PrincipalArn': [...admins] } },
+    }));
+    this.bucket.addToResourcePolicy(new iam.PolicyStatement({
+      sid: 'OnlyAdminsBypassGovernance',
+      effect: iam.Effect.DENY,
+      principals: [new iam.AnyPrincipal()],
+      actions: ['s3:BypassGovernanceRetention'],
+      resources: [this.bucket.arnForObjects('*')],
+      conditions: { ArnNotLike: { 'aws:PrincipalArn': [...admins] } },
+    }));
   }
 
   /**
@@ -233,4 +356,9 @@ export class BackupBucket extends Construct {
       throw new Error(`${this.node.path}: invalid BackupBucket props:\n  ${problems.join('\n  ')}`);
     }
   }
+}
+
+/** `runs/` → `Runs`, `drills/` → `Drills`: a statement id part from a key prefix. */
+function pascal(prefix: string): string {
+  return prefix.split(/[^A-Za-z0-9]+/).filter(Boolean).map((part) => part[0].toUpperCase() + part.slice(1)).join('');
 }

@@ -62,7 +62,7 @@ export class BackupSchedules extends Construct {
 
   constructor(scope: Construct, id: string, props: BackupSchedulesProps) {
     super(scope, id);
-    this.deadLetterQueue = props.shared?.deadLetterQueue ?? scheduleDeadLetterQueue(this, props.key, 'backup schedules');
+    this.deadLetterQueue = props.shared?.deadLetterQueue ?? scheduleDeadLetterQueue(this, 'backup schedules');
     this.group = props.shared?.group ?? new scheduler.ScheduleGroup(this, 'Group');
 
     const schedules: Record<string, scheduler.Schedule> = {};

@@ -12,9 +12,10 @@ import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import * as path from 'node:path';
 import { RUNS_PREFIX } from '../domain/layout';
-import { DUMP_FAMILY_PREFIX, LIFEBOAT_ROLE_PATH } from './dump-task';
+import { backupStateMachineName, DUMP_FAMILY_PREFIX, LIFEBOAT_ROLE_PATH, OFFSITE_READER_PATHS } from './dump-task';
 import { loggedStateMachine } from './common';
 import { acknowledgeWildcardResource } from './nag';
+import { RunGrants } from './run-grants';
 
 const REPO_ROOT = path.join(__dirname, '..', '..');
 
@@ -101,15 +102,16 @@ export class BackupWorkflow extends Construct {
       LIFEBOAT_OFFSITE_MAX_ATTEMPTS: String(props.offsiteMaxAttempts ?? 16),
       POWERTOOLS_METRICS_NAMESPACE: 'Lifeboat',
     };
-    const nodeFunction = (name: string, description: string, timeout = Duration.minutes(1)) => {
+    const nodeFunction = (name: string, description: string, role?: iam.IRole) => {
       const fn = new nodejs.NodejsFunction(this, name, {
+        role,
         entry: path.join(REPO_ROOT, 'lambdas', kebab(name), 'handler.ts'),
         handler: 'handler',
         description,
         runtime: lambda.Runtime.NODEJS_22_X,
         architecture: lambda.Architecture.ARM_64,
         memorySize: 256,
-        timeout,
+        timeout: Duration.minutes(1),
         environment: { ...environment, POWERTOOLS_SERVICE_NAME: `lifeboat-${kebab(name)}` },
         logGroup: new logs.LogGroup(this, `${name}Logs`, { retention: logs.RetentionDays.THREE_MONTHS, removalPolicy: RemovalPolicy.RETAIN }),
         // The SDK is bundled, so the deployed code runs the SDK version the tests ran.
@@ -130,52 +132,53 @@ export class BackupWorkflow extends Construct {
     });
     acknowledgeLambdaBasics(verify);
     const commit = nodeFunction('Commit', 'Lifeboat: writes the ok verdict — the moment a run becomes a backup');
-    const awaitOffsite = nodeFunction('AwaitOffsite', 'Lifeboat: confirms the offsite copy of a run');
+    // Under its own path, so the offsite bucket and key policies (another stack, maybe another
+    // account, deployed first) can admit it by ARN pattern before it exists.
+    const awaitOffsiteRole = new iam.Role(this, 'AwaitOffsiteRole', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      path: OFFSITE_READER_PATHS.awaitOffsite,
+      description: 'Lifeboat AwaitOffsite: reads a run and its offsite replica, writes offsite.json',
+      managedPolicies: [iam.ManagedPolicy.fromAwsManagedPolicyName('service-role/AWSLambdaBasicExecutionRole')],
+    });
+    Validations.of(awaitOffsiteRole).acknowledge({
+      id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+      reason: 'AWSLambdaBasicExecutionRole only allows writing the function\'s own logs; everything else is granted per function.',
+    });
+    const awaitOffsite = nodeFunction('AwaitOffsite', 'Lifeboat: confirms the offsite copy of a run', awaitOffsiteRole);
     const record = nodeFunction('Record', 'Lifeboat: metrics and an event for a verified backup');
     const recordFailure = nodeFunction('RecordFailure', 'Lifeboat: explains a failed run for the person on call');
     recordFailure.addEnvironment('LIFEBOAT_RPO_SECONDS', JSON.stringify(props.rpoSecondsBySource));
     this.functions = { verify, commit, awaitOffsite, record, recordFailure };
 
-    // Least privilege per step (docs/backup-run.md, Permissions).
-    const runObjects = bucket.arnForObjects(`${RUNS_PREFIX}*`);
-    const readRuns = (role: iam.IRole) => {
-      role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [runObjects] }));
-      role.addToPrincipalPolicy(new iam.PolicyStatement({
-        actions: ['s3:ListBucket'], resources: [bucket.bucketArn], conditions: { StringLike: { 's3:prefix': [`${RUNS_PREFIX}*`] } },
-      }));
-      role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['kms:Decrypt'], resources: [props.bucketKey.keyArn] }));
-      acknowledgeWildcardResource(role, runObjects, 'Reads the objects of any run of any source: the run keys are created at run time under runs/.');
-    };
-    const writeRunFile = (role: iam.IRole, file: string) => {
-      const objects = bucket.arnForObjects(`${RUNS_PREFIX}*/${file}`);
-      role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['s3:PutObject'], resources: [objects] }));
-      role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['kms:GenerateDataKey'], resources: [props.bucketKey.keyArn] }));
-      acknowledgeWildcardResource(role, objects, `Writes ${file} of a run, whose key is only known at run time; no other object can be written.`);
-    };
+    // Least privilege per step (docs/permissions.md): who reads what, and the one writer of
+    // each JSON document of a run (the bucket policy denies every other writer).
+    const grants = new RunGrants(bucket, props.bucketKey);
     const roleOf = (fn: lambda.Function) => fn.role as iam.IRole;
-    readRuns(roleOf(verify));
-    writeRunFile(roleOf(verify), 'verification.json');
-    readRuns(roleOf(commit));
-    writeRunFile(roleOf(commit), 'verification.json');
-    readRuns(roleOf(awaitOffsite));
-    writeRunFile(roleOf(awaitOffsite), 'offsite.json');
-    readRuns(roleOf(recordFailure));
-    const offsiteObjects = `arn:${stack.partition}:s3:::${props.offsite.bucketName}/${RUNS_PREFIX}*`;
+    grants.readRuns(roleOf(verify), 'The verifier reads every byte of any run of any source (artifacts and manifests, exact versions): run keys are made at run time under runs/.');
+    grants.readDocuments(roleOf(commit), ['manifest.json', 'verification.json']);
+    grants.writeDocument(roleOf(commit), 'verification.json');
+    grants.readRuns(roleOf(awaitOffsite), 'AwaitOffsite reads the run it confirms (its JSON documents, and the artifacts\' checksums) to compare it with the replica; run keys are made at run time under runs/.');
+    grants.writeDocument(roleOf(awaitOffsite), 'offsite.json');
+    grants.readDocuments(roleOf(recordFailure), ['manifest.json', 'verification.json', 'offsite.json']);
+    const offsiteBucketArn = `arn:${stack.partition}:s3:::${props.offsite.bucketName}`;
+    const offsiteObjects = `${offsiteBucketArn}/${RUNS_PREFIX}*`;
     awaitOffsite.addToRolePolicy(new iam.PolicyStatement({
-      actions: ['s3:GetObject'], resources: [offsiteObjects],
+      sid: 'ReadOffsiteReplicas', actions: ['s3:GetObject', 's3:GetObjectVersion'], resources: [offsiteObjects],
     }));
+    // Without ListBucket, S3 answers 403 instead of 404 for a replica that is not there yet.
     awaitOffsite.addToRolePolicy(new iam.PolicyStatement({
-      actions: ['s3:ListBucket'], resources: [`arn:${stack.partition}:s3:::${props.offsite.bucketName}`],
+      sid: 'ListOffsiteReplicas', actions: ['s3:ListBucket'], resources: [offsiteBucketArn], conditions: { StringLike: { 's3:prefix': [`${RUNS_PREFIX}*`] } },
     }));
-    // The offsite key is named by alias in another region: IAM cannot name it, so the
-    // grant covers keys there, used through S3 in that region only.
+    // The offsite key is named by alias in another region (and account): IAM cannot name its
+    // id here, so the grant covers keys there, used through S3 in that region only; the
+    // offsite key policy admits this role by ARN pattern (OffsiteStack).
     const offsiteKeys = `arn:${stack.partition}:kms:${props.offsite.region}:${offsiteAccount}:key/*`;
     awaitOffsite.addToRolePolicy(new iam.PolicyStatement({
-      actions: ['kms:Decrypt'], resources: [offsiteKeys],
+      sid: 'DecryptOffsiteReplicas', actions: ['kms:Decrypt'], resources: [offsiteKeys],
       conditions: { StringEquals: { 'kms:ViaService': `s3.${props.offsite.region}.amazonaws.com` } },
     }));
-    acknowledgeWildcardResource(roleOf(awaitOffsite), offsiteObjects, 'Reads the replicas of any run in the offsite bucket to compare their checksums.');
-    acknowledgeWildcardResource(roleOf(awaitOffsite), offsiteKeys, 'The offsite key lives in another region and is named by alias; kms:ViaService limits the grant to S3 there.');
+    acknowledgeWildcardResource(roleOf(awaitOffsite), offsiteObjects, 'Reads the replicas of the run it confirms in the offsite bucket, whose keys are made at run time under runs/; reads only.');
+    acknowledgeWildcardResource(roleOf(awaitOffsite), offsiteKeys, 'The offsite key lives in another region (and account) and is named by alias; kms:ViaService limits the grant to S3 there, and the key policy to this role.');
     const defaultBus = stack.formatArn({ service: 'events', resource: 'event-bus', resourceName: 'default' });
     for (const fn of [record, recordFailure]) {
       fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['events:PutEvents'], resources: [defaultBus] }));
@@ -198,8 +201,7 @@ export class BackupWorkflow extends Construct {
       }),
       environment: { LIFEBOAT_BUCKET: bucket.bucketName },
     });
-    readRuns(this.verifyTask.taskRole);
-    writeRunFile(this.verifyTask.taskRole, 'verification.json');
+    grants.readRuns(this.verifyTask.taskRole, 'The verifier reads every byte of any run of any source (artifacts and manifests, exact versions): run keys are made at run time under runs/.');
     if (props.workerImage instanceof ecs.AssetImage) {
       acknowledgeWildcardResource(this.verifyTask.obtainExecutionRole(), '*',
         'ecr:GetAuthorizationToken, which ECS needs to pull the worker image, has no resource-level permissions.');
@@ -210,7 +212,7 @@ export class BackupWorkflow extends Construct {
     });
 
     this.stateMachine = loggedStateMachine(this, {
-      name: `${props.appName}-backup-run`,
+      name: backupStateMachineName(props.appName),
       definition: this.definition(props, verify, commit, awaitOffsite, record, recordFailure),
       timeout: Duration.hours(24),
     });
@@ -220,7 +222,7 @@ export class BackupWorkflow extends Construct {
     // (source shards) that depend on this stack: they are named by family and role path,
     // never referenced, so the parent does not depend on its shards.
     const dumpFamilies = taskDefinitionFamilyArn(stack, DUMP_FAMILY_PREFIX);
-    const taskRoles = lifeboatRolesArn(stack);
+    const dumpRoles = lifeboatRolesArn(stack, 'dump');
     this.stateMachine.addToRolePolicy(new iam.PolicyStatement({
       actions: ['ecs:RunTask'],
       resources: [dumpFamilies, this.verifyTask.taskDefinitionArn],
@@ -228,13 +230,16 @@ export class BackupWorkflow extends Construct {
     }));
     this.stateMachine.addToRolePolicy(new iam.PolicyStatement({
       actions: ['iam:PassRole'],
-      resources: [taskRoles, this.verifyTask.taskRole.roleArn, this.verifyTask.obtainExecutionRole().roleArn],
+      resources: [dumpRoles, this.verifyTask.taskRole.roleArn, this.verifyTask.obtainExecutionRole().roleArn],
+      conditions: { StringEquals: { 'iam:PassedToService': 'ecs-tasks.amazonaws.com' } },
     }));
     acknowledgeWildcardResource(this.stateMachine.role, dumpFamilies,
       'The dump task definitions of every source (family lifeboat-dump-<source>, any revision) live in nested stacks and are named by family; RunTask is limited to the Lifeboat cluster.');
-    acknowledgeWildcardResource(this.stateMachine.role, taskRoles,
-      'The task and execution roles of the dump tasks live in nested stacks under the /lifeboat/ path and are named by path, so the state machine can pass them to ECS.');
+    acknowledgeWildcardResource(this.stateMachine.role, dumpRoles,
+      'The task and execution roles of the dump tasks live in nested stacks under the /lifeboat/dump/ path and are named by path; they can be passed to ECS tasks only (iam:PassedToService).');
     this.stateMachine.grantTaskResponse(this.verifyTask.taskRole);
+    // NotifyFailure publishes to the encrypted topic: sns:Publish and the topic key's use.
+    props.alarmTopic.grantPublish(this.stateMachine);
     for (const fn of Object.values(this.functions)) {
       acknowledgeWildcardResource(this.stateMachine.role, `${fn.functionArn}:*`,
         'Invoking a Lambda function from Step Functions is granted on the function and its versions (ARN:*); nothing else.');
@@ -281,6 +286,9 @@ export class BackupWorkflow extends Construct {
       resultPath: '$.notification',
     }).next(notifyFailure), { resultPath: '$.recordFailureError' });
     recordFailureState.next(notifyFailure);
+    // If the message cannot be published, the execution still ends red with the run's own
+    // error: $.failure is kept (the publish error goes to $.notifyError).
+    notifyFailure.addCatch(failed, { errors: ['States.ALL'], resultPath: '$.notifyError' });
     notifyFailure.next(failed);
 
     /** Every state's failures go through a Pass that names the state, then RecordFailure. */
@@ -320,29 +328,26 @@ export class BackupWorkflow extends Construct {
     dump.addCatch(new sfn.Succeed(scope, 'Slot already committed'), { errors: ['AlreadyCommitted'], resultPath: '$.failure' });
     dump.addCatch(onFailure('Dump'), { errors: ['States.ALL'], resultPath: '$.failure' });
 
-    const verifyPayload = {
-      source: sfn.JsonPath.stringAt('$.dump.source'),
-      runId: sfn.JsonPath.stringAt('$.dump.runId'),
-      bucket: sfn.JsonPath.stringAt('$.dump.bucket'),
-    };
+    // The dump's summary names the run, its bucket and the version of its manifest.
     /**
      * A Lambda step whose result lands at `resultPath`: retried only on Lambda's own service
      * errors (the function's errors are verdicts, not glitches), every failure caught.
      */
-    const lambdaStep = (name: string, fn: lambda.IFunction, payload: Record<string, unknown>, resultPath: string, timeout: Duration) => {
+    const lambdaStep = (name: string, fn: lambda.IFunction, payload: sfn.TaskInput, resultPath: string, timeout: Duration, failedState = onFailure(name)) => {
       const step = new tasks.LambdaInvoke(scope, name, {
         taskTimeout: sfn.Timeout.duration(timeout),
         lambdaFunction: fn,
-        payload: sfn.TaskInput.fromObject(payload),
+        payload,
         payloadResponseOnly: true,
         resultPath,
         retryOnServiceExceptions: false,
       });
       step.addRetry({ errors: LAMBDA_SERVICE_ERRORS, interval: Duration.seconds(5), maxAttempts: 3, backoffRate: 2 });
-      step.addCatch(onFailure(name), { errors: ['States.ALL'], resultPath: '$.failure' });
+      step.addCatch(failedState, { errors: ['States.ALL'], resultPath: '$.failure' });
       return step;
     };
-    const verifyState = lambdaStep('Verify', verify, verifyPayload, '$.verification', Duration.minutes(15));
+    const verifyFailed = onFailure('Verify');
+    const verifyState = lambdaStep('Verify', verify, sfn.TaskInput.fromJsonPathAt('$.dump'), '$.verification', Duration.minutes(15), verifyFailed);
 
     const verifyOnFargate = new sfn.CustomState(scope, 'VerifyOnFargate', {
       stateJson: {
@@ -363,6 +368,7 @@ export class BackupWorkflow extends Construct {
                 { Name: 'LIFEBOAT_TASK_TOKEN', 'Value.$': '$$.Task.Token' },
                 { Name: 'LIFEBOAT_SOURCE', 'Value.$': '$.dump.source' },
                 { Name: 'LIFEBOAT_RUN_ID', 'Value.$': '$.dump.runId' },
+                { Name: 'LIFEBOAT_DUMP_SUMMARY', 'Value.$': 'States.JsonToString($.dump)' },
               ],
             }],
           },
@@ -373,10 +379,15 @@ export class BackupWorkflow extends Construct {
     verifyOnFargate.addRetry({ errors: ['ECS.AmazonECSException'], interval: Duration.minutes(1), maxAttempts: 2, backoffRate: 2 });
     verifyOnFargate.addCatch(onFailure('VerifyOnFargate'), { errors: ['States.ALL'], resultPath: '$.failure' });
 
-    const commitState = lambdaStep('Commit', commit,
-      { dump: sfn.JsonPath.objectAt('$.dump'), verification: sfn.JsonPath.objectAt('$.verification') }, '$.commit', Duration.minutes(2));
+    const commitPayload = sfn.TaskInput.fromObject({ dump: sfn.JsonPath.objectAt('$.dump'), verification: sfn.JsonPath.objectAt('$.verification') });
+    const commitState = lambdaStep('Commit', commit, commitPayload, '$.commit', Duration.minutes(2));
+    // A failed verdict is recorded by Commit too (the one writer of verification.json), which
+    // then fails the run with the verdict's error: the run failed at Verify.
+    const recordFailedVerdict = lambdaStep('RecordFailedVerdict', commit, commitPayload, '$.commit', Duration.minutes(2), verifyFailed);
+    // Commit always throws on a failed verdict; should it ever return, the run still fails.
+    recordFailedVerdict.next(new sfn.Fail(scope, 'Verdict failed', { errorPath: '$.verification.error.name', causePath: '$.verification.error.message' }));
     const awaitOffsiteState = lambdaStep('AwaitOffsite', awaitOffsite,
-      { dump: sfn.JsonPath.objectAt('$.dump'), offsite: sfn.JsonPath.objectAt('$.offsite') }, '$.offsite', Duration.minutes(2));
+      sfn.TaskInput.fromObject({ dump: sfn.JsonPath.objectAt('$.dump'), offsite: sfn.JsonPath.objectAt('$.offsite') }), '$.offsite', Duration.minutes(2));
     const waitForOffsite = new sfn.Wait(scope, 'WaitForOffsite', {
       time: sfn.WaitTime.duration(props.offsitePollInterval ?? Duration.seconds(60)),
     });
@@ -402,7 +413,10 @@ export class BackupWorkflow extends Construct {
         .when(sfn.Condition.numberGreaterThan('$.dump.bytes', threshold), verifyOnFargate)
         .otherwise(verifyState)
         .afterwards())
-      .next(commitState)
+      .next(new sfn.Choice(scope, 'Verdict?')
+        .when(sfn.Condition.stringEquals('$.verification.verdict', 'ok'), commitState)
+        .otherwise(recordFailedVerdict)
+        .afterwards({ includeOtherwise: false }))
       .next(awaitOffsiteState)
       .next(new sfn.Choice(scope, 'OffsiteCopied?')
         .when(sfn.Condition.booleanEquals('$.offsite.present', true), recordState.next(new sfn.Succeed(scope, 'Backed up')))
@@ -430,7 +444,7 @@ export function taskDefinitionFamilyArn(stack: Stack, familyPrefix: string): str
   return `arn:${stack.partition}:ecs:${stack.region}:${stack.account}:task-definition/${familyPrefix}*:*`;
 }
 
-/** Every role under Lifeboat's IAM path (the dump and drill tasks' roles). */
-export function lifeboatRolesArn(stack: Stack): string {
-  return `arn:${stack.partition}:iam::${stack.account}:role${LIFEBOAT_ROLE_PATH}*`;
+/** Every role under Lifeboat's IAM path for `kind` (`/lifeboat/dump/`, `/lifeboat/drill/`). */
+export function lifeboatRolesArn(stack: Stack, kind: 'dump' | 'drill'): string {
+  return `arn:${stack.partition}:iam::${stack.account}:role${LIFEBOAT_ROLE_PATH}${kind}/*`;
 }

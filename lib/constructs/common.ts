@@ -1,5 +1,4 @@
 import { Duration, RemovalPolicy, TimeZone, Validations } from 'aws-cdk-lib';
-import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
@@ -38,11 +37,14 @@ export function loggedStateMachine(
 /**
  * The dead-letter queue of a group of schedules (construct id `DeadLetters` under `scope`):
  * encrypted, TLS-only, messages kept 14 days. A message here is an alarm, not work to retry.
+ *
+ * SQS-managed encryption, not the backup key: EventBridge Scheduler delivers dead letters with
+ * the schedule's role, which then needs no KMS permission, and whoever reads the queue (a person
+ * on call) needs no key that could decrypt the backups.
  */
-export function scheduleDeadLetterQueue(scope: Construct, key: kms.IKey, what: string): sqs.Queue {
+export function scheduleDeadLetterQueue(scope: Construct, what: string): sqs.Queue {
   const queue = new sqs.Queue(scope, 'DeadLetters', {
-    encryption: sqs.QueueEncryption.KMS,
-    encryptionMasterKey: key,
+    encryption: sqs.QueueEncryption.SQS_MANAGED,
     enforceSSL: true,
     retentionPeriod: Duration.days(14),
   });
@@ -65,8 +67,6 @@ export interface ScheduleSpec {
 export interface WorkflowSchedulesProps {
   readonly sources: readonly Source[];
   readonly stateMachine: sfn.IStateMachine;
-  /** Encrypts the dead-letter queue. */
-  readonly key: kms.IKey;
   /**
    * The dead-letter queue and schedule group to use instead of this construct's own: the
    * source shards (nested stacks) share the parent's.

@@ -59,7 +59,7 @@ export class DrillSchedules extends Construct {
 
   constructor(scope: Construct, id: string, props: DrillSchedulesProps) {
     super(scope, id);
-    this.deadLetterQueue = props.shared?.deadLetterQueue ?? scheduleDeadLetterQueue(this, props.key, 'drill schedules');
+    this.deadLetterQueue = props.shared?.deadLetterQueue ?? scheduleDeadLetterQueue(this, 'drill schedules');
     this.group = props.shared?.group ?? new scheduler.ScheduleGroup(this, 'Group');
 
     const schedule = (id: string, source: Source, spec: ScheduleSpec, from: 'primary' | 'offsite') =>

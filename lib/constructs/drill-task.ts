@@ -146,7 +146,7 @@ export class DrillTask extends Construct {
 
     const runs = bucket.arnForObjects(`${sourcePrefix(source.name)}*`);
     const drills = bucket.arnForObjects(`${DRILLS_PREFIX}${source.name}/*`);
-    this.taskRole.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'ReadOwnRuns', actions: ['s3:GetObject'], resources: [runs] }));
+    this.taskRole.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'ReadOwnRuns', actions: ['s3:GetObject', 's3:GetObjectVersion'], resources: [runs] }));
     this.taskRole.addToPrincipalPolicy(new iam.PolicyStatement({
       sid: 'ListOwnRuns',
       actions: ['s3:ListBucket'],
@@ -161,7 +161,7 @@ export class DrillTask extends Construct {
     // Disaster-recovery drills read the replica: named by bucket, as AwaitOffsite does.
     const offsiteBucketArn = `arn:${stack.partition}:s3:::${props.offsite.bucketName}`;
     const offsiteRuns = `${offsiteBucketArn}/${sourcePrefix(source.name)}*`;
-    this.taskRole.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'ReadOwnOffsiteRuns', actions: ['s3:GetObject'], resources: [offsiteRuns] }));
+    this.taskRole.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'ReadOwnOffsiteRuns', actions: ['s3:GetObject', 's3:GetObjectVersion'], resources: [offsiteRuns] }));
     this.taskRole.addToPrincipalPolicy(new iam.PolicyStatement({
       sid: 'ListOwnOffsiteRuns',
       actions: ['s3:ListBucket'],

@@ -69,7 +69,7 @@ export class DrillWorkflow extends Construct {
     // by family and role path (the drill tasks live in nested stacks that depend on this one).
     const stack = Stack.of(this);
     const drillFamilies = taskDefinitionFamilyArn(stack, DRILL_FAMILY_PREFIX);
-    const taskRoles = lifeboatRolesArn(stack);
+    const taskRoles = lifeboatRolesArn(stack, 'drill');
     this.stateMachine.addToRolePolicy(new iam.PolicyStatement({
       actions: ['ecs:RunTask'],
       resources: [drillFamilies],
@@ -78,11 +78,14 @@ export class DrillWorkflow extends Construct {
     this.stateMachine.addToRolePolicy(new iam.PolicyStatement({
       actions: ['iam:PassRole'],
       resources: [taskRoles],
+      conditions: { StringEquals: { 'iam:PassedToService': 'ecs-tasks.amazonaws.com' } },
     }));
+    // NotifyDrillFailure publishes to the encrypted topic: sns:Publish and the topic key's use.
+    props.alarmTopic.grantPublish(this.stateMachine);
     acknowledgeWildcardResource(this.stateMachine.role, drillFamilies,
       'The drill task definitions of every source (family lifeboat-drill-<source>, any revision) live in nested stacks and are named by family; RunTask is limited to the Lifeboat cluster.');
     acknowledgeWildcardResource(this.stateMachine.role, taskRoles,
-      'The task and execution roles of the drill tasks live in nested stacks under the /lifeboat/ path and are named by path, so the state machine can pass them to ECS.');
+      'The task and execution roles of the drill tasks live in nested stacks under the /lifeboat/drill/ path and are named by path; they can be passed to ECS tasks only (iam:PassedToService).');
     acknowledgeWildcardResource(this.stateMachine.role, '*', 'Step Functions log delivery and X-Ray APIs do not support resource-level permissions.');
   }
 

@@ -23,10 +23,10 @@ export interface DumpTaskProps {
   /** Object Lock mode given to each uploaded object, with the tier's retention. */
   readonly objectLockMode: ObjectLockMode;
   /**
-   * Name prefix of the state machines allowed to receive this task's task-token calls.
-   * @default - "Lifeboat"
+   * Name of the state machine this task answers task tokens to (the backup run's).
+   * @default - "Lifeboat-backup-run"
    */
-  readonly stateMachineNamePrefix?: string;
+  readonly stateMachineName?: string;
   /**
    * CPU architecture of the task.
    * @default - X86_64: the image is built where `cdk deploy` runs, usually x86_64, without emulation
@@ -39,10 +39,26 @@ export interface DumpTaskProps {
   readonly logRetention?: logs.RetentionDays;
 }
 
+/** The backup-run state machine's name. */
+export function backupStateMachineName(appName: string): string {
+  return `${appName}-backup-run`;
+}
+
 /** Family of every dump task definition: `lifeboat-dump-<source>` (the state machine's RunTask grant names it). */
 export const DUMP_FAMILY_PREFIX = 'lifeboat-dump-';
 /** IAM path of the dump and drill tasks' roles: the state machines may pass the roles under it. */
 export const LIFEBOAT_ROLE_PATH = '/lifeboat/';
+
+/**
+ * IAM paths of the primary account's roles that read the offsite copy: the offsite bucket and
+ * key policies admit exactly these (by `aws:PrincipalArn` pattern, as the roles may not exist
+ * when the offsite stack is deployed).
+ */
+export const OFFSITE_READER_PATHS = {
+  awaitOffsite: `${LIFEBOAT_ROLE_PATH}await-offsite/`,
+  drill: `${LIFEBOAT_ROLE_PATH}drill/`,
+  operator: `${LIFEBOAT_ROLE_PATH}operator/`,
+} as const;
 
 /** A task or execution role of a Lifeboat task, under `/lifeboat/<kind>/`. */
 export function lifeboatTaskRole(scope: Construct, id: string, kind: 'dump' | 'drill', description: string): iam.Role {
@@ -175,7 +191,7 @@ export class DumpTask extends Construct {
     const stateMachines = Stack.of(this).formatArn({
       service: 'states',
       resource: 'stateMachine',
-      resourceName: `${props.stateMachineNamePrefix ?? 'Lifeboat'}*`,
+      resourceName: props.stateMachineName ?? backupStateMachineName('Lifeboat'),
       arnFormat: ArnFormat.COLON_RESOURCE_NAME,
     });
     this.taskRole.addToPrincipalPolicy(new iam.PolicyStatement({
@@ -193,8 +209,7 @@ export class DumpTask extends Construct {
         'ecr:GetAuthorizationToken, which ECS needs to pull the worker image, has no resource-level permissions; the pull itself is limited to the image repository.');
     }
     acknowledgeWildcardResource(this.taskRole, objects,
-      'The worker writes the objects of new runs, whose keys are not known before the run: the grant is limited to its own source\'s runs/<source>/ prefix, and deletes are explicitly denied.');
-    acknowledgeWildcardResource(this.taskRole, stateMachines,
-      'Task-token calls are answered to the Lifeboat backup-run state machines of this account and region, named with the app prefix; the state machines are created after the task definitions.');
+      'The worker writes the objects of new runs of its own source, whose keys are made at run time: runs/<source>/ only; the bucket policy refuses any write that would replace an object (If-None-Match), and lets only Commit and AwaitOffsite write verification.json and offsite.json; deletes are explicitly denied.');
+
   }
 }

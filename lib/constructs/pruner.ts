@@ -27,7 +27,7 @@ export interface PrunerSource {
 export interface PrunerProps {
   /** The primary bucket (the catalog). */
   readonly bucket: s3.IBucket;
-  /** The bucket's key (reads manifests) and the dead-letter queue's key. */
+  /** The bucket's key (reads manifests). */
   readonly key: kms.IKey;
   readonly sources: readonly PrunerSource[];
   /**
@@ -107,8 +107,8 @@ export class Pruner extends Construct {
     });
 
     this.deadLetterQueue = new sqs.Queue(this, 'DeadLetters', {
-      encryption: sqs.QueueEncryption.KMS,
-      encryptionMasterKey: key,
+      // Not the backup key: the schedule's role delivers without KMS, readers need no backup key.
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       retentionPeriod: Duration.days(14),
     });

@@ -1,4 +1,4 @@
-import { Aws } from 'aws-cdk-lib';
+import { Aws, DefaultStackSynthesizer, type Stack } from 'aws-cdk-lib';
 import type { LifeboatConfig } from '../config/types';
 import { ConfigError } from '../config/validate';
 
@@ -75,4 +75,27 @@ export function storageNames(config: LifeboatConfig): StorageNames {
 /** Whole days covering a tier's retention (S3 lifecycle counts in days). */
 export function retentionDays(retentionSeconds: number): number {
   return Math.ceil(retentionSeconds / 86_400);
+}
+
+/**
+ * Whole days of the shortest retention of the config's sources: the backup buckets' default
+ * Object Lock retention (a floor under every object's own lock, which is its tier's).
+ */
+export function shortestRetentionDays(config: LifeboatConfig): number {
+  return Math.max(1, Math.floor(Math.min(...config.sources.map((source) => source.tier.retentionSeconds)) / 86_400));
+}
+
+/**
+ * The principals that may still reconfigure a backup bucket (its policy, lifecycle,
+ * versioning, replication, Object Lock) and bypass governance retention: the roles that
+ * deploy the stacks — the config's `deploymentRoleArns`, by default the CDK bootstrap's
+ * CloudFormation execution role of the stack's account and region — and the config's
+ * `breakGlassRoleArn`.
+ */
+export function configurationAdmins(stack: Stack, config: LifeboatConfig): string[] {
+  const synthesizer = stack.synthesizer;
+  const qualifier = synthesizer instanceof DefaultStackSynthesizer ? synthesizer.bootstrapQualifier ?? DefaultStackSynthesizer.DEFAULT_QUALIFIER : DefaultStackSynthesizer.DEFAULT_QUALIFIER;
+  const deployers = config.deploymentRoleArns
+    ?? [`arn:${stack.partition}:iam::${stack.account}:role/cdk-${qualifier}-cfn-exec-role-${stack.account}-${stack.region}`];
+  return [...deployers, ...(config.breakGlassRoleArn ? [config.breakGlassRoleArn] : [])];
 }

@@ -2,8 +2,13 @@ import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
 import type { LifeboatConfig } from '../config/types';
+import { AlarmTopic } from '../constructs/alarm-topic';
 import { BackupBucket } from '../constructs/backup-bucket';
-import { retentionDays, storageNames } from './naming';
+import { OFFSITE_READER_PATHS } from '../constructs/dump-task';
+import { KeyWatch } from '../constructs/key-watch';
+import { OperatorAccess } from '../constructs/operator-access';
+import { DRILLS_PREFIX, RUNS_PREFIX } from '../domain/layout';
+import { configurationAdmins, shortestRetentionDays, storageNames } from './naming';
 
 export interface OffsiteStackProps extends Omit<StackProps, 'env'> {
   /** The environment (offsite region, offsite or primary account) comes from here. */
@@ -13,9 +18,19 @@ export interface OffsiteStackProps extends Omit<StackProps, 'env'> {
 /**
  * The offsite copy: a backup bucket in the offsite region (and account) that the primary
  * bucket replicates to. Deployed before the primary stack, which finds it by name.
+ *
+ * It must hold when the primary account is lost or compromised: its objects are replicas that
+ * keep their source's lock (compliance mode recommended here, `objectLock.offsiteMode`), no
+ * lifecycle rule expires them, nobody but the replication role writes runs into it, nobody but
+ * the deployment and break-glass roles may reconfigure it, and a restore role of its own
+ * account reads it without any primary-account principal. The primary account's readers
+ * (AwaitOffsite, drills, operators) are admitted by role path, read-only.
  */
 export class OffsiteStack extends Stack {
   public readonly backupBucket: BackupBucket;
+  /** Reads the offsite copy from inside the offsite account (a disaster recovery without the primary account). */
+  public readonly restore: OperatorAccess;
+  public readonly alarmTopic: AlarmTopic;
 
   constructor(scope: Construct, id: string, props: OffsiteStackProps) {
     const { config, ...stackProps } = props;
@@ -26,16 +41,21 @@ export class OffsiteStack extends Stack {
       description: stackProps.description ?? `${config.appName}: offsite copy of the backup repository`,
     });
 
+    const admins = configurationAdmins(this, config);
     this.backupBucket = new BackupBucket(this, 'OffsiteBackups', {
       bucketName: names.offsiteBucketName,
       keyAlias: names.offsiteKeyAlias,
-      objectLockMode: s3.ObjectLockMode[config.objectLock.mode],
-      sourceRetention: config.sources.map((s) => ({
-        source: s.name,
-        retentionDays: retentionDays(s.tier.retentionSeconds),
-      })),
+      objectLockMode: s3.ObjectLockMode[config.objectLock.offsiteMode],
+      defaultRetentionDays: shortestRetentionDays(config),
+      configurationAdmins: admins,
+      writeOncePrefixes: [RUNS_PREFIX, DRILLS_PREFIX],
+      // No lifecycle expiration of runs: it would expire the last good copy of a source in a
+      // long outage. The offsite pruner applies the same invariants as the primary's.
     });
+    // Replicas arrive by s3:ReplicateObject; no principal writes runs here with PutObject.
+    this.backupBucket.restrictWriters('OffsiteRuns', `${RUNS_PREFIX}*`, admins);
     if (names.crossAccount && names.primaryAccount !== undefined) {
+      const primaryRole = (path: string) => this.formatArn({ service: 'iam', region: '', account: names.primaryAccount, resource: 'role', resourceName: `${path.slice(1)}*` });
       this.backupBucket.grantReplicationFrom({
         account: names.primaryAccount,
         roleArn: this.formatArn({
@@ -46,7 +66,26 @@ export class OffsiteStack extends Stack {
           resourceName: names.replicationRoleName,
         }),
       });
+      // AwaitOffsite, the disaster-recovery drills and the operators of the primary account.
+      this.backupBucket.grantReadTo({
+        account: names.primaryAccount,
+        roleArnPatterns: [OFFSITE_READER_PATHS.awaitOffsite, OFFSITE_READER_PATHS.drill, OFFSITE_READER_PATHS.operator].map(primaryRole),
+      });
     }
+
+    this.restore = new OperatorAccess(this, 'Restore', {
+      bucket: this.backupBucket.bucket,
+      key: this.backupBucket.key,
+      description: `${config.appName}: restores from the offsite copy inside the offsite account (no primary-account principal needed); reads only`,
+    });
+
+    this.alarmTopic = new AlarmTopic(this, 'Alarms', {
+      displayName: `${config.appName} offsite alarms`,
+      emails: config.notifications.emails,
+      httpsEndpoints: config.notifications.httpsEndpoints,
+    });
+    this.alarmTopic.allowEventRules();
+    new KeyWatch(this, 'KeyWatch', { keys: [this.backupBucket.key], topic: this.alarmTopic.topic, what: 'the offsite backup bucket' });
 
     new CfnOutput(this, 'OffsiteBucketName', {
       description: 'Bucket holding the offsite copy of every run',
@@ -57,5 +96,10 @@ export class OffsiteStack extends Stack {
       description: 'KMS key encrypting the offsite copy',
       value: this.backupBucket.key.keyArn,
     });
+    new CfnOutput(this, 'OffsiteRestoreRoleArn', {
+      description: 'Role of this account that reads the offsite copy for a restore (lifeboat restore --from offsite)',
+      value: this.restore.role.roleArn,
+    });
   }
 }
+

@@ -20,7 +20,11 @@ import { Heartbeats } from '../constructs/heartbeats';
 import { Pruner } from '../constructs/pruner';
 import { Watchdog, watchdogAlarmNames } from '../constructs/watchdog';
 import { OffsiteReplication } from '../constructs/offsite-replication';
-import { storageNames } from './naming';
+import { configurationAdmins, shortestRetentionDays, storageNames } from './naming';
+import { KeyWatch } from '../constructs/key-watch';
+import { OperatorAccess } from '../constructs/operator-access';
+import { OFFSITE_READER_PATHS } from '../constructs/dump-task';
+import { DRILLS_PREFIX, RUNS_PREFIX } from '../domain/layout';
 import { SourceShard, shardSources } from './source-shard';
 
 export interface PrimaryStackProps extends Omit<StackProps, 'env'> {
@@ -44,6 +48,8 @@ export class PrimaryStack extends Stack {
   public readonly heartbeats: Heartbeats;
   public readonly alarms: LifeboatAlarms;
   public readonly schedules: BackupSchedules;
+  /** The operator commands' role and managed policy. */
+  public readonly operators: OperatorAccess;
   /** The nested stacks holding the per-source resources, `SOURCES_PER_SHARD` sources each. */
   public readonly shards: readonly SourceShard[];
   /** Restore drills: one drill task per source (in the shards), the drill state machine and the schedules' shared queue and group. */
@@ -69,6 +75,9 @@ export class PrimaryStack extends Stack {
 
     this.backupBucket = new BackupBucket(this, 'Backups', {
       objectLockMode: s3.ObjectLockMode[config.objectLock.mode],
+      defaultRetentionDays: shortestRetentionDays(config),
+      configurationAdmins: configurationAdmins(this, config),
+      writeOncePrefixes: [RUNS_PREFIX, DRILLS_PREFIX],
       // No lifecycle expiration of runs here: S3 cannot keep "the newest verified runs of a
       // source", so a long outage of a source would expire its last good backup. In the
       // primary, a run's retention is its Object Lock date (the tier's retention, set at
@@ -102,8 +111,12 @@ export class PrimaryStack extends Stack {
       sources: [],
       stateMachine: this.workflow.stateMachine,
       targets: {},
-      key: this.backupBucket.key,
     });
+    // One writer per JSON document of a run, enforced by the bucket: Commit writes the verdict,
+    // AwaitOffsite the offsite confirmation, the drill tasks their reports.
+    this.backupBucket.restrictWriters('Verification', `${RUNS_PREFIX}*/verification.json`, [this.workflow.functions.commit.role!.roleArn]);
+    this.backupBucket.restrictWriters('Offsite', `${RUNS_PREFIX}*/offsite.json`, [this.workflow.functions.awaitOffsite.role!.roleArn]);
+    this.backupBucket.restrictWriters('Drills', `${DRILLS_PREFIX}*`, [`arn:${this.partition}:iam::${this.account}:role${OFFSITE_READER_PATHS.drill}*`]);
     const drillWorkflow = new DrillWorkflow(this, 'RestoreDrill', {
       appName: config.appName,
       cluster: this.workflow.cluster,
@@ -114,7 +127,6 @@ export class PrimaryStack extends Stack {
       sources: [],
       stateMachine: drillWorkflow.stateMachine,
       targets: {},
-      key: this.backupBucket.key,
     });
 
     // Silence is an alarm: the age of each source's newest verified backup, every 5 minutes.
@@ -189,6 +201,26 @@ export class PrimaryStack extends Stack {
       })),
     });
 
+    this.operators = new OperatorAccess(this, 'Operators', {
+      bucket: this.backupBucket.bucket,
+      key: this.backupBucket.key,
+      offsite: { ...offsite, account: offsite.account ?? this.account },
+      outputsStackName: this.stackName,
+      description: `${config.appName}: what the operator commands need (status, runbook, restore, prune without --apply); reads only`,
+    });
+    // Silence about the keys is not an option either: disabling or scheduling the deletion of
+    // the backup key (or the alarm topic's) makes every backup unreadable.
+    this.alarmTopic.allowEventRules();
+    new KeyWatch(this, 'KeyWatch', { keys: [this.backupBucket.key, this.alarmTopic.key], topic: this.alarmTopic.topic, what: 'the primary backup bucket or the alarm topic' });
+
+    new CfnOutput(this, 'OperatorRoleArn', {
+      description: 'Role for the operator commands (lifeboat status, runbook, restore): reads only',
+      value: this.operators.role.roleArn,
+    });
+    new CfnOutput(this, 'OperatorPolicyArn', {
+      description: 'The same access as a managed policy, for a team\'s own (SSO) role',
+      value: this.operators.policy.managedPolicyArn,
+    });
     new CfnOutput(this, 'PrimaryBucketName', {
       description: 'Bucket holding every run (the catalog)',
       value: this.backupBucket.bucket.bucketName,

@@ -14,7 +14,7 @@ import type { OffsiteTarget } from '../constructs/backup-workflow';
 import { DrillSchedules } from '../constructs/drill-schedules';
 import { DrillTask } from '../constructs/drill-task';
 import { drillTargets } from '../constructs/drill-workflow';
-import { DumpTask } from '../constructs/dump-task';
+import { backupStateMachineName, DumpTask } from '../constructs/dump-task';
 import { WatchdogAlarms } from '../constructs/watchdog';
 
 /**
@@ -86,7 +86,7 @@ export class SourceShard extends NestedStack {
         bucketKey: props.bucketKey,
         image: props.image,
         objectLockMode: config.objectLock.mode,
-        stateMachineNamePrefix: config.appName,
+        stateMachineName: backupStateMachineName(config.appName),
       });
       targets[source.name] = {
         taskDefinitionArn: dumpTasks[source.name].taskDefinition.taskDefinitionArn,
@@ -109,7 +109,6 @@ export class SourceShard extends NestedStack {
       sources,
       stateMachine: props.backup.stateMachine,
       targets,
-      key: props.bucketKey,
       shared: { deadLetterQueue: props.backup.deadLetterQueue, group: props.backup.group },
     });
     this.drillSchedules = new DrillSchedules(this, 'DrillSchedules', {
@@ -119,7 +118,6 @@ export class SourceShard extends NestedStack {
         subnets: targets[source.name].subnets,
         securityGroups: targets[source.name].securityGroups,
       })),
-      key: props.bucketKey,
       shared: { deadLetterQueue: props.drill.deadLetterQueue, group: props.drill.group },
     });
 
