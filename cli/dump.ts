@@ -113,7 +113,7 @@ export async function dumpCommand(argv: readonly string[], env: NodeJS.ProcessEn
   }
   const outcome = await runJob(job, { ...deps, log });
   if (outcome.manifest) {
-    const summary = manifestSummary(outcome.manifest, job.bucket);
+    const summary = manifestSummary(outcome.manifest, job.bucket, outcome.manifestVersionId);
     log(`committed ${summary.source}/${summary.runId}: ${formatSize(summary.bytes)} in ${formatDuration(summary.durationSeconds)}, ` +
       `${summary.tables} tables, ${summary.rows} rows`);
     for (const artifact of summary.artifacts) log(`  s3://${job.bucket}/${artifact.key}  ${artifact.bytes} bytes  sha256 ${artifact.sha256}`);

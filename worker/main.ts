@@ -18,19 +18,22 @@ export interface WorkerDeps extends TaskDeps {
 export interface JobOutcome {
   readonly code: number;
   readonly manifest?: Manifest;
+  /** The S3 version of manifest.json (versioned buckets). */
+  readonly manifestVersionId?: string;
   /** Error name as the state machine matches it, and a message without secrets. */
   readonly error?: { readonly name: string; readonly message: string };
 }
 
 /** What SendTaskSuccess reports: the manifest summary the state machine passes on. */
-export function manifestSummary(manifest: Manifest, bucket: string) {
+export function manifestSummary(manifest: Manifest, bucket: string, manifestVersionId?: string) {
   return {
     source: manifest.source,
     runId: manifest.runId,
     engine: manifest.engine,
     bucket,
     manifestKey: manifestKey(manifest.source, manifest.runId),
-    artifacts: manifest.artifacts.map(({ key, bytes, sha256 }) => ({ key, bytes, sha256 })),
+    ...(manifestVersionId ? { manifestVersionId } : {}),
+    artifacts: manifest.artifacts.map(({ key, bytes, sha256, versionId }) => ({ key, bytes, sha256, ...(versionId ? { versionId } : {}) })),
     bytes: manifest.artifacts.reduce((sum, artifact) => sum + artifact.bytes, 0),
     tables: manifest.tables.length,
     rows: manifest.tables.reduce((sum, table) => sum + table.rows, 0),
@@ -56,14 +59,14 @@ export async function runJob(job: BackupJob, deps: WorkerDeps = {}): Promise<Job
     taskToken: job.taskToken,
     sfn: () => deps.sfn ?? new SFNClient({ region: job.region }),
     work,
-    output: (manifest) => manifestSummary(manifest, job.bucket),
+    output: (manifest) => manifestSummary(manifest, job.bucket, progress.manifestVersionId),
     progress: () => `${progress.phase}${progress.database ? ` ${progress.database}` : ''}, ${progress.bytesUploaded} bytes uploaded`,
     heartbeatIntervalMs: deps.heartbeatIntervalMs,
     signal: deps.signal,
     secrets,
     log: safeLog,
   });
-  return { code: outcome.code, manifest: outcome.result, error: outcome.error };
+  return { code: outcome.code, manifest: outcome.result, manifestVersionId: progress.manifestVersionId, error: outcome.error };
 }
 
 /** Aborts with DumpTimedOut once the job's deadline passes (the slot's time is up). */
@@ -85,7 +88,7 @@ export function main(env: NodeJS.ProcessEnv = process.env): Promise<number> {
     parse: jobFromEnv,
     what: 'the backup run (the upload is aborted, nothing is committed)',
     run: (job, signal) => runJob(job, { signal }),
-    summary: (outcome, job) => outcome.manifest && manifestSummary(outcome.manifest, job.bucket),
+    summary: (outcome, job) => outcome.manifest && manifestSummary(outcome.manifest, job.bucket, outcome.manifestVersionId),
   });
 }
 

@@ -41,6 +41,8 @@ export interface BackupProgress {
   phase: 'preflight' | 'dump' | 'commit' | 'manifest' | 'done';
   database?: string;
   bytesUploaded: number;
+  /** Set once manifest.json is written to a versioned bucket: the version the verifier reads. */
+  manifestVersionId?: string;
 }
 
 /**
@@ -176,11 +178,14 @@ export async function runBackup(job: BackupJob, deps: RunBackupDeps, progress?: 
       format: artifact.format,
       compression: artifact.compression,
       parts: uploaded.parts,
+      ...(uploaded.versionId ? { versionId: uploaded.versionId } : {}),
     });
     log(`dumped ${database}: ${uploaded.bytes} bytes in ${uploaded.parts} part(s), sha256 ${uploaded.sha256}`);
   }
   const globals: Manifest['globals'] = globalsUpload &&
-    (await globalsUpload.then((uploaded) => ({ key: uploaded.key, bytes: uploaded.bytes, sha256: uploaded.sha256 })));
+    (await globalsUpload.then((uploaded) => ({
+      key: uploaded.key, bytes: uploaded.bytes, sha256: uploaded.sha256, ...(uploaded.versionId ? { versionId: uploaded.versionId } : {}),
+    })));
 
   state.phase = 'manifest';
   const manifest: Manifest = {
@@ -201,8 +206,10 @@ export async function runBackup(job: BackupJob, deps: RunBackupDeps, progress?: 
     tables,
     rowCountConsistency: consistency.every((c) => c === 'same-snapshot') ? 'same-snapshot' : 'separate-snapshot',
     extensions: preflight.extensions.map(({ database, name, version }) => ({ database, name, version })),
+    ...(objectLock ? { objectLock: { mode: objectLock.mode, retainUntil: objectLock.retainUntil.toISOString() } } : {}),
   };
-  await putManifest(deps.s3, job, manifest, objectLock);
+  const manifestVersionId = await putManifest(deps.s3, job, manifest, objectLock);
+  if (manifestVersionId) state.manifestVersionId = manifestVersionId;
   state.phase = 'done';
   return manifest;
 }
@@ -285,10 +292,10 @@ async function uploadDump(
   }
 }
 
-async function putManifest(s3: S3Client, job: BackupJob, manifest: Manifest, objectLock: ObjectLock | undefined): Promise<void> {
+async function putManifest(s3: S3Client, job: BackupJob, manifest: Manifest, objectLock: ObjectLock | undefined): Promise<string | undefined> {
   const key = manifestKey(job.source, job.runId);
   try {
-    await s3.send(new PutObjectCommand({
+    const put = await s3.send(new PutObjectCommand({
       Bucket: job.bucket,
       Key: key,
       Body: serializeManifest(manifest),
@@ -296,6 +303,7 @@ async function putManifest(s3: S3Client, job: BackupJob, manifest: Manifest, obj
       IfNoneMatch: '*',
       ...(objectLock ? { ObjectLockMode: objectLock.mode, ObjectLockRetainUntilDate: objectLock.retainUntil } : {}),
     }));
+    return put.VersionId;
   } catch (error) {
     const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
     if (status === 412 || (error as Error).name === 'PreconditionFailed') {

@@ -114,6 +114,8 @@ export interface StreamToS3Result {
   readonly parts: number;
   /** The object's ETag, without quotes. */
   readonly etag: string;
+  /** The version S3 gave the object (a versioned bucket); readers read exactly this one. */
+  readonly versionId?: string;
   readonly durationMs: number;
 }
 
@@ -329,12 +331,14 @@ export async function streamToS3(opts: StreamToS3Options): Promise<StreamToS3Res
     const bytes = digest.bytes;
     const sha256 = digest.digest();
     let etag: string;
+    let versionId: string | undefined;
     let parts: number;
     try {
       if (uploadId === undefined) {
         const data = single ?? Buffer.alloc(0);
         const put = await client.send(unsignedPayload(new PutObjectCommand({ ...objectParams, Body: data, ContentLength: data.length, IfNoneMatch: '*' })));
         etag = put.ETag ?? '';
+        versionId = put.VersionId;
         parts = 1;
         opts.onProgress?.(data.length);
       } else {
@@ -344,6 +348,7 @@ export async function streamToS3(opts: StreamToS3Options): Promise<StreamToS3Res
         );
         uploadId = undefined;
         etag = done.ETag ?? '';
+        versionId = done.VersionId;
         parts = completed.length;
       }
     } catch (error) {
@@ -351,10 +356,13 @@ export async function streamToS3(opts: StreamToS3Options): Promise<StreamToS3Res
       if (committedByUs === undefined) throw commitError(target, error);
       // A retry whose first attempt had committed (its response lost): the object is ours.
       uploadId = undefined;
-      etag = committedByUs;
+      etag = committedByUs.etag;
+      versionId = committedByUs.versionId;
       parts = completed.length || 1;
     }
-    return { key, bytes, sha256, parts, etag: etag.replaceAll('"', ''), durationMs: Math.round(performance.now() - started) };
+    return {
+      key, bytes, sha256, parts, etag: etag.replaceAll('"', ''), ...(versionId ? { versionId } : {}), durationMs: Math.round(performance.now() - started),
+    };
   } catch (error) {
     const thrown = failure ?? (error as Error);
     fail(thrown);
@@ -406,14 +414,14 @@ function validate(opts: StreamToS3Options): Settings {
 /**
  * After a failed commit: if the object at the key carries this attempt's marker, the commit did
  * happen (an SDK retry of a commit whose response was lost sees 412 or NoSuchUpload): return its
- * ETag. Otherwise undefined.
+ * ETag and version. Otherwise undefined.
  */
-async function ownCommit(client: S3Client, bucket: string, key: string, attempt: string, error: unknown): Promise<string | undefined> {
+async function ownCommit(client: S3Client, bucket: string, key: string, attempt: string, error: unknown): Promise<{ etag: string; versionId?: string } | undefined> {
   const name = (error as Error | undefined)?.name;
   if (name !== 'PreconditionFailed' && name !== 'NoSuchUpload') return undefined;
   try {
     const head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
-    return head.Metadata?.[UPLOAD_ATTEMPT_METADATA] === attempt ? (head.ETag ?? '') : undefined;
+    return head.Metadata?.[UPLOAD_ATTEMPT_METADATA] === attempt ? { etag: head.ETag ?? '', versionId: head.VersionId } : undefined;
   } catch {
     return undefined;
   }

@@ -2,8 +2,8 @@
  * The verifier as a Fargate task (state VerifyOnFargate): the same lib/verify core as the
  * Verify Lambda, for artifacts whose full read does not fit in Lambda's 15 minutes. Started
  * with `.waitForTaskToken`: heartbeats while it reads, SendTaskSuccess with the same result as
- * the Lambda, SendTaskFailure with the verdict's error name. Without a task token (an operator,
- * the benchmark) it prints the result and exits.
+ * the Lambda (the verdict, ok or failed: Commit records it), SendTaskFailure only when it could
+ * not judge. Without a task token (an operator, the benchmark) it prints the result and exits.
  *
  * Exit codes as worker/main.ts: 0 verified ok, 1 failed (a failed verdict or an error),
  * 2 invalid environment.
@@ -23,6 +23,8 @@ export interface VerifyJob {
   readonly bucket: string;
   readonly source: string;
   readonly runId: string;
+  /** The version of manifest.json the worker wrote (from the dump summary). */
+  readonly manifestVersionId?: string;
   readonly taskToken?: string;
   readonly s3Endpoint?: string;
   readonly region?: string;
@@ -35,6 +37,8 @@ export const VERIFY_JOB_ENV = {
   bucket: 'LIFEBOAT_BUCKET',
   source: 'LIFEBOAT_SOURCE',
   runId: 'LIFEBOAT_RUN_ID',
+  /** The dump's summary as JSON (`$.dump`), for the manifest's version. */
+  dumpSummary: 'LIFEBOAT_DUMP_SUMMARY',
   taskToken: 'LIFEBOAT_TASK_TOKEN',
   s3Endpoint: 'LIFEBOAT_S3_ENDPOINT',
   suspiciousShrink: 'LIFEBOAT_SUSPICIOUS_SHRINK',
@@ -59,11 +63,22 @@ export function verifyJobFromEnv(env: Record<string, string | undefined>): Verif
   if (!(suspiciousShrink >= 0 && suspiciousShrink <= 1)) {
     problems.push(`${VERIFY_JOB_ENV.suspiciousShrink}: "${shrinkText}" is not valid (valid: a fraction from 0 to 1)`);
   }
+  let manifestVersionId: string | undefined;
+  const summaryText = env[VERIFY_JOB_ENV.dumpSummary]?.trim();
+  if (summaryText) {
+    try {
+      const summary = JSON.parse(summaryText) as { manifestVersionId?: unknown };
+      if (typeof summary.manifestVersionId === 'string' && summary.manifestVersionId) manifestVersionId = summary.manifestVersionId;
+    } catch {
+      problems.push(`${VERIFY_JOB_ENV.dumpSummary}: not JSON (valid: the dump's summary, as the state machine passes it)`);
+    }
+  }
   if (problems.length > 0) throw lifeboatError('InvalidInput', `invalid verifier environment:\n  - ${problems.join('\n  - ')}`);
   return {
     bucket,
     source,
     runId,
+    ...(manifestVersionId ? { manifestVersionId } : {}),
     suspiciousShrink,
     taskToken: env[VERIFY_JOB_ENV.taskToken] || undefined,
     s3Endpoint: env[VERIFY_JOB_ENV.s3Endpoint] || undefined,
@@ -91,7 +106,7 @@ export async function runVerifyJob(job: VerifyJob, deps: VerifyWorkerDeps = {}):
   let bytesRead = 0;
   log(`verify ${job.source}/${job.runId} in s3://${job.bucket}`);
   const work = (signal: AbortSignal) =>
-    runVerifyTask({ source: job.source, runId: job.runId }, {
+    runVerifyTask({ source: job.source, runId: job.runId, manifestVersionId: job.manifestVersionId }, {
       s3,
       bucket: job.bucket,
       suspiciousShrink: job.suspiciousShrink,
@@ -116,7 +131,9 @@ export async function runVerifyJob(job: VerifyJob, deps: VerifyWorkerDeps = {}):
     signal: deps.signal,
     log,
   });
-  return { code: outcome.code, result: outcome.result, error: outcome.error };
+  // A failed verdict is delivered (SendTaskSuccess) but is still a failed run for the exit code.
+  const code = outcome.code === 0 && outcome.result?.verdict === 'failed' ? 1 : outcome.code;
+  return { code, result: outcome.result, error: outcome.error ?? (outcome.result?.error && code !== 0 ? outcome.result.error : undefined) };
 }
 
 

@@ -1,8 +1,9 @@
 /**
- * Verify (docs/backup-run.md): input `{ source, runId, bucket? }` from `$.dump`, result
- * `$.verification` = the ok verdict (lib/verify/verify-task VerifyResult). A failed verdict is
- * recorded in verification.json and thrown as ChecksumMismatch, SizeMismatch, ArchiveCorrupt,
- * TableSetMismatch, IncompleteDump, SuspiciousSize, ArtifactMissing or InvalidManifest.
+ * Verify (docs/backup-run.md): input `$.dump` (`{ source, runId, bucket?, manifestVersionId? }`),
+ * result `$.verification` = the verdict, ok or failed (lib/verify/verify-task VerifyResult): it
+ * writes nothing; Commit records either verdict, and fails the run with a failed verdict's error
+ * (ChecksumMismatch, SizeMismatch, ArchiveCorrupt, TableSetMismatch, IncompleteDump,
+ * SuspiciousSize, ArtifactMissing, InvalidManifest). It throws only when it cannot judge.
  * Environment: LIFEBOAT_BUCKET; LIFEBOAT_SUSPICIOUS_SHRINK (default 0.5);
  * LIFEBOAT_PG_BIN_DIR (default: pg_restore on PATH); LIFEBOAT_S3_ENDPOINT (local only).
  */
@@ -30,11 +31,12 @@ export const handler = middy(async (event: unknown) => {
       log: (line) => logger.info(line),
     });
     metrics.addMetric('VerificationDurationMs', MetricUnit.Milliseconds, result.durationMs);
-    logger.info('run verified', { verdict: result.verdict, durationMs: result.durationMs, objects: result.artifacts.length });
+    if (result.verdict === 'failed') metrics.addMetric('VerificationFailed', MetricUnit.Count, 1);
+    logger.info('run verified', { verdict: result.verdict, error: result.error?.name, durationMs: result.durationMs, objects: result.artifacts.length });
     return result;
   } catch (error) {
     metrics.addMetric('VerificationFailed', MetricUnit.Count, 1);
-    logger.error('verification failed', { errorName: (error as Error).name, message: (error as Error).message });
+    logger.error('verification could not judge the run', { errorName: (error as Error).name, message: (error as Error).message });
     throw error;
   }
 })

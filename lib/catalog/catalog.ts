@@ -9,6 +9,7 @@
  * verification is classified without a read; JSON is then read only for the runs asked for.
  */
 import { GetObjectCommand, paginateListObjectsV2, type S3Client } from '@aws-sdk/client-s3';
+import { createHash } from 'node:crypto';
 import { RUNS_PREFIX, manifestKey, offsiteKey, runPrefix, sourcePrefix, verificationKey } from '../domain/layout';
 import { parseManifest, type Manifest } from '../domain/manifest';
 import { parseOffsite, type OffsiteConfirmation } from '../domain/offsite';
@@ -197,6 +198,8 @@ interface JsonRead<T> {
   value?: T;
   /** Set when the file exists but cannot be used. */
   problem?: string;
+  /** SHA-256 of the bytes read. */
+  sha256?: string;
 }
 
 async function readListedRun(
@@ -208,12 +211,21 @@ async function readListedRun(
   knownVerification?: JsonRead<Verification>,
 ): Promise<RunRecord> {
   const absent = <T>(): Promise<JsonRead<T>> => Promise.resolve({});
-  const [manifest, verification, offsite] = await Promise.all([
-    hasFile(objects, MANIFEST) ? readJson(s3, bucket, manifestKey(source, runId), parseManifest) : absent<Manifest>(),
+  const [verification, offsite] = await Promise.all([
     knownVerification ??
       (hasFile(objects, VERIFICATION) ? readJson(s3, bucket, verificationKey(source, runId), parseVerification) : absent<Verification>()),
     hasFile(objects, OFFSITE) ? readJson(s3, bucket, offsiteKey(source, runId), parseOffsite) : absent<OffsiteConfirmation>(),
   ]);
+  // The verdict names the manifest version it judged: that version is the run, whatever a
+  // later write at the key would hold (the bucket refuses such writes; the check holds anyway).
+  const verified = verification.value?.manifest;
+  const manifest = hasFile(objects, MANIFEST)
+    ? await readJson(s3, bucket, manifestKey(source, runId), parseManifest, verified?.versionId)
+    : await absent<Manifest>();
+  if (verified && manifest.sha256 !== undefined && manifest.sha256 !== verified.sha256) {
+    manifest.problem = `manifest.json${verified.versionId ? ` (version ${verified.versionId})` : ''} is not the manifest the verdict is about (SHA-256 differs)`;
+    delete manifest.value;
+  }
   const record: RunRecord = { source, runId, status: 'unverified', objects };
   if (manifest.value) record.manifest = manifest.value;
   if (verification.value) record.verification = verification.value;
@@ -251,20 +263,22 @@ function deriveStatus(
 }
 
 /** Reads and parses one JSON file; a missing file is absent, an unreadable or invalid one is a problem, never a throw. */
-async function readJson<T>(s3: S3Client, bucket: string, key: string, parse: (text: string, key: string) => T): Promise<JsonRead<T>> {
+async function readJson<T>(s3: S3Client, bucket: string, key: string, parse: (text: string, key: string) => T, versionId?: string): Promise<JsonRead<T>> {
   let text: string;
   try {
-    const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, VersionId: versionId }));
     text = await (object.Body as { transformToString(): Promise<string> }).transformToString();
   } catch (error) {
     // Listed a moment ago, gone now: the pruner removed the run meanwhile.
     if ((error as Error).name === 'NoSuchKey') return {};
+    if ((error as Error).name === 'NoSuchVersion') return { problem: `${key}: version ${versionId} does not exist` };
     throw error;
   }
+  const sha256 = createHash('sha256').update(text).digest('hex');
   try {
-    return { value: parse(text, key) };
+    return { value: parse(text, key), sha256 };
   } catch (error) {
-    return { problem: (error as Error).message.startsWith(key) ? (error as Error).message : `${key}: ${(error as Error).message}` };
+    return { problem: (error as Error).message.startsWith(key) ? (error as Error).message : `${key}: ${(error as Error).message}`, sha256 };
   }
 }
 

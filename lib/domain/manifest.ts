@@ -25,6 +25,18 @@ export const artifactSchema = z.strictObject({
   compression: z.string().min(1),
   /** How many parts the multipart upload had (diagnostics). */
   parts: z.number().int().positive(),
+  /**
+   * The S3 version of the object (versioned buckets): verify, restore and drills read exactly
+   * this version, so a later write at the key (there can be none under the bucket policy) would
+   * change nothing they read. CRR gives the replica the same version id.
+   */
+  versionId: z.string().min(1).optional(),
+});
+
+/** The Object Lock every object of the run carries; the run's JSON documents get the same. */
+export const objectLockSchema = z.strictObject({
+  mode: z.enum(['GOVERNANCE', 'COMPLIANCE']),
+  retainUntil: z.iso.datetime(),
 });
 
 export const tableSchema = z.strictObject({
@@ -50,16 +62,18 @@ export const manifestSchema = z.strictObject({
   databaseSizeBytes: z.number().int().nonnegative(),
   encoding: z.string().optional(),
   artifacts: z.array(artifactSchema).min(1),
-  globals: z.strictObject({ key: z.string().min(1), bytes: z.number().int().nonnegative(), sha256 }).optional(),
+  globals: z.strictObject({ key: z.string().min(1), bytes: z.number().int().nonnegative(), sha256, versionId: z.string().min(1).optional() }).optional(),
   tables: z.array(tableSchema),
   /** How the row counts relate to the dump: see the engines' documentation. */
   rowCountConsistency: z.enum(['same-snapshot', 'separate-snapshot']),
   extensions: z.array(z.strictObject({ database: z.string().min(1), name: z.string().min(1), version: z.string() })),
+  objectLock: objectLockSchema.optional(),
 });
 
 export type Manifest = z.infer<typeof manifestSchema>;
 export type ManifestArtifact = z.infer<typeof artifactSchema>;
 export type ManifestTable = z.infer<typeof tableSchema>;
+export type ObjectLock = z.infer<typeof objectLockSchema>;
 
 /** Parses manifest.json text; the error names the key and the first problems. */
 export function parseManifest(text: string, key = 'manifest.json'): Manifest {

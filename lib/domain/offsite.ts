@@ -19,7 +19,8 @@ export const offsiteSchema = z.strictObject({
   confirmedAt: z.iso.datetime(),
   /** From the manifest's finishedAt to the moment every replica was seen. */
   lagSeconds: z.number().nonnegative(),
-  objects: z.array(z.strictObject({ key: z.string().min(1), bytes: z.number().int().nonnegative(), sha256: z.string() })),
+  /** Each object confirmed offsite: the replica of that version (CRR keeps version ids). */
+  objects: z.array(z.strictObject({ key: z.string().min(1), versionId: z.string().min(1).optional(), bytes: z.number().int().nonnegative(), sha256: z.string() })),
 });
 
 export type OffsiteConfirmation = z.infer<typeof offsiteSchema>;

@@ -26,8 +26,19 @@ export const verificationSchema = z.strictObject({
   durationMs: z.number().int().nonnegative(),
   /** `lambda` or `fargate`: where the verifier ran. */
   verifiedBy: z.string().min(1),
+  /**
+   * The manifest the verdict is about: its version (versioned buckets) and SHA-256. Readers read
+   * that version of manifest.json, and through it the artifact versions it names.
+   */
+  manifest: z.strictObject({
+    key: z.string().min(1),
+    versionId: z.string().min(1).optional(),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  }).optional(),
   artifacts: z.array(z.strictObject({
     key: z.string().min(1),
+    /** The version read (versioned buckets). */
+    versionId: z.string().min(1).optional(),
     bytes: z.number().int().nonnegative(),
     sha256: z.string(),
     checks: z.array(check),

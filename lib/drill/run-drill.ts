@@ -121,8 +121,9 @@ export async function runDrill(opts: RunDrillOptions): Promise<DrillReport> {
   };
   const key = drillReportKey(source.name, report.drillId);
   const reportBucket = opts.reportBucket ?? opts.bucket;
+  // Written once (the bucket refuses writes that could replace an object): a drill id is new.
   await opts.s3.send(new PutObjectCommand({
-    Bucket: reportBucket, Key: key, Body: serializeDrillReport(report), ContentType: 'application/json',
+    Bucket: reportBucket, Key: key, Body: serializeDrillReport(report), ContentType: 'application/json', IfNoneMatch: '*',
   }));
   log(`drill ${source.name}: ${report.verdict}, report s3://${reportBucket}/${key}`);
 

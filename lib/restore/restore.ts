@@ -94,7 +94,7 @@ const DECOMPRESS_CHUNK_BYTES = 256 * 1024;
 const LISTED_TABLES = 5;
 
 interface Download {
-  readonly artifact: Pick<ManifestArtifact, 'key' | 'bytes' | 'sha256'>;
+  readonly artifact: Pick<ManifestArtifact, 'key' | 'bytes' | 'sha256' | 'versionId'>;
   readonly file: string;
   bytes: number;
   sha256: string;
@@ -273,7 +273,8 @@ async function download(
 ): Promise<Download> {
   const result: Download = { artifact, file, bytes: 0, sha256: '' };
   const hash = createHash('sha256');
-  const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: artifact.key }), { abortSignal: signal });
+  // Exactly the version the manifest names (the one that was verified), not whatever is current.
+  const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: artifact.key, VersionId: artifact.versionId }), { abortSignal: signal });
   const meter = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       hash.update(chunk);

@@ -29,7 +29,8 @@ import { manifestKey, offsiteKey, verificationKey } from '../domain/layout';
 import { parseManifest, type Manifest } from '../domain/manifest';
 import { OFFSITE_SCHEMA_VERSION, parseOffsite, serializeOffsite, type OffsiteConfirmation } from '../domain/offsite';
 import { LIFEBOAT_VERSION } from '../domain/version';
-import { dumpSummarySchema, isNotFound, isPreconditionFailed, offsitePollSchema, parseInput, stepError } from './state';
+import { parseVerification } from '../domain/verification';
+import { dumpSummarySchema, isNotFound, isPreconditionFailed, objectLockParams, offsitePollSchema, parseInput, stepError } from './state';
 
 /** With the state machine's 60 s Wait: S3 Replication Time Control's 15 minutes plus a margin. */
 export const DEFAULT_OFFSITE_MAX_ATTEMPTS = 16;
@@ -60,6 +61,8 @@ export type AwaitOffsiteResult =
 
 interface Expected {
   readonly key: string;
+  /** The version in the primary bucket; CRR gives the replica the same version id. */
+  readonly versionId?: string;
   readonly bytes: number;
   readonly sha256: string;
   /** JSON files are compared by content; artifacts by size and S3 checksum. */
@@ -101,9 +104,9 @@ export async function awaitOffsite(input: unknown, deps: AwaitOffsiteDeps): Prom
       bucket: deps.offsiteBucket,
       confirmedAt: confirmedAt.toISOString(),
       lagSeconds,
-      objects: expected.map(({ key, bytes, sha256 }) => ({ key, bytes, sha256 })),
+      objects: expected.map(({ key, versionId, bytes, sha256 }) => ({ key, ...(versionId ? { versionId } : {}), bytes, sha256 })),
     };
-    const written = await writeConfirmation(deps, confirmation);
+    const written = await writeConfirmation(deps, confirmation, manifest);
     return { present: true, attempts, lagSeconds: written.lagSeconds };
   }
 
@@ -126,38 +129,46 @@ export async function awaitOffsite(input: unknown, deps: AwaitOffsiteDeps): Prom
 /** Every object of the run, from the primary bucket: artifacts and globals as the manifest lists them, and the two JSON files. */
 async function expectedObjects(deps: AwaitOffsiteDeps, source: string, runId: string): Promise<{ manifest: Manifest; expected: Expected[] }> {
   const run = `${source}/${runId}`;
-  const read = async (key: string, missing: () => Error): Promise<Buffer> => {
-    const body = await getBytes(deps.primary, deps.bucket, key);
-    if (!body) throw missing();
-    return body;
+  const read = async (key: string, missing: () => Error, versionId?: string): Promise<{ body: Buffer; versionId?: string }> => {
+    const object = await getObject(deps.primary, deps.bucket, key, versionId);
+    if (!object) throw missing();
+    return object;
   };
   const mKey = manifestKey(source, runId);
   const vKey = verificationKey(source, runId);
-  const [manifestBytes, verificationBytes] = await Promise.all([
-    read(mKey, () => stepError('InvalidManifest', `${run}: s3://${deps.bucket}/${mKey} does not exist`)),
-    read(vKey, () => stepError('InvalidInput', `${run} is not committed: s3://${deps.bucket}/${vKey} does not exist`)),
-  ]);
+  // The verdict names the manifest version it is about: that is the one to find offsite.
+  const verification = await read(vKey, () => stepError('InvalidInput', `${run} is not committed: s3://${deps.bucket}/${vKey} does not exist`));
+  let manifestVersionId: string | undefined;
+  try {
+    manifestVersionId = parseVerification(verification.body.toString('utf8'), vKey).manifest?.versionId;
+  } catch (error) {
+    throw stepError('InvalidInput', `${run} is not committed: ${(error as Error).message}`);
+  }
+  const manifestRead = await read(mKey, () => stepError('InvalidManifest', `${run}: s3://${deps.bucket}/${mKey} does not exist`), manifestVersionId);
+  const manifestBytes = manifestRead.body;
   let manifest: Manifest;
   try {
     manifest = parseManifest(manifestBytes.toString('utf8'), mKey);
   } catch (error) {
     throw stepError('InvalidManifest', (error as Error).message);
   }
-  const json = (key: string, content: Buffer): Expected => ({ key, bytes: content.length, sha256: sha256(content), content });
+  const json = (key: string, object: { body: Buffer; versionId?: string }): Expected => ({
+    key, versionId: object.versionId, bytes: object.body.length, sha256: sha256(object.body), content: object.body,
+  });
   return {
     manifest,
     expected: [
-      ...manifest.artifacts.map(({ key, bytes, sha256: digest }) => ({ key, bytes, sha256: digest })),
+      ...manifest.artifacts.map(({ key, bytes, sha256: digest, versionId }) => ({ key, versionId, bytes, sha256: digest })),
       ...(manifest.globals ? [manifest.globals] : []),
-      json(mKey, manifestBytes),
-      json(vKey, verificationBytes),
+      json(mKey, manifestRead),
+      json(vKey, verification),
     ],
   };
 }
 
 async function checkReplica(deps: AwaitOffsiteDeps, object: Expected): Promise<Check> {
   if (object.content) {
-    const replica = await getBytes(deps.offsite, deps.offsiteBucket, object.key);
+    const replica = (await getObject(deps.offsite, deps.offsiteBucket, object.key, object.versionId))?.body;
     if (!replica) return { key: object.key, state: 'missing' };
     const digest = sha256(replica);
     return digest === object.sha256
@@ -165,8 +176,8 @@ async function checkReplica(deps: AwaitOffsiteDeps, object: Expected): Promise<C
       : { key: object.key, state: 'different', detail: `sha256 ${digest}, the primary's is ${object.sha256}` };
   }
   const [primary, replica] = await Promise.all([
-    head(deps.primary, deps.bucket, object.key),
-    head(deps.offsite, deps.offsiteBucket, object.key),
+    head(deps.primary, deps.bucket, object.key, object.versionId),
+    head(deps.offsite, deps.offsiteBucket, object.key, object.versionId),
   ]);
   if (!replica) return { key: object.key, state: 'missing' };
   if (replica.ContentLength !== object.bytes) {
@@ -195,7 +206,7 @@ export function checksumDifference(
   return undefined;
 }
 
-async function writeConfirmation(deps: AwaitOffsiteDeps, confirmation: OffsiteConfirmation): Promise<OffsiteConfirmation> {
+async function writeConfirmation(deps: AwaitOffsiteDeps, confirmation: OffsiteConfirmation, manifest: Manifest): Promise<OffsiteConfirmation> {
   const key = offsiteKey(confirmation.source, confirmation.runId);
   try {
     await deps.primary.send(new PutObjectCommand({
@@ -204,13 +215,14 @@ async function writeConfirmation(deps: AwaitOffsiteDeps, confirmation: OffsiteCo
       Body: serializeOffsite(confirmation),
       ContentType: 'application/json',
       IfNoneMatch: '*',
+      ...objectLockParams(manifest),
     }));
     return confirmation;
   } catch (error) {
     if (!isPreconditionFailed(error)) throw error;
   }
   // A retried invocation: the confirmation is already there; it stands.
-  const existing = await getBytes(deps.primary, deps.bucket, key);
+  const existing = (await getObject(deps.primary, deps.bucket, key))?.body;
   try {
     const parsed = parseOffsite(existing?.toString('utf8') ?? '', key);
     if (parsed.source === confirmation.source && parsed.runId === confirmation.runId) return parsed;
@@ -220,21 +232,22 @@ async function writeConfirmation(deps: AwaitOffsiteDeps, confirmation: OffsiteCo
   throw stepError('InvalidInput', `s3://${deps.bucket}/${key} already exists and is not a confirmation for ${confirmation.source}/${confirmation.runId}`);
 }
 
-async function head(s3: S3Client, bucket: string, key: string): Promise<HeadObjectCommandOutput | undefined> {
+async function head(s3: S3Client, bucket: string, key: string, versionId?: string): Promise<HeadObjectCommandOutput | undefined> {
   try {
-    return await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key, ChecksumMode: 'ENABLED' }));
+    return await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key, VersionId: versionId, ChecksumMode: 'ENABLED' }));
   } catch (error) {
     if (isNotFound(error)) return undefined;
     throw error;
   }
 }
 
-async function getBytes(s3: S3Client, bucket: string, key: string): Promise<Buffer | undefined> {
+/** The object (that version when given) and its version, or undefined when it is not there (yet). */
+async function getObject(s3: S3Client, bucket: string, key: string, versionId?: string): Promise<{ body: Buffer; versionId?: string } | undefined> {
   try {
-    const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-    return Buffer.from(await (object.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray());
+    const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, VersionId: versionId }));
+    return { body: Buffer.from(await (object.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray()), versionId: object.VersionId };
   } catch (error) {
-    if (isNotFound(error)) return undefined;
+    if (isNotFound(error) || (error as Error).name === 'NoSuchVersion') return undefined;
     throw error;
   }
 }

@@ -1,20 +1,26 @@
 /**
- * Commit: the moment a run becomes a backup. Writes the verifier's ok verdict as
- * verification.json with `If-None-Match: *`, after checking it vouches for the manifest that
- * is in the bucket now (same run, same bytes and SHA-256 per artifact).
+ * Commit: the moment a run becomes a backup, and the one writer of verification.json (the
+ * bucket policy denies every other role). Writes the verifier's verdict with `If-None-Match: *`
+ * and the run's Object Lock, after checking it vouches for the manifest it names (that exact
+ * version: same run, same bytes and SHA-256 per artifact).
+ *
+ * An ok verdict commits the run. A failed verdict is recorded as evidence the same way, and
+ * then thrown as its error (ChecksumMismatch, …): the run fails, and status shows why.
  *
  * Idempotent: a retried invocation (Lambda service error after the write) finds its own
  * verdict already there and succeeds. Any other verification.json at the key means the run
  * was already committed (or judged) by someone else: `AlreadyCommitted`, nothing overwritten.
  */
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { z } from 'zod';
 import { verificationMismatches } from '../catalog/catalog';
+import { isVerifyErrorName, verifyError } from '../verify/errors';
 import { manifestKey, verificationKey } from '../domain/layout';
 import { parseManifest, type Manifest } from '../domain/manifest';
 import { parseVerification, serializeVerification, type Verification } from '../domain/verification';
-import { dumpSummarySchema, isNotFound, isPreconditionFailed, parseInput, stepError, verificationFromResult, type DumpSummary } from './state';
+import { dumpSummarySchema, isNotFound, isPreconditionFailed, objectLockParams, parseInput, stepError, verificationFromResult, type DumpSummary } from './state';
 
 export interface CommitDeps {
   readonly s3: S3Client;
@@ -43,31 +49,27 @@ export async function commit(input: unknown, deps: CommitDeps): Promise<CommitRe
   }
   const { verification, problem } = verificationFromResult(result);
   if (!verification) throw stepError('NotVerified', `${run} is not committed: ${problem}`);
-  if (verification.verdict !== 'ok') {
-    const error = verification.error ? ` (${verification.error.name}: ${verification.error.message})` : '';
-    throw stepError('NotVerified', `${run} is not committed: the verifier's verdict is ${verification.verdict}${error}`);
+  if (verification.source !== dump.source || verification.runId !== dump.runId) {
+    throw stepError('NotVerified', `${run} is not committed: the verdict is about ${verification.source}/${verification.runId}`);
   }
 
-  const manifest = await readManifest(deps, dump);
-  const problems = [...summaryMismatches(dump, manifest), ...verificationMismatches(manifest, verification)];
+  const manifest = await readManifest(deps, dump, verification.manifest, dump.manifestVersionId);
+  const problems = verification.verdict === 'ok'
+    ? [...summaryMismatches(dump, manifest), ...verificationMismatches(manifest, verification)]
+    : summaryMismatches(dump, manifest);
   if (problems.length > 0) {
     throw stepError('NotVerified', `${run} is not committed: the verification does not match manifest.json: ${problems.slice(0, 5).join('; ')}`);
   }
 
   const key = verificationKey(dump.source, dump.runId);
   const base = { committed: true as const, source: dump.source, runId: dump.runId, verificationKey: key };
-  try {
-    await deps.s3.send(new PutObjectCommand({
-      Bucket: deps.bucket,
-      Key: key,
-      Body: serializeVerification(verification),
-      ContentType: 'application/json',
-      IfNoneMatch: '*',
-    }));
-    return { ...base, alreadyCommitted: false };
-  } catch (error) {
-    if (!isPreconditionFailed(error)) throw error;
+  const written = await writeVerdict(deps, key, verification, manifest);
+  if (verification.verdict !== 'ok') {
+    const error = verification.error ?? { name: 'ArchiveCorrupt', message: `${run} failed verification` };
+    const note = written === 'conflict' ? ` (s3://${deps.bucket}/${key} already held another verdict, left as it is)` : ` (recorded in s3://${deps.bucket}/${key})`;
+    throw verifyError(isVerifyErrorName(error.name) ? error.name : 'ArchiveCorrupt', `${error.message}${note}`);
   }
+  if (written === 'written') return { ...base, alreadyCommitted: false };
   const existing = await readExisting(deps, key);
   if (existing.verification && isDeepStrictEqual(existing.verification, verification)) return { ...base, alreadyCommitted: true };
   const what = existing.verification
@@ -76,16 +78,42 @@ export async function commit(input: unknown, deps: CommitDeps): Promise<CommitRe
   throw stepError('AlreadyCommitted', `${run} already has s3://${deps.bucket}/${key}: ${what}; a committed run is never overwritten`);
 }
 
-async function readManifest(deps: CommitDeps, dump: DumpSummary): Promise<Manifest> {
+/**
+ * Writes the verdict once, locked like the run's other objects (the manifest's Object Lock).
+ * `conflict`: something is already at the key (a retry of ours, or another verdict).
+ */
+async function writeVerdict(deps: CommitDeps, key: string, verification: Verification, manifest: Manifest): Promise<'written' | 'conflict'> {
+  try {
+    await deps.s3.send(new PutObjectCommand({
+      Bucket: deps.bucket,
+      Key: key,
+      Body: serializeVerification(verification),
+      ContentType: 'application/json',
+      IfNoneMatch: '*',
+      ...objectLockParams(manifest),
+    }));
+    return 'written';
+  } catch (error) {
+    if (!isPreconditionFailed(error)) throw error;
+    return 'conflict';
+  }
+}
+
+/** The manifest the verdict is about: that version, and (when the verdict says) those bytes. */
+async function readManifest(deps: CommitDeps, dump: DumpSummary, verified: Verification['manifest'], fallbackVersionId: string | undefined): Promise<Manifest> {
   const key = manifestKey(dump.source, dump.runId);
   const run = `${dump.source}/${dump.runId}`;
+  const versionId = verified?.versionId ?? fallbackVersionId;
   let text: string;
   try {
-    const object = await deps.s3.send(new GetObjectCommand({ Bucket: deps.bucket, Key: key }));
+    const object = await deps.s3.send(new GetObjectCommand({ Bucket: deps.bucket, Key: key, VersionId: versionId }));
     text = await (object.Body as { transformToString(): Promise<string> }).transformToString();
   } catch (error) {
-    if (isNotFound(error)) throw stepError('NotVerified', `${run} is not committed: s3://${deps.bucket}/${key} does not exist`);
+    if (isNotFound(error)) throw stepError('NotVerified', `${run} is not committed: s3://${deps.bucket}/${key}${versionId ? ` (version ${versionId})` : ''} does not exist`);
     throw error;
+  }
+  if (verified && createHash('sha256').update(text).digest('hex') !== verified.sha256) {
+    throw stepError('NotVerified', `${run} is not committed: s3://${deps.bucket}/${key} is not the manifest that was verified (SHA-256 differs)`);
   }
   try {
     return parseManifest(text, key);

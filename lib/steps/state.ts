@@ -25,7 +25,11 @@ export const dumpSummarySchema = z.looseObject({
   engine: z.string().optional(),
   bucket: z.string().min(1),
   manifestKey: z.string().min(1),
-  artifacts: z.array(z.looseObject({ key: z.string().min(1), bytes: z.number().int().nonnegative(), sha256: z.string() })).min(1),
+  /** The version of manifest.json the worker wrote (versioned buckets): what Verify reads. */
+  manifestVersionId: z.string().min(1).optional(),
+  artifacts: z.array(z.looseObject({
+    key: z.string().min(1), bytes: z.number().int().nonnegative(), sha256: z.string(), versionId: z.string().min(1).optional(),
+  })).min(1),
   bytes: z.number().nonnegative(),
   tables: z.number().optional(),
   rows: z.number().optional(),
@@ -77,4 +81,18 @@ export function isNotFound(error: unknown): boolean {
 
 export function isPreconditionFailed(error: unknown): boolean {
   return (error as Error | undefined)?.name === 'PreconditionFailed' || httpStatus(error) === 412;
+}
+
+/**
+ * The Object Lock parameters that give a run's JSON document (verification.json, offsite.json)
+ * the lock of the run's other objects, as the manifest records it. None when the manifest has
+ * none (an unlocked bucket): the bucket's default retention, if any, applies.
+ */
+export function objectLockParams(manifest: { readonly objectLock?: { readonly mode: 'GOVERNANCE' | 'COMPLIANCE'; readonly retainUntil: string } }):
+  { ObjectLockMode?: 'GOVERNANCE' | 'COMPLIANCE'; ObjectLockRetainUntilDate?: Date } {
+  if (!manifest.objectLock) return {};
+  const until = new Date(manifest.objectLock.retainUntil);
+  // A lock date already past (a late retry of an old run) is refused by S3: the default retention applies.
+  if (until.getTime() <= Date.now()) return {};
+  return { ObjectLockMode: manifest.objectLock.mode, ObjectLockRetainUntilDate: until };
 }

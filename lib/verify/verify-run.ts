@@ -4,12 +4,16 @@
  * engine's own tools, and compares the tables inside with the manifest's. Used by the Verify
  * Lambda, the Fargate verifier and the CLI; its dependencies are passed in.
  *
- * `inspectRun` returns the verdict (ok or failed) and throws only when it could not judge
- * (S3 unreachable, pg_restore missing or too old, aborted). `verifyRun` adds the commit
- * protocol: a failed verdict is written to verification.json as evidence and thrown as the
- * named error; an ok verdict is returned and written by the Commit step, not here.
+ * `verifyRun` returns the verdict (ok or failed) and throws only when it could not judge
+ * (S3 unreachable, pg_restore missing or too old, aborted). It writes nothing: the Commit step
+ * is the one writer of verification.json, for either verdict (docs/backup-run.md).
+ *
+ * Exact versions: the manifest is read at the version the worker wrote (`manifestVersionId`),
+ * each artifact at the version the manifest names; the verdict records both, so every later
+ * reader reads exactly what was verified.
  */
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { createHash } from 'node:crypto';
 import { lifeboatError } from '../domain/errors';
 import { manifestKey } from '../domain/layout';
 import { parseManifest, type Manifest, type ManifestArtifact } from '../domain/manifest';
@@ -18,7 +22,6 @@ import { LIFEBOAT_VERSION } from '../domain/version';
 import { VERIFY_ERROR_PRIORITY, type VerifyErrorName } from './errors';
 import { fanOut, type Consumer } from './fan-out';
 import { PG_BIN_DIR_ENV, pgRestoreMajor, resolvePgRestore, startPgArchiveChecks } from './postgres';
-import { recordVerdict } from './record-verdict';
 import { DEFAULT_SUSPICIOUS_SHRINK, judgeSize } from './size';
 import { compressionMethod, startSqlArtifactChecks } from './sql-checks';
 import { diffTableSets, pgDisplayName, summarizeToc, type QualifiedName } from './toc';
@@ -29,6 +32,11 @@ export interface VerifyRunOptions {
   readonly bucket: string;
   readonly source: string;
   readonly runId: string;
+  /**
+   * The version of manifest.json to verify (the one the worker wrote).
+   * @default - the current version
+   */
+  readonly manifestVersionId?: string;
   /**
    * Total artifact bytes of the source's previous verified runs, newest first: the suspicious
    * size rule compares this run with their trailing median.
@@ -70,18 +78,13 @@ interface Judged {
   readonly findings: readonly Finding[];
 }
 
-/** Verifies a run; on a failed verdict writes verification.json (failed) and throws the named error. */
-export async function verifyRun(options: VerifyRunOptions): Promise<Verification> {
-  const verification = await inspectRun(options);
-  return recordVerdict({ s3: options.s3, bucket: options.bucket, verification, log: options.log });
-}
-
 /** Judges a run without writing anything. Throws only when it cannot judge. */
-export async function inspectRun(options: VerifyRunOptions): Promise<Verification> {
+export async function verifyRun(options: VerifyRunOptions): Promise<Verification> {
   const now = options.now ?? (() => new Date());
   const log = options.log ?? (() => undefined);
   const started = Date.now();
   const run = `run ${options.source}/${options.runId}`;
+  let manifestRef: Verification['manifest'];
   const verdict = (artifacts: ArtifactReport[], findings: readonly Finding[]): Verification => {
     const primary = [...findings].sort((a, b) => VERIFY_ERROR_PRIORITY.indexOf(a.name) - VERIFY_ERROR_PRIORITY.indexOf(b.name))[0];
     const others = findings.filter((finding) => finding !== primary);
@@ -94,6 +97,7 @@ export async function inspectRun(options: VerifyRunOptions): Promise<Verificatio
       verifiedAt: now().toISOString(),
       durationMs: Math.max(0, Math.round(Date.now() - started)),
       verifiedBy: options.verifiedBy,
+      ...(manifestRef ? { manifest: manifestRef } : {}),
       artifacts,
       ...(primary
         ? {
@@ -109,7 +113,12 @@ export async function inspectRun(options: VerifyRunOptions): Promise<Verificatio
   };
 
   const manifestAt = manifestKey(options.source, options.runId);
-  const manifestText = await readText(options, manifestAt);
+  const read = await readText(options, manifestAt, options.manifestVersionId);
+  const manifestText = read?.text;
+  if (read) {
+    const versionId = read.versionId ?? options.manifestVersionId;
+    manifestRef = { key: manifestAt, ...(versionId ? { versionId } : {}), sha256: createHash('sha256').update(read.text).digest('hex') };
+  }
   if (manifestText === undefined) {
     return verdict([], [{ name: 'ArtifactMissing', message: `manifest.json is missing (s3://${options.bucket}/${manifestAt}): the dump never committed this run` }]);
   }
@@ -175,27 +184,31 @@ async function choosePgRestore(options: VerifyRunOptions, manifest: Manifest): P
   return path;
 }
 
-/** The object's text, or undefined when it does not exist. */
-async function readText(options: VerifyRunOptions, key: string): Promise<string | undefined> {
-  const body = await getBody(options, key);
-  if (body === undefined) return undefined;
+/** The object's text and version, or undefined when it does not exist. */
+async function readText(options: VerifyRunOptions, key: string, versionId?: string): Promise<{ text: string; versionId?: string } | undefined> {
+  const object = await getObject(options, key, versionId);
+  if (object === undefined) return undefined;
   const chunks: Buffer[] = [];
   try {
-    for await (const chunk of body) chunks.push(Buffer.from(chunk));
+    for await (const chunk of object.body) chunks.push(Buffer.from(chunk));
   } catch (error) {
     throw readFailure(options, key, error);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return { text: Buffer.concat(chunks).toString('utf8'), versionId: object.versionId };
 }
 
-/** The object's body stream, or undefined when it does not exist. Other failures throw. */
-async function getBody(options: VerifyRunOptions, key: string): Promise<AsyncIterable<Uint8Array> | undefined> {
+/** The body stream of `key` (at `versionId` when given), or undefined when it does not exist. */
+async function getBody(options: VerifyRunOptions, key: string, versionId?: string): Promise<AsyncIterable<Uint8Array> | undefined> {
+  return (await getObject(options, key, versionId))?.body;
+}
+
+async function getObject(options: VerifyRunOptions, key: string, versionId?: string): Promise<{ body: AsyncIterable<Uint8Array>; versionId?: string } | undefined> {
   try {
-    const object = await options.s3.send(new GetObjectCommand({ Bucket: options.bucket, Key: key }), { abortSignal: options.signal });
-    return object.Body as unknown as AsyncIterable<Uint8Array>;
+    const object = await options.s3.send(new GetObjectCommand({ Bucket: options.bucket, Key: key, VersionId: versionId }), { abortSignal: options.signal });
+    return { body: object.Body as unknown as AsyncIterable<Uint8Array>, versionId: object.VersionId };
   } catch (error) {
     const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-    if ((error as Error).name === 'NoSuchKey' || status === 404) return undefined;
+    if ((error as Error).name === 'NoSuchKey' || (error as Error).name === 'NoSuchVersion' || status === 404) return undefined;
     throw readFailure(options, key, error);
   }
 }
@@ -220,7 +233,7 @@ const missingReport = (key: string, detail: string): Judged => ({
 /** Reads an object once through the hash and `consumers`; the size and SHA-256 checks. */
 async function readThrough(
   options: VerifyRunOptions,
-  expected: { key: string; bytes: number; sha256: string },
+  expected: { key: string; bytes: number; sha256: string; versionId?: string },
   body: AsyncIterable<Uint8Array>,
   consumers: readonly Consumer[],
   onProgress: (bytes: number) => void,
@@ -248,16 +261,19 @@ async function readThrough(
   if (!hashOk) {
     findings.push({ name: 'ChecksumMismatch', message: `${expected.key} has SHA-256 ${read.sha256}, the manifest says ${expected.sha256}` });
   }
-  return { report: { key: expected.key, bytes: read.bytes, sha256: read.sha256, checks }, findings };
+  const report = { key: expected.key, ...(expected.versionId ? { versionId: expected.versionId } : {}), bytes: read.bytes, sha256: read.sha256, checks };
+  return { report, findings };
 }
 
 async function verifyPlainObject(
   options: VerifyRunOptions,
-  expected: { key: string; bytes: number; sha256: string },
+  expected: { key: string; bytes: number; sha256: string; versionId?: string },
   onProgress: (bytes: number) => void,
 ): Promise<Judged> {
-  const body = await getBody(options, expected.key);
-  if (body === undefined) return missingReport(expected.key, `${expected.key} is listed in the manifest but not in the bucket`);
+  const body = await getBody(options, expected.key, expected.versionId);
+  if (body === undefined) {
+    return missingReport(expected.key, `${expected.key}${expected.versionId ? ` (version ${expected.versionId})` : ''} is listed in the manifest but not in the bucket`);
+  }
   return readThrough(options, expected, body, [], onProgress, () => undefined);
 }
 
@@ -277,8 +293,10 @@ async function verifyArtifact(
       findings: [{ name: 'InvalidManifest', message: `${artifact.key}: unknown compression "${artifact.compression}" (known: zstd, gzip, none)` }],
     };
   }
-  const body = await getBody(options, artifact.key);
-  if (body === undefined) return missingReport(artifact.key, `${artifact.key} is listed in the manifest but not in the bucket`);
+  const body = await getBody(options, artifact.key, artifact.versionId);
+  if (body === undefined) {
+    return missingReport(artifact.key, `${artifact.key}${artifact.versionId ? ` (version ${artifact.versionId})` : ''} is listed in the manifest but not in the bucket`);
+  }
 
   if (artifact.format === 'pg_dump-custom') {
     const checks = startPgArchiveChecks(pgRestore as string);

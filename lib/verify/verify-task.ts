@@ -16,15 +16,18 @@ export interface VerifyTaskInput {
   readonly runId: string;
   /** @default - the verifier's configured bucket */
   readonly bucket?: string;
+  /** The version of manifest.json the worker wrote. @default - the current version */
+  readonly manifestVersionId?: string;
 }
 
 /**
- * `$.verification`: the verification.json the verifier proposes, verdict ok (a failed verdict
- * is a thrown error instead). Commit checks it against manifest.json and writes it as is.
- * It carries the run (`source`, `runId`), `durationMs`, and every object read with its `key`,
- * `bytes`, `sha256` and checks; globals.sql is the entry whose key ends in /globals.sql.
+ * `$.verification`: the verification.json the verifier proposes, verdict ok or failed. Commit
+ * checks it against manifest.json and writes it as is (and, for a failed verdict, fails the
+ * run with its error). It carries the run (`source`, `runId`), the manifest version judged,
+ * `durationMs`, and every object read with its `key`, version, `bytes`, `sha256` and checks;
+ * globals.sql is the entry whose key ends in /globals.sql.
  */
-export type VerifyResult = Verification & { readonly verdict: 'ok' };
+export type VerifyResult = Verification;
 
 /** The verifier's configuration from the environment (Lambda and Fargate). */
 export interface VerifyConfig {
@@ -59,7 +62,7 @@ export function verifyConfigFromEnv(env: NodeJS.ProcessEnv): VerifyConfig {
 export function parseVerifyInput(event: unknown): VerifyTaskInput {
   const input = (typeof event === 'object' && event !== null ? event : {}) as Record<string, unknown>;
   const problems: string[] = [];
-  const { source, runId, bucket } = input;
+  const { source, runId, bucket, manifestVersionId } = input;
   if (typeof source !== 'string' || !/^[a-z0-9-]+$/.test(source)) {
     problems.push(`source: ${JSON.stringify(source)} is not valid (valid: a-z, 0-9 and "-")`);
   }
@@ -69,8 +72,15 @@ export function parseVerifyInput(event: unknown): VerifyTaskInput {
   if (bucket !== undefined && (typeof bucket !== 'string' || bucket === '')) {
     problems.push(`bucket: ${JSON.stringify(bucket)} is not valid (valid: a bucket name, or absent)`);
   }
+  if (manifestVersionId !== undefined && (typeof manifestVersionId !== 'string' || manifestVersionId === '')) {
+    problems.push(`manifestVersionId: ${JSON.stringify(manifestVersionId)} is not valid (valid: an S3 version id, or absent)`);
+  }
   if (problems.length > 0) throw lifeboatError('InvalidInput', `invalid verify input:\n  - ${problems.join('\n  - ')}`);
-  return { source: source as string, runId: runId as string, ...(typeof bucket === 'string' ? { bucket } : {}) };
+  return {
+    source: source as string, runId: runId as string,
+    ...(typeof bucket === 'string' ? { bucket } : {}),
+    ...(typeof manifestVersionId === 'string' ? { manifestVersionId } : {}),
+  };
 }
 
 /**
@@ -98,12 +108,7 @@ export interface VerifyTaskDeps extends Omit<VerifyRunOptions, 'bucket' | 'sourc
 export async function runVerifyTask(input: VerifyTaskInput, deps: VerifyTaskDeps): Promise<VerifyResult> {
   const bucket = input.bucket ?? deps.bucket;
   const previous = await (deps.previousSizes ?? previousVerifiedSizes)(deps.s3, bucket, input.source, input.runId);
-  const verification = await verifyRun({ ...deps, bucket, source: input.source, runId: input.runId, previousVerifiedSizes: previous });
-  return verifyResult(verification);
-}
-
-/** Narrows an ok verdict (`verifyRun` throws on a failed one). */
-export function verifyResult(verification: Verification): VerifyResult {
-  if (verification.verdict !== 'ok') throw new Error(`verifyResult: the verdict on ${verification.source}/${verification.runId} is ${verification.verdict}`);
-  return verification as VerifyResult;
+  return verifyRun({
+    ...deps, bucket, source: input.source, runId: input.runId, manifestVersionId: input.manifestVersionId, previousVerifiedSizes: previous,
+  });
 }
