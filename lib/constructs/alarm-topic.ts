@@ -112,7 +112,19 @@ export class AlarmTopic extends Construct {
   }
 
   /** Lets `grantee` publish to the topic (including the key use encrypted topics need). */
-  public grantPublish(grantee: iam.IGrantable): iam.Grant {
-    return this.topic.grantPublish(grantee);
+  public grantPublish(grantee: iam.IGrantable): void {
+    grantPublishTo(this.topic, grantee);
+  }
+}
+
+/**
+ * sns:Publish on `topic` and, for an encrypted topic, what SNS asks of the publisher's key use
+ * (kms:GenerateDataKey and kms:Decrypt on the topic's key): without them a publish to an
+ * encrypted topic fails on KMS. Named actions, not CDK's `kms:GenerateDataKey*`.
+ */
+export function grantPublishTo(topic: sns.ITopic, grantee: iam.IGrantable): void {
+  grantee.grantPrincipal.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['sns:Publish'], resources: [topic.topicArn] }));
+  if (topic.masterKey) {
+    grantee.grantPrincipal.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['kms:GenerateDataKey', 'kms:Decrypt'], resources: [topic.masterKey.keyArn] }));
   }
 }

@@ -13,6 +13,7 @@ import { Construct } from 'constructs';
 import * as path from 'node:path';
 import { RUNS_PREFIX } from '../domain/layout';
 import { backupStateMachineName, DUMP_FAMILY_PREFIX, LIFEBOAT_ROLE_PATH, OFFSITE_READER_PATHS } from './dump-task';
+import { grantPublishTo } from './alarm-topic';
 import { loggedStateMachine } from './common';
 import { acknowledgeWildcardResource } from './nag';
 import { RunGrants } from './run-grants';
@@ -239,7 +240,7 @@ export class BackupWorkflow extends Construct {
       'The task and execution roles of the dump tasks live in nested stacks under the /lifeboat/dump/ path and are named by path; they can be passed to ECS tasks only (iam:PassedToService).');
     this.stateMachine.grantTaskResponse(this.verifyTask.taskRole);
     // NotifyFailure publishes to the encrypted topic: sns:Publish and the topic key's use.
-    props.alarmTopic.grantPublish(this.stateMachine);
+    grantPublishTo(props.alarmTopic, this.stateMachine);
     for (const fn of Object.values(this.functions)) {
       acknowledgeWildcardResource(this.stateMachine.role, `${fn.functionArn}:*`,
         'Invoking a Lambda function from Step Functions is granted on the function and its versions (ARN:*); nothing else.');
@@ -333,11 +334,12 @@ export class BackupWorkflow extends Construct {
      * A Lambda step whose result lands at `resultPath`: retried only on Lambda's own service
      * errors (the function's errors are verdicts, not glitches), every failure caught.
      */
-    const lambdaStep = (name: string, fn: lambda.IFunction, payload: sfn.TaskInput, resultPath: string, timeout: Duration, failedState = onFailure(name)) => {
+    /** `payload`: an object of JsonPaths, or a path whose value is the whole payload. */
+    const lambdaStep = (name: string, fn: lambda.IFunction, payload: sfn.TaskInput | string, resultPath: string, timeout: Duration, failedState = onFailure(name)) => {
       const step = new tasks.LambdaInvoke(scope, name, {
         taskTimeout: sfn.Timeout.duration(timeout),
         lambdaFunction: fn,
-        payload,
+        ...(typeof payload === 'string' ? { inputPath: payload } : { payload }),
         payloadResponseOnly: true,
         resultPath,
         retryOnServiceExceptions: false,
@@ -347,7 +349,7 @@ export class BackupWorkflow extends Construct {
       return step;
     };
     const verifyFailed = onFailure('Verify');
-    const verifyState = lambdaStep('Verify', verify, sfn.TaskInput.fromJsonPathAt('$.dump'), '$.verification', Duration.minutes(15), verifyFailed);
+    const verifyState = lambdaStep('Verify', verify, '$.dump', '$.verification', Duration.minutes(15), verifyFailed);
 
     const verifyOnFargate = new sfn.CustomState(scope, 'VerifyOnFargate', {
       stateJson: {

@@ -10,6 +10,7 @@ import type { SourceTarget } from './backup-schedules';
 import { DRILL_ENV } from '../../worker/drill-job';
 import { DRILL_FAMILY_PREFIX, drillStateMachineName, type DrillTask } from './drill-task';
 import { lifeboatRolesArn, taskDefinitionFamilyArn } from './backup-workflow';
+import { grantPublishTo } from './alarm-topic';
 import { loggedStateMachine } from './common';
 import { acknowledgeWildcardResource } from './nag';
 
@@ -81,7 +82,7 @@ export class DrillWorkflow extends Construct {
       conditions: { StringEquals: { 'iam:PassedToService': 'ecs-tasks.amazonaws.com' } },
     }));
     // NotifyDrillFailure publishes to the encrypted topic: sns:Publish and the topic key's use.
-    props.alarmTopic.grantPublish(this.stateMachine);
+    grantPublishTo(props.alarmTopic, this.stateMachine);
     acknowledgeWildcardResource(this.stateMachine.role, drillFamilies,
       'The drill task definitions of every source (family lifeboat-drill-<source>, any revision) live in nested stacks and are named by family; RunTask is limited to the Lifeboat cluster.');
     acknowledgeWildcardResource(this.stateMachine.role, taskRoles,

@@ -16,10 +16,14 @@ const states = definition.States;
 
 type Statement = { Effect: string; Action: string | string[]; Resource: unknown };
 /** Every Allow statement of the policies attached to the role of a Lambda function whose logical id starts with `prefix`. */
-function allowedActions(functionPrefix: string): { actions: string[]; resources: string; putTargets: string[] } {
+/** The Allow statements of a Lambda function's role (by the function's logical id prefix) or of a role (by its own). */
+function allowedActions(prefix: string): { actions: string[]; resources: string; putTargets: string[] } {
   const json = template.toJSON() as { Resources: Record<string, { Type: string; Properties: Record<string, unknown> }> };
-  const fnId = Object.keys(json.Resources).find((id) => id.startsWith(functionPrefix) && json.Resources[id].Type === 'AWS::Lambda::Function');
-  const roleRef = JSON.stringify((json.Resources[fnId as string].Properties.Role as { 'Fn::GetAtt': string[] })['Fn::GetAtt'][0]);
+  const fnId = Object.keys(json.Resources).find((id) => id.startsWith(prefix) && json.Resources[id].Type === 'AWS::Lambda::Function');
+  const roleId = fnId
+    ? (json.Resources[fnId].Properties.Role as { 'Fn::GetAtt': string[] })['Fn::GetAtt'][0]
+    : Object.keys(json.Resources).find((id) => id.startsWith(prefix) && json.Resources[id].Type === 'AWS::IAM::Role');
+  const roleRef = JSON.stringify(roleId);
   const statements = Object.values(json.Resources)
     .filter((resource) => resource.Type === 'AWS::IAM::Policy' && JSON.stringify(resource.Properties.Roles).includes(roleRef))
     .flatMap((resource) => (resource.Properties.PolicyDocument as { Statement: Statement[] }).Statement)
@@ -65,7 +69,9 @@ describe('schedules', () => {
     // The restore drills have schedules of their own (test/constructs/drill.test.ts).
     const backupSchedules = Object.values(template.findResources('AWS::Scheduler::Schedule')).filter((schedule) => String(schedule.Properties.Description).startsWith('Lifeboat: back up'));
     expect(backupSchedules).toHaveLength(testConfig.sources.length);
-    template.hasResourceProperties('AWS::SQS::Queue', { KmsMasterKeyId: Match.anyValue(), MessageRetentionPeriod: 14 * 86_400 });
+    // SQS-managed encryption: the schedules' roles deliver without KMS, and nobody needs the backup key to read a dead letter.
+    template.hasResourceProperties('AWS::SQS::Queue', { SqsManagedSseEnabled: true, KmsMasterKeyId: Match.absent(), MessageRetentionPeriod: 14 * 86_400 });
+    expect(Object.values(template.findResources('AWS::SQS::Queue')).filter((queue) => queue.Properties.KmsMasterKeyId !== undefined)).toEqual([]);
   });
 });
 
@@ -81,7 +87,7 @@ describe('the backup-run state machine', () => {
     expect(validateAsl(definition)).toEqual({ isValid: true, errors: [] });
   });
 
-  test('Dump → ChooseVerifier → Verify | VerifyOnFargate → Commit → AwaitOffsite ⟲ WaitForOffsite → Record', () => {
+  test('Dump → ChooseVerifier → Verify | VerifyOnFargate → Verdict? → Commit → AwaitOffsite ⟲ WaitForOffsite → Record', () => {
     expect(definition.StartAt).toBe('Start');
     expect(states.Start.Next).toBe('Dump');
     expect(states.Dump.Next).toBe('ChooseVerifier');
@@ -90,8 +96,18 @@ describe('the backup-run state machine', () => {
       Choices: [{ Variable: '$.dump.bytes', NumericGreaterThan: 20e9, Next: 'VerifyOnFargate' }],
       Default: 'Verify',
     });
-    expect(states.Verify.Next).toBe('Commit');
-    expect(states.VerifyOnFargate.Next).toBe('Commit');
+    expect(states.Verify).toMatchObject({ InputPath: '$.dump', Next: 'Verdict?' });
+    expect(states.VerifyOnFargate.Next).toBe('Verdict?');
+    // The verifier returns its verdict; Commit writes it, ok or failed (a failed one fails the run at Verify).
+    expect(states['Verdict?']).toMatchObject({
+      Type: 'Choice', Choices: [{ Variable: '$.verification.verdict', StringEquals: 'ok', Next: 'Commit' }], Default: 'RecordFailedVerdict',
+    });
+    expect(states.RecordFailedVerdict).toMatchObject({
+      Resource: states.Commit.Resource,
+      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.failure', Next: 'Verify failed' }],
+      Next: 'Verdict failed',
+    });
+    expect(states['Verdict failed']).toEqual({ Type: 'Fail', ErrorPath: '$.verification.error.name', CausePath: '$.verification.error.message' });
     expect(states.Commit.Next).toBe('AwaitOffsite');
     expect(states.AwaitOffsite.Next).toBe('OffsiteCopied?');
     expect(states['OffsiteCopied?']).toMatchObject({
@@ -150,18 +166,37 @@ describe('the backup-run state machine', () => {
       Resource: 'arn:aws:states:::sns:publish',
       Parameters: { TopicArn: expect.stringMatching(/^arn:aws:sns:/), 'Message.$': '$.notification.message', 'Subject.$': '$.notification.subject' },
       Next: 'Failed',
+      // A failed publish keeps $.failure: the execution still fails with the run's own error.
+      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.notifyError', Next: 'Failed' }],
     });
     expect(states.Failed).toEqual({ Type: 'Fail', ErrorPath: '$.failure.Error', CausePath: '$.failure.Cause' });
   });
 });
 
 describe('least privilege', () => {
-  test('the verifier reads runs and writes only verification.json; it cannot write artifacts or delete', () => {
-    const { actions, putTargets } = allowedActions('BackupRunVerify');
-    expect(actions).toEqual(expect.arrayContaining(['s3:GetObject', 's3:PutObject']));
-    expect(actions.filter((action) => /Delete|\*$/.test(action))).toEqual([]);
+  test('the verifier reads runs (exact versions) and writes nothing: it returns its verdict', () => {
+    for (const role of ['BackupRunVerify', 'BackupRunVerifyTaskTaskRole']) {
+      const { actions, putTargets } = allowedActions(role);
+      expect(actions).toEqual(expect.arrayContaining(['s3:GetObject', 's3:GetObjectVersion']));
+      expect(actions.filter((action) => /Put|Delete|\*$/.test(action))).toEqual([]);
+      expect(putTargets).toEqual([]);
+    }
+  });
+
+  test('Commit writes only verification.json, with its lock; it reads only manifests and verdicts', () => {
+    const { actions, putTargets, resources } = allowedActions('BackupRunCommit');
+    expect(actions).toEqual(expect.arrayContaining(['s3:PutObject', 's3:PutObjectRetention', 's3:GetObjectVersion']));
     expect(putTargets).toHaveLength(1);
     expect(putTargets[0]).toMatch(/\/runs\/\*\/verification\.json"\]\]\}$/);
+    expect(resources).not.toMatch(/\/runs\/\*"/);
+  });
+
+  test('RecordFailure reads only the JSON documents of runs, never an artifact', () => {
+    const { actions, resources } = allowedActions('BackupRunRecordFailure');
+    expect(actions.filter((action) => /Put|Delete/.test(action) && action.startsWith('s3:'))).toEqual([]);
+    const objects = resources.match(/\/runs\/[^"]*"/g) ?? [];
+    expect(objects.length).toBeGreaterThan(0);
+    for (const resource of objects) expect(resource).toMatch(/^\/runs\/\*\/(manifest|verification|offsite)\.json"$/);
   });
 
   test('await-offsite writes only offsite.json and reads the offsite bucket', () => {

@@ -73,7 +73,8 @@ describe('the restore-drill state machine', () => {
       TimeoutSeconds: Math.max(...testConfig.sources.map((source) => drillTimeoutSeconds(source.tier))),
       ResultPath: '$.drill',
       Parameters: {
-        Cluster: `arn:aws:ecs:eu-west-1:111111111111:cluster/${cluster[0]}`,
+        // The resolver names a generated cluster <stack>-<logicalId>, as CloudFormation would.
+        Cluster: `arn:aws:ecs:eu-west-1:111111111111:cluster/Lifeboat-Primary-${cluster[0]}`,
         'TaskDefinition.$': '$.target.taskDefinitionArn',
         LaunchType: 'FARGATE',
         NetworkConfiguration: { AwsvpcConfiguration: { 'Subnets.$': '$.target.subnets', 'SecurityGroups.$': '$.target.securityGroups', AssignPublicIp: 'DISABLED' } },
@@ -116,8 +117,10 @@ describe('the restore-drill state machine', () => {
     // By family (the drill tasks live in the shards, which the parent must not reference).
     expect(policies).toContain('task-definition/lifeboat-drill-*:*');
     expect(policies).not.toContain('lifeboat-dump');
-    expect(policies).toContain('role/lifeboat/*');
-    expect(policies).toContain('"iam:PassRole"');
+    // Only the drill tasks' roles, and only to ECS tasks.
+    expect(policies).toContain('role/lifeboat/drill/*');
+    expect(policies).not.toContain('role/lifeboat/*"');
+    expect(policies).toContain('"iam:PassRole","Condition":{"StringEquals":{"iam:PassedToService":"ecs-tasks.amazonaws.com"}}');
   });
 });
 
@@ -151,7 +154,7 @@ describe('drill schedules', () => {
         }),
       });
     }
-    template.hasResourceProperties('AWS::SQS::Queue', { KmsMasterKeyId: Match.anyValue(), MessageRetentionPeriod: 14 * DAY });
+    template.hasResourceProperties('AWS::SQS::Queue', { SqsManagedSseEnabled: true, KmsMasterKeyId: Match.absent(), MessageRetentionPeriod: 14 * DAY });
   });
 
   test('a daily-drilled source also gets a weekly drill from offsite; the others do not', () => {
@@ -199,7 +202,7 @@ describe('the drill task', () => {
     const { statements } = drillTask('orders');
     const allow = statements.filter((s) => s.Effect === 'Allow');
     const s3Allowed = actionsOf(allow).filter((action) => action.startsWith('s3:'));
-    expect(new Set(s3Allowed)).toEqual(new Set(['s3:GetObject', 's3:ListBucket', 's3:PutObject']));
+    expect(new Set(s3Allowed)).toEqual(new Set(['s3:GetObject', 's3:GetObjectVersion', 's3:ListBucket', 's3:PutObject']));
     const puts = allow.filter((s) => [s.Action].flat().includes('s3:PutObject')).map((s) => JSON.stringify(s.Resource));
     expect(puts).toHaveLength(1);
     expect(puts[0]).toMatch(/\/drills\/orders\/\*"\]\]\}$/);

@@ -78,7 +78,8 @@ test('the task role writes its own source prefix only, and every delete is denie
   const allowed = statements.filter((s) => s.Effect === 'Allow').flatMap((s) => [s.Action].flat());
   expect(allowed.filter((action) => /Delete|\*/.test(action))).toEqual([]);
   expect([...bySid.AnswerTaskToken.Action].sort()).toEqual(['states:SendTaskFailure', 'states:SendTaskHeartbeat', 'states:SendTaskSuccess']);
-  expect(JSON.stringify(bySid.AnswerTaskToken.Resource)).toContain(':stateMachine:Lifeboat*');
+  // Exactly the backup run: a prefix would also match another app named LifeboatStaging.
+  expect(JSON.stringify(bySid.AnswerTaskToken.Resource)).toMatch(/:stateMachine:Lifeboat-backup-run"$/);
 });
 
 test('cdk-nag AwsSolutions: every finding is acknowledged with its reason', () => {
