@@ -2,7 +2,7 @@
  * A real S3-compatible HTTP server (fauxqs) in a separate process, so a test can kill it
  * mid-upload. What it emulates beyond fauxqs is listed in s3-server.mjs.
  */
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, PutBucketVersioningCommand, S3Client } from '@aws-sdk/client-s3';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -19,11 +19,20 @@ export interface S3Server {
    * static test credentials; `overrides` e.g. `{ maxAttempts: 1 }`.
    */
   client(overrides?: Partial<CreateS3ClientOptions>): S3Client;
-  createBucket(name: string): Promise<void>;
+  /**
+   * `objectLock`: created with Object Lock enabled (`x-amz-bucket-object-lock-enabled`), hence
+   * versioned; `versioning`: versioning Enabled without Object Lock.
+   */
+  createBucket(name: string, options?: CreateBucketOptions): Promise<void>;
   /** Signals the server (default SIGKILL); `stop()` still cleans up. */
   kill(signal?: NodeJS.Signals): void;
   /** Stops the server by pid and waits for its exit. Idempotent. */
   stop(): Promise<void>;
+}
+
+export interface CreateBucketOptions {
+  readonly objectLock?: boolean;
+  readonly versioning?: boolean;
 }
 
 export const TEST_CREDENTIALS = { accessKeyId: 'lifeboat-test', secretAccessKey: 'lifeboat-test-secret' } as const;
@@ -76,9 +85,12 @@ export async function startS3(): Promise<S3Server> {
     port,
     pid: managed.pid,
     client,
-    async createBucket(name: string): Promise<void> {
+    async createBucket(name: string, options: CreateBucketOptions = {}): Promise<void> {
       admin ??= client();
-      await admin.send(new CreateBucketCommand({ Bucket: name }));
+      await admin.send(new CreateBucketCommand({ Bucket: name, ...(options.objectLock ? { ObjectLockEnabledForBucket: true } : {}) }));
+      if (options.versioning && !options.objectLock) {
+        await admin.send(new PutBucketVersioningCommand({ Bucket: name, VersioningConfiguration: { Status: 'Enabled' } }));
+      }
     },
     kill(signal: NodeJS.Signals = 'SIGKILL'): void {
       managed.kill(signal);
