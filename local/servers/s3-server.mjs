@@ -3,12 +3,43 @@
 // it prints one JSON line {"port": n} once listening and exits when its stdin closes, so it
 // never outlives the process that started it.
 //
-// fauxqs lacks three S3 behaviours Lifeboat relies on; they are emulated here, after AWS's
-// documented semantics, and nowhere else:
-// - PutObject with `If-None-Match: *` answers 412 PreconditionFailed when the key exists;
+// fauxqs lacks S3 behaviours Lifeboat relies on; they are emulated here and in s3-versioning.mjs,
+// after AWS's documented semantics, and nowhere else:
+// - PutObject with `If-None-Match: *` answers 412 PreconditionFailed when the key exists (its
+//   current version exists and is not a delete marker);
 // - CompleteMultipartUpload with `If-None-Match: *` answers 412 when the key exists (the upload
 //   stays open, as on S3, so the caller can abort it);
-// - ListMultipartUploads (GET /<bucket>?uploads) lists the uploads in progress.
+// - ListMultipartUploads (GET /<bucket>?uploads) lists the uploads in progress;
+// - ListObjects(V2) lists keys in S3's UTF-8 binary order (fauxqs sorted with localeCompare but
+//   paged byte-wise, so a listing longer than a page lost keys);
+// - bucket versioning (s3-versioning.mjs): Put/GetBucketVersioning (Enabled, Suspended; objects
+//   from before become null versions; a suspended bucket writes the null version); every
+//   PutObject, CopyObject and CompleteMultipartUpload of a versioned bucket creates a version
+//   (x-amz-version-id); GET/HEAD `versionId` (NoSuchVersion 404 for an unknown id,
+//   InvalidArgument 400 for a malformed one, 405 MethodNotAllowed for a delete marker's id;
+//   404 NoSuchKey with x-amz-delete-marker when the current version is a marker); DeleteObject
+//   adds a delete marker, or with `versionId` removes that version for good (an unknown one:
+//   204, as S3); DeleteObjects with per-object VersionId, Deleted/DeleteMarker/Error entries
+//   and Quiet; CopyObject from `?versionId=` (x-amz-copy-source-version-id);
+//   ListObjectVersions (prefix, delimiter, key-marker, version-id-marker, max-keys, url
+//   encoding); ListObjectsV2 shows only keys whose current version is not a delete marker; a
+//   bucket holding only markers or old versions is not empty (BucketNotEmpty);
+// - Object Lock (s3-versioning.mjs): CreateBucket with x-amz-bucket-object-lock-enabled (hence
+//   versioned, never suspended); Put/GetObjectLockConfiguration with a default retention
+//   (Days or Years; turning Object Lock on needs versioning Enabled, 409 InvalidBucketState,
+//   as S3); lock headers on PutObject, CopyObject and CreateMultipartUpload (the upload's lock
+//   goes to the version its completion creates; refused by a versioned bucket without Object
+//   Lock, 400 InvalidRequest, but ignored as before by a bucket whose versioning was never set,
+//   where S3 would refuse them too), else the default retention from the version's creation
+//   time; GET/HEAD answer the lock headers; Get/PutObjectRetention (extend always; shorten,
+//   remove or turn GOVERNANCE into COMPLIANCE only with x-amz-bypass-governance-retention;
+//   COMPLIANCE never, 403 AccessDenied); Get/PutObjectLegalHold; a version under retention or
+//   legal hold is not deleted for good (DeleteObject, DeleteObjects: 403 AccessDenied;
+//   GOVERNANCE yields to the bypass header, COMPLIANCE and a legal hold never); a delete marker
+//   may always be added.
+// Not emulated: MFA delete, Content-MD5 being required with Object Lock, lifecycle rules,
+// replication, x-amz-object-lock-event-hold, Owner in version listings, object tagging/ACLs
+// (refused with 501 on a versioned bucket rather than stored as a version), UploadPartCopy.
 // And it works around one fauxqs bug: its CompleteMultipartUpload parser needs <PartNumber> and
 // <ETag> adjacent, so a part list carrying per-part checksums (as S3 clients send) parsed as no
 // parts and committed an EMPTY object. Checksum elements are stripped before fauxqs parses.
@@ -22,6 +53,7 @@ import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import process from 'node:process';
 import { URL } from 'node:url';
+import { createVersioning } from './s3-versioning.mjs';
 
 const appUrl = import.meta.resolve('fauxqs');
 const { buildApp } = await import(appUrl);
@@ -139,6 +171,8 @@ const app = buildApp({ logger: false, stores: { s3Store: store } });
 const escapeXml = (text) =>
   String(text).replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('"', '&quot;').replaceAll("'", '&apos;');
 
+const versioning = createVersioning({ store, S3Error, compareKeys, escapeXml });
+
 function sendError(reply, status, code, message, extra = '') {
   reply
     .status(status)
@@ -191,20 +225,23 @@ app.addHook('preHandler', async (request, reply) => {
     listMultipartUploads(bucket, query, reply);
     return reply;
   }
-  if (ifNoneMatch !== '*' || key === '') return;
-  if (request.method === 'PUT' && !query.uploadId && !request.headers['x-amz-copy-source']) {
-    if (objectExists(bucket, key)) {
-      preconditionFailed(reply);
-      return reply;
+  // "Exists" is fauxqs's Map, which holds a key's current version unless it is a delete marker.
+  if (ifNoneMatch === '*' && key !== '') {
+    if (request.method === 'PUT' && !query.uploadId && !request.headers['x-amz-copy-source']) {
+      if (objectExists(bucket, key)) {
+        preconditionFailed(reply);
+        return reply;
+      }
+    }
+    if (request.method === 'POST' && query.uploadId) {
+      const upload = store.multipartUploads.get(query.uploadId);
+      if (upload && objectExists(upload.bucket, upload.key)) {
+        preconditionFailed(reply);
+        return reply;
+      }
     }
   }
-  if (request.method === 'POST' && query.uploadId) {
-    const upload = store.multipartUploads.get(query.uploadId);
-    if (upload && objectExists(upload.bucket, upload.key)) {
-      preconditionFailed(reply);
-      return reply;
-    }
-  }
+  if (versioning.handle(request, reply, bucket, key)) return reply;
 });
 
 await app.listen({ port: 0, host: '127.0.0.1' });
