@@ -97,13 +97,11 @@ test('two commits racing for one run: exactly one writes, the other is AlreadyCo
 
 describe('refuses to commit what was not verified', () => {
   test.each<[string, (v: Verification) => unknown, RegExp]>([
-    ['a failed verdict', (v) => ({ ...v, verdict: 'failed', error: { name: 'ArchiveCorrupt', message: 'pg_restore: unexpected end of file' } }),
-      /verdict is failed \(ArchiveCorrupt: pg_restore: unexpected end of file\)/],
     ['another sha256 for an artifact', (v) => ({ ...v, artifacts: v.artifacts.map((a, i) => (i === 0 ? { ...a, sha256: 'f'.repeat(64) } : a)) }),
       /does not match manifest\.json: runs\/orders\/\d{8}T\d{6}Z\/orders\.pgdump: sha256 f{64} verified/],
     ['another byte count', (v) => ({ ...v, artifacts: v.artifacts.map((a) => ({ ...a, bytes: a.bytes + 1 })) }), /bytes verified, \d+ in the manifest/],
     ['an artifact left out', (v) => ({ ...v, artifacts: v.artifacts.slice(1) }), /orders\.pgdump was not verified/],
-    ['another run', (v) => ({ ...v, runId: '20200101T000000Z' }), /verification is for orders\/20200101T000000Z/],
+    ['another run', (v) => ({ ...v, runId: '20200101T000000Z' }), /the verdict is about orders\/20200101T000000Z/],
     ['an ok verdict with a failed check', (v) => ({ ...v, artifacts: v.artifacts.map((a) => ({ ...a, checks: [{ name: 'full-read', ok: false, detail: 'x' }] })) }),
       /check\(s\) full-read failed/],
     ['no verification at all', () => undefined, /the verifier returned no verification/],
@@ -112,6 +110,18 @@ describe('refuses to commit what was not verified', () => {
     const { run, dump, verification } = await dumpedRun();
     await expect(commit({ dump, verification: change(verification) }, deps())).rejects.toMatchObject({ name: 'NotVerified', message: expect.stringMatching(message) });
     expect(await verificationText(run)).toBeUndefined();
+  });
+
+  test('a failed verdict is recorded (Commit is the one writer of verification.json) and fails with its own error', async () => {
+    const { run, dump, verification } = await dumpedRun();
+    const failed: Verification = { ...verification, verdict: 'failed', error: { name: 'ArchiveCorrupt', message: 'pg_restore: unexpected end of file' } };
+    await expect(commit({ dump, verification: failed }, deps())).rejects.toMatchObject({
+      name: 'ArchiveCorrupt', message: expect.stringMatching(/^pg_restore: unexpected end of file \(recorded in s3:\/\/.+\/verification\.json\)$/),
+    });
+    expect(await verificationText(run)).toBe(serializeVerification(failed));
+    // A retried invocation finds it there and fails the same way, without overwriting it.
+    await expect(commit({ dump, verification: failed }, deps())).rejects.toMatchObject({ name: 'ArchiveCorrupt' });
+    expect(await verificationText(run)).toBe(serializeVerification(failed));
   });
 
   test('a dump summary that disagrees with manifest.json', async () => {

@@ -14,7 +14,7 @@ import { serializeVerification } from '../../lib/domain/verification';
 import { chooseRun } from '../../lib/restore/choose-run';
 import { restoreRun, type RestoreProgress } from '../../lib/restore/restore';
 import { storageNames } from '../../lib/stacks/naming';
-import { inspectRun } from '../../lib/verify/verify-run';
+import { verifyRun } from '../../lib/verify/verify-run';
 import { LocalReplicator } from '../../local/replicator';
 import { testConfig } from '../fixtures/config';
 import { buildRun, writeRun } from '../fixtures/runs';
@@ -54,7 +54,7 @@ async function verifiedRun(source: string, runId: string, sourceArgs: string[]):
     { s3: s3.client(), log: (line) => lines.push(line) });
   expect(lines.join('\n')).toContain(`committed ${source}/${runId}`);
   expect(code).toBe(0);
-  const verification = await inspectRun({ s3: s3.client(), bucket: PRIMARY, source, runId, verifiedBy: 'lambda' });
+  const verification = await verifyRun({ s3: s3.client(), bucket: PRIMARY, source, runId, verifiedBy: 'lambda' });
   expect(verification.verdict).toBe('ok');
   await s3.client().send(new PutObjectCommand({ Bucket: PRIMARY, Key: verificationKey(source, runId), Body: serializeVerification(verification) }));
 }

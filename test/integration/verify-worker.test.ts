@@ -6,7 +6,6 @@
 import { SendTaskFailureCommand, SendTaskHeartbeatCommand, SendTaskSuccessCommand } from '@aws-sdk/client-sfn';
 import * as path from 'node:path';
 import { verificationKey } from '../../lib/domain/layout';
-import { parseVerification } from '../../lib/domain/verification';
 import type { TaskTokenClient } from '../../worker/task-token';
 import { main, runVerifyJob, verifyJobFromEnv, type VerifyJob } from '../../worker/verify-main';
 import { run } from '../harness/processes';
@@ -53,16 +52,17 @@ test('SendTaskSuccess with the ok verdict document (verifiedBy fargate), exit 0'
   expect(sfn.calls.filter((call) => call.command === SendTaskHeartbeatCommand.name).length).toBeGreaterThanOrEqual(1);
 });
 
-test('a failed verdict: SendTaskFailure with the verdict\'s own error name, exit 1, evidence recorded', async () => {
+test('a failed verdict: delivered with SendTaskSuccess for Commit to record, exit 1, nothing written by the verifier', async () => {
   await writeSqlRun(s3.client(), BUCKET, 'ledger', '20261126T020000Z', { tamper: true });
   const sfn = recordingSfn();
   const outcome = await runVerifyJob(job('20261126T020000Z', 'token-bad'), { s3: s3.client(), sfn: sfn.client, log: () => undefined });
   expect(outcome).toMatchObject({ code: 1, error: { name: 'ChecksumMismatch' } });
-  expect(sfn.calls.filter((call) => call.command === SendTaskFailureCommand.name).map((call) => call.input)).toEqual([
-    { taskToken: 'token-bad', error: 'ChecksumMismatch', cause: expect.stringMatching(/^run ledger\/20261126T020000Z: .*has SHA-256/) },
-  ]);
-  const recorded = parseVerification((await getBytes(s3.client(), BUCKET, verificationKey('ledger', '20261126T020000Z'))).toString('utf8'));
-  expect(recorded).toMatchObject({ verdict: 'failed', verifiedBy: 'fargate', error: { name: 'ChecksumMismatch' } });
+  expect(sfn.calls.some((call) => call.command === SendTaskFailureCommand.name)).toBe(false);
+  const delivered = sfn.calls.filter((call) => call.command === SendTaskSuccessCommand.name).map((call) => JSON.parse(String(call.input.output)));
+  expect(delivered).toEqual([expect.objectContaining({
+    verdict: 'failed', verifiedBy: 'fargate', error: { name: 'ChecksumMismatch', message: expect.stringMatching(/^run ledger\/20261126T020000Z: .*has SHA-256/) },
+  })]);
+  await expect(getBytes(s3.client(), BUCKET, verificationKey('ledger', '20261126T020000Z'))).rejects.toMatchObject({ name: 'NoSuchKey' });
 });
 
 test('without a task token: the failure\'s name and exit 1; a missing run is ArtifactMissing', async () => {

@@ -110,17 +110,15 @@ async function cloneRun(
 const verify = (source: string, runId: string, previousVerifiedSizes?: number[]) =>
   verifyRun({ s3: client, bucket: BUCKET, source, runId, verifiedBy: 'lambda', previousVerifiedSizes });
 
-/** The verification must fail with `name`; returns the thrown error and the recorded verdict. */
+/**
+ * The verdict must be failed with `name`; returns its error and the verdict. The verifier writes
+ * nothing (Commit is the one writer of verification.json): no verdict appears in the bucket.
+ */
 async function expectFailure(source: string, runId: string, name: string, previous?: number[]) {
-  const error = await verify(source, runId, previous).then(
-    () => undefined,
-    (thrown: unknown) => thrown as Error,
-  );
-  expect(error).toBeDefined();
-  expect({ name: error?.name, message: error?.message }).toEqual({ name, message: expect.stringContaining(`run ${source}/${runId}: `) });
-  const recorded = parseVerification((await getBytes(client, BUCKET, verificationKey(source, runId))).toString('utf8'));
-  expect(recorded).toMatchObject({ verdict: 'failed', source, runId, error: { name, message: error?.message } });
-  return { error: error as Error, recorded };
+  const recorded = await verify(source, runId, previous);
+  expect(recorded).toMatchObject({ verdict: 'failed', source, runId, error: { name, message: expect.stringContaining(`run ${source}/${runId}: `) } });
+  expect(await listKeys(client, BUCKET, verificationKey(source, runId))).toEqual([]);
+  return { error: recorded.error as { name: string; message: string }, recorded };
 }
 
 const flipByte = (at: (bytes: Buffer) => number) => (bytes: Buffer) => {
@@ -265,14 +263,14 @@ describe('PostgreSQL', () => {
     expect(verification.artifacts[0]?.checks.find((check) => check.name === 'size')?.detail).toMatch(/not compared \(2 previous/);
   });
 
-  test('a failed verdict never overwrites an existing ok verdict; the error is still thrown', async () => {
+  test('a re-verification that fails leaves an existing verdict as it is: the verifier writes nothing', async () => {
     const { runId } = await cloneRun('shop', PG_RUN, { tamper: flipByte((b) => Math.floor(b.length / 2)) });
     const ok: Verification = {
       schemaVersion: 1, lifeboatVersion: '0.1.0', source: 'shop', runId, verdict: 'ok', verifiedAt: '2026-11-27T00:00:00.000Z',
       durationMs: 1, verifiedBy: 'lambda', artifacts: [],
     };
     await put(verificationKey('shop', runId), serializeVerification(ok));
-    await expect(verify('shop', runId)).rejects.toMatchObject({ name: 'ChecksumMismatch' });
+    await expect(verify('shop', runId)).resolves.toMatchObject({ verdict: 'failed', error: { name: 'ChecksumMismatch' } });
     expect(parseVerification((await getBytes(client, BUCKET, verificationKey('shop', runId))).toString('utf8'))).toEqual(ok);
   });
 });
