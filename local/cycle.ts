@@ -5,19 +5,18 @@ import { renderRunbook } from '../cli/runbook';
 import { latestVerifiedRun, readRun } from '../lib/catalog/catalog';
 import { latestDrillReport } from '../lib/catalog/drills';
 import type { DrillReport } from '../lib/domain/drill-report';
-import { runDrill, type DrillError } from '../lib/drill/run-drill';
 import { formatDuration, type LifeboatConfig, type Source } from '../lib/config';
 import { slotRunId, runIdToDate } from '../lib/domain/run-id';
 import { renderStatus, sourceStatuses } from '../cli/status';
-import { scheduleInput, stateMachineDefinition } from './definition';
+import { operatorPrincipal, startLocalAws, type LocalAws } from './aws';
+import { stateMachineDefinition } from './definition';
 import { heartbeatBodies, postHeartbeats, startHeartbeatReceiver } from './heartbeats';
 import { renderHistory } from './history';
 import { LocalReplicator } from './replicator';
-import { runLocalExecution, type LocalRunHooks, type LocalServices, type LocalTarget } from './runner';
+import { runLocalDrillExecution, runLocalExecution, type LocalRunHooks, type LocalTarget } from './runner';
 import { startMariaDb } from './servers/mariadb';
 import { startPostgres } from './servers/postgres';
-import { startLocalStack } from './services';
-import { synthPrimaryTemplate } from './synth';
+import type { SynthesizedApp } from './synth';
 import { validateAsl } from './validate-asl';
 
 export interface LocalCycleOptions {
@@ -31,6 +30,13 @@ export interface LocalCycleOptions {
   readonly target?: LocalTarget;
   readonly log?: (line: string) => void;
   readonly hooks?: LocalRunHooks;
+  /**
+   * Evaluate every AWS call against the synthesized policies.
+   * @default true
+   */
+  readonly iam?: boolean;
+  /** Changes the synthesized templates before the run (tests re-introduce a defect this way). */
+  readonly tamper?: (app: SynthesizedApp) => void;
 }
 
 /**
@@ -46,73 +52,76 @@ export async function runLocalCycle(opts: LocalCycleOptions): Promise<number> {
   try {
     log(`Lifeboat local backup cycle for "${source.name}" (${source.engine}, ${source.tier.name}) — no AWS account involved`);
     const target = opts.target ?? (await throwawayDatabase(source, cleanups, log));
-    const stack = await startLocalStack({ offsiteRegion: opts.config.offsite.region });
-    cleanups.push(() => stack.stop());
-    const { services } = stack;
-    log(`  local S3-compatible server ${services.endpoint}: buckets ${services.primaryBucket} (primary) and ${services.offsiteBucket} (offsite)`);
-    log(`  local SNS topic ${services.alarmTopicArn}; local EventBridge endpoint ${services.eventsEndpoint}`);
+    const aws = await startLocalAws({ config: opts.config, iam: opts.iam, tamper: opts.tamper });
+    cleanups.push(() => aws.stop());
+    const { services, app } = aws;
+    log(`  local S3-compatible server ${services.endpoint}: buckets ${services.primaryBucket} (primary, ${app.primary.account} ${app.primary.region}) and ${services.offsiteBucket} (offsite, ${app.offsite.account} ${app.offsite.region}), versioned, Object Lock`);
+    log(`  local SNS topic standing in for ${services.alarmTopicArn}; local EventBridge endpoint ${services.eventsEndpoint}`);
 
-    const template = synthPrimaryTemplate(opts.config);
-    const definition = stateMachineDefinition(template);
+    const definition = stateMachineDefinition(app.primary);
     const asl = validateAsl(definition);
     if (!asl.isValid) throw new Error(`asl-validator rejects the synthesized definition: ${asl.errors.join('; ')}`);
     const states = Object.keys((definition as { States: object }).States).length;
-    log(`  synthesized ${opts.config.appName}-Primary: state machine ${opts.config.appName}-backup-run, ${states} states, accepted by asl-validator`);
+    log(`  synthesized ${app.primary.stackName} and ${app.offsite.stackName}: state machine ${opts.config.appName}-backup-run, ${states} states, accepted by asl-validator`);
+    log(aws.evaluator
+      ? `  IAM-true: every AWS call is evaluated against the synthesized policies of the role that makes it (${aws.model.principals.size} roles, accounts ${[...new Set([app.primary.account, app.offsite.account])].join(' and ')})`
+      : '  IAM NOT evaluated (--no-iam): calls are made with one all-powerful local credential');
 
     const replicator = new LocalReplicator({
       source: services.s3, sourceBucket: services.primaryBucket, destination: services.s3, destinationBucket: services.offsiteBucket,
+      iam: aws.evaluator ? { evaluator: aws.evaluator, requests: aws.replicationRequests } : undefined,
+      log: (line) => {
+        if (line.includes('FAILED') || line.includes('failed')) log(`  ${line}`);
+      },
     });
     replicator.start();
     cleanups.push(() => replicator.stop());
-    log(`  ${LocalReplicator.NAME}: copies ${services.primaryBucket} → ${services.offsiteBucket}`);
+    log(`  ${LocalReplicator.NAME}: copies ${services.primaryBucket} → ${services.offsiteBucket} as ${aws.roles.replication}`);
 
     const runId = slotRunId(new Date(), source.tier.scheduleSeconds);
     const scheduledTime = runIdToDate(runId) as Date;
     log('');
     log(`Execution ${source.name}-${runId} (slot ${scheduledTime.toISOString()}):`);
-    const result = await runLocalExecution({
-      definition,
-      input: scheduleInput(template, source.name, scheduledTime),
-      source,
-      target,
-      services,
-      scheduledTime,
-      hooks: opts.hooks,
-      rpoSecondsBySource: Object.fromEntries(opts.config.sources.map((candidate) => [candidate.name, candidate.tier.rpoSeconds])),
-    });
+    const result = await runLocalExecution({ aws, source, target, scheduledTime, hooks: opts.hooks });
     log(renderHistory(result.history));
-    const alarms = await stack.receiveAlarms();
+    const alarms = await aws.stack.receiveAlarms();
     if (alarms.length === 0) log('SNS: nothing published to the alarm topic (local SNS): the run succeeded; a failed run publishes its explanation there');
     for (const notification of alarms) {
       log('');
       log(`SNS message on the alarm topic (local SNS) — ${notification.subject ?? ''}`);
       log(notification.message.split('\n').map((line) => `  | ${line}`).join('\n'));
     }
-    for (const event of stack.events.events) {
+    for (const event of aws.stack.events.events) {
       log(`EventBridge event (local endpoint): ${event.Source} / ${event.DetailType} ${JSON.stringify(event.Detail)}`);
     }
     // What the API destinations would POST to each notifications.heartbeatUrls entry, sent
     // here to a local monitor standing in for healthchecks.io / OneUptime.
     const monitor = await startHeartbeatReceiver();
     cleanups.push(() => monitor.close());
-    await postHeartbeats(monitor.url, heartbeatBodies(stack.events.events, `${source.name}-${scheduledTime.toISOString().replace(/[-:.]/g, '')}`));
+    await postHeartbeats(monitor.url, heartbeatBodies(aws.stack.events.events, `${source.name}-${scheduledTime.toISOString().replace(/[-:.]/g, '')}`));
     for (const heartbeat of monitor.received) log(`Heartbeat (local monitor for each heartbeat URL): POST ${JSON.stringify(heartbeat.body)}`);
     let drillOk = true;
-    if (result.history.status === 'SUCCEEDED') drillOk = await drillLocally(source, services, log);
+    if (result.history.status === 'SUCCEEDED') drillOk = await drillLocally(aws, source, log);
     log('');
     log('Status (lifeboat status):');
-    log(renderStatus(await sourceStatuses(services.s3, services.primaryBucket, [source])));
+    const operator = operatorPrincipal(aws);
+    log(renderStatus(await operator.run(() => sourceStatuses(services.s3, services.primaryBucket, [source]))));
     const runbookFile = path.join(mkdtempSync(path.join(tmpdir(), 'lifeboat-runbook-')), `runbook-${source.name}.md`);
-    const [latest, drill] = await Promise.all([
+    const [latest, drill] = await operator.run(() => Promise.all([
       latestVerifiedRun(services.s3, services.primaryBucket, source.name),
       latestDrillReport(services.s3, services.primaryBucket, source.name),
-    ]);
+    ]));
     writeFileSync(runbookFile, renderRunbook({
       config: opts.config, source, bucket: services.primaryBucket, offsiteBucket: services.offsiteBucket, latest, drill,
-      drilledRun: drill ? await readRun(services.s3, services.primaryBucket, source.name, drill.runId) : undefined, now: new Date(),
+      drilledRun: drill ? await operator.run(() => readRun(services.s3, services.primaryBucket, source.name, drill.runId)) : undefined, now: new Date(),
     }));
     log(`Runbook (lifeboat runbook ${source.name}): ${runbookFile}`);
     log('');
+    if (aws.evaluator) {
+      const { calls, requests, denied, byPrincipal } = aws.evaluator.stats;
+      log(`IAM-true: ${calls} AWS calls by ${byPrincipal.size} roles evaluated (${requests} IAM requests) against the synthesized policies of ${app.primary.stackName} and ${app.offsite.stackName}: ${denied === 0 ? 'none denied' : `${denied} DENIED`}`);
+      for (const decision of aws.evaluator.denials) log(`  denied: ${decision.request.principal} ${decision.request.action} ${decision.request.resource}: ${decision.explanation}`);
+    }
     const ok = result.history.status === 'SUCCEEDED' && drillOk;
     log(`Local cycle ${ok ? 'completed' : 'FAILED'} in ${formatDuration((Date.now() - started) / 1000)}.`);
     return ok ? 0 : 1;
@@ -122,24 +131,22 @@ export async function runLocalCycle(opts: LocalCycleOptions): Promise<number> {
 }
 
 /**
- * The restore drill of the run just made, from the offsite bucket (a disaster-recovery
- * drill: the offsite copy alone must be enough), into a throwaway server.
+ * The restore drill of the run just made, from the offsite bucket (a disaster-recovery drill:
+ * the offsite copy alone must be enough): the synthesized restore-drill state machine, its
+ * drill task restoring into a throwaway server, as the drill task's role.
  */
-async function drillLocally(source: Source, services: LocalServices, log: (line: string) => void): Promise<boolean> {
+async function drillLocally(aws: LocalAws, source: Source, log: (line: string) => void): Promise<boolean> {
   log('');
-  log(`Restore drill of ${source.name} from the offsite bucket (lifeboat drill ${source.name} --local --from offsite):`);
-  try {
-    const report = await runDrill({
-      s3: services.s3, bucket: services.offsiteBucket, reportBucket: services.primaryBucket, source, from: 'offsite',
-    });
-    printDrill(report, log);
-    return true;
-  } catch (error) {
-    const report = (error as DrillError).report;
-    if (report) printDrill(report, log);
-    log(`  drill FAILED: ${(error as Error).name}: ${(error as Error).message}`);
+  log(`Restore drill of ${source.name} from the offsite bucket (the ${aws.app.config.appName}-restore-drill state machine, from: offsite):`);
+  const result = await runLocalDrillExecution({ aws, source, from: 'offsite' });
+  const report = await latestDrillReport(aws.services.s3, aws.services.primaryBucket, source.name);
+  if (report) printDrill(report, log);
+  if (result.history.status !== 'SUCCEEDED') {
+    log(renderHistory(result.history));
+    log(`  drill FAILED: ${result.history.error?.name ?? ''}: ${result.history.error?.cause ?? ''}`);
     return false;
   }
+  return report?.verdict === 'ok';
 }
 
 function printDrill(report: DrillReport, log: (line: string) => void): void {

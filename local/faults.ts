@@ -1,7 +1,8 @@
-import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { manifestKey } from '../lib/domain/layout';
 import { parseManifest } from '../lib/domain/manifest';
 import type { LocalRunHooks } from './runner';
+import { tamperStoredObject } from './servers/s3';
 
 /** Faults `lifeboat demo --fault NAME` can inject, to show what a failed run looks like. */
 export const FAULTS = ['corrupt-artifact', 'truncate-artifact'] as const;
@@ -18,12 +19,13 @@ export function isFault(name: string): name is FaultName {
 export function faultHooks(fault: FaultName): LocalRunHooks {
   return {
     afterDump: async ({ bucket, source, runId }, services) => {
-      const read = async (key: string) => Buffer.from(
-        await ((await services.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray());
-      const key = parseManifest((await read(manifestKey(source, runId))).toString('utf8')).artifacts[0].key;
-      const bytes = await read(key);
+      const read = async (key: string, versionId?: string) => Buffer.from(
+        await ((await services.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, VersionId: versionId }))).Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray());
+      const { key, versionId } = parseManifest((await read(manifestKey(source, runId))).toString('utf8')).artifacts[0];
+      const bytes = await read(key, versionId);
       const damaged = fault === 'corrupt-artifact' ? flipMiddleBit(bytes) : bytes.subarray(0, Math.floor(bytes.length * 0.7));
-      await services.s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: damaged }));
+      // In place: the version the manifest names is what every reader reads.
+      await tamperStoredObject(services.endpoint, { bucket, key, versionId }, damaged);
     },
   };
 }

@@ -1,36 +1,50 @@
-import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectVersionsCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { AccessDeniedError, asAwsService, type AwsRequest, type IamEvaluator } from './iam';
+
+/** The local S3 server's replica header (local/servers/s3-versioning.mjs REPLICA_HEADER). */
+const REPLICA_HEADER = 'x-lifeboat-replica-of-version';
+
+export interface LocalReplicatorOptions {
+  readonly source: S3Client;
+  readonly sourceBucket: string;
+  readonly destination: S3Client;
+  readonly destinationBucket: string;
+  readonly log?: (line: string) => void;
+  /** @default 200 ms */
+  readonly intervalMs?: number;
+  /**
+   * IAM-true: what replication asks IAM for one object (LocalAws.replicationRequests), and the
+   * evaluator that answers. A denied object is not replicated (S3 marks it FAILED), and says so.
+   * @default - not evaluated
+   */
+  readonly iam?: { readonly evaluator: IamEvaluator; readonly requests: (key: string) => AwsRequest[] };
+}
 
 /**
  * Stands in for S3 Cross-Region Replication, which no local S3 server offers: copies every
- * new object of the primary bucket to the offsite bucket under the same key, like a
- * replication rule without delete-marker replication. It says what it is in every line it
- * logs, so nobody mistakes a local run for a proof of the real replication.
+ * new version of the primary bucket to the offsite bucket under the same key and version id,
+ * with the same lock, like a replication rule without delete-marker replication. It says what it is in every line it
+ * logs, so nobody mistakes a local run for a proof of the real replication. A failed copy is
+ * logged, never swallowed, and tried again at the next pass (S3 retries failed replication
+ * of transient errors; an AccessDenied is reported once and not retried, as S3 marks it FAILED).
  */
 export class LocalReplicator {
   public static readonly NAME = 'local replicator (stands in for S3 Cross-Region Replication)';
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private readonly copied = new Set<string>();
+  /** Objects S3 would mark FAILED (denied): key@etag → the reason. */
+  public readonly failed = new Map<string, string>();
   public paused = false;
 
-  constructor(
-    private readonly opts: {
-      readonly source: S3Client;
-      readonly sourceBucket: string;
-      readonly destination: S3Client;
-      readonly destinationBucket: string;
-      readonly log?: (line: string) => void;
-      /** @default 200 ms */
-      readonly intervalMs?: number;
-    },
-  ) {}
+  constructor(private readonly opts: LocalReplicatorOptions) {}
 
   start(): void {
     if (this.timer) return;
     this.timer = setInterval(() => {
       if (this.running || this.paused) return;
       this.running = this.copyNew()
-        .then(() => undefined, () => undefined)
+        .then(() => undefined, (error: Error) => this.opts.log?.(`${LocalReplicator.NAME}: pass failed: ${error.name}: ${error.message}`))
         .finally(() => {
           this.running = undefined;
         });
@@ -44,23 +58,42 @@ export class LocalReplicator {
   }
 
   /** Copies what is not copied yet, a few objects at a time, like S3 does; returns the keys copied. */
-  async copyNew(): Promise<string[]> {
+  copyNew(): Promise<string[]> {
+    return asAwsService('s3-replication', () => this.pass());
+  }
+
+  private async pass(): Promise<string[]> {
     const { source, sourceBucket } = this.opts;
-    const pending: { key: string; etag: string }[] = [];
-    let token: string | undefined;
+    // Every version, oldest first per key (S3 replicates each new version as it is written).
+    const pending: { key: string; versionId?: string; id: string }[] = [];
+    let keyMarker: string | undefined;
+    let versionMarker: string | undefined;
     do {
-      const page = await source.send(new ListObjectsV2Command({ Bucket: sourceBucket, ContinuationToken: token }));
-      for (const object of page.Contents ?? []) {
-        const id = `${object.Key}@${object.ETag}`;
-        if (!this.copied.has(id)) pending.push({ key: object.Key as string, etag: id });
+      const page = await source.send(new ListObjectVersionsCommand({ Bucket: sourceBucket, KeyMarker: keyMarker, VersionIdMarker: versionMarker }));
+      for (const version of [...(page.Versions ?? [])].reverse()) {
+        const versionId = version.VersionId && version.VersionId !== 'null' ? version.VersionId : undefined;
+        const id = `${version.Key}@${versionId ?? version.ETag}`;
+        if (!this.copied.has(id) && !this.failed.has(id)) pending.push({ key: version.Key as string, versionId, id });
       }
-      token = page.NextContinuationToken;
-    } while (token);
+      keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
+      versionMarker = page.IsTruncated ? page.NextVersionIdMarker : undefined;
+    } while (keyMarker);
     const copied: string[] = [];
     const workers = Array.from({ length: 4 }, async () => {
       for (let next = pending.shift(); next; next = pending.shift()) {
-        await this.copy(next.key);
-        this.copied.add(next.etag);
+        const denied = await this.denied(next.key);
+        if (denied) {
+          this.failed.set(next.id, denied);
+          this.opts.log?.(`${LocalReplicator.NAME}: replication of s3://${sourceBucket}/${next.key} FAILED: ${denied}`);
+          continue;
+        }
+        try {
+          await this.copy(next.key, next.versionId);
+        } catch (error) {
+          this.opts.log?.(`${LocalReplicator.NAME}: copy of s3://${sourceBucket}/${next.key} failed (retried at the next pass): ${(error as Error).name}: ${(error as Error).message}`);
+          continue;
+        }
+        this.copied.add(next.id);
         copied.push(next.key);
       }
     });
@@ -68,12 +101,45 @@ export class LocalReplicator {
     return copied;
   }
 
-  private async copy(key: string): Promise<void> {
+  /** Why IAM denies replicating `key`, or undefined when it allows it (or nothing is evaluated). */
+  private async denied(key: string): Promise<string | undefined> {
+    if (!this.opts.iam) return undefined;
+    try {
+      await this.opts.iam.evaluator.authorize(this.opts.iam.requests(key));
+      return undefined;
+    } catch (error) {
+      if (!(error instanceof AccessDeniedError)) throw error;
+      return `${error.name}: ${error.message}`;
+    }
+  }
+
+  /**
+   * One version, as S3 replication writes it: the same key, bytes, content type and lock (a
+   * replica keeps its source's retention and legal hold), and the same version id (asked of the
+   * local server with its replica header, which only this stand-in sends).
+   */
+  private async copy(key: string, versionId: string | undefined): Promise<void> {
     const { source, sourceBucket, destination, destinationBucket } = this.opts;
-    const body = await source.send(new GetObjectCommand({ Bucket: sourceBucket, Key: key }));
-    const bytes = await (body.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray();
-    await destination.send(new PutObjectCommand({ Bucket: destinationBucket, Key: key, Body: bytes }));
-    await destination.send(new HeadObjectCommand({ Bucket: destinationBucket, Key: key }));
-    this.opts.log?.(`${LocalReplicator.NAME}: s3://${sourceBucket}/${key} → s3://${destinationBucket}/${key}`);
+    const object = await source.send(new GetObjectCommand({ Bucket: sourceBucket, Key: key, VersionId: versionId }));
+    const bytes = await (object.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray();
+    const put = new PutObjectCommand({
+      Bucket: destinationBucket,
+      Key: key,
+      Body: bytes,
+      ContentType: object.ContentType,
+      ...(object.ObjectLockMode && object.ObjectLockRetainUntilDate && object.ObjectLockRetainUntilDate.getTime() > Date.now()
+        ? { ObjectLockMode: object.ObjectLockMode, ObjectLockRetainUntilDate: object.ObjectLockRetainUntilDate }
+        : {}),
+      ...(object.ObjectLockLegalHoldStatus ? { ObjectLockLegalHoldStatus: object.ObjectLockLegalHoldStatus } : {}),
+    });
+    if (versionId) {
+      put.middlewareStack.add((next) => async (args) => {
+        const request = args.request as { headers?: Record<string, string> };
+        if (request.headers) request.headers[REPLICA_HEADER] = versionId;
+        return next(args);
+      }, { step: 'build', name: 'lifeboatReplicaVersion' });
+    }
+    await destination.send(put);
+    this.opts.log?.(`${LocalReplicator.NAME}: s3://${sourceBucket}/${key}${versionId ? ` (version ${versionId})` : ''} → s3://${destinationBucket}/${key}`);
   }
 }

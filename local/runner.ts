@@ -1,12 +1,36 @@
-import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
-import type { S3Client } from '@aws-sdk/client-s3';
+/**
+ * Executes a synthesized state machine (the backup run, the restore drill) with
+ * aws-local-stepfunctions, IAM-true. Each Task state is bound by what its Resource says, as
+ * Step Functions would run it:
+ *
+ * - a Lambda function ARN (or `lambda:invoke`): the state machine's role must be allowed
+ *   `lambda:InvokeFunction` on it; then the function's handler (lambdas/<name>/handler.ts,
+ *   found by its Powertools service name) runs as the function's role, with the environment
+ *   the template gives the function;
+ * - `ecs:runTask.waitForTaskToken`: the state machine's role must be allowed `ecs:RunTask` on
+ *   the task definition and `iam:PassRole` on its roles; then the container's entry point runs
+ *   as the task role, with the task definition's environment plus the state's overrides, and
+ *   answers a task token of its own through the Step Functions API (SendTaskSuccess /
+ *   SendTaskFailure / SendTaskHeartbeat, authorized like every call);
+ * - `sns:publish` and `aws-sdk:*`: the call, made by the state machine's role.
+ *
+ * Retry, Catch, Choice and Wait are the interpreter's. Locally only the database differs from
+ * AWS: the task talks to the local target instead of the configured host.
+ */
 import type { Context } from 'aws-lambda';
 import { StateMachine } from 'aws-local-stepfunctions';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import type { Source } from '../lib/config/types';
-import { runJob, manifestSummary } from '../worker/main';
-import type { BackupJob } from '../worker/job';
+import { runJob } from '../worker/main';
+import { jobFromEnv } from '../worker/job';
 import type { BackupProgress } from '../worker/run-backup';
-import { formatRunId } from '../lib/domain/run-id';
+import { runVerifyJob, verifyJobFromEnv } from '../worker/verify-main';
+import { runDrillJob } from '../worker/drill-main';
+import { drillJobFromEnv } from '../worker/drill-job';
+import { asPrincipal, requestsForCall, type AwsRequest } from './iam';
+import type { LocalAws } from './aws';
+import { scheduleInput, stateMachineDefinition } from './definition';
 import { recordEvent, type ExecutionHistory } from './history';
 
 /** What the local stand-ins for AWS are: the S3/SNS server, the buckets, the topic. */
@@ -19,7 +43,7 @@ export interface LocalServices {
   readonly primaryBucket: string;
   readonly offsiteBucket: string;
   readonly offsiteRegion: string;
-  /** The local SNS topic standing in for the alarm topic. */
+  /** The alarm topic (its ARN in the templates, when started by startLocalAws). */
   readonly alarmTopicArn: string;
   /** Where the Record steps send their EventBridge events (a local capture endpoint). */
   readonly eventsEndpoint: string;
@@ -41,152 +65,221 @@ export interface LocalRunHooks {
 }
 
 export interface LocalRunOptions {
-  /** The synthesized backup-run definition (local/definition.ts). */
-  readonly definition: Record<string, unknown>;
-  /**
-   * The execution input the source's schedule sends, with the slot time filled in
-   * (local/definition.ts scheduleInput).
-   */
-  readonly input: Record<string, unknown>;
+  readonly aws: LocalAws;
   readonly source: Source;
   readonly target: LocalTarget;
-  readonly services: LocalServices;
   readonly scheduledTime: Date;
+  /** @default - the backup run of the app's primary template */
+  readonly definition?: Record<string, unknown>;
+  /** @default - what the source's schedule sends for `scheduledTime` (local/definition.ts scheduleInput) */
+  readonly input?: Record<string, unknown>;
   readonly hooks?: LocalRunHooks;
   /** @default - log lines from the worker and the handlers are dropped */
   readonly log?: (line: string) => void;
   /** Time the Wait between two offsite checks takes locally. @default 100 ms */
   readonly offsitePollMs?: number;
-  /** Every source's RPO, for the failure messages (set once, when the handlers load). @default - this source's */
-  readonly rpoSecondsBySource?: Readonly<Record<string, number>>;
 }
 
 export interface LocalRunResult {
   readonly history: ExecutionHistory;
   readonly output?: Record<string, unknown>;
-  /** What NotifyFailure published to the (local) alarm topic. */
+  /** What NotifyFailure published to the alarm topic. */
   readonly notifications: { subject?: string; message: string }[];
 }
 
 type Handler = (event: unknown, context: Context) => Promise<unknown>;
 
 /**
- * Sets the environment the Lambda handlers read once at load, then loads them. Called
- * once per process: the handlers are modules, and their configuration is module state.
+ * Checks of the offsite copy locally: the Wait between two takes 100 ms instead of a minute, so
+ * more of them cover the time the local replicator needs.
  */
-export function loadLocalHandlers(
-  services: LocalServices,
-  offsiteMaxAttempts = 60,
-  rpoSecondsBySource: Readonly<Record<string, number>> = {},
-): Record<string, Handler> {
-  Object.assign(process.env, {
-    AWS_REGION: services.region,
-    AWS_ACCESS_KEY_ID: services.credentials.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: services.credentials.secretAccessKey,
-    LIFEBOAT_BUCKET: services.primaryBucket,
-    LIFEBOAT_S3_ENDPOINT: services.endpoint,
-    LIFEBOAT_OFFSITE_BUCKET: services.offsiteBucket,
-    LIFEBOAT_OFFSITE_REGION: services.offsiteRegion,
-    LIFEBOAT_OFFSITE_S3_ENDPOINT: services.endpoint,
-    LIFEBOAT_OFFSITE_MAX_ATTEMPTS: String(offsiteMaxAttempts),
-    LIFEBOAT_EVENTS_ENDPOINT: services.eventsEndpoint,
-    LIFEBOAT_RPO_SECONDS: JSON.stringify(rpoSecondsBySource),
-    POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'SILENT',
-    POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED ?? 'true',
-    POWERTOOLS_METRICS_NAMESPACE: 'Lifeboat',
-  });
-  /* eslint-disable @typescript-eslint/no-require-imports */
-  return {
-    verify: (require('../lambdas/verify/handler') as { handler: Handler }).handler,
-    commit: (require('../lambdas/commit/handler') as { handler: Handler }).handler,
-    awaitOffsite: (require('../lambdas/await-offsite/handler') as { handler: Handler }).handler,
-    record: (require('../lambdas/record/handler') as { handler: Handler }).handler,
-    recordFailure: (require('../lambdas/record-failure/handler') as { handler: Handler }).handler,
-  };
-  /* eslint-enable @typescript-eslint/no-require-imports */
+const LOCAL_OFFSITE_MAX_ATTEMPTS = 60;
+
+interface LoadedHandlers {
+  readonly key: string;
+  /** By function ARN. */
+  readonly byArn: Map<string, Handler>;
 }
 
-let handlers: Record<string, Handler> | undefined;
-let handlersEndpoint: string | undefined;
+let loaded: LoadedHandlers | undefined;
 
 /**
- * Executes the synthesized backup-run definition with aws-local-stepfunctions. Every Task
- * state is bound, by its name, to the code that runs behind it in AWS: Dump to the worker,
- * Verify/Commit/AwaitOffsite/Record/RecordFailure to the Lambda handlers, NotifyFailure to
- * the local SNS topic. Retry, Catch, Choice and Wait are the interpreter's.
+ * Loads every Lambda handler of the primary template, each with the environment the template
+ * gives its function (read once, at load, as in Lambda) plus the local endpoints. Once per
+ * process (module registry): the handlers' configuration is module state, so one process runs
+ * against one set of local services.
  */
-export async function runLocalExecution(opts: LocalRunOptions): Promise<LocalRunResult> {
-  const { source, services } = opts;
-  if (handlers === undefined) {
-    handlers = loadLocalHandlers(services, undefined, opts.rpoSecondsBySource ?? { [source.name]: source.tier.rpoSeconds });
-    handlersEndpoint = services.endpoint;
-  } else if (handlersEndpoint !== services.endpoint) {
-    // The handlers read their configuration once, at load (as in Lambda): they cannot follow
-    // a second set of local services. Fail loudly rather than talk to a stopped server.
-    throw new Error(`the Lambda handlers of this process were loaded for ${handlersEndpoint}; ` +
-      `one process runs the local backup cycle against one set of local services (got ${services.endpoint})`);
+export function loadLocalHandlers(aws: LocalAws): Map<string, Handler> {
+  const { services, app } = aws;
+  const key = `${services.endpoint} ${services.primaryBucket} ${services.offsiteBucket}`;
+  if (loaded) {
+    if (loaded.key !== key) {
+      throw new Error(`the Lambda handlers of this process were loaded for ${loaded.key}; ` +
+        `one process runs the local backup cycle against one set of local services (got ${key})`);
+    }
+    return loaded.byArn;
   }
-  const log = opts.log ?? (() => undefined);
+  const local = {
+    AWS_REGION: app.primary.region,
+    AWS_ACCESS_KEY_ID: services.credentials.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: services.credentials.secretAccessKey,
+    LIFEBOAT_S3_ENDPOINT: services.endpoint,
+    LIFEBOAT_OFFSITE_S3_ENDPOINT: services.endpoint,
+    LIFEBOAT_EVENTS_ENDPOINT: services.eventsEndpoint,
+    LIFEBOAT_OFFSITE_MAX_ATTEMPTS: String(LOCAL_OFFSITE_MAX_ATTEMPTS),
+    POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'SILENT',
+    POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED ?? 'true',
+  };
+  const byArn = new Map<string, Handler>();
+  for (const fn of aws.model.functions.values()) {
+    const environment = (app.primary.properties(fn.logicalId).Environment as { Variables?: Record<string, string> } | undefined)?.Variables ?? {};
+    const name = environment.POWERTOOLS_SERVICE_NAME?.replace(/^lifeboat-/, '');
+    if (!name) continue;
+    Object.assign(process.env, environment, local);
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    byArn.set(fn.arn, (require(`../lambdas/${name}/handler`) as { handler: Handler }).handler);
+  }
+  loaded = { key, byArn };
+  return byArn;
+}
+
+/** Runs the container entry point of a task; its outcome goes through the task token in `env`. */
+type ContainerEntry = (env: Record<string, string>, task: { readonly progress: BackupProgress; readonly log: (line: string) => void }) => Promise<unknown>;
+
+/** The entry points of the worker image, by container name (lib/constructs). */
+const CONTAINERS: Readonly<Record<string, ContainerEntry>> = {
+  Worker: (env, task) => runJob(jobFromEnv(env), { progress: task.progress, log: task.log }),
+  Verifier: (env, task) => runVerifyJob(verifyJobFromEnv(env), { log: task.log }),
+  Drill: (env, task) => runDrillJob(drillJobFromEnv(env), { log: task.log }),
+};
+
+interface StateJson {
+  readonly Type: string;
+  readonly Resource?: string;
+  readonly Parameters?: Record<string, unknown>;
+}
+
+interface ExecuteOptions {
+  readonly aws: LocalAws;
+  readonly definition: Record<string, unknown>;
+  readonly stateMachineArn: string;
+  readonly input: Record<string, unknown>;
+  readonly executionName: string;
+  /** Environment the containers get beyond their task definition's: the local endpoints, the local database. */
+  readonly containerEnv: Record<string, string>;
+  readonly log: (line: string) => void;
+  readonly waitTimeOverrides?: Record<string, number>;
+  readonly retryIntervalOverrides?: Record<string, number>;
+  /** Called with the output of each successful task, before the execution goes on. */
+  readonly afterTask?: (state: string, output: unknown) => Promise<void>;
+  /** Called once per execution, while the first ECS task of this state runs and has uploaded bytes. */
+  readonly duringTask?: { readonly state: string; readonly run: () => Promise<void> };
+}
+
+/**
+ * Executes a definition locally with every Task bound as the module comment says. Returns the
+ * history as the console shows it, the output, and what was published to the alarm topic.
+ */
+export async function executeLocally(opts: ExecuteOptions): Promise<LocalRunResult> {
+  const { aws, log } = opts;
+  const model = aws.model;
+  const stateMachine = model.stateMachines.get(opts.stateMachineArn);
+  if (!stateMachine) throw new Error(`no state machine ${opts.stateMachineArn} in the templates`);
+  const role = stateMachine.roleArn;
+  const evaluator = aws.evaluator;
   const notifications: { subject?: string; message: string }[] = [];
+  const handlers = loadLocalHandlers(aws);
+  const states = (opts.definition as { States: Record<string, StateJson> }).States;
+
+  /** A request of the state machine's role, authorized before the state's work starts. */
+  const authorize = async (requests: AwsRequest[], errorName: string) => {
+    if (evaluator) await evaluator.authorize(requests, errorName);
+  };
   const lambdaContext = (name: string) => ({
     functionName: name,
     awsRequestId: `local-${Date.now()}`,
     getRemainingTimeInMillis: () => 900_000,
     callbackWaitsForEmptyEventLoop: false,
   }) as unknown as Context;
-  const invoke = (name: string) => async (input: unknown) => {
-    const result = await (handlers as Record<string, Handler>)[name](input, lambdaContext(name));
-    return result as never;
+
+  const lambdaTask = (functionArn: string, wrap: boolean) => async (input: unknown) => {
+    await authorize([{ principal: role, action: 'lambda:InvokeFunction', resource: functionArn, call: `Step Functions → Lambda Invoke ${functionArn}` }],
+      'Lambda.AWSLambdaException');
+    const handler = handlers.get(functionArn);
+    if (!handler) throw new Error(`no local handler for ${functionArn}`);
+    const payload = wrap ? (input as { Payload?: unknown }).Payload : input;
+    const result = await asPrincipal(model.functionRole(functionArn), () => handler(payload, lambdaContext(functionArn)));
+    return (wrap ? { StatusCode: 200, Payload: result } : result) as never;
   };
 
-  const hooksLeft: { duringDump?: () => Promise<void> } = { duringDump: opts.hooks?.duringDump };
-  const dump = async (input: unknown) => {
-    const overrides = (input as { Overrides?: { ContainerOverrides?: { Environment?: { Name: string; Value: string }[] }[] } }).Overrides;
-    const env = Object.fromEntries((overrides?.ContainerOverrides?.[0]?.Environment ?? []).map((entry) => [entry.Name, entry.Value]));
-    const scheduled = new Date(env.LIFEBOAT_SCHEDULED_TIME ?? opts.scheduledTime.toISOString());
-    const job: BackupJob = {
-      source: source.name,
-      engine: source.engine,
-      tier: source.tier.name,
-      runId: formatRunId(scheduled),
-      target: { ...opts.target, databases: source.connection.databases },
-      bucket: services.primaryBucket,
-      s3Endpoint: services.endpoint,
-      region: services.region,
-      objectLockMode: 'GOVERNANCE',
-      sizeHintBytes: source.sizeHintBytes,
-      compression: source.dumpOptions.compression,
-      exactCountMaxBytes: source.dumpOptions.exactCountMaxBytes,
-      excludeTables: source.dumpOptions.excludeTables,
+  let duringTask = opts.duringTask;
+  const ecsTask = (state: string) => async (input: unknown) => {
+    const parameters = input as {
+      Cluster: string; TaskDefinition: string;
+      Overrides?: { ContainerOverrides?: { Name: string; Environment?: { Name: string; Value: string }[] }[] };
     };
+    const definition = model.taskDefinitions.get(parameters.TaskDefinition);
+    if (!definition) throw Object.assign(new Error(`ECS: task definition ${parameters.TaskDefinition} does not exist`), { name: 'ECS.ClientException' });
+    await authorize([
+      { principal: role, action: 'ecs:RunTask', resource: definition.arn, context: { 'ecs:cluster': parameters.Cluster }, call: `Step Functions → ECS RunTask ${definition.family}` },
+      ...[definition.taskRoleArn, definition.executionRoleArn].filter((arn): arn is string => arn !== undefined).map((arn) => ({
+        principal: role, action: 'iam:PassRole', resource: arn, context: { 'iam:PassedToService': 'ecs-tasks.amazonaws.com' }, call: `Step Functions → ECS RunTask ${definition.family}`,
+      })),
+    ], 'ECS.AmazonECSException');
+    const container = containerDefinition(aws, parameters.TaskDefinition);
+    const override = parameters.Overrides?.ContainerOverrides?.find((candidate) => candidate.Name === container.name);
+    const { token, outcome } = aws.taskTokens.issue(opts.stateMachineArn, opts.executionName, state);
+    const env: Record<string, string> = {
+      ...container.environment,
+      ...Object.fromEntries((override?.Environment ?? []).map((entry) => [entry.Name, entry.Value])),
+      ...opts.containerEnv,
+      // The interpreter gives every task of an execution the same token; Step Functions gives each its own.
+      LIFEBOAT_TASK_TOKEN: token,
+    };
+    const entry = CONTAINERS[container.name];
+    if (!entry) throw new Error(`no local entry point for container ${container.name} of ${definition.family}`);
     const progress: BackupProgress = { phase: 'preflight', bytesUploaded: 0 };
-    let finished = false;
-    const running = runJob(job, { s3: services.s3, log, progress }).finally(() => {
-      finished = true;
+    let exited = false;
+    const running = asPrincipal(definition.taskRoleArn as string, () => entry(env, { progress, log })).finally(() => {
+      exited = true;
     });
-    const duringDump = hooksLeft.duringDump;
-    if (duringDump) {
+    const hook = duringTask?.state === state ? duringTask : undefined;
+    if (hook) {
       // Once, on the first attempt that gets bytes flowing (retries run without it).
-      while (progress.bytesUploaded === 0 && !finished) await new Promise((resolve) => setTimeout(resolve, 5));
-      if (!finished) {
-        hooksLeft.duringDump = undefined;
-        await duringDump();
+      while (progress.bytesUploaded === 0 && !exited) await new Promise((resolve) => setTimeout(resolve, 5));
+      if (!exited) {
+        duringTask = undefined;
+        await hook.run();
       }
     }
-    const outcome = await running;
-    if (!outcome.manifest) {
-      throw Object.assign(new Error(outcome.error?.message ?? 'the dump failed'), { name: outcome.error?.name ?? 'DumpFailed' });
-    }
-    const summary = manifestSummary(outcome.manifest, job.bucket);
-    await opts.hooks?.afterDump?.(summary, services);
-    return summary as never;
+    await running;
+    // A task that exits without answering its token fails the state when its heartbeat stops.
+    const answered = await Promise.race([outcome, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 1000))]);
+    if (!answered) throw Object.assign(new Error(`${container.name} exited without answering its task token`), { name: 'States.HeartbeatTimeout' });
+    if (!answered.ok) throw Object.assign(new Error(answered.cause), { name: answered.error });
+    await opts.afterTask?.(state, answered.output);
+    return answered.output as never;
   };
 
-  const sns = new SNSClient({ endpoint: services.endpoint, region: services.region, credentials: services.credentials });
-  const notify = async (input: unknown) => {
-    const { Subject, Message } = input as { Subject?: string; Message: string };
-    await sns.send(new PublishCommand({ TopicArn: services.alarmTopicArn, Subject, Message }));
+  const snsTask = async (input: unknown) => {
+    const { TopicArn, Subject, Message } = input as { TopicArn: string; Subject?: string; Message: string };
+    const published = () => new SNSClient({ region: aws.app.primary.region, endpoint: aws.services.endpoint, credentials: aws.services.credentials })
+      .send(new PublishCommand({ TopicArn, Subject, Message }));
+    try {
+      await asPrincipal(role, published);
+    } catch (error) {
+      throw Object.assign(new Error((error as Error).message), { name: `SNS.${(error as Error).name}` });
+    }
     notifications.push({ subject: Subject, message: Message });
+    return {} as never;
+  };
+
+  // No local CloudWatch: the call is authorized and the metric kept (LocalAws.metrics).
+  const cloudWatchTask = async (input: unknown) => {
+    const { requests } = requestsForCall(model, role, 'CloudWatch', 'PutMetricData', input as Record<string, unknown>);
+    await authorize(requests, 'CloudWatch.AccessDeniedException');
+    const { Namespace, MetricData } = input as { Namespace: string; MetricData?: unknown[] };
+    aws.metrics.push({ namespace: Namespace, data: MetricData ?? [] });
     return {} as never;
   };
 
@@ -200,29 +293,29 @@ export async function runLocalExecution(opts: LocalRunOptions): Promise<LocalRun
     return running;
   };
 
-  const machine = new StateMachine(opts.definition as never, { validationOptions: { checkArn: true, checkPaths: true } });
+  const bindings: Record<string, (input: unknown) => Promise<never>> = {};
+  for (const [name, state] of Object.entries(states)) {
+    if (state.Type !== 'Task' || !state.Resource) continue;
+    const resource = state.Resource;
+    if (/^arn:[^:]+:lambda:/.test(resource)) bindings[name] = track(lambdaTask(resource, false));
+    else if (/:states:::lambda:invoke$/.test(resource)) bindings[name] = track(lambdaTask(String(state.Parameters?.FunctionName), true));
+    else if (/:states:::ecs:runTask\.waitForTaskToken$/.test(resource)) bindings[name] = track(ecsTask(name));
+    else if (/:states:::sns:publish$/.test(resource)) bindings[name] = track(snsTask);
+    else if (/:states:::aws-sdk:cloudwatch:putMetricData$/.test(resource)) bindings[name] = track(cloudWatchTask);
+    else throw new Error(`state ${name}: no local binding for Resource ${resource}`);
+  }
+
+  const machine = new StateMachine(withNodeTimers(opts.definition) as never, { validationOptions: { checkArn: true, checkPaths: true } });
   const history: ExecutionHistory = { rows: [], status: 'RUNNING' };
-  const executionName = `${source.name}-${opts.scheduledTime.toISOString().replace(/[-:.]/g, '')}`;
-  const input = opts.input;
-  const execution = machine.run(input as never, {
+  const execution = machine.run(opts.input as never, {
     overrides: {
-      taskResourceLocalHandlers: {
-        Dump: track(dump),
-        Verify: track(invoke('verify')),
-        VerifyOnFargate: track(invoke('verify')),
-        Commit: track(invoke('commit')),
-        AwaitOffsite: track(invoke('awaitOffsite')),
-        Record: track(invoke('record')),
-        RecordFailure: track(invoke('recordFailure')),
-        NotifyFailure: track(notify),
-      },
-      waitTimeOverrides: { WaitForOffsite: opts.offsitePollMs ?? 100 },
-      // Retries keep their count; locally they need not wait minutes.
-      retryIntervalOverrides: { Dump: 10, Verify: 10, VerifyOnFargate: 10, Commit: 10, AwaitOffsite: 10 },
+      taskResourceLocalHandlers: bindings,
+      waitTimeOverrides: opts.waitTimeOverrides,
+      retryIntervalOverrides: opts.retryIntervalOverrides,
     },
     context: {
-      Execution: { Id: `local:${executionName}`, Name: executionName, Input: input as never, StartTime: new Date().toISOString() },
-      Task: { Token: 'local-task-token' },
+      Execution: { Id: `${opts.stateMachineArn.replace(':stateMachine:', ':execution:')}:${opts.executionName}`, Name: opts.executionName, Input: opts.input as never, StartTime: new Date().toISOString() },
+      Task: { Token: 'issued-per-task-by-the-local-runner' },
     },
   });
   const collecting = (async () => {
@@ -237,4 +330,99 @@ export async function runLocalExecution(opts: LocalRunOptions): Promise<LocalRun
   await collecting;
   await Promise.allSettled([...inFlight]);
   return { history, output, notifications };
+}
+
+/** Node's timers hold at most 2^31 - 1 ms (24.8 days); a longer one fires at once. */
+const MAX_TIMER_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+
+/**
+ * The definition with every TimeoutSeconds above what a Node timer can hold clamped to it (the
+ * drill state machine's 30 days would otherwise abort the execution at once). A local run
+ * never lasts that long, so no timeout the definition means is lost.
+ */
+function withNodeTimers(definition: Record<string, unknown>): Record<string, unknown> {
+  const clamp = (node: unknown): unknown => {
+    if (Array.isArray(node)) return node.map(clamp);
+    if (node === null || typeof node !== 'object') return node;
+    return Object.fromEntries(Object.entries(node).map(([key, value]) =>
+      [key, key === 'TimeoutSeconds' && typeof value === 'number' ? Math.min(value, MAX_TIMER_SECONDS) : clamp(value)]));
+  };
+  return clamp(definition) as Record<string, unknown>;
+}
+
+/** The one container of a task definition: its name and resolved environment. */
+function containerDefinition(aws: LocalAws, taskDefinitionArn: string): { name: string; environment: Record<string, string> } {
+  const stack = aws.app.primary;
+  const id = stack.ofType('AWS::ECS::TaskDefinition').find((candidate) => stack.arn(candidate) === taskDefinitionArn) as string;
+  const [container] = stack.properties(id).ContainerDefinitions as { Name: string; Environment?: { Name: string; Value: string }[] }[];
+  return { name: container.Name, environment: Object.fromEntries((container.Environment ?? []).map((entry) => [entry.Name, String(entry.Value)])) };
+}
+
+/** What every local container gets instead of AWS's endpoints and the configured database. */
+function localContainerEnv(aws: LocalAws, target?: LocalTarget): Record<string, string> {
+  const { services } = aws;
+  return {
+    AWS_REGION: aws.app.primary.region,
+    AWS_ACCESS_KEY_ID: services.credentials.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: services.credentials.secretAccessKey,
+    LIFEBOAT_S3_ENDPOINT: services.endpoint,
+    ...(target ? {
+      LIFEBOAT_DB_HOST: target.host,
+      LIFEBOAT_DB_PORT: String(target.port),
+      LIFEBOAT_DB_USER: target.username,
+      ...(target.password ? { LIFEBOAT_DB_PASSWORD: target.password } : {}),
+    } : {}),
+  };
+}
+
+/**
+ * Executes the synthesized backup-run definition for one source's slot (see `executeLocally`).
+ */
+export async function runLocalExecution(opts: LocalRunOptions): Promise<LocalRunResult> {
+  const { aws, source } = opts;
+  const machine = aws.model.stateMachineNamed('-backup-run');
+  const definition = opts.definition ?? stateMachineDefinition(aws.app.primary);
+  const input = opts.input ?? scheduleInput(aws.app.primary, source.name, opts.scheduledTime);
+  const executionName = `${source.name}-${opts.scheduledTime.toISOString().replace(/[-:.]/g, '')}`;
+  return executeLocally({
+    aws,
+    definition,
+    stateMachineArn: machine.arn,
+    input,
+    executionName,
+    containerEnv: localContainerEnv(aws, opts.target),
+    log: opts.log ?? (() => undefined),
+    waitTimeOverrides: { WaitForOffsite: opts.offsitePollMs ?? 100 },
+    // Retries keep their count; locally they need not wait minutes.
+    retryIntervalOverrides: Object.fromEntries(Object.keys((definition as { States: object }).States).map((state) => [state, 10])),
+    afterTask: async (state, output) => {
+      if (state === 'Dump' && opts.hooks?.afterDump) await opts.hooks.afterDump(output as { source: string; runId: string; bucket: string }, aws.services);
+    },
+    duringTask: opts.hooks?.duringDump ? { state: 'Dump', run: opts.hooks.duringDump } : undefined,
+  });
+}
+
+/** Executes the synthesized restore-drill definition for one source (the input its drill schedule sends, `from` set). */
+export async function runLocalDrillExecution(opts: {
+  readonly aws: LocalAws;
+  readonly source: Source;
+  readonly from: 'primary' | 'offsite';
+  readonly log?: (line: string) => void;
+  readonly now?: Date;
+}): Promise<LocalRunResult> {
+  const { aws, source } = opts;
+  const machine = aws.model.stateMachineNamed('-restore-drill');
+  const now = opts.now ?? new Date();
+  const definition = stateMachineDefinition(aws.app.primary, undefined, '-restore-drill');
+  const input = { ...scheduleInput(aws.app.primary, source.name, now, undefined, '-restore-drill'), from: opts.from };
+  return executeLocally({
+    aws,
+    definition,
+    stateMachineArn: machine.arn,
+    input,
+    executionName: `${source.name}-drill-${now.toISOString().replace(/[-:.]/g, '')}`,
+    containerEnv: localContainerEnv(aws),
+    log: opts.log ?? (() => undefined),
+    retryIntervalOverrides: Object.fromEntries(Object.keys((definition as { States: object }).States).map((state) => [state, 10])),
+  });
 }

@@ -6,6 +6,8 @@ import { startS3, TEST_CREDENTIALS, type S3Server } from './servers/s3';
 
 export interface LocalStack {
   readonly services: LocalServices;
+  /** The local queue standing in for a queue of the templates (by its URL there). */
+  queueUrl(templateUrl: string): string;
   readonly s3Server: S3Server;
   readonly events: EventsEndpoint;
   /** Messages the alarm topic delivered (through its local SQS subscription). */
@@ -18,13 +20,22 @@ export interface LocalStack {
  * also speaks SNS and SQS) with a primary and an offsite bucket, an alarm topic with a
  * queue subscribed to it, and an EventBridge capture endpoint.
  */
-export async function startLocalStack(opts: { primaryBucket?: string; offsiteBucket?: string; offsiteRegion?: string } = {}): Promise<LocalStack> {
+export async function startLocalStack(opts: {
+  primaryBucket?: string;
+  offsiteBucket?: string;
+  offsiteRegion?: string;
+  /** @default us-east-1 */
+  region?: string;
+  /** Queues of the templates (their URLs there) to stand in for with local queues. */
+  queues?: readonly string[];
+} = {}): Promise<LocalStack> {
   const [s3Server, events] = await Promise.all([startS3(), startEventsEndpoint()]);
   try {
-    const region = 'us-east-1';
+    const region = opts.region ?? 'us-east-1';
     const primaryBucket = opts.primaryBucket ?? 'lifeboat-primary';
     const offsiteBucket = opts.offsiteBucket ?? 'lifeboat-offsite';
-    await Promise.all([s3Server.createBucket(primaryBucket), s3Server.createBucket(offsiteBucket)]);
+    // Both backup buckets are created as the stacks create them: versioned, with Object Lock.
+    await Promise.all([s3Server.createBucket(primaryBucket, { objectLock: true }), s3Server.createBucket(offsiteBucket, { objectLock: true })]);
     const clientConfig = { endpoint: s3Server.endpoint, region, credentials: TEST_CREDENTIALS };
     const sns = new SNSClient(clientConfig);
     const sqs = new SQSClient(clientConfig);
@@ -32,10 +43,20 @@ export async function startLocalStack(opts: { primaryBucket?: string; offsiteBuc
     const queue = await sqs.send(new CreateQueueCommand({ QueueName: 'lifeboat-alarms-inbox' }));
     const attributes = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queue.QueueUrl, AttributeNames: ['QueueArn'] }));
     await sns.send(new SubscribeCommand({ TopicArn: topic.TopicArn, Protocol: 'sqs', Endpoint: attributes.Attributes?.QueueArn }));
+    const localQueues = new Map<string, string>();
+    for (const [index, url] of (opts.queues ?? []).entries()) {
+      const created = await sqs.send(new CreateQueueCommand({ QueueName: `lifeboat-queue-${index + 1}` }));
+      localQueues.set(url, created.QueueUrl as string);
+    }
 
     return {
       s3Server,
       events,
+      queueUrl(templateUrl: string): string {
+        const url = localQueues.get(templateUrl);
+        if (!url) throw new Error(`no local queue stands in for ${templateUrl}`);
+        return url;
+      },
       services: {
         endpoint: s3Server.endpoint,
         region,

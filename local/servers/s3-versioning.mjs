@@ -27,6 +27,11 @@ const LOCKED = 'Access Denied because object protected by object lock.';
 const NO_LOCK_CONFIGURATION = 'Bucket is missing Object Lock Configuration';
 const MALFORMED = 'The XML you provided was not well-formed or did not validate against our published schema';
 const MODES = new Set(['GOVERNANCE', 'COMPLIANCE']);
+/**
+ * Local only: the header with which the local replicator (standing in for S3 replication) asks
+ * that a replica keep its source version's id, as S3 replication does. No client of AWS sends it.
+ */
+export const REPLICA_HEADER = 'x-lifeboat-replica-of-version';
 
 /**
  * @param {{ store: any, S3Error: any, compareKeys: (a: string, b: string) => number, escapeXml: (text: unknown) => string }} deps
@@ -239,19 +244,62 @@ export function createVersioning({ store, S3Error, compareKeys, escapeXml }) {
     return { mode: rule.mode, retainUntil };
   }
 
-  /** Records a write fauxqs just stored as the key's new version; headers as S3 answers them. */
-  function recordWrite(bucket, key, obj, lock, reply) {
+  /**
+   * Records a write fauxqs just stored as the key's new version; headers as S3 answers them.
+   * `replicaOf`: the source version's id, for a write of the local replicator (REPLICA_HEADER):
+   * S3 replication gives a replica the version id of its source, and marks it REPLICA.
+   */
+  function recordWrite(bucket, key, obj, lock, reply, replicaOf) {
     if (!isVersioned(bucket)) return undefined;
-    const version = newVersion(obj, { versionId: state(bucket).versioning === 'Enabled' ? undefined : 'null' });
+    const version = newVersion(obj, { versionId: replicaOf ?? (state(bucket).versioning === 'Enabled' ? undefined : 'null') });
     version.retention = lock.retention ?? defaultRetention(bucket, obj.lastModified);
     version.legalHold = lock.legalHold;
+    if (replicaOf) version.replica = true;
     pushVersion(bucket, key, version);
     reply.header('x-amz-version-id', version.versionId);
     return version;
   }
 
+  /** The replica version id a local replicator's write asks for; refused outside a versioned bucket or when it is taken. */
+  function replicaVersionOf(bucket, key, request) {
+    const replicaOf = header(request, REPLICA_HEADER);
+    if (replicaOf === undefined) return undefined;
+    if (!isVersioned(bucket) || !VERSION_ID.test(replicaOf)) {
+      throw new S3Error('InvalidArgument', `${REPLICA_HEADER} needs a versioned bucket and a version id made by this server`, 400);
+    }
+    if ((histories.get(bucket).get(key) ?? []).some((version) => version.versionId === replicaOf)) {
+      throw new S3Error('InvalidRequest', `version ${replicaOf} of ${key} is already replicated`, 409);
+    }
+    return replicaOf;
+  }
+
+  /**
+   * Fault injection (local only, POST /_lifeboat/tamper?bucket&key&versionId, body = the new
+   * bytes): replaces the stored bytes of one version in place, as silent corruption of the
+   * storage or a dump that wrote bad bytes would; its ETag and metadata stay.
+   */
+  function tamper(request, reply) {
+    const { bucket, key, versionId } = request.query;
+    const objects = objectsOf(bucket);
+    const body = Buffer.isBuffer(request.body) ? request.body : Buffer.from(request.body ?? '');
+    const damaged = (obj) => ({ ...obj, body, contentLength: body.length });
+    if (isVersioned(bucket)) {
+      const version = (histories.get(bucket).get(key) ?? []).find((candidate) => candidate.versionId === versionId);
+      if (!version || version.deleteMarker) throw new S3Error('NoSuchVersion', 'The specified version does not exist.', 404);
+      const current = objects.get(key) === version.obj;
+      version.obj = damaged(version.obj);
+      if (current) objects.set(key, version.obj);
+    } else {
+      const obj = objects.get(key);
+      if (!obj) throw new S3Error('NoSuchKey', 'The specified key does not exist.', 404);
+      objects.set(key, damaged(obj));
+    }
+    reply.status(204).send();
+  }
+
   function versionHeaders(bucket, version, reply) {
     if (isVersioned(bucket)) reply.header('x-amz-version-id', version.versionId);
+    if (version.replica) reply.header('x-amz-replication-status', 'REPLICA');
     if (version.retention) {
       reply.header('x-amz-object-lock-mode', version.retention.mode);
       reply.header('x-amz-object-lock-retain-until-date', version.retention.retainUntil.toISOString());
@@ -422,10 +470,11 @@ export function createVersioning({ store, S3Error, compareKeys, escapeXml }) {
   function putObject(bucket, key, request, reply) {
     objectsOf(bucket);
     const lock = requestedLock(request, bucket);
+    const replicaOf = replicaVersionOf(bucket, key, request);
     const write = view({
       putObject(...args) {
         const obj = store.putObject(...args);
-        recordWrite(bucket, key, obj, lock, reply);
+        recordWrite(bucket, key, obj, lock, reply, replicaOf);
         return obj;
       },
     });
@@ -475,11 +524,13 @@ export function createVersioning({ store, S3Error, compareKeys, escapeXml }) {
   function createMultipartUpload(bucket, key, request, reply) {
     objectsOf(bucket);
     const lock = requestedLock(request, bucket);
+    const replicaOf = replicaVersionOf(bucket, key, request);
     const create = view({
       createMultipartUpload(...args) {
         const uploadId = store.createMultipartUpload(...args);
         // The lock applies to the object the upload's completion creates; it goes with the upload.
         store.multipartUploads.get(uploadId).lock = lock;
+        store.multipartUploads.get(uploadId).replicaOf = replicaOf;
         return uploadId;
       },
     });
@@ -491,7 +542,7 @@ export function createVersioning({ store, S3Error, compareKeys, escapeXml }) {
       completeMultipartUpload(uploadId, parts) {
         const upload = store.multipartUploads.get(uploadId);
         const obj = store.completeMultipartUpload(uploadId, parts);
-        recordWrite(upload.bucket, upload.key, obj, upload.lock ?? {}, reply);
+        recordWrite(upload.bucket, upload.key, obj, upload.lock ?? {}, reply, upload.replicaOf);
         return obj;
       },
     });
@@ -746,6 +797,10 @@ export function createVersioning({ store, S3Error, compareKeys, escapeXml }) {
     /** Like `route`, answering an S3 error as fauxqs does (a HEAD without a body). */
     handle(request, reply, bucket, key) {
       try {
+        if (bucket === '_lifeboat' && key === 'tamper' && request.method === 'POST') {
+          tamper(request, reply);
+          return true;
+        }
         return route(request, reply, bucket, key);
       } catch (err) {
         if (!(err instanceof S3Error)) throw err;

@@ -130,3 +130,17 @@ function readPort(child: ReturnType<typeof spawn>): Promise<number> {
     });
   });
 }
+
+/**
+ * Fault injection: replaces the stored bytes of one object version in place on the local S3
+ * server (its `/_lifeboat/tamper` endpoint), as silent storage corruption, or a dump that wrote
+ * bad bytes, would leave them: the version id, ETag and metadata stay. Writing a new version
+ * instead would not damage the run: every reader reads the version the manifest names.
+ */
+export async function tamperStoredObject(endpoint: string, object: { bucket: string; key: string; versionId?: string }, bytes: Uint8Array): Promise<void> {
+  const query = new URLSearchParams({ bucket: object.bucket, key: object.key, ...(object.versionId ? { versionId: object.versionId } : {}) });
+  const response = await fetch(`${endpoint}/_lifeboat/tamper/tamper?${query}`, {
+    method: 'POST', body: bytes, headers: { 'content-type': 'application/octet-stream' },
+  });
+  if (response.status !== 204) throw new Error(`tampering with s3://${object.bucket}/${object.key}: ${response.status} ${await response.text()}`);
+}
