@@ -139,7 +139,7 @@ function readPort(child: ReturnType<typeof spawn>): Promise<number> {
  */
 export async function tamperStoredObject(endpoint: string, object: { bucket: string; key: string; versionId?: string }, bytes: Uint8Array): Promise<void> {
   const query = new URLSearchParams({ bucket: object.bucket, key: object.key, ...(object.versionId ? { versionId: object.versionId } : {}) });
-  const response = await fetch(`${endpoint}/_lifeboat/tamper/tamper?${query}`, {
+  const response = await fetch(`${endpoint}/_lifeboat/tamper?${query}`, {
     method: 'POST', body: bytes, headers: { 'content-type': 'application/octet-stream' },
   });
   if (response.status !== 204) throw new Error(`tampering with s3://${object.bucket}/${object.key}: ${response.status} ${await response.text()}`);

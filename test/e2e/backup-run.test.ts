@@ -1,23 +1,24 @@
 /**
  * End to end: the synthesized backup-run state machine executed by the local runner with the
- * real worker and Lambda code, against throwaway databases and the local S3/SNS server.
- * Happy paths for PostgreSQL and MariaDB, then injected faults; each fault must end as a
- * failed execution in the expected state, with an SNS message, no ok verification for the
- * run, and every earlier verified run untouched.
+ * real worker and Lambda code, against throwaway databases and the local S3/SNS server,
+ * IAM-true across two accounts (every call evaluated against the synthesized policies of the
+ * role that makes it). Happy paths for PostgreSQL and MariaDB, then injected faults; each
+ * fault must end as a failed execution in the expected state, with an SNS message, no ok
+ * verification for the run, and every earlier verified run untouched.
  */
-import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { listRuns, readRun } from '../../lib/catalog/catalog';
 import { parseConfig, type LifeboatConfig, type Source } from '../../lib/config';
 import { manifestKey, runPrefix, verificationKey } from '../../lib/domain/layout';
 import { parseManifest } from '../../lib/domain/manifest';
 import { formatRunId } from '../../lib/domain/run-id';
-import { scheduleInput, stateMachineDefinition, type CfnTemplate } from '../../local/definition';
+import { startLocalAws, type LocalAws } from '../../local/aws';
 import { LocalReplicator } from '../../local/replicator';
 import { runLocalExecution, type LocalRunHooks, type LocalTarget } from '../../local/runner';
 import { startMariaDb, type MariaDbServer } from '../../local/servers/mariadb';
 import { startPostgres, type PgServer } from '../../local/servers/postgres';
-import { startLocalStack, type LocalStack } from '../../local/services';
-import { synthPrimaryTemplate } from '../../local/synth';
+import { tamperStoredObject } from '../../local/servers/s3';
+import type { LocalStack } from '../../local/services';
 import { getBytes, listKeys, sha256 } from '../harness/s3-objects';
 
 const SHOP_SQL = `CREATE TABLE customers (id bigserial PRIMARY KEY, email text NOT NULL);
@@ -26,8 +27,8 @@ const SHOP_SQL = `CREATE TABLE customers (id bigserial PRIMARY KEY, email text N
   INSERT INTO orders (customer_id, note) SELECT 1 + g % 20000, md5(g::text) || md5((g * 7)::text) FROM generate_series(1, 100000) g;`;
 
 const config: LifeboatConfig = parseConfig({
-  primary: { region: 'eu-west-1' },
-  offsite: { region: 'eu-central-1' },
+  primary: { region: 'eu-west-1', account: '111111111111' },
+  offsite: { region: 'eu-central-1', account: '222222222222' },
   sources: [
     source('shop', 'postgres', 'tier1'),
     source('catalogue', 'mariadb', 'tier2'),
@@ -45,32 +46,35 @@ function source(name: string, engine: string, tier: string) {
   };
 }
 
+let aws: LocalAws;
 let stack: LocalStack;
 let pg: PgServer;
 let maria: MariaDbServer;
-let template: CfnTemplate;
-let definition: Record<string, unknown>;
 let replicator: LocalReplicator;
 let slot = Date.UTC(2026, 10, 26, 0, 0, 0);
 
 beforeAll(async () => {
-  [stack, pg, maria] = await Promise.all([startLocalStack(), startPostgres(), startMariaDb()]);
+  [aws, pg, maria] = await Promise.all([startLocalAws({ config }), startPostgres(), startMariaDb()]);
+  stack = aws.stack;
   await pg.createDatabase('shop');
   await pg.psql(SHOP_SQL, 'shop');
   await maria.sql(`CREATE DATABASE shop; USE shop; CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(40)) ENGINE=InnoDB;
     INSERT INTO items SELECT seq, CONCAT('item ', seq) FROM seq_1_to_5000;`);
-  template = synthPrimaryTemplate(config);
-  definition = stateMachineDefinition(template);
   replicator = new LocalReplicator({
     source: stack.services.s3, sourceBucket: stack.services.primaryBucket, destination: stack.services.s3, destinationBucket: stack.services.offsiteBucket,
-    intervalMs: 50,
+    intervalMs: 50, iam: { evaluator: aws.evaluator!, requests: aws.replicationRequests },
   });
   replicator.start();
 }, 120_000);
 
 afterAll(async () => {
   await replicator?.stop();
-  await Promise.all([stack?.stop(), pg?.stop(), maria?.stop()]);
+  await Promise.all([aws?.stop(), pg?.stop(), maria?.stop()]);
+});
+
+afterEach(() => {
+  // IAM-true: nothing any role did in a test was denied.
+  expect(aws.evaluator!.denials.map((decision) => `${decision.request.principal} ${decision.request.action} ${decision.request.resource}`)).toEqual([]);
 });
 
 const pgTarget = (server: PgServer = pg): LocalTarget => ({ host: server.host, port: server.port, username: server.user });
@@ -80,10 +84,7 @@ async function execute(name: string, target: LocalTarget, hooks?: LocalRunHooks)
   slot += 3600_000;
   const scheduledTime = new Date(slot);
   await stack.receiveAlarms(); // drain earlier messages
-  const result = await runLocalExecution({
-    definition, input: scheduleInput(template, name, scheduledTime), source: sourceNamed(name), target, services: stack.services,
-    scheduledTime, hooks, offsitePollMs: 50,
-  });
+  const result = await runLocalExecution({ aws, source: sourceNamed(name), target, scheduledTime, hooks, offsitePollMs: 50 });
   const alarms = await stack.receiveAlarms();
   return { ...result, runId: formatRunId(scheduledTime), alarms };
 }
@@ -161,8 +162,9 @@ describe('faults', () => {
   const tamper = (change: (bytes: Buffer) => Buffer) => async ({ bucket, source: name, runId }: { bucket: string; source: string; runId: string }) => {
     const s3 = stack.services.s3;
     const manifest = parseManifest((await getBytes(s3, bucket, manifestKey(name, runId))).toString('utf8'));
-    const key = manifest.artifacts[0].key;
-    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: change(await getBytes(s3, bucket, key)) }));
+    const { key, versionId } = manifest.artifacts[0];
+    // In place: the version the manifest names is what every reader reads.
+    await tamperStoredObject(stack.services.endpoint, { bucket, key, versionId }, change(await getBytes(s3, bucket, key)));
   };
 
   test('a bit flipped in the artifact before Verify: ChecksumMismatch', async () => {
