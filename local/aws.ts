@@ -12,6 +12,7 @@ import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { LifeboatConfig } from '../lib/config/types';
 import { asAwsService, asPrincipal, IamEvaluator, IamModel, interceptAwsCalls, type AwsRequest, type LocalResponder } from './iam';
 import type { LocalServices } from './runner';
+import { routeHandlerEndpoint } from './handler-endpoint';
 import { startLocalStack, type LocalStack } from './services';
 import { synthApp, type SynthesizedApp } from './synth';
 
@@ -142,6 +143,7 @@ export async function startLocalAws(opts: LocalAwsOptions): Promise<LocalAws> {
   };
   const evaluator = opts.iam === false ? undefined : new IamEvaluator(model);
   const stopIntercepting = evaluator ? interceptAwsCalls(evaluator, responders) : undefined;
+  const releaseHandlerEndpoint = routeHandlerEndpoint({ s3: stack.services.endpoint, events: stack.services.eventsEndpoint });
 
   const roles: LocalRoles = {
     lambda(name) {
@@ -186,6 +188,7 @@ export async function startLocalAws(opts: LocalAwsOptions): Promise<LocalAws> {
     app, model, evaluator, stack, services: { ...stack.services, alarmTopicArn: alarmTopic.arn }, taskTokens, metrics, roles, replicationRequests,
     async stop() {
       stopIntercepting?.();
+      releaseHandlerEndpoint();
       sns.destroy();
       sqs.destroy();
       await stack.stop();

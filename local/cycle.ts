@@ -37,6 +37,10 @@ export interface LocalCycleOptions {
   readonly iam?: boolean;
   /** Changes the synthesized templates before the run (tests re-introduce a defect this way). */
   readonly tamper?: (app: SynthesizedApp) => void;
+  /** The slot to back up. @default - the current slot of the source's schedule */
+  readonly scheduledTime?: Date;
+  /** Called with the local AWS side once the cycle is over, before it is stopped (tests read the evaluator). */
+  readonly onFinished?: (aws: LocalAws) => void;
 }
 
 /**
@@ -78,7 +82,7 @@ export async function runLocalCycle(opts: LocalCycleOptions): Promise<number> {
     cleanups.push(() => replicator.stop());
     log(`  ${LocalReplicator.NAME}: copies ${services.primaryBucket} → ${services.offsiteBucket} as ${aws.roles.replication}`);
 
-    const runId = slotRunId(new Date(), source.tier.scheduleSeconds);
+    const runId = slotRunId(opts.scheduledTime ?? new Date(), source.tier.scheduleSeconds);
     const scheduledTime = runIdToDate(runId) as Date;
     log('');
     log(`Execution ${source.name}-${runId} (slot ${scheduledTime.toISOString()}):`);
@@ -122,6 +126,7 @@ export async function runLocalCycle(opts: LocalCycleOptions): Promise<number> {
       log(`IAM-true: ${calls} AWS calls by ${byPrincipal.size} roles evaluated (${requests} IAM requests) against the synthesized policies of ${app.primary.stackName} and ${app.offsite.stackName}: ${denied === 0 ? 'none denied' : `${denied} DENIED`}`);
       for (const decision of aws.evaluator.denials) log(`  denied: ${decision.request.principal} ${decision.request.action} ${decision.request.resource}: ${decision.explanation}`);
     }
+    opts.onFinished?.(aws);
     const ok = result.history.status === 'SUCCEEDED' && drillOk;
     log(`Local cycle ${ok ? 'completed' : 'FAILED'} in ${formatDuration((Date.now() - started) / 1000)}.`);
     return ok ? 0 : 1;

@@ -31,6 +31,7 @@ import { drillJobFromEnv } from '../worker/drill-job';
 import { asPrincipal, requestsForCall, type AwsRequest } from './iam';
 import type { LocalAws } from './aws';
 import { scheduleInput, stateMachineDefinition } from './definition';
+import { handlerEndpoint } from './handler-endpoint';
 import { recordEvent, type ExecutionHistory } from './history';
 
 /** What the local stand-ins for AWS are: the S3/SNS server, the buckets, the topic. */
@@ -105,27 +106,29 @@ let loaded: LoadedHandlers | undefined;
 
 /**
  * Loads every Lambda handler of the primary template, each with the environment the template
- * gives its function (read once, at load, as in Lambda) plus the local endpoints. Once per
- * process (module registry): the handlers' configuration is module state, so one process runs
- * against one set of local services.
+ * gives its function (read once, at load, as in Lambda) plus the local endpoint (a stable one
+ * that forwards to the run in progress: local/handler-endpoint.ts). Once per process (module
+ * registry): the handlers' configuration is module state, so one process runs the handlers of
+ * one app (its bucket names); any number of runs of it, one after the other.
  */
-export function loadLocalHandlers(aws: LocalAws): Map<string, Handler> {
+export async function loadLocalHandlers(aws: LocalAws): Promise<Map<string, Handler>> {
   const { services, app } = aws;
-  const key = `${services.endpoint} ${services.primaryBucket} ${services.offsiteBucket}`;
+  const key = `${app.primary.stackName} ${services.primaryBucket} ${services.offsiteBucket} ${app.primary.region}`;
   if (loaded) {
     if (loaded.key !== key) {
       throw new Error(`the Lambda handlers of this process were loaded for ${loaded.key}; ` +
-        `one process runs the local backup cycle against one set of local services (got ${key})`);
+        `one process runs the handlers of one app (got ${key})`);
     }
     return loaded.byArn;
   }
+  const endpoint = await handlerEndpoint();
   const local = {
     AWS_REGION: app.primary.region,
     AWS_ACCESS_KEY_ID: services.credentials.accessKeyId,
     AWS_SECRET_ACCESS_KEY: services.credentials.secretAccessKey,
-    LIFEBOAT_S3_ENDPOINT: services.endpoint,
-    LIFEBOAT_OFFSITE_S3_ENDPOINT: services.endpoint,
-    LIFEBOAT_EVENTS_ENDPOINT: services.eventsEndpoint,
+    LIFEBOAT_S3_ENDPOINT: endpoint,
+    LIFEBOAT_OFFSITE_S3_ENDPOINT: endpoint,
+    LIFEBOAT_EVENTS_ENDPOINT: endpoint,
     LIFEBOAT_OFFSITE_MAX_ATTEMPTS: String(LOCAL_OFFSITE_MAX_ATTEMPTS),
     POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'SILENT',
     POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED ?? 'true',
@@ -188,7 +191,7 @@ export async function executeLocally(opts: ExecuteOptions): Promise<LocalRunResu
   const role = stateMachine.roleArn;
   const evaluator = aws.evaluator;
   const notifications: { subject?: string; message: string }[] = [];
-  const handlers = loadLocalHandlers(aws);
+  const handlers = await loadLocalHandlers(aws);
   const states = (opts.definition as { States: Record<string, StateJson> }).States;
 
   /** A request of the state machine's role, authorized before the state's work starts. */

@@ -61,6 +61,8 @@ export class IamEvaluator {
   readonly stats: EvaluatorStats = { calls: 0, requests: 0, denied: 0, byPrincipal: new Map() };
   /** Every denial, in order (tests read it). */
   readonly denials: Decision[] = [];
+  /** Every decision, in order: what a run asked of IAM, to replay against other policies. */
+  readonly decisions: Decision[] = [];
   private readonly now: () => Date;
 
   constructor(
@@ -93,7 +95,8 @@ export class IamEvaluator {
       request: {
         principal: sessionArn(principal),
         action: request.action,
-        resource: { resource: request.resource, accountId: target.account },
+        // A resource without an account ("*", a global service) is the caller's own account's.
+        resource: { resource: request.resource, accountId: target.account || principal.account },
         contextVariables: { ...this.baseContext(principal, request), ...request.context },
       },
       identityPolicies: identity,
@@ -116,6 +119,7 @@ export class IamEvaluator {
 
   private decided(request: AwsRequest, allowed: boolean, explanation: string): Decision {
     const decision: Decision = { request, allowed, explanation: allowed ? 'allowed' : explanation };
+    this.decisions.push(decision);
     if (!allowed) {
       this.stats.denied += 1;
       this.denials.push(decision);
