@@ -6,10 +6,13 @@ import { primaryBucketFromStack } from './status';
 
 export const PRUNE_USAGE = `Usage: lifeboat prune [--config FILE] [--bucket BUCKET] [--region REGION] [--endpoint URL] [--source NAME] [--apply]
 
-Applies each source's retention policy (derived from its tier) to its runs and prints the
-decision table: keep / remove / skip-locked, with the reason for each run. Without --apply it
-is a dry run and deletes nothing; the daily pruner Lambda is what deletes in production.
-The newest 3 verified runs of a source are never deleted, whatever the policy says.
+Applies each source's retention policy (derived from its tier) to its runs in the bucket (the
+primary, or the offsite copy with --bucket) and prints the decision table: keep / remove /
+skip-locked, with the reason for each run. A run the policy removes is kept while any version
+of it is under Object Lock, as S3 stores it on the object (skip-locked: "kept: locked until
+<date>"). Without --apply it is a dry run and deletes nothing; the daily pruner Lambdas are
+what delete in production. The newest 3 verified runs of a source are never deleted, whatever
+the policy says.
 `;
 
 /** `lifeboat prune`: 0 when it ran, 2 on invalid arguments. */

@@ -1,9 +1,12 @@
 /**
- * Prune (scheduled daily by the Pruner construct): applies each source's tier retention to its
- * runs, with the safety invariants of lib/retention/policy.ts. Environment: LIFEBOAT_BUCKET;
- * LIFEBOAT_SOURCES_JSON = [{ name, tier: { retentionSeconds, scheduleSeconds } }];
- * LIFEBOAT_DRY_RUN = "true" to decide and log only; LIFEBOAT_S3_ENDPOINT (local only).
- * Safe to retry: a prune deletes only what the policy removes, and again finds nothing left.
+ * Prune (scheduled daily by the Pruner construct, one per bucket: the primary and the offsite
+ * copy): applies each source's tier retention to the runs of LIFEBOAT_BUCKET, read as its own
+ * catalog, with the safety invariants of lib/retention/policy.ts; a run goes only once no
+ * version of it is under Object Lock, version by version (lib/retention/prune.ts).
+ * Environment: LIFEBOAT_BUCKET; LIFEBOAT_SOURCES_JSON = [{ name, tier: { retentionSeconds,
+ * scheduleSeconds } }]; LIFEBOAT_DRY_RUN = "true" to decide and log only; LIFEBOAT_S3_ENDPOINT
+ * (local only). Safe to retry: a prune deletes only what the policy removes and no lock holds,
+ * and again finds nothing left. A lock it cannot read fails the invocation (PruneFailed).
  */
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';

@@ -1,22 +1,36 @@
 /**
- * pruneSource against a real S3-compatible server. The server does not emulate Object Lock, so
- * locks are exercised through the computed retain-until and through a client whose DeleteObjects
- * answers AccessDenied for one run, the way a locked object does on S3.
+ * pruneSource against the local S3 server with Object Lock buckets: every object of a run is
+ * written with the run's lock (COMPLIANCE, retain-until = slot + the tier's retention), and the
+ * server refuses to delete a locked version by its own clock, as S3 does. S3 takes no
+ * retain-until date in the past, so a run whose lock has already run out by the real clock is
+ * written with a lock that runs out a moment later instead, and each test waits for it.
  */
-import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import {
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  ListObjectVersionsCommand,
+  PutObjectLegalHoldCommand,
+  type DeleteObjectsCommandInput,
+  type PutObjectCommandInput,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import { listRuns } from '../../lib/catalog/catalog';
-import { policyForTier, type RetentionPolicy } from '../../lib/retention/policy';
-import { pruneSource, renderDecisionTable, retainUntil, type DecisionRow } from '../../lib/retention/prune';
+import { formatRunId, runIdToDate } from '../../lib/domain/run-id';
+import { decide, policyForTier, type RetentionPolicy } from '../../lib/retention/policy';
+import { pruneSource, pruneSources, renderDecisionTable, type DecisionRow } from '../../lib/retention/prune';
 import { buildRun, put, writeRun } from '../fixtures/runs';
 import { startS3, type S3Server } from '../harness/s3';
 
 const DAY = 86_400;
-const NOW = new Date('2026-11-26T04:00:00Z');
 const SOURCE = 'orders';
+const TIER3 = { scheduleSeconds: DAY, retentionSeconds: 7 * DAY };
+const TIER1 = { scheduleSeconds: 900, retentionSeconds: 90 * DAY };
 /** tier3 (daily, 7 days), with smaller counts so a short history has something to remove. */
-const POLICY: RetentionPolicy = { ...policyForTier({ scheduleSeconds: DAY, retentionSeconds: 7 * DAY }), daily: 7, weekly: 0 };
-/** Object Lock as if it had expired for every run (the server has none). */
-const UNLOCKED = (): Date => new Date(0);
+const POLICY: RetentionPolicy = { ...policyForTier(TIER3), daily: 7, weekly: 0 };
+/** The same without calendar counts: the newest 3 verified runs and the 7-day window only. */
+const NO_CALENDAR: RetentionPolicy = { ...POLICY, daily: 0 };
+/** Slots are counted back from here: daily, one hour before it. */
+const T0 = Math.floor(Date.now() / 1000) * 1000;
 
 let server: S3Server;
 let s3: S3Client;
@@ -32,66 +46,229 @@ afterAll(async () => {
   await server?.stop();
 });
 
-async function newBucket(): Promise<string> {
+async function newBucket(options: { objectLock?: boolean } = { objectLock: true }): Promise<string> {
   const name = `prune-${++bucketCount}`;
-  await server.createBucket(name);
+  await server.createBucket(name, options);
   return name;
 }
 
+const slot = (daysAgo: number) => new Date(T0 - daysAgo * DAY * 1000 - 3_600_000);
+const runIdOf = (daysAgo: number) => formatRunId(slot(daysAgo));
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** Per key prefix, the lock a PutObject gets: retain-until = what `until` says, or a moment from now once that has passed. */
+interface LockPlan {
+  readonly mode?: 'COMPLIANCE' | 'GOVERNANCE';
+  /** The run's lock end, by the run id in the key. */
+  readonly until: (runId: string, key: string) => number;
+}
+
+/**
+ * A client whose PutObject carries the plan's lock, as the worker and Commit write a run. A lock
+ * end already past is replaced by one a moment from now (S3 refuses a date in the past): the
+ * latest such stand-in is in `lapsing`, to wait for.
+ */
+function lockingClient(plan: LockPlan): { client: S3Client; lapsing: () => Promise<void> } {
+  const client = server.client();
+  let latest = 0;
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      if (context.commandName === 'PutObjectCommand') {
+        const input = args.input as PutObjectCommandInput;
+        const key = input.Key as string;
+        const wanted = plan.until(key.split('/')[2], key);
+        const until = Math.max(wanted, Date.now() + 1_000);
+        if (wanted < until) latest = Math.max(latest, until);
+        Object.assign(input, { ObjectLockMode: plan.mode ?? 'COMPLIANCE', ObjectLockRetainUntilDate: new Date(until) });
+      }
+      return next(args);
+    },
+    { step: 'initialize', name: 'runObjectLock' },
+  );
+  const lapsing = async () => {
+    const wait = latest + 20 - Date.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+  };
+  return { client, lapsing };
+}
+
+/** The run's lock: its slot plus the tier's retention. */
+const tierLock = (retentionSeconds: number): LockPlan => ({
+  until: (runId) => (runIdToDate(runId) as Date).getTime() + retentionSeconds * 1000,
+});
+
 type Kind = 'ok' | 'failed' | 'interrupted';
 
-/** Daily runs at 03:00 UTC, `daysAgo` → kind. */
-async function writeHistory(bucket: string, history: Record<number, Kind>): Promise<void> {
-  await Promise.all(Object.entries(history).map(async ([daysAgo, kind]) => {
-    const slot = new Date(Date.UTC(2026, 10, 26 - Number(daysAgo), 3));
-    const runId = slot.toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '');
-    const run = buildRun(SOURCE, runId);
-    if (kind === 'interrupted') await put(s3, bucket, [...run.objects.keys()][0], 'partial');
-    else await writeRun(s3, bucket, run, { verification: kind, offsite: kind === 'ok' });
-  }));
+/** Daily runs, `daysAgo` → kind, written with `plan`'s locks; returns once every lock that had to lapse has. */
+async function writeHistory(bucket: string, history: Record<number, Kind>, plan: LockPlan = tierLock(TIER3.retentionSeconds)): Promise<void> {
+  const { client, lapsing } = lockingClient(plan);
+  try {
+    await Promise.all(Object.entries(history).map(async ([daysAgo, kind]) => {
+      const run = buildRun(SOURCE, runIdOf(Number(daysAgo)));
+      if (kind === 'interrupted') await put(client, bucket, [...run.objects.keys()][0], 'partial');
+      else await writeRun(client, bucket, run, { verification: kind, offsite: kind === 'ok' });
+    }));
+    await lapsing();
+  } finally {
+    client.destroy();
+  }
 }
 
-async function keys(bucket: string): Promise<string[]> {
-  const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket }));
-  return (listed.Contents ?? []).map((object) => object.Key as string).sort();
+interface Version { key: string; versionId: string; deleteMarker: boolean }
+
+/** Every version and delete marker in the bucket, paged by hand (the SDK has no paginator for it). */
+async function versions(bucket: string, prefix = 'runs/'): Promise<Version[]> {
+  const all: Version[] = [];
+  let KeyMarker: string | undefined;
+  let VersionIdMarker: string | undefined;
+  for (;;) {
+    const page = await s3.send(new ListObjectVersionsCommand({ Bucket: bucket, Prefix: prefix, KeyMarker, VersionIdMarker, MaxKeys: 50 }));
+    all.push(...(page.Versions ?? []).map((v) => ({ key: v.Key as string, versionId: v.VersionId as string, deleteMarker: false })));
+    all.push(...(page.DeleteMarkers ?? []).map((m) => ({ key: m.Key as string, versionId: m.VersionId as string, deleteMarker: true })));
+    if (!page.IsTruncated) break;
+    [KeyMarker, VersionIdMarker] = [page.NextKeyMarker, page.NextVersionIdMarker];
+  }
+  return all.sort((a, b) => `${a.key} ${a.versionId}`.localeCompare(`${b.key} ${b.versionId}`));
 }
 
-const runIdsOf = (all: string[]) => [...new Set(all.map((key) => key.split('/')[2]))].sort();
+const runOf = (key: string) => key.split('/')[2];
 const byAction = (rows: DecisionRow[], action: DecisionRow['action']) => rows.filter((row) => row.action === action).map((row) => row.runId).sort();
+const reasonOf = (rows: DecisionRow[], runId: string) => rows.find((row) => row.runId === runId)?.reason;
+const remaining = (ms: number) => {
+  const s = Math.floor(ms / 1000);
+  return Math.floor(s / DAY) > 0 ? `${Math.floor(s / DAY)}d${Math.floor((s % DAY) / 3600) > 0 ? ` ${Math.floor((s % DAY) / 3600)}h` : ''}` : undefined;
+};
 
-// 0–2 days: young; 3–4: failed/interrupted past the grace; 5–12 verified; 13: failed.
+/** Records the pruner's DeleteObjects requests. */
+function recordingClient(): { client: S3Client; deletes: DeleteObjectsCommandInput[] } {
+  const client = server.client();
+  const deletes: DeleteObjectsCommandInput[] = [];
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      if (context.commandName === 'DeleteObjectsCommand') deletes.push(structuredClone(args.input as DeleteObjectsCommandInput));
+      return next(args);
+    },
+    { step: 'initialize', name: 'recordDeletes' },
+  );
+  return { client, deletes };
+}
+
+// 0–2 days: young; 3–4: failed/interrupted past the grace but locked; 5–12 verified; 13: failed.
 const HISTORY: Record<number, Kind> = {
   0: 'interrupted', 1: 'failed', 2: 'ok', 3: 'failed', 4: 'interrupted',
   5: 'ok', 6: 'ok', 7: 'ok', 8: 'ok', 9: 'ok', 10: 'ok', 11: 'ok', 12: 'ok', 13: 'failed',
 };
 
-test('dry-run deletes nothing and returns the decision table', async () => {
+test('dry-run deletes nothing and returns the decision table, locks read from the objects', async () => {
   const bucket = await newBucket();
   await writeHistory(bucket, HISTORY);
-  const before = await keys(bucket);
-  const rows = await pruneSource({ s3, bucket, source: SOURCE, policy: POLICY, now: NOW, dryRun: true, lockedUntil: UNLOCKED });
-  expect(await keys(bucket)).toEqual(before);
+  const before = await versions(bucket);
+  const now = new Date();
+  const rows = await pruneSource({ s3, bucket, source: SOURCE, policy: POLICY, now, dryRun: true });
+  expect(await versions(bucket)).toEqual(before);
   const table = renderDecisionTable(rows);
   process.stdout.write(`${table}\n`);
   expect(table.split('\n')).toHaveLength(2 + 14);
-  expect(table).toContain('20261123T030000Z  failed      remove  failed, past the 2d grace');
-  expect(table).toContain('20261126T030000Z  unverified  keep    unverified but younger than the 2d grace');
-  expect(byAction(rows, 'remove')).toEqual(['20261113T030000Z', '20261114T030000Z', '20261115T030000Z', '20261122T030000Z', '20261123T030000Z']);
+  expect(byAction(rows, 'remove')).toEqual([13, 12, 11].map(runIdOf));
+  expect(reasonOf(rows, runIdOf(13))).toBe('failed, past the 2d grace');
+  expect(reasonOf(rows, runIdOf(0))).toBe('unverified but younger than the 2d grace');
+  // Failed and interrupted, past the grace: the policy removes them, their 7-day lock keeps them.
+  expect(byAction(rows, 'skip-locked')).toEqual([4, 3].map(runIdOf));
+  const lockEnd = slot(3).getTime() + 7 * DAY * 1000;
+  expect(reasonOf(rows, runIdOf(3))).toBe(`failed, past the 2d grace; kept: locked until ${iso(lockEnd)} (${remaining(lockEnd - now.getTime())} left)`);
 });
 
-test('a real prune removes exactly the removed runs\' objects', async () => {
+test('a real prune removes the removed runs version by version, verification.json\'s versions first, and leaves no delete marker', async () => {
   const bucket = await newBucket();
   await writeHistory(bucket, HISTORY);
-  const before = await keys(bucket);
-  const rows = await pruneSource({ s3, bucket, source: SOURCE, policy: POLICY, now: NOW, dryRun: false, lockedUntil: UNLOCKED });
-  const removed = byAction(rows, 'remove');
-  expect(removed).toHaveLength(5);
-  const after = await keys(bucket);
-  expect(after).toEqual(before.filter((key) => !removed.includes(key.split('/')[2])));
-  expect(runIdsOf(after)).toEqual(byAction(rows, 'keep'));
-  // Idempotent: nothing more to remove.
-  const again = await pruneSource({ s3, bucket, source: SOURCE, policy: POLICY, now: NOW, dryRun: false, lockedUntil: UNLOCKED });
-  expect(byAction(again, 'remove')).toEqual([]);
+  const before = await versions(bucket);
+  const { client, deletes } = recordingClient();
+  try {
+    const rows = await pruneSource({ s3: client, bucket, source: SOURCE, policy: POLICY, now: new Date(), dryRun: false });
+    const removed = byAction(rows, 'remove');
+    expect(removed).toEqual([13, 12, 11].map(runIdOf));
+    const after = await versions(bucket);
+    expect(after).toEqual(before.filter((version) => !removed.includes(runOf(version.key))));
+    expect(after.filter((version) => version.deleteMarker)).toEqual([]);
+    // Exact versions, never a bypass; per run, the first request is its verification.json alone.
+    expect(deletes.flatMap((input) => input.Delete?.Objects ?? []).every((object) => typeof object.VersionId === 'string')).toBe(true);
+    expect(deletes.some((input) => input.BypassGovernanceRetention !== undefined)).toBe(false);
+    for (const runId of removed) {
+      const requests = deletes.filter((input) => input.Delete?.Objects?.some((object) => runOf(object.Key as string) === runId));
+      expect(requests.map((input) => input.Delete?.Objects?.map((object) => object.Key?.split('/')[3]).sort())).toEqual([
+        ['verification.json'],
+        ['globals.sql', 'manifest.json', 'orders.pgdump', ...(runId === runIdOf(13) ? [] : ['offsite.json'])].sort(),
+      ]);
+      expect(requests.flatMap((input) => input.Delete?.Objects ?? []).map((object) => object.VersionId).sort())
+        .toEqual(before.filter((version) => runOf(version.key) === runId).map((version) => version.versionId).sort());
+    }
+    // Idempotent: nothing more to remove, the locked runs still kept.
+    const again = await pruneSource({ s3: client, bucket, source: SOURCE, policy: POLICY, now: new Date(), dryRun: false });
+    expect(byAction(again, 'remove')).toEqual([]);
+    expect(byAction(again, 'skip-locked')).toEqual([4, 3].map(runIdOf));
+  } finally {
+    client.destroy();
+  }
+});
+
+test('after a tier\'s retention is shortened (tier1 → tier3), nothing still locked is deleted: every version stays, no delete marker, each run kept until its date', async () => {
+  const bucket = await newBucket();
+  const history: Record<number, Kind> = {};
+  for (let day = 3; day <= 20; day++) history[day] = day % 4 === 0 ? 'failed' : 'ok';
+  history[15] = 'interrupted';
+  // Written while the source was tier1: each run locked for 90 days from its slot.
+  await writeHistory(bucket, history, tierLock(TIER1.retentionSeconds));
+  const before = await versions(bucket);
+  const now = new Date();
+  const tier3 = policyForTier(TIER3);
+  const policyRemoves = decide((await listRuns(s3, bucket, SOURCE)), tier3, now).remove.map((d) => d.runId).sort();
+  expect(policyRemoves.length).toBeGreaterThan(5);
+
+  const [result] = await pruneSources({ s3, bucket, sources: [{ name: SOURCE, tier: TIER3 }], now, dryRun: false });
+  expect(result.removed).toBe(0);
+  expect(result.skippedLocked).toBe(policyRemoves.length);
+  expect(byAction(result.rows, 'skip-locked')).toEqual(policyRemoves);
+  for (const runId of policyRemoves) {
+    const daysAgo = Object.keys(history).map(Number).find((day) => runIdOf(day) === runId) as number;
+    const lockEnd = slot(daysAgo).getTime() + 90 * DAY * 1000;
+    expect(reasonOf(result.rows, runId)).toMatch(/^(verified, older than 7d and outside every keep count|failed, past the 2d grace|unverified, past the 2d grace); kept: /);
+    expect(reasonOf(result.rows, runId)).toContain(`; kept: locked until ${iso(lockEnd)} (${remaining(lockEnd - now.getTime())} left)`);
+  }
+  expect(await versions(bucket)).toEqual(before);
+  expect(before.filter((version) => version.deleteMarker)).toEqual([]);
+  expect((await listRuns(s3, bucket, SOURCE)).map((run) => run.runId).sort()).toEqual(Object.keys(history).map((day) => runIdOf(Number(day))).sort());
+});
+
+test('a run whose locks have expired goes version by version, its old versions and delete markers too; a run with one object still locked, or on legal hold, is kept whole', async () => {
+  const bucket = await newBucket();
+  const expired = runIdOf(20);
+  const oneLocked = runIdOf(21);
+  const onHold = runIdOf(22);
+  // One artifact of `oneLocked` stays locked for 30 days; every other lock lapses now.
+  const lockedArtifactUntil = T0 + 30 * DAY * 1000;
+  await writeHistory(bucket, { 0: 'ok', 1: 'ok', 2: 'ok', 20: 'ok', 21: 'ok', 22: 'failed' }, {
+    until: (runId, key) => (runId === oneLocked && key.endsWith('.pgdump') ? lockedArtifactUntil : tierLock(TIER3.retentionSeconds).until(runId, key)),
+  });
+  // A noncurrent version and a delete marker in the expired run, as a second write and a delete
+  // without version id leave them: the run's removal takes them too.
+  const { client: writer, lapsing } = lockingClient(tierLock(TIER3.retentionSeconds));
+  await put(writer, bucket, `runs/${SOURCE}/${expired}/offsite.json`, '{"stale":true}');
+  await lapsing();
+  writer.destroy();
+  await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: `runs/${SOURCE}/${expired}/globals.sql` }));
+  const held = (await versions(bucket, `runs/${SOURCE}/${onHold}/manifest.json`))[0];
+  await s3.send(new PutObjectLegalHoldCommand({ Bucket: bucket, Key: held.key, VersionId: held.versionId, LegalHold: { Status: 'ON' } }));
+  const before = await versions(bucket);
+  expect(before.filter((version) => runOf(version.key) === expired && version.deleteMarker)).toHaveLength(1);
+
+  const now = new Date();
+  const rows = await pruneSource({ s3, bucket, source: SOURCE, policy: NO_CALENDAR, now, dryRun: false });
+  expect(byAction(rows, 'remove')).toEqual([expired]);
+  expect(await versions(bucket, `runs/${SOURCE}/${expired}/`)).toEqual([]);
+  expect(reasonOf(rows, oneLocked)).toBe(`verified, older than 7d and outside every keep count; kept: locked until ${iso(lockedArtifactUntil)} (${remaining(lockedArtifactUntil - now.getTime())} left)`);
+  expect(reasonOf(rows, onHold)).toBe('failed, past the 2d grace; kept: manifest.json under legal hold');
+  expect(await versions(bucket)).toEqual(before.filter((version) => runOf(version.key) !== expired));
+  expect((await listRuns(s3, bucket, SOURCE)).find((run) => run.runId === oneLocked)?.status).toBe('verified');
 });
 
 test('when every verified run is older than the retention, the newest verified runs are kept', async () => {
@@ -102,56 +279,79 @@ test('when every verified run is older than the retention, the newest verified r
   for (let day = 30; day <= 40; day++) history[day] = 'ok';
   await writeHistory(bucket, history);
   const policy = { ...POLICY, keepLast: 0, daily: 0 };
-  const rows = await pruneSource({ s3, bucket, source: SOURCE, policy, now: NOW, dryRun: false, lockedUntil: UNLOCKED });
-  expect(byAction(rows, 'keep')).toEqual(['20261025T030000Z', '20261026T030000Z', '20261027T030000Z']);
-  expect(runIdsOf(await keys(bucket))).toEqual(['20261025T030000Z', '20261026T030000Z', '20261027T030000Z']);
+  const rows = await pruneSource({ s3, bucket, source: SOURCE, policy, now: new Date(), dryRun: false });
+  expect(byAction(rows, 'keep')).toEqual([32, 31, 30].map(runIdOf));
+  // Failures of the last 7 days are still locked; everything else is gone.
+  expect(byAction(rows, 'skip-locked')).toEqual([6, 5, 4, 3].map(runIdOf));
+  expect([...new Set((await versions(bucket)).map((version) => runOf(version.key)))].sort()).toEqual([32, 31, 30, 6, 5, 4, 3].map(runIdOf).sort());
 });
 
-test('runs still under Object Lock are skipped and reported; the others are removed', async () => {
+test('a delete S3 still refuses (the pruner\'s clock ahead of the lock) is kept, never removed, and nothing of the run goes', async () => {
   const bucket = await newBucket();
-  await writeHistory(bucket, HISTORY);
-  const before = await keys(bucket);
-  // The default lock: the run's start (or its objects' write time, just now) + the 7-day retention.
-  const rows = await pruneSource({ s3, bucket, source: SOURCE, policy: POLICY, now: NOW, dryRun: false });
+  const refused = runIdOf(20);
+  const lockEnd = Date.now() + 3_600_000;
+  await writeHistory(bucket, { 0: 'ok', 1: 'ok', 2: 'ok', 20: 'ok' }, { until: (runId, key) => (runId === refused ? lockEnd : tierLock(TIER3.retentionSeconds).until(runId, key)) });
+  const before = await versions(bucket);
+  const rows = await pruneSource({ s3, bucket, source: SOURCE, policy: NO_CALENDAR, now: new Date(lockEnd + 60_000), dryRun: false });
   expect(byAction(rows, 'remove')).toEqual([]);
-  expect(byAction(rows, 'skip-locked')).toHaveLength(5);
-  expect(rows.find((row) => row.runId === '20261123T030000Z')?.reason).toMatch(/^failed, past the 2d grace; locked until \d{4}-/);
-  expect(await keys(bucket)).toEqual(before);
+  expect(byAction(rows, 'skip-locked')).toEqual([refused]);
+  expect(reasonOf(rows, refused)).toMatch(
+    new RegExp(`^verified, older than 7d and outside every keep count; kept: S3 refused deleting runs/${SOURCE}/${refused}/verification\\.json \\(version \\w+\\): AccessDenied`));
+  expect(await versions(bucket)).toEqual(before);
 });
 
-test('AccessDenied from S3 on delete is "locked, skipped", not a failed prune', async () => {
+test('a run hidden by delete markers (what a delete without version id leaves) is removed completely once unlocked, and kept while locked', async () => {
+  const bucket = await newBucket();
+  const unlocked = runIdOf(20);
+  const locked = runIdOf(21);
+  const lockEnd = T0 + 20 * DAY * 1000;
+  await writeHistory(bucket, { 0: 'ok', 1: 'ok', 2: 'ok', 20: 'ok', 21: 'ok' }, { until: (runId, key) => (runId === locked ? lockEnd : tierLock(TIER3.retentionSeconds).until(runId, key)) });
+  for (const runId of [unlocked, locked]) {
+    const keys = [...new Set((await versions(bucket, `runs/${SOURCE}/${runId}/`)).map((version) => version.key))];
+    await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys.map((Key) => ({ Key })) } }));
+  }
+  expect((await listRuns(s3, bucket, SOURCE)).map((run) => run.runId)).toEqual([2, 1, 0].map(runIdOf));
+  const before = await versions(bucket);
+
+  const now = new Date();
+  const rows = await pruneSource({ s3, bucket, source: SOURCE, policy: NO_CALENDAR, now, dryRun: false });
+  expect(reasonOf(rows, unlocked)).toBe('unverified, past the 2d grace; only noncurrent versions and delete markers are left (the catalog no longer lists it)');
+  expect(byAction(rows, 'remove')).toEqual([unlocked]);
+  expect(await versions(bucket, `runs/${SOURCE}/${unlocked}/`)).toEqual([]);
+  expect(byAction(rows, 'skip-locked')).toEqual([locked]);
+  expect(reasonOf(rows, locked)).toContain(`; kept: locked until ${iso(lockEnd)}`);
+  expect(await versions(bucket)).toEqual(before.filter((version) => runOf(version.key) !== unlocked));
+});
+
+test('a lock the pruner cannot read fails the prune (PruneFailed) and deletes nothing', async () => {
   const bucket = await newBucket();
   await writeHistory(bucket, HISTORY);
+  const before = await versions(bucket);
   const client = server.client();
-  const lockedRun = '20261114T030000Z';
   client.middlewareStack.add(
-    (next) => async (args) => {
-      const input = args.input as { Delete?: { Objects?: { Key?: string }[] } };
-      if (input.Delete?.Objects?.some((object) => object.Key?.includes(`/${lockedRun}/`))) {
-        throw Object.assign(new Error('Access Denied'), { name: 'AccessDenied' });
-      }
+    (next, context) => async (args) => {
+      if (context.commandName === 'GetObjectRetentionCommand') throw Object.assign(new Error('Access Denied'), { name: 'AccessDenied' });
       return next(args);
     },
-    { step: 'initialize', name: 'denyLockedRun' },
+    { step: 'initialize', name: 'denyRetention' },
   );
   try {
-    const rows = await pruneSource({ s3: client, bucket, source: SOURCE, policy: POLICY, now: NOW, dryRun: false, lockedUntil: UNLOCKED });
-    expect(byAction(rows, 'skip-locked')).toEqual([lockedRun]);
-    expect(rows.find((row) => row.runId === lockedRun)?.reason).toContain('S3 denied the delete');
-    expect(byAction(rows, 'remove')).toHaveLength(4);
-    expect(runIdsOf(await keys(bucket))).toContain(lockedRun);
+    await expect(pruneSource({ s3: client, bucket, source: SOURCE, policy: POLICY, now: new Date(), dryRun: false }))
+      .rejects.toMatchObject({ name: 'PruneFailed', message: expect.stringMatching(/^reading the retention of s3:\/\/prune-\d+\/runs\/orders\/.* AccessDenied: Access Denied$/) });
+    expect(await versions(bucket)).toEqual(before);
   } finally {
     client.destroy();
   }
 });
 
-test('retain-until is the latest of the run start and its objects\' write times, plus the lock period', async () => {
-  const bucket = await newBucket();
-  await writeHistory(bucket, { 20: 'ok' });
-  const [run] = await listRuns(s3, bucket, SOURCE);
-  const written = Math.max(...run.objects.map((object) => (object.lastModified as Date).getTime()));
-  expect(written).toBeGreaterThan(Date.parse(run.manifest?.startedAt ?? ''));
-  expect(retainUntil(run, DAY).getTime()).toBe(written + DAY * 1000);
-  expect(retainUntil({ ...run, objects: [] }, DAY).toISOString()).toBe('2026-11-07T03:00:01.000Z');
-  expect(retainUntil({ ...run, manifest: undefined, objects: [] }, DAY).toISOString()).toBe('2026-11-07T03:00:00.000Z');
+test('a bucket without Object Lock: no version can be locked, the policy alone decides', async () => {
+  const bucket = await newBucket({});
+  await Promise.all(Object.entries(HISTORY).map(async ([daysAgo, kind]) => {
+    const run = buildRun(SOURCE, runIdOf(Number(daysAgo)));
+    if (kind === 'interrupted') await put(s3, bucket, [...run.objects.keys()][0], 'partial');
+    else await writeRun(s3, bucket, run, { verification: kind, offsite: kind === 'ok' });
+  }));
+  const rows = await pruneSource({ s3, bucket, source: SOURCE, policy: POLICY, now: new Date(), dryRun: false });
+  expect(byAction(rows, 'remove')).toEqual([13, 12, 11, 4, 3].map(runIdOf).sort());
+  expect([...new Set((await versions(bucket)).map((version) => runOf(version.key)))].sort()).toEqual(byAction(rows, 'keep'));
 });

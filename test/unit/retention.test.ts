@@ -7,7 +7,7 @@ import { parseDuration } from '../../lib/config/units';
 import { DEFAULT_TIERS } from '../../lib/config/tiers';
 import { formatRunId, runIdToDate } from '../../lib/domain/run-id';
 import { decide, policyForTier, weekBucket, type RetentionDecision, type RetentionPolicy, type RunRef } from '../../lib/retention/policy';
-import { decisionRows, parsePruneSources, renderDecisionTable } from '../../lib/retention/prune';
+import { decisionRows, formatRemaining, parsePruneSources, renderDecisionTable } from '../../lib/retention/prune';
 
 const DAY = 86_400;
 const NOW = new Date('2026-11-26T04:00:00Z');
@@ -289,6 +289,22 @@ test('the decision table renders one row per run, newest first', () => {
       '20261010T030000Z  verified    remove  verified, older than 7d and outside every keep count',
     ].join('\n'),
   );
+});
+
+describe('formatRemaining (how long a run stays locked, in its "kept: locked until" reason)', () => {
+  test.each([
+    [41 * DAY + 3 * 3600 + 59 * 60, '41d 3h'],
+    [41 * DAY + 59 * 60, '41d'],
+    [DAY, '1d'],
+    [DAY - 1, '23h 59m'],
+    [5 * 3600, '5h'],
+    [12 * 60 + 5.9, '12m 5s'],
+    [60, '1m'],
+    [42, '42s'],
+    [0.4, '0s'],
+  ])('%ss left: %s (its two largest units, truncated; the date beside it is exact)', (seconds, words) => {
+    expect(formatRemaining(seconds)).toBe(words);
+  });
 });
 
 describe('parsePruneSources (LIFEBOAT_SOURCES_JSON)', () => {
