@@ -25,9 +25,9 @@ export interface PrunerSource {
 }
 
 export interface PrunerProps {
-  /** The primary bucket (the catalog). */
+  /** The bucket whose runs it prunes: the primary, or the offsite copy (each bucket is its own catalog). */
   readonly bucket: s3.IBucket;
-  /** The bucket's key (reads manifests). */
+  /** The bucket's key (reads manifests and verdicts). */
   readonly key: kms.IKey;
   readonly sources: readonly PrunerSource[];
   /**
@@ -43,10 +43,14 @@ export interface PrunerProps {
 }
 
 /**
- * The only principal allowed to delete runs: a Lambda function on a daily schedule that applies
- * each source's tier retention with the invariants of lib/retention/policy.ts. Its role is
- * created here and granted explicitly (no `bucket.grantDelete`, which would also grant every
- * key of the bucket), so the stack can check that no other role deletes.
+ * The only principal allowed to delete runs from its bucket: a Lambda function on a daily
+ * schedule that applies each source's tier retention with the invariants of
+ * lib/retention/policy.ts, and deletes a run only once no version of it is under Object Lock
+ * (lib/retention/prune.ts). One per bucket: the primary stack's prunes the primary, the offsite
+ * stack's the offsite copy with a role of that account, so neither account's principal can
+ * delete the other's copy. Its role is created here and granted explicitly (no
+ * `bucket.grantDelete`, which would also grant every key of the bucket and delete markers), so
+ * each stack can check that no other role deletes.
  */
 export class Pruner extends Construct {
   public readonly function: nodejs.NodejsFunction;
@@ -60,22 +64,28 @@ export class Pruner extends Construct {
     this.role = new iam.Role(this, 'Role', {
       assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
       description: 'Lifeboat pruner: the only role allowed to delete runs',
-      managedPolicies: [iam.ManagedPolicy.fromAwsManagedPolicyName('service-role/AWSLambdaBasicExecutionRole')],
     });
-    Validations.of(this.role).acknowledge({
-      id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
-      reason: 'AWSLambdaBasicExecutionRole only allows writing the function\'s own logs; everything else is granted explicitly below.',
-    });
+    // Its own log group only (AWSLambdaBasicExecutionRole would allow writing every log group).
+    const logGroup = new logs.LogGroup(this, 'Logs', { retention: logs.RetentionDays.THREE_MONTHS, removalPolicy: RemovalPolicy.RETAIN });
+    logGroup.grantWrite(this.role);
 
     const runObjects = bucket.arnForObjects(`${RUNS_PREFIX}*`);
+    // The catalog (ListObjectsV2) and every version and delete marker of a run (ListObjectVersions).
     this.role.addToPrincipalPolicy(new iam.PolicyStatement({
-      actions: ['s3:ListBucket'], resources: [bucket.bucketArn], conditions: { StringLike: { 's3:prefix': [`${RUNS_PREFIX}*`] } },
+      actions: ['s3:ListBucket', 's3:ListBucketVersions'], resources: [bucket.bucketArn], conditions: { StringLike: { 's3:prefix': [`${RUNS_PREFIX}*`] } },
     }));
-    this.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [runObjects] }));
-    this.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['s3:DeleteObject', 's3:DeleteObjectVersion'], resources: [runObjects] }));
+    // The catalog reads verdicts, and manifests by the version the verdict names; then each
+    // version's Object Lock, which decides whether the run can go yet.
+    this.role.addToPrincipalPolicy(new iam.PolicyStatement({
+      actions: ['s3:GetObject', 's3:GetObjectVersion', 's3:GetObjectRetention', 's3:GetObjectLegalHold'], resources: [runObjects],
+    }));
+    // Exact versions only: no s3:DeleteObject, so this role cannot lay a delete marker over a run
+    // (which would hide it from the catalog while its versions stay), and no
+    // s3:BypassGovernanceRetention (the bucket policy denies it too).
+    this.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['s3:DeleteObjectVersion'], resources: [runObjects] }));
     this.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['kms:Decrypt'], resources: [key.keyArn] }));
     acknowledgeWildcardResource(this.role, runObjects,
-      'Reads and deletes the objects of runs the retention policy removes; run keys are created at run time under runs/, and nothing outside runs/ is granted.');
+      'Reads the objects of runs (current and exact versions, their retention and legal hold) and deletes exact versions of the runs the retention policy removes once no lock holds them; run keys are created at run time under runs/, and nothing outside runs/ is granted.');
 
     this.function = new nodejs.NodejsFunction(this, 'Function', {
       entry: path.join(REPO_ROOT, 'lambdas', 'prune', 'handler.ts'),
@@ -98,7 +108,7 @@ export class Pruner extends Construct {
         POWERTOOLS_SERVICE_NAME: 'lifeboat-prune',
         POWERTOOLS_METRICS_NAMESPACE: 'Lifeboat',
       },
-      logGroup: new logs.LogGroup(this, 'Logs', { retention: logs.RetentionDays.THREE_MONTHS, removalPolicy: RemovalPolicy.RETAIN }),
+      logGroup,
       bundling: { minify: true, sourceMap: true, externalModules: [] },
     });
     Validations.of(this.function).acknowledge({

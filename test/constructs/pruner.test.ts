@@ -27,9 +27,17 @@ const pruner = new Pruner(stack, 'Pruner', {
 });
 const template = Template.fromStack(stack);
 
-type Statement = { Effect: string; Action: string | string[]; Resource: unknown };
+type Statement = { Effect: string; Action: string | string[]; Resource: unknown; Condition?: unknown };
 const policies = template.findResources('AWS::IAM::Policy') as Record<string, { Properties: { Roles: unknown[]; PolicyDocument: { Statement: Statement[] } } }>;
 const roleId = stack.getLogicalId(pruner.role.node.defaultChild as never);
+const bucketArn = { 'Fn::GetAtt': [stack.getLogicalId(bucket.node.defaultChild as never), 'Arn'] };
+const runObjects = { 'Fn::Join': ['', [bucketArn, '/runs/*']] };
+/** What the pruner's role may do: one entry per action of every statement of its policies (however CDK merges them), by action. */
+const roleGrants = Object.values(policies)
+  .filter((policy) => JSON.stringify(policy.Properties.Roles) === JSON.stringify([{ Ref: roleId }]))
+  .flatMap((policy) => policy.Properties.PolicyDocument.Statement)
+  .flatMap((statement) => [statement.Action].flat().map((action) => ({ effect: statement.Effect, action, resource: statement.Resource, condition: statement.Condition })))
+  .sort((a, b) => a.action.localeCompare(b.action));
 
 test('runs daily at 04:00 UTC with bounded retries and a dead-letter queue', () => {
   template.hasResourceProperties('AWS::Scheduler::Schedule', {
@@ -66,13 +74,30 @@ test('the pruner role, and only it, may delete, and only under runs/', () => {
     policy.Properties.PolicyDocument.Statement
       .filter((statement) => statement.Effect === 'Allow' && [statement.Action].flat().some((action) => /^s3:Delete|^s3:\*$/.test(action)))
       .map((statement) => ({ roles: policy.Properties.Roles, actions: [statement.Action].flat().filter((action) => action.startsWith('s3:Delete')).sort(), resource: statement.Resource })));
-  expect(deletes).toEqual([
-    {
-      roles: [{ Ref: roleId }],
-      actions: ['s3:DeleteObject', 's3:DeleteObjectVersion'],
-      resource: { 'Fn::Join': ['', [{ 'Fn::GetAtt': [stack.getLogicalId(bucket.node.defaultChild as never), 'Arn'] }, '/runs/*']] },
-    },
+  // Exact versions only: without s3:DeleteObject the role cannot lay a delete marker over a run.
+  expect(deletes).toEqual([{ roles: [{ Ref: roleId }], actions: ['s3:DeleteObjectVersion'], resource: runObjects }]);
+});
+
+test('the pruner role gets exactly what pruning reads and deletes, and nothing that bypasses a lock', () => {
+  const logGroupArn = { 'Fn::GetAtt': [stack.getLogicalId(pruner.node.findChild('Logs').node.defaultChild as never), 'Arn'] };
+  const runs = { StringLike: { 's3:prefix': ['runs/*'] } };
+  const allow = (action: string, resource: unknown, condition?: unknown) => ({ effect: 'Allow', action, resource, condition });
+  expect(roleGrants).toEqual([
+    allow('kms:Decrypt', { 'Fn::GetAtt': [stack.getLogicalId(key.node.defaultChild as never), 'Arn'] }),
+    allow('logs:CreateLogStream', logGroupArn),
+    allow('logs:PutLogEvents', logGroupArn),
+    // Exact versions of runs/ only; never s3:DeleteObject (a delete marker) nor s3:BypassGovernanceRetention.
+    allow('s3:DeleteObjectVersion', runObjects),
+    // The catalog reads verdicts and manifests (by version); the lock of each version decides.
+    allow('s3:GetObject', runObjects),
+    allow('s3:GetObjectLegalHold', runObjects),
+    allow('s3:GetObjectRetention', runObjects),
+    allow('s3:GetObjectVersion', runObjects),
+    allow('s3:ListBucket', bucketArn, runs),
+    allow('s3:ListBucketVersions', bucketArn, runs),
   ]);
+  // No managed policy: AWSLambdaBasicExecutionRole would let it write every log group.
+  expect(template.findResources('AWS::IAM::Role')[roleId].Properties).not.toHaveProperty('ManagedPolicyArns');
 });
 
 /** The pack with cdk-nag's (private) acknowledgement lookup disabled: what would be reported. */
