@@ -7,6 +7,7 @@ import { BackupBucket } from '../constructs/backup-bucket';
 import { OFFSITE_READER_PATHS } from '../constructs/dump-task';
 import { KeyWatch } from '../constructs/key-watch';
 import { OperatorAccess } from '../constructs/operator-access';
+import { Pruner } from '../constructs/pruner';
 import { DRILLS_PREFIX, RUNS_PREFIX } from '../domain/layout';
 import { configurationAdmins, shortestRetentionDays, storageNames } from './naming';
 
@@ -31,6 +32,8 @@ export class OffsiteStack extends Stack {
   /** Reads the offsite copy from inside the offsite account (a disaster recovery without the primary account). */
   public readonly restore: OperatorAccess;
   public readonly alarmTopic: AlarmTopic;
+  /** Applies each source's retention to the offsite copy, from its own catalog, with a role of this account. */
+  public readonly pruner: Pruner;
 
   constructor(scope: Construct, id: string, props: OffsiteStackProps) {
     const { config, ...stackProps } = props;
@@ -78,6 +81,10 @@ export class OffsiteStack extends Stack {
       key: this.backupBucket.key,
       description: `${config.appName}: restores from the offsite copy inside the offsite account (no primary-account principal needed); reads only`,
     });
+
+    // The same invariants as the primary's pruner, read from this bucket alone: the offsite copy
+    // keeps a source's newest verified runs however long the primary has failed.
+    this.pruner = new Pruner(this, 'Pruner', { bucket: this.backupBucket.bucket, key: this.backupBucket.key, sources: config.sources });
 
     this.alarmTopic = new AlarmTopic(this, 'Alarms', {
       displayName: `${config.appName} offsite alarms`,
