@@ -14,9 +14,9 @@ import { Construct } from 'constructs';
 import { flexibleWindowFor } from './backup-schedules';
 import * as path from 'node:path';
 import type { Source } from '../config/types';
-import { RUNS_PREFIX } from '../domain/layout';
 import type { WatchedSource } from '../steps/watchdog';
 import { acknowledgeWildcardResource } from './nag';
+import { RunGrants } from './run-grants';
 
 const REPO_ROOT = path.join(__dirname, '..', '..');
 export const DEFAULT_WATCHDOG_NAMESPACE = 'Lifeboat';
@@ -112,14 +112,9 @@ export class Watchdog extends Construct {
     });
 
     // Read only: the catalog lists runs/<source>/ and reads the JSON files of a few runs.
-    const runObjects = props.bucket.arnForObjects(`${RUNS_PREFIX}*`);
     const role = this.function.role as iam.IRole;
-    this.function.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [runObjects] }));
-    this.function.addToRolePolicy(new iam.PolicyStatement({
-      actions: ['s3:ListBucket'], resources: [props.bucket.bucketArn], conditions: { StringLike: { 's3:prefix': [`${RUNS_PREFIX}*`] } },
-    }));
-    this.function.addToRolePolicy(new iam.PolicyStatement({ actions: ['kms:Decrypt'], resources: [props.bucketKey.keyArn] }));
-    acknowledgeWildcardResource(role, runObjects, 'Reads the manifests, verifications and offsite confirmations of any run: run keys are created at run time under runs/.');
+    // The age of a source's newest verified and offsite-confirmed run: its JSON documents only.
+    new RunGrants(props.bucket, props.bucketKey).readDocuments(role, ['manifest.json', 'verification.json', 'offsite.json']);
 
     // A missed invocation is not worth a dead-letter queue: the alarms treat the missing
     // data as breaching, and the next invocation is 5 minutes away.

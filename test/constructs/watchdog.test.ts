@@ -95,17 +95,18 @@ test('per source only its two alarms: a second source adds two resources and not
   expect(count(json.Resources) - count(oneSource.Resources)).toBe(2);
 });
 
-test('least privilege: reads runs/*, lists runs/, decrypts; never writes or deletes', () => {
+test('least privilege: reads the JSON documents of runs (never an artifact), lists runs/, decrypts; never writes or deletes', () => {
   const roleRef = JSON.stringify((json.Resources[idOf('AWS::Lambda::Function', 'WatchdogFunction')].Properties.Role as { 'Fn::GetAtt': string[] })['Fn::GetAtt'][0]);
   type Statement = { Effect: string; Action: string | string[]; Resource: unknown; Condition?: unknown };
   const statements = Object.values(json.Resources)
     .filter((resource) => resource.Type === 'AWS::IAM::Policy' && JSON.stringify(resource.Properties.Roles).includes(roleRef))
     .flatMap((resource) => (resource.Properties.PolicyDocument as { Statement: Statement[] }).Statement);
   const actions = statements.flatMap((statement) => [statement.Action].flat()).sort();
-  expect(actions).toEqual(['kms:Decrypt', 's3:GetObject', 's3:ListBucket']);
+  expect(actions).toEqual(['kms:Decrypt', 's3:GetObject', 's3:GetObjectVersion', 's3:ListBucket']);
   expect(statements.every((statement) => statement.Effect === 'Allow')).toBe(true);
   const bySid = Object.fromEntries(statements.map((statement) => [[statement.Action].flat()[0], statement]));
-  expect(JSON.stringify(bySid['s3:GetObject'].Resource)).toContain('/runs/*');
+  const objects = JSON.stringify(bySid['s3:GetObject'].Resource).match(/\/runs\/[^"]*"/g);
+  expect(objects?.sort()).toEqual(['/runs/*/manifest.json"', '/runs/*/offsite.json"', '/runs/*/verification.json"']);
   expect(bySid['s3:ListBucket'].Condition).toEqual({ StringLike: { 's3:prefix': ['runs/*'] } });
   expect(bySid['kms:Decrypt'].Resource).toEqual({ 'Fn::GetAtt': [idOf('AWS::KMS::Key', 'Key'), 'Arn'] });
 });
