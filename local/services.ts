@@ -8,6 +8,8 @@ export interface LocalStack {
   readonly services: LocalServices;
   /** The local queue standing in for a queue of the templates (by its URL there). */
   queueUrl(templateUrl: string): string;
+  /** Every message waiting in the local queue of a template's queue (received and deleted). */
+  receiveMessages(templateUrl: string): Promise<string[]>;
   readonly s3Server: S3Server;
   readonly events: EventsEndpoint;
   /** Messages the alarm topic delivered (through its local SQS subscription). */
@@ -56,6 +58,19 @@ export async function startLocalStack(opts: {
         const url = localQueues.get(templateUrl);
         if (!url) throw new Error(`no local queue stands in for ${templateUrl}`);
         return url;
+      },
+      async receiveMessages(templateUrl: string): Promise<string[]> {
+        const url = localQueues.get(templateUrl);
+        if (!url) throw new Error(`no local queue stands in for ${templateUrl}`);
+        const bodies: string[] = [];
+        for (;;) {
+          const received = await sqs.send(new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }));
+          if (!received.Messages?.length) return bodies;
+          for (const message of received.Messages) {
+            bodies.push(message.Body ?? '');
+            await sqs.send(new DeleteMessageCommand({ QueueUrl: url, ReceiptHandle: message.ReceiptHandle }));
+          }
+        }
       },
       services: {
         endpoint: s3Server.endpoint,
