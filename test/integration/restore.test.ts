@@ -9,7 +9,8 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { dumpCommand } from '../../cli/dump';
 import { restoreCommand } from '../../cli/restore';
-import { artifactKey, verificationKey } from '../../lib/domain/layout';
+import { artifactKey, manifestKey, verificationKey } from '../../lib/domain/layout';
+import { parseManifest } from '../../lib/domain/manifest';
 import { serializeVerification } from '../../lib/domain/verification';
 import { chooseRun } from '../../lib/restore/choose-run';
 import { restoreRun, type RestoreProgress } from '../../lib/restore/restore';
@@ -20,7 +21,7 @@ import { testConfig } from '../fixtures/config';
 import { buildRun, writeRun } from '../fixtures/runs';
 import { startMariaDb, type MariaDbServer } from '../harness/mariadb';
 import { startPostgres, type PgServer } from '../harness/postgres';
-import { startS3, type S3Server } from '../harness/s3';
+import { startS3, tamperStoredObject, type S3Server } from '../harness/s3';
 import { getBytes } from '../harness/s3-objects';
 
 const PRIMARY = 'primary';
@@ -37,7 +38,8 @@ let myTarget: MariaDbServer;
 
 beforeAll(async () => {
   [s3, pgSource, pgTarget, mySource, myTarget] = await Promise.all([startS3(), startPostgres(), startPostgres(), startMariaDb(), startMariaDb()]);
-  await Promise.all([s3.createBucket(PRIMARY), s3.createBucket(OFFSITE)]);
+  // As the stacks make them: versioned, with Object Lock (the runs here are written unlocked).
+  await Promise.all([s3.createBucket(PRIMARY, { objectLock: true }), s3.createBucket(OFFSITE, { objectLock: true })]);
   await pgSource.createDatabase('shop');
   await pgSource.psql(PG_SEED, 'shop');
   await mySource.sql(MARIADB_SEED);
@@ -173,12 +175,29 @@ describe('PostgreSQL', () => {
     expect(await pgDigests(pgTarget, 'shop_offsite')).toEqual(atRun1);
   }, 60_000);
 
+  test('a restore reads the version that was verified, even after a newer version of the artifact was written', async () => {
+    const RUN4 = '20261126T130000Z';
+    await verifiedRun('shop', RUN4, pgSourceArgs());
+    const key = artifactKey('shop', RUN4, 'shop', '.pgdump');
+    // What the bucket policy refuses in AWS (a write without If-None-Match), done here anyway:
+    // the current version of the artifact is now garbage.
+    await s3.client().send(new PutObjectCommand({ Bucket: PRIMARY, Key: key, Body: Buffer.from('not a dump at all') }));
+    expect((await getBytes(s3.client(), PRIMARY, key)).toString()).toBe('not a dump at all');
+    const { code, out, err } = await restore(['shop', '--target-url', targetUrl('shop_overwritten'), '--run', RUN4, '--bucket', PRIMARY]);
+    expect(err).not.toContain('restore failed');
+    expect(code).toBe(0);
+    expect(out).toContain(`run shop/${RUN4}`);
+    expect(await pgDigests(pgTarget, 'shop_overwritten')).toEqual(await pgDigests(pgSource, 'shop'));
+  }, 60_000);
+
   test('an artifact whose SHA-256 does not match the manifest is refused before the target is touched', async () => {
     await verifiedRun('shop', RUN3, pgSourceArgs());
-    const key = artifactKey('shop', RUN3, 'shop', '.pgdump');
+    const manifest = parseManifest((await getBytes(s3.client(), PRIMARY, manifestKey('shop', RUN3))).toString('utf8'));
+    const { key, versionId } = manifest.artifacts[0];
     const stored = await getBytes(s3.client(), PRIMARY, key);
     stored[stored.length - 100] ^= 1;
-    await s3.client().send(new PutObjectCommand({ Bucket: PRIMARY, Key: key, Body: stored }));
+    // The version the manifest names, damaged in place (storage corruption): a new version would be ignored.
+    await tamperStoredObject(s3.endpoint, { bucket: PRIMARY, key, versionId }, stored);
 
     const { code, err } = await restore(['shop', '--target-url', targetUrl('shop_tampered'), '--run', RUN3, '--bucket', PRIMARY]);
     expect(code).toBe(1);
