@@ -93,15 +93,30 @@ export function renderRunbook(facts: RunbookFacts): string {
   push('# a point in time: the newest verified run at or before it');
   push(`npx lifeboat restore ${source.name} --bucket ${bucket} --at 2026-01-31T23:59:00Z --target-url …`);
   push('```', '');
-  push('It verifies the SHA-256 against the manifest before it touches the target, refuses a non-empty target unless `--clean` is given (and says what it would replace), and prints the time of each phase.', '');
+  push('It verifies the SHA-256 against the manifest before it touches the target, refuses a non-empty target unless `--clean` is given (and says what it would replace), and prints the time of each phase. It reads exactly the object versions the manifest names (the ones that were verified).', '');
+
+  const names = storageNames(config);
+  const offsiteAccount = names.offsiteAccount ?? names.primaryAccount ?? 'OFFSITE_ACCOUNT';
+  push('## When the primary account is lost or compromised', '');
+  push(`The offsite copy lives in account ${offsiteAccount} (${config.offsite.region}${names.crossAccount ? ', not the primary account' : ''}): its replicas keep their Object Lock, no lifecycle rule expires them, and only the offsite stack's deployment and break-glass roles may reconfigure the bucket. That account has a restore role of its own, which needs nothing of the primary account:`, '');
+  push('```sh');
+  push(`# signed in to account ${offsiteAccount} (its administrators may assume the role)`);
+  push(`aws sts assume-role --role-arn arn:aws:iam::${offsiteAccount}:role/lifeboat/operator/${names.offsiteRestoreRoleName} --role-session-name restore-${source.name}`);
+  push('# export the returned AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, then:');
+  push(`npx lifeboat restore ${source.name} --from offsite --bucket ${offsiteBucket} --region ${config.offsite.region} --target-url ${scheme}://USER@TARGET_HOST:${source.connection.port}`);
+  push('```', '');
+  push(`The role may read and list the offsite bucket's runs and drill reports (exact versions) and decrypt them through S3; it cannot write or delete. In the primary account, operators use \`arn:aws:iam::${names.primaryAccount ?? 'PRIMARY_ACCOUNT'}:role/lifeboat/operator/${names.operatorRoleName}\` (or attach the stack's \`OperatorPolicyArn\` output to their own role): it reads both copies.`, '');
 
   push('## Restore with stock tools only (no Lifeboat installed)', '');
   const run = latest?.runId ?? 'RUN_ID';
   const artifact = manifest?.artifacts[0]?.key ?? `runs/${source.name}/${run}/${database}${source.engine === 'postgres' ? '.pgdump' : '.sql.zst'}`;
   const file = artifact.split('/').pop() as string;
+  const artifactVersion = manifest?.artifacts[0]?.versionId;
+  push('The manifest names each artifact\'s S3 version: fetch that one (a later version at the same key, if any, is not what was verified). `verification.json` names the manifest\'s version.', '');
   push('```sh');
-  push(`aws s3 cp s3://${bucket}/runs/${source.name}/${run}/manifest.json .`);
-  push(`aws s3 cp s3://${bucket}/${artifact} .`);
+  push(`aws s3 cp s3://${bucket}/runs/${source.name}/${run}/verification.json . && jq .manifest verification.json   # the manifest version that was verified`);
+  push(`aws s3api get-object --bucket ${bucket} --key runs/${source.name}/${run}/manifest.json --version-id MANIFEST_VERSION manifest.json`);
+  push(`aws s3api get-object --bucket ${bucket} --key ${artifact} --version-id ${artifactVersion ?? 'ARTIFACT_VERSION'} ${artifact.split('/').pop() as string}   # the version in manifest.json`);
   push(`sha256sum ${file}    # must equal the artifact's sha256 in manifest.json${manifest ? ` (${manifest.artifacts[0].sha256})` : ''}`);
   if (source.engine === 'postgres') {
     push(`aws s3 cp s3://${bucket}/runs/${source.name}/${run}/globals.sql . && psql -h TARGET_HOST -U USER -d postgres -f globals.sql   # roles, no passwords`);

@@ -26,6 +26,10 @@ export interface StorageNames {
   readonly offsiteKeyAlias: string;
   /** Name of the primary bucket's replication role (IAM is global: the region keeps it unique). */
   readonly replicationRoleName: string;
+  /** Name of the primary stack's operator role (path /lifeboat/operator/). */
+  readonly operatorRoleName: string;
+  /** Name of the offsite stack's restore role, in the offsite account (path /lifeboat/operator/). */
+  readonly offsiteRestoreRoleName: string;
 }
 
 const MAX_BUCKET_NAME = 63;
@@ -69,6 +73,8 @@ export function storageNames(config: LifeboatConfig): StorageNames {
     offsiteBucketName: `${bucketPrefix}${offsiteAccount ?? Aws.ACCOUNT_ID}${bucketSuffix}`,
     offsiteKeyAlias: `alias/${app}-offsite`,
     replicationRoleName,
+    operatorRoleName: `${config.appName}-operator-${config.primary.region}`,
+    offsiteRestoreRoleName: `${config.appName}-offsite-restore-${config.offsite.region}`,
   };
 }
 

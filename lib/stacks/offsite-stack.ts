@@ -79,6 +79,7 @@ export class OffsiteStack extends Stack {
     this.restore = new OperatorAccess(this, 'Restore', {
       bucket: this.backupBucket.bucket,
       key: this.backupBucket.key,
+      roleName: names.offsiteRestoreRoleName,
       description: `${config.appName}: restores from the offsite copy inside the offsite account (no primary-account principal needed); reads only`,
     });
 

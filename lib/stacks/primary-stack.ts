@@ -206,6 +206,7 @@ export class PrimaryStack extends Stack {
       key: this.backupBucket.key,
       offsite: { ...offsite, account: offsite.account ?? this.account },
       outputsStackName: this.stackName,
+      roleName: names.operatorRoleName,
       description: `${config.appName}: what the operator commands need (status, runbook, restore, prune without --apply); reads only`,
     });
     // Silence about the keys is not an option either: disabling or scheduling the deletion of
