@@ -1,9 +1,11 @@
 /**
- * pruneSource against the local S3 server with Object Lock buckets: every object of a run is
- * written with the run's lock (COMPLIANCE, retain-until = slot + the tier's retention), and the
- * server refuses to delete a locked version by its own clock, as S3 does. S3 takes no
- * retain-until date in the past, so a run whose lock has already run out by the real clock is
- * written with a lock that runs out a moment later instead, and each test waits for it.
+ * pruneSource against the local S3 server with Object Lock buckets, as the pruner meets them in
+ * AWS: every object of a run is written at its slot with the run's lock (COMPLIANCE, retain-until =
+ * slot + the tier's retention), and the server refuses to delete a locked version by its own
+ * clock. That clock is the test's: S3 (and the server) take no retain-until date in the past, so
+ * runs whose locks have run out by NOW could not otherwise carry their real locks. The server is
+ * started with Date moved (a preload through NODE_OPTIONS reading an offset from a file); each
+ * run is written with the clock at its slot, and the prune happens with the clock at NOW.
  */
 import {
   DeleteObjectCommand,
@@ -14,6 +16,9 @@ import {
   type PutObjectCommandInput,
   type S3Client,
 } from '@aws-sdk/client-s3';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
 import { listRuns } from '../../lib/catalog/catalog';
 import { formatRunId, runIdToDate } from '../../lib/domain/run-id';
 import { decide, policyForTier, type RetentionPolicy } from '../../lib/retention/policy';
@@ -22,6 +27,8 @@ import { buildRun, put, writeRun } from '../fixtures/runs';
 import { startS3, type S3Server } from '../harness/s3';
 
 const DAY = 86_400;
+const DAY_MS = DAY * 1000;
+const NOW = new Date('2026-11-26T04:00:00Z');
 const SOURCE = 'orders';
 const TIER3 = { scheduleSeconds: DAY, retentionSeconds: 7 * DAY };
 const TIER1 = { scheduleSeconds: 900, retentionSeconds: 90 * DAY };
@@ -29,21 +36,48 @@ const TIER1 = { scheduleSeconds: 900, retentionSeconds: 90 * DAY };
 const POLICY: RetentionPolicy = { ...policyForTier(TIER3), daily: 7, weekly: 0 };
 /** The same without calendar counts: the newest 3 verified runs and the 7-day window only. */
 const NO_CALENDAR: RetentionPolicy = { ...POLICY, daily: 0 };
-/** Slots are counted back from here: daily, one hour before it. */
-const T0 = Math.floor(Date.now() / 1000) * 1000;
+
+const CLOCK_PRELOAD = `
+import { readFileSync } from 'node:fs';
+const file = process.env.LIFEBOAT_TEST_S3_CLOCK_FILE;
+const RealDate = globalThis.Date;
+const offset = () => Number(readFileSync(file, 'utf8'));
+globalThis.Date = class extends RealDate {
+  constructor(...args) { if (args.length === 0) super(RealDate.now() + offset()); else super(...args); }
+  static now() { return RealDate.now() + offset(); }
+};
+`;
+const dir = mkdtempSync(path.join(tmpdir(), 'lifeboat-prune-'));
+const clockFile = path.join(dir, 'clock-offset-ms');
+/** Moves the server's clock to `at` (it runs on from there). */
+const setServerClock = (at: number) => writeFileSync(clockFile, String(at - Date.now()));
 
 let server: S3Server;
 let s3: S3Client;
 let bucketCount = 0;
 
 beforeAll(async () => {
-  server = await startS3();
+  setServerClock(NOW.getTime());
+  const saved = { options: process.env.NODE_OPTIONS, file: process.env.LIFEBOAT_TEST_S3_CLOCK_FILE };
+  process.env.NODE_OPTIONS = [saved.options, `--import=data:text/javascript;base64,${Buffer.from(CLOCK_PRELOAD).toString('base64')}`].filter(Boolean).join(' ');
+  process.env.LIFEBOAT_TEST_S3_CLOCK_FILE = clockFile;
+  try {
+    server = await startS3();
+  } finally {
+    for (const [name, value] of [['NODE_OPTIONS', saved.options], ['LIFEBOAT_TEST_S3_CLOCK_FILE', saved.file]] as const) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  }
   s3 = server.client();
 });
+
+beforeEach(() => setServerClock(NOW.getTime()));
 
 afterAll(async () => {
   s3?.destroy();
   await server?.stop();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 async function newBucket(options: { objectLock?: boolean } = { objectLock: true }): Promise<string> {
@@ -52,44 +86,32 @@ async function newBucket(options: { objectLock?: boolean } = { objectLock: true 
   return name;
 }
 
-const slot = (daysAgo: number) => new Date(T0 - daysAgo * DAY * 1000 - 3_600_000);
+/** Daily at 03:00 UTC, `daysAgo` days before NOW's. */
+const slot = (daysAgo: number) => new Date(Date.UTC(2026, 10, 26 - daysAgo, 3));
 const runIdOf = (daysAgo: number) => formatRunId(slot(daysAgo));
 const iso = (ms: number) => new Date(ms).toISOString();
 
-/** Per key prefix, the lock a PutObject gets: retain-until = what `until` says, or a moment from now once that has passed. */
+/** The lock a run's objects get: mode and retain-until, by run id and key. */
 interface LockPlan {
   readonly mode?: 'COMPLIANCE' | 'GOVERNANCE';
-  /** The run's lock end, by the run id in the key. */
   readonly until: (runId: string, key: string) => number;
 }
 
-/**
- * A client whose PutObject carries the plan's lock, as the worker and Commit write a run. A lock
- * end already past is replaced by one a moment from now (S3 refuses a date in the past): the
- * latest such stand-in is in `lapsing`, to wait for.
- */
-function lockingClient(plan: LockPlan): { client: S3Client; lapsing: () => Promise<void> } {
+/** A client whose PutObject carries the plan's lock, as the worker and Commit write a run. */
+function lockingClient(plan: LockPlan): S3Client {
   const client = server.client();
-  let latest = 0;
   client.middlewareStack.add(
     (next, context) => async (args) => {
       if (context.commandName === 'PutObjectCommand') {
         const input = args.input as PutObjectCommandInput;
         const key = input.Key as string;
-        const wanted = plan.until(key.split('/')[2], key);
-        const until = Math.max(wanted, Date.now() + 1_000);
-        if (wanted < until) latest = Math.max(latest, until);
-        Object.assign(input, { ObjectLockMode: plan.mode ?? 'COMPLIANCE', ObjectLockRetainUntilDate: new Date(until) });
+        Object.assign(input, { ObjectLockMode: plan.mode ?? 'COMPLIANCE', ObjectLockRetainUntilDate: new Date(plan.until(key.split('/')[2], key)) });
       }
       return next(args);
     },
     { step: 'initialize', name: 'runObjectLock' },
   );
-  const lapsing = async () => {
-    const wait = latest + 20 - Date.now();
-    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-  };
-  return { client, lapsing };
+  return client;
 }
 
 /** The run's lock: its slot plus the tier's retention. */
@@ -99,18 +121,19 @@ const tierLock = (retentionSeconds: number): LockPlan => ({
 
 type Kind = 'ok' | 'failed' | 'interrupted';
 
-/** Daily runs, `daysAgo` → kind, written with `plan`'s locks; returns once every lock that had to lapse has. */
+/** Daily runs, `daysAgo` → kind, each written at its slot (the server's clock) with `plan`'s locks. */
 async function writeHistory(bucket: string, history: Record<number, Kind>, plan: LockPlan = tierLock(TIER3.retentionSeconds)): Promise<void> {
-  const { client, lapsing } = lockingClient(plan);
+  const client = lockingClient(plan);
   try {
-    await Promise.all(Object.entries(history).map(async ([daysAgo, kind]) => {
+    for (const [daysAgo, kind] of Object.entries(history).sort(([a], [b]) => Number(b) - Number(a))) {
       const run = buildRun(SOURCE, runIdOf(Number(daysAgo)));
+      setServerClock(slot(Number(daysAgo)).getTime() + 10 * 60_000);
       if (kind === 'interrupted') await put(client, bucket, [...run.objects.keys()][0], 'partial');
       else await writeRun(client, bucket, run, { verification: kind, offsite: kind === 'ok' });
-    }));
-    await lapsing();
+    }
   } finally {
     client.destroy();
+    setServerClock(NOW.getTime());
   }
 }
 
@@ -163,7 +186,7 @@ test('dry-run deletes nothing and returns the decision table, locks read from th
   const bucket = await newBucket();
   await writeHistory(bucket, HISTORY);
   const before = await versions(bucket);
-  const now = new Date();
+  const now = NOW;
   const rows = await pruneSource({ s3, bucket, source: SOURCE, policy: POLICY, now, dryRun: true });
   expect(await versions(bucket)).toEqual(before);
   const table = renderDecisionTable(rows);
@@ -174,8 +197,8 @@ test('dry-run deletes nothing and returns the decision table, locks read from th
   expect(reasonOf(rows, runIdOf(0))).toBe('unverified but younger than the 2d grace');
   // Failed and interrupted, past the grace: the policy removes them, their 7-day lock keeps them.
   expect(byAction(rows, 'skip-locked')).toEqual([4, 3].map(runIdOf));
-  const lockEnd = slot(3).getTime() + 7 * DAY * 1000;
-  expect(reasonOf(rows, runIdOf(3))).toBe(`failed, past the 2d grace; kept: locked until ${iso(lockEnd)} (${remaining(lockEnd - now.getTime())} left)`);
+  expect(reasonOf(rows, '20261123T030000Z')).toBe('failed, past the 2d grace; kept: locked until 2026-11-30T03:00:00.000Z (3d 23h left)');
+  expect(reasonOf(rows, '20261122T030000Z')).toBe('unverified, past the 2d grace; kept: locked until 2026-11-29T03:00:00.000Z (2d 23h left)');
 });
 
 test('a real prune removes the removed runs version by version, verification.json\'s versions first, and leaves no delete marker', async () => {
@@ -184,7 +207,7 @@ test('a real prune removes the removed runs version by version, verification.jso
   const before = await versions(bucket);
   const { client, deletes } = recordingClient();
   try {
-    const rows = await pruneSource({ s3: client, bucket, source: SOURCE, policy: POLICY, now: new Date(), dryRun: false });
+    const rows = await pruneSource({ s3: client, bucket, source: SOURCE, policy: POLICY, now: NOW, dryRun: false });
     const removed = byAction(rows, 'remove');
     expect(removed).toEqual([13, 12, 11].map(runIdOf));
     const after = await versions(bucket);
@@ -203,7 +226,7 @@ test('a real prune removes the removed runs version by version, verification.jso
         .toEqual(before.filter((version) => runOf(version.key) === runId).map((version) => version.versionId).sort());
     }
     // Idempotent: nothing more to remove, the locked runs still kept.
-    const again = await pruneSource({ s3: client, bucket, source: SOURCE, policy: POLICY, now: new Date(), dryRun: false });
+    const again = await pruneSource({ s3: client, bucket, source: SOURCE, policy: POLICY, now: NOW, dryRun: false });
     expect(byAction(again, 'remove')).toEqual([]);
     expect(byAction(again, 'skip-locked')).toEqual([4, 3].map(runIdOf));
   } finally {
@@ -219,7 +242,7 @@ test('after a tier\'s retention is shortened (tier1 → tier3), nothing still lo
   // Written while the source was tier1: each run locked for 90 days from its slot.
   await writeHistory(bucket, history, tierLock(TIER1.retentionSeconds));
   const before = await versions(bucket);
-  const now = new Date();
+  const now = NOW;
   const tier3 = policyForTier(TIER3);
   const policyRemoves = decide((await listRuns(s3, bucket, SOURCE)), tier3, now).remove.map((d) => d.runId).sort();
   expect(policyRemoves.length).toBeGreaterThan(5);
@@ -230,7 +253,7 @@ test('after a tier\'s retention is shortened (tier1 → tier3), nothing still lo
   expect(byAction(result.rows, 'skip-locked')).toEqual(policyRemoves);
   for (const runId of policyRemoves) {
     const daysAgo = Object.keys(history).map(Number).find((day) => runIdOf(day) === runId) as number;
-    const lockEnd = slot(daysAgo).getTime() + 90 * DAY * 1000;
+    const lockEnd = slot(daysAgo).getTime() + 90 * DAY_MS;
     expect(reasonOf(result.rows, runId)).toMatch(/^(verified, older than 7d and outside every keep count|failed, past the 2d grace|unverified, past the 2d grace); kept: /);
     expect(reasonOf(result.rows, runId)).toContain(`; kept: locked until ${iso(lockEnd)} (${remaining(lockEnd - now.getTime())} left)`);
   }
@@ -245,15 +268,16 @@ test('a run whose locks have expired goes version by version, its old versions a
   const oneLocked = runIdOf(21);
   const onHold = runIdOf(22);
   // One artifact of `oneLocked` stays locked for 30 days; every other lock lapses now.
-  const lockedArtifactUntil = T0 + 30 * DAY * 1000;
+  const lockedArtifactUntil = NOW.getTime() + 30 * DAY_MS;
   await writeHistory(bucket, { 0: 'ok', 1: 'ok', 2: 'ok', 20: 'ok', 21: 'ok', 22: 'failed' }, {
     until: (runId, key) => (runId === oneLocked && key.endsWith('.pgdump') ? lockedArtifactUntil : tierLock(TIER3.retentionSeconds).until(runId, key)),
   });
   // A noncurrent version and a delete marker in the expired run, as a second write and a delete
   // without version id leave them: the run's removal takes them too.
-  const { client: writer, lapsing } = lockingClient(tierLock(TIER3.retentionSeconds));
+  const writer = lockingClient(tierLock(TIER3.retentionSeconds));
+  setServerClock(slot(20).getTime() + 2 * 3_600_000);
   await put(writer, bucket, `runs/${SOURCE}/${expired}/offsite.json`, '{"stale":true}');
-  await lapsing();
+  setServerClock(NOW.getTime());
   writer.destroy();
   await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: `runs/${SOURCE}/${expired}/globals.sql` }));
   const held = (await versions(bucket, `runs/${SOURCE}/${onHold}/manifest.json`))[0];
@@ -261,7 +285,7 @@ test('a run whose locks have expired goes version by version, its old versions a
   const before = await versions(bucket);
   expect(before.filter((version) => runOf(version.key) === expired && version.deleteMarker)).toHaveLength(1);
 
-  const now = new Date();
+  const now = NOW;
   const rows = await pruneSource({ s3, bucket, source: SOURCE, policy: NO_CALENDAR, now, dryRun: false });
   expect(byAction(rows, 'remove')).toEqual([expired]);
   expect(await versions(bucket, `runs/${SOURCE}/${expired}/`)).toEqual([]);
@@ -279,7 +303,7 @@ test('when every verified run is older than the retention, the newest verified r
   for (let day = 30; day <= 40; day++) history[day] = 'ok';
   await writeHistory(bucket, history);
   const policy = { ...POLICY, keepLast: 0, daily: 0 };
-  const rows = await pruneSource({ s3, bucket, source: SOURCE, policy, now: new Date(), dryRun: false });
+  const rows = await pruneSource({ s3, bucket, source: SOURCE, policy, now: NOW, dryRun: false });
   expect(byAction(rows, 'keep')).toEqual([32, 31, 30].map(runIdOf));
   // Failures of the last 7 days are still locked; everything else is gone.
   expect(byAction(rows, 'skip-locked')).toEqual([6, 5, 4, 3].map(runIdOf));
@@ -289,7 +313,7 @@ test('when every verified run is older than the retention, the newest verified r
 test('a delete S3 still refuses (the pruner\'s clock ahead of the lock) is kept, never removed, and nothing of the run goes', async () => {
   const bucket = await newBucket();
   const refused = runIdOf(20);
-  const lockEnd = Date.now() + 3_600_000;
+  const lockEnd = NOW.getTime() + 3_600_000;
   await writeHistory(bucket, { 0: 'ok', 1: 'ok', 2: 'ok', 20: 'ok' }, { until: (runId, key) => (runId === refused ? lockEnd : tierLock(TIER3.retentionSeconds).until(runId, key)) });
   const before = await versions(bucket);
   const rows = await pruneSource({ s3, bucket, source: SOURCE, policy: NO_CALENDAR, now: new Date(lockEnd + 60_000), dryRun: false });
@@ -304,7 +328,7 @@ test('a run hidden by delete markers (what a delete without version id leaves) i
   const bucket = await newBucket();
   const unlocked = runIdOf(20);
   const locked = runIdOf(21);
-  const lockEnd = T0 + 20 * DAY * 1000;
+  const lockEnd = NOW.getTime() + 20 * DAY_MS;
   await writeHistory(bucket, { 0: 'ok', 1: 'ok', 2: 'ok', 20: 'ok', 21: 'ok' }, { until: (runId, key) => (runId === locked ? lockEnd : tierLock(TIER3.retentionSeconds).until(runId, key)) });
   for (const runId of [unlocked, locked]) {
     const keys = [...new Set((await versions(bucket, `runs/${SOURCE}/${runId}/`)).map((version) => version.key))];
@@ -313,7 +337,7 @@ test('a run hidden by delete markers (what a delete without version id leaves) i
   expect((await listRuns(s3, bucket, SOURCE)).map((run) => run.runId)).toEqual([2, 1, 0].map(runIdOf));
   const before = await versions(bucket);
 
-  const now = new Date();
+  const now = NOW;
   const rows = await pruneSource({ s3, bucket, source: SOURCE, policy: NO_CALENDAR, now, dryRun: false });
   expect(reasonOf(rows, unlocked)).toBe('unverified, past the 2d grace; only noncurrent versions and delete markers are left (the catalog no longer lists it)');
   expect(byAction(rows, 'remove')).toEqual([unlocked]);
@@ -336,7 +360,7 @@ test('a lock the pruner cannot read fails the prune (PruneFailed) and deletes no
     { step: 'initialize', name: 'denyRetention' },
   );
   try {
-    await expect(pruneSource({ s3: client, bucket, source: SOURCE, policy: POLICY, now: new Date(), dryRun: false }))
+    await expect(pruneSource({ s3: client, bucket, source: SOURCE, policy: POLICY, now: NOW, dryRun: false }))
       .rejects.toMatchObject({ name: 'PruneFailed', message: expect.stringMatching(/^reading the retention of s3:\/\/prune-\d+\/runs\/orders\/.* AccessDenied: Access Denied$/) });
     expect(await versions(bucket)).toEqual(before);
   } finally {
@@ -351,7 +375,7 @@ test('a bucket without Object Lock: no version can be locked, the policy alone d
     if (kind === 'interrupted') await put(s3, bucket, [...run.objects.keys()][0], 'partial');
     else await writeRun(s3, bucket, run, { verification: kind, offsite: kind === 'ok' });
   }));
-  const rows = await pruneSource({ s3, bucket, source: SOURCE, policy: POLICY, now: new Date(), dryRun: false });
+  const rows = await pruneSource({ s3, bucket, source: SOURCE, policy: POLICY, now: NOW, dryRun: false });
   expect(byAction(rows, 'remove')).toEqual([13, 12, 11, 4, 3].map(runIdOf).sort());
   expect([...new Set((await versions(bucket)).map((version) => runOf(version.key)))].sort()).toEqual(byAction(rows, 'keep'));
 });
