@@ -64,6 +64,8 @@ describe('storageNames', () => {
       offsiteBucketName: 'payments-offsite-111111111111-eu-central-1',
       offsiteKeyAlias: 'alias/payments-offsite',
       replicationRoleName: 'Payments-replication-eu-west-1',
+      operatorRoleName: 'Payments-operator-eu-west-1',
+      offsiteRestoreRoleName: 'Payments-offsite-restore-eu-central-1',
     });
   });
 
