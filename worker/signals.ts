@@ -6,14 +6,39 @@ import { EXIT } from './task-token';
  * `Aborted` and a message saying what was stopped; the process then reports and exits
  * non-zero instead of dying mid-upload.
  */
-export function abortOnTermination(what: string, log: (line: string) => void = console.log): AbortSignal {
+export function abortOnTermination(
+  what: string,
+  log: (line: string) => void = console.log,
+  opts: {
+    /** @default - process.ppid (read anew each time: it changes when the parent exits) */
+    readonly parentPid?: () => number;
+    /** @default 500 */
+    readonly pollMs?: number;
+  } = {},
+): AbortSignal {
   const stop = new AbortController();
-  const onSignal = (signal: NodeJS.Signals) => {
-    log(`${signal} received: stopping ${what}`);
-    stop.abort(lifeboatError('Aborted', `${signal} received: ${what} was stopped before it finished`));
+  const abort = (reason: string) => {
+    if (stop.signal.aborted) return;
+    log(`${reason}: stopping ${what}`);
+    stop.abort(lifeboatError('Aborted', `${reason}: ${what} was stopped before it finished`));
   };
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', () => abort('SIGTERM received'));
+  process.once('SIGINT', () => abort('SIGINT received'));
+  // `npx lifeboat …` (npm exec) runs the command through `sh -c`: a SIGTERM sent to npx is
+  // passed to that shell, which exits without passing it on, and the command is re-parented.
+  // Being orphaned is taken as the SIGTERM it stands for, within `pollMs`. (A container's
+  // entry point, PID 1's child of nobody, has parent 0 and is not watched.)
+  const parentPid = opts.parentPid ?? (() => process.ppid);
+  const parent = parentPid();
+  if (parent > 1) {
+    const timer = setInterval(() => {
+      if (parentPid() === parent) return;
+      clearInterval(timer);
+      abort(`the parent process (pid ${parent}) exited, as the shell of npx does on SIGTERM`);
+    }, opts.pollMs ?? 500);
+    timer.unref();
+    stop.signal.addEventListener('abort', () => clearInterval(timer), { once: true });
+  }
   return stop.signal;
 }
 
