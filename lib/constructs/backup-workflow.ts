@@ -143,7 +143,7 @@ export class BackupWorkflow extends Construct {
     });
     Validations.of(awaitOffsiteRole).acknowledge({
       id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
-      reason: 'AWSLambdaBasicExecutionRole only allows writing the function\'s own logs; everything else is granted per function.',
+      reason: 'AWSLambdaBasicExecutionRole allows only logs:CreateLogGroup, logs:CreateLogStream and logs:PutLogEvents (on any log group: it cannot read or delete logs); everything else is granted per function.',
     });
     const awaitOffsite = nodeFunction('AwaitOffsite', 'Lifeboat: confirms the offsite copy of a run', awaitOffsiteRole);
     const record = nodeFunction('Record', 'Lifeboat: metrics and an event for a verified backup');
@@ -179,7 +179,7 @@ export class BackupWorkflow extends Construct {
       conditions: { StringEquals: { 'kms:ViaService': `s3.${props.offsite.region}.amazonaws.com` } },
     }));
     acknowledgeWildcardResource(roleOf(awaitOffsite), offsiteObjects, 'Reads the replicas of the run it confirms in the offsite bucket, whose keys are made at run time under runs/; reads only.');
-    acknowledgeWildcardResource(roleOf(awaitOffsite), offsiteKeys, 'The offsite key lives in another region (and account) and is named by alias; kms:ViaService limits the grant to S3 there, and the key policy to this role.');
+    acknowledgeWildcardResource(roleOf(awaitOffsite), offsiteKeys, 'The offsite key lives in another region (and account) and is named by alias; kms:ViaService limits the grant to S3 there, and in another account the offsite key policy admits only the primary account\'s offsite readers, by role path.');
     const defaultBus = stack.formatArn({ service: 'events', resource: 'event-bus', resourceName: 'default' });
     for (const fn of [record, recordFailure]) {
       fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['events:PutEvents'], resources: [defaultBus] }));
@@ -433,7 +433,7 @@ function kebab(name: string): string {
 function acknowledgeLambdaBasics(fn: lambda.Function): void {
   Validations.of(fn).acknowledge({
     id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
-    reason: 'AWSLambdaBasicExecutionRole only allows writing the function\'s own logs; everything else is granted per function.',
+    reason: 'AWSLambdaBasicExecutionRole allows only logs:CreateLogGroup, logs:CreateLogStream and logs:PutLogEvents (on any log group: it cannot read or delete logs); everything else is granted per function.',
   });
   Validations.of(fn).acknowledge({
     id: 'AwsSolutions-L1',

@@ -50,7 +50,7 @@ export function scheduleDeadLetterQueue(scope: Construct, what: string): sqs.Que
   });
   Validations.of(queue).acknowledge({
     id: 'AwsSolutions-SQS3',
-    reason: `This queue is itself the dead-letter queue of the ${what}: a message here is an alarm (the watchdog issue), not work to retry.`,
+    reason: `This queue is itself the dead-letter queue of the ${what}: a message here is an alarm (LifeboatAlarms watches its depth), not work to retry.`,
   });
   return queue;
 }

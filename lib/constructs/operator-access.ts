@@ -52,7 +52,8 @@ export class OperatorAccess extends Construct {
     const read = (sid: string, bucketArn: string) => {
       statements.push(new iam.PolicyStatement({
         sid: `Read${sid}`,
-        actions: ['s3:GetObject', 's3:GetObjectVersion', 's3:GetObjectRetention'],
+        // Retention and legal holds: `prune`'s dry run reads each version's lock, as the pruner does.
+        actions: ['s3:GetObject', 's3:GetObjectVersion', 's3:GetObjectRetention', 's3:GetObjectLegalHold'],
         resources: readable(bucketArn),
       }));
       statements.push(new iam.PolicyStatement({
@@ -98,7 +99,7 @@ export class OperatorAccess extends Construct {
     const reason = 'Operators read the runs and drill reports of any source (exact versions and their locks), whose keys are made at run time under runs/ and drills/; reads only.';
     for (const resource of [...readable(props.bucket.bucketArn), ...offsiteObjects]) acknowledgeWildcardResource(this.policy, resource, reason);
     if (offsiteKeys) {
-      acknowledgeWildcardResource(this.policy, offsiteKeys, 'The offsite key lives in another region (and account) and is named by alias; kms:ViaService limits the grant to S3 there, and the offsite key policy to this role\'s path.');
+      acknowledgeWildcardResource(this.policy, offsiteKeys, 'The offsite key lives in another region (and account) and is named by alias; kms:ViaService limits the grant to S3 there, and in another account the offsite key policy admits only the primary account\'s offsite readers, by role path.');
     }
     if (props.outputsStackName) {
       acknowledgeWildcardResource(this.policy, stack.formatArn({ service: 'cloudformation', resource: 'stack', resourceName: `${props.outputsStackName}/*` }),

@@ -104,7 +104,7 @@ export class Watchdog extends Construct {
     });
     Validations.of(this.function).acknowledge({
       id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
-      reason: 'AWSLambdaBasicExecutionRole only allows writing the function\'s own logs; everything else is granted per function.',
+      reason: 'AWSLambdaBasicExecutionRole allows only logs:CreateLogGroup, logs:CreateLogStream and logs:PutLogEvents (on any log group: it cannot read or delete logs); everything else is granted per function.',
     });
     Validations.of(this.function).acknowledge({
       id: 'AwsSolutions-L1',

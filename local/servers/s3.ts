@@ -4,7 +4,9 @@
  */
 import { CreateBucketCommand, PutBucketVersioningCommand, S3Client } from '@aws-sdk/client-s3';
 import { spawn } from 'node:child_process';
-import { join } from 'node:path';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { createS3Client, type CreateS3ClientOptions } from '../../lib/aws/s3-client';
 import { ManagedProcess } from './processes';
@@ -56,11 +58,44 @@ export function s3ServerTunables(tunables: string | undefined): string {
   return tunables ? `${tunables}:${settings}` : settings;
 }
 
-export async function startS3(): Promise<S3Server> {
+/**
+ * Moves `Date` in the server's process by the offset (ms) in the file LIFEBOAT_S3_CLOCK_FILE
+ * names, read at every use: the server then judges locks (and dates what it writes) by a clock
+ * the test sets. S3, and the server, take no retain-until date in the past and refuse deletes by
+ * their own clock; a history of runs written "at" their slots needs the server's clock there.
+ */
+const CLOCK_PRELOAD = `
+import { readFileSync } from 'node:fs';
+const file = process.env.LIFEBOAT_S3_CLOCK_FILE;
+const RealDate = globalThis.Date;
+const offset = () => Number(readFileSync(file, 'utf8'));
+globalThis.Date = class extends RealDate {
+  constructor(...args) { if (args.length === 0) super(RealDate.now() + offset()); else super(...args); }
+  static now() { return RealDate.now() + offset(); }
+};
+`;
+
+export interface StartS3Options {
+  /**
+   * The server's clock, in ms since the epoch, as it starts; then moved with `setClock`.
+   * @default - the real clock (and `setClock` refuses)
+   */
+  readonly clock?: number;
+}
+
+export async function startS3(opts: StartS3Options = {}): Promise<S3Server & { setClock(at: number): void }> {
+  let clockFile: string | undefined;
+  const clockEnv: Record<string, string> = {};
+  if (opts.clock !== undefined) {
+    clockFile = join(mkdtempSync(join(tmpdir(), 'lifeboat-s3-clock-')), 'offset-ms');
+    writeFileSync(clockFile, String(opts.clock - Date.now()));
+    clockEnv.LIFEBOAT_S3_CLOCK_FILE = clockFile;
+    clockEnv.NODE_OPTIONS = [process.env.NODE_OPTIONS, `--import=data:text/javascript;base64,${Buffer.from(CLOCK_PRELOAD).toString('base64')}`].filter(Boolean).join(' ');
+  }
   // The test process's own node: Node 22 here, which fauxqs needs.
   const child = spawn(process.execPath, [SERVER_SCRIPT], {
     stdio: ['pipe', 'pipe', 'pipe'],
-    env: { ...process.env, FAUXQS_LOGGER: 'false', GLIBC_TUNABLES: s3ServerTunables(process.env.GLIBC_TUNABLES) },
+    env: { ...process.env, FAUXQS_LOGGER: 'false', GLIBC_TUNABLES: s3ServerTunables(process.env.GLIBC_TUNABLES), ...clockEnv },
   });
   const managed = new ManagedProcess(child);
   const port = await readPort(child).catch(async (err: Error) => {
@@ -84,6 +119,10 @@ export async function startS3(): Promise<S3Server> {
     endpoint,
     port,
     pid: managed.pid,
+    setClock(at: number): void {
+      if (!clockFile) throw new Error('setClock: this server was started on the real clock (startS3({ clock }) moves it)');
+      writeFileSync(clockFile, String(at - Date.now()));
+    },
     client,
     async createBucket(name: string, options: CreateBucketOptions = {}): Promise<void> {
       admin ??= client();
@@ -100,6 +139,7 @@ export async function startS3(): Promise<S3Server> {
         admin?.destroy();
         child.stdin?.end();
         await managed.stop('SIGTERM', 5_000);
+        if (clockFile) rmSync(dirname(clockFile), { recursive: true, force: true });
       })();
       return stopped;
     },

@@ -16,15 +16,12 @@ import {
   type PutObjectCommandInput,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import * as path from 'node:path';
 import { listRuns } from '../../lib/catalog/catalog';
 import { formatRunId, runIdToDate } from '../../lib/domain/run-id';
 import { decide, policyForTier, type RetentionPolicy } from '../../lib/retention/policy';
 import { pruneSource, pruneSources, renderDecisionTable, type DecisionRow } from '../../lib/retention/prune';
 import { buildRun, put, writeRun } from '../fixtures/runs';
-import { startS3, type S3Server } from '../harness/s3';
+import { startS3 } from '../harness/s3';
 
 const DAY = 86_400;
 const DAY_MS = DAY * 1000;
@@ -37,38 +34,15 @@ const POLICY: RetentionPolicy = { ...policyForTier(TIER3), daily: 7, weekly: 0 }
 /** The same without calendar counts: the newest 3 verified runs and the 7-day window only. */
 const NO_CALENDAR: RetentionPolicy = { ...POLICY, daily: 0 };
 
-const CLOCK_PRELOAD = `
-import { readFileSync } from 'node:fs';
-const file = process.env.LIFEBOAT_TEST_S3_CLOCK_FILE;
-const RealDate = globalThis.Date;
-const offset = () => Number(readFileSync(file, 'utf8'));
-globalThis.Date = class extends RealDate {
-  constructor(...args) { if (args.length === 0) super(RealDate.now() + offset()); else super(...args); }
-  static now() { return RealDate.now() + offset(); }
-};
-`;
-const dir = mkdtempSync(path.join(tmpdir(), 'lifeboat-prune-'));
-const clockFile = path.join(dir, 'clock-offset-ms');
 /** Moves the server's clock to `at` (it runs on from there). */
-const setServerClock = (at: number) => writeFileSync(clockFile, String(at - Date.now()));
+const setServerClock = (at: number) => server.setClock(at);
 
-let server: S3Server;
+let server: Awaited<ReturnType<typeof startS3>>;
 let s3: S3Client;
 let bucketCount = 0;
 
 beforeAll(async () => {
-  setServerClock(NOW.getTime());
-  const saved = { options: process.env.NODE_OPTIONS, file: process.env.LIFEBOAT_TEST_S3_CLOCK_FILE };
-  process.env.NODE_OPTIONS = [saved.options, `--import=data:text/javascript;base64,${Buffer.from(CLOCK_PRELOAD).toString('base64')}`].filter(Boolean).join(' ');
-  process.env.LIFEBOAT_TEST_S3_CLOCK_FILE = clockFile;
-  try {
-    server = await startS3();
-  } finally {
-    for (const [name, value] of [['NODE_OPTIONS', saved.options], ['LIFEBOAT_TEST_S3_CLOCK_FILE', saved.file]] as const) {
-      if (value === undefined) delete process.env[name];
-      else process.env[name] = value;
-    }
-  }
+  server = await startS3({ clock: NOW.getTime() });
   s3 = server.client();
 });
 
@@ -77,7 +51,6 @@ beforeEach(() => setServerClock(NOW.getTime()));
 afterAll(async () => {
   s3?.destroy();
   await server?.stop();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 async function newBucket(options: { objectLock?: boolean } = { objectLock: true }): Promise<string> {

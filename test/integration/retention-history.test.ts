@@ -22,15 +22,12 @@
  * refuses a delete exactly while that lock holds on the simulated day, as the pruner's `now` says.
  */
 import { ListObjectVersionsCommand, type PutObjectCommandInput, type S3Client } from '@aws-sdk/client-s3';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import * as path from 'node:path';
 import { readRun } from '../../lib/catalog/catalog';
 import { formatRunId } from '../../lib/domain/run-id';
 import { decide, policyForTier } from '../../lib/retention/policy';
 import { pruneSource, type DecisionRow } from '../../lib/retention/prune';
 import { buildRun, put, writeRun } from '../fixtures/runs';
-import { startS3, type S3Server } from '../harness/s3';
+import { startS3 } from '../harness/s3';
 
 const DAY_MS = 86_400_000;
 const SOURCE = 'logs';
@@ -80,40 +77,17 @@ function generateHistory(seed: number): PlannedRun[] {
 const HISTORY = generateHistory(43);
 const byRunId = new Map(HISTORY.map((run) => [run.runId, run]));
 
-const CLOCK_PRELOAD = `
-import { readFileSync } from 'node:fs';
-const file = process.env.LIFEBOAT_TEST_S3_CLOCK_FILE;
-const RealDate = globalThis.Date;
-const offset = () => Number(readFileSync(file, 'utf8'));
-globalThis.Date = class extends RealDate {
-  constructor(...args) { if (args.length === 0) super(RealDate.now() + offset()); else super(...args); }
-  static now() { return RealDate.now() + offset(); }
-};
-`;
 
-const dir = mkdtempSync(path.join(tmpdir(), 'lifeboat-retention-history-'));
-const clockFile = path.join(dir, 'clock-offset-ms');
 /** Moves the server's clock to `at` (it runs on from there). */
-const setServerClock = (at: number) => writeFileSync(clockFile, String(at - Date.now()));
+const setServerClock = (at: number) => server.setClock(at);
 
-let server: S3Server;
+let server: Awaited<ReturnType<typeof startS3>>;
 let s3: S3Client;
 /** Writes with each run's lock, as the worker and Commit do. */
 let writer: S3Client;
 
 beforeAll(async () => {
-  setServerClock(START);
-  const saved = { options: process.env.NODE_OPTIONS, file: process.env.LIFEBOAT_TEST_S3_CLOCK_FILE };
-  process.env.NODE_OPTIONS = [saved.options, `--import=data:text/javascript;base64,${Buffer.from(CLOCK_PRELOAD).toString('base64')}`].filter(Boolean).join(' ');
-  process.env.LIFEBOAT_TEST_S3_CLOCK_FILE = clockFile;
-  try {
-    server = await startS3();
-  } finally {
-    for (const [name, value] of [['NODE_OPTIONS', saved.options], ['LIFEBOAT_TEST_S3_CLOCK_FILE', saved.file]] as const) {
-      if (value === undefined) delete process.env[name];
-      else process.env[name] = value;
-    }
-  }
+  server = await startS3({ clock: START });
   s3 = server.client();
   writer = server.client();
   writer.middlewareStack.add((next, context) => async (args) => {
@@ -131,7 +105,6 @@ afterAll(async () => {
   s3?.destroy();
   writer?.destroy();
   await server?.stop();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 /** The run as the worker and Commit leave it, the same bytes in both buckets; returns its keys. */
