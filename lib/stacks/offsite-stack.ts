@@ -1,4 +1,6 @@
-import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
 import type { LifeboatConfig } from '../config/types';
@@ -94,6 +96,16 @@ export class OffsiteStack extends Stack {
     });
     this.alarmTopic.allowEventRules();
     new KeyWatch(this, 'KeyWatch', { keys: [this.backupBucket.key], topic: this.alarmTopic.topic, what: 'the offsite backup bucket' });
+    // A prune of the offsite copy that could not even start is an alarm here, in its own account.
+    new cloudwatch.Alarm(this, 'PrunerDeadLetters', {
+      alarmDescription: 'Lifeboat: the dead-letter queue of the offsite pruner is not empty: EventBridge Scheduler could not invoke it after its retries, ' +
+        'so the offsite copy was not pruned (nothing is lost; storage grows). First check: the messages in the queue (their attributes carry the error), then purge it.',
+      metric: this.pruner.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5), statistic: cloudwatch.Stats.MAXIMUM }),
+      threshold: 0,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    }).addAlarmAction(new cloudwatchActions.SnsAction(this.alarmTopic.topic));
 
     new CfnOutput(this, 'OffsiteBucketName', {
       description: 'Bucket holding the offsite copy of every run',
