@@ -9,7 +9,9 @@ export default defineConfig({
   appName: 'Lifeboat',
   primary: { region: 'eu-west-1', account: '111111111111' },
   offsite: { region: 'eu-central-1', account: '222222222222', storageClass: 'GLACIER_IR' },
-  objectLock: { mode: 'governance' },
+  // Compliance offsite: no one, the offsite account's root user included, can shorten a lock
+  // there before its date (so a test deployment's objects stay, and bill, for their retention).
+  objectLock: { mode: 'governance', offsiteMode: 'compliance' },
   tiers: {
     // Every field of a default tier can be overridden; here tier2 keeps 60 days.
     tier2: { retention: '60d' },

@@ -18,7 +18,10 @@ export function renderPlan(config: LifeboatConfig): string {
   ]);
   return [
     `Protection plan for ${config.appName}: primary ${config.primary.region}, offsite ${offsite}, ` +
-      `Object Lock ${config.objectLock.mode.toLowerCase()}`,
+      `Object Lock ${config.objectLock.mode.toLowerCase()} (offsite ${config.objectLock.offsiteMode.toLowerCase()})`,
+    ...(config.objectLock.offsiteMode === 'GOVERNANCE'
+      ? ['Note: the offsite copy is in governance mode, which an administrator of its account can bypass; compliance is recommended there (objectLock.offsiteMode).']
+      : []),
     '',
     renderTable(['SOURCE', 'ENGINE', 'TIER', 'SCHEDULE', 'RPO', 'RTO', 'RETENTION', 'DRILL', 'SIZE', 'OFFSITE'], rows),
   ].join('\n');
