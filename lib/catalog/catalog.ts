@@ -15,6 +15,7 @@ import { parseManifest, type Manifest } from '../domain/manifest';
 import { parseOffsite, type OffsiteConfirmation } from '../domain/offsite';
 import { isRunId, runIdToDate } from '../domain/run-id';
 import { parseVerification, type Verification } from '../domain/verification';
+import { mapLimit } from '../util/map-limit';
 
 /**
  * `verified`: manifest.json and verification.json exist, parse, agree, and the verdict is ok —
@@ -280,17 +281,4 @@ async function readJson<T>(s3: S3Client, bucket: string, key: string, parse: (te
   } catch (error) {
     return { problem: (error as Error).message.startsWith(key) ? (error as Error).message : `${key}: ${(error as Error).message}`, sha256 };
   }
-}
-
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await fn(items[index]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  return results;
 }

@@ -37,6 +37,7 @@ import { sourcePrefix, verificationKey } from '../domain/layout';
 import { isRunId } from '../domain/run-id';
 import { renderTable } from '../format/table';
 import { decide, policyForTier, type Decision, type RetentionDecision, type RetentionPolicy, type RunRef } from './policy';
+import { mapLimit } from '../util/map-limit';
 
 export type PruneAction = 'keep' | 'remove' | 'skip-locked';
 
@@ -242,18 +243,6 @@ function pruneFailed(message: string, cause?: unknown): Error {
   return error;
 }
 
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await fn(items[index]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  return results;
-}
 
 /** A source as the Pruner construct passes it to the Lambda (LIFEBOAT_SOURCES_JSON). */
 export interface PruneSourceSpec {

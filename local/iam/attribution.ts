@@ -83,7 +83,7 @@ export function interceptAwsCalls(evaluator: IamEvaluator, responders: Readonly<
       const scope = scopes.getStore();
       if (!interception || scope?.kind !== 'principal') return unpatched.call(this, command, ...rest);
       if (typeof rest[rest.length - 1] === 'function') throw new Error('IAM-true local run: callback-style SDK calls are not supported');
-      return authorizedSend(interception, scope.principal, this, command, rest, unpatched);
+      return authorizedSend(interception, scope.principal, { client: this, command, send: (sent) => unpatched.call(this, sent, ...rest) });
     };
   }
   active = { evaluator, responders };
@@ -92,38 +92,32 @@ export function interceptAwsCalls(evaluator: IamEvaluator, responders: Readonly<
   };
 }
 
-async function authorizedSend(
-  interception: Interception,
-  principal: string,
-  client: { config: { serviceId?: string } },
-  command: SmithyCommand,
-  rest: unknown[],
-  send: Send,
-): Promise<unknown> {
+/** One SDK call on its way: the client, the command, and how to send a command on that client. */
+interface Call {
+  readonly client: { config: { serviceId?: string } };
+  readonly command: SmithyCommand;
+  readonly send: (command: SmithyCommand) => Promise<unknown>;
+}
+
+async function authorizedSend(interception: Interception, principal: string, call: Call): Promise<unknown> {
+  const { client, command } = call;
   const service = client.config.serviceId ?? 'unknown';
   const name = command.constructor.name.replace(/Command$/, '');
   const { evaluator } = interception;
-  if (service === 'S3' && name === 'DeleteObjects') return deleteObjects(interception, principal, client, command, rest, send);
+  if (service === 'S3' && name === 'DeleteObjects') return deleteObjects(evaluator, principal, call);
   const { requests, errorName } = requestsForCall(evaluator.model, principal, service, name, command.input ?? {});
   await evaluator.authorize(requests, errorName);
   const responder = interception.responders[service];
   if (responder) return responder(name, command.input ?? {}, principal);
-  return send.call(client, command, ...rest);
+  return call.send(command);
 }
 
 /**
  * DeleteObjects is authorized per object, as S3 does: a denied key is reported in the
  * response's Errors (AccessDenied) and the others are deleted.
  */
-async function deleteObjects(
-  interception: Interception,
-  principal: string,
-  client: { config: { serviceId?: string } },
-  command: SmithyCommand,
-  rest: unknown[],
-  send: Send,
-): Promise<unknown> {
-  const { evaluator } = interception;
+async function deleteObjects(evaluator: IamEvaluator, principal: string, call: Call): Promise<unknown> {
+  const { command } = call;
   const input = command.input as { Bucket: string; Delete?: { Objects?: { Key: string; VersionId?: string }[]; Quiet?: boolean }; BypassGovernanceRetention?: boolean };
   const allowed: { Key: string; VersionId?: string }[] = [];
   const errors: { Key: string; VersionId?: string; Code: string; Message: string }[] = [];
@@ -145,6 +139,6 @@ async function deleteObjects(
   }
   if (allowed.length === 0) return { Deleted: [], Errors: errors, $metadata: { httpStatusCode: 200 } };
   const Command = command.constructor as unknown as new (input: unknown) => SmithyCommand;
-  const response = (await send.call(client, new Command({ ...input, Delete: { ...input.Delete, Objects: allowed } }), ...rest)) as { Errors?: unknown[] };
+  const response = (await call.send(new Command({ ...input, Delete: { ...input.Delete, Objects: allowed } }))) as { Errors?: unknown[] };
   return { ...response, Errors: [...(response.Errors ?? []), ...errors] };
 }

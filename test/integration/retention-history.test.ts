@@ -28,6 +28,7 @@ import { decide, policyForTier } from '../../lib/retention/policy';
 import { pruneSource, type DecisionRow } from '../../lib/retention/prune';
 import { buildRun, put, writeRun } from '../fixtures/runs';
 import { startS3 } from '../harness/s3';
+import { prng } from '../fixtures/prng';
 
 const DAY_MS = 86_400_000;
 const SOURCE = 'logs';
@@ -48,17 +49,6 @@ interface PlannedRun {
   readonly lockEnd: number;
 }
 
-/** mulberry32: a small seeded PRNG, so the history is the same at every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function generateHistory(seed: number): PlannedRun[] {
   const random = prng(seed);

@@ -8,21 +8,11 @@ import { DEFAULT_TIERS } from '../../lib/config/tiers';
 import { formatRunId, runIdToDate } from '../../lib/domain/run-id';
 import { decide, policyForTier, weekBucket, type RetentionDecision, type RetentionPolicy, type RunRef } from '../../lib/retention/policy';
 import { decisionRows, formatRemaining, parsePruneSources, renderDecisionTable } from '../../lib/retention/prune';
+import { prng } from '../fixtures/prng';
 
 const DAY = 86_400;
 const NOW = new Date('2026-11-26T04:00:00Z');
 
-/** mulberry32: a small seeded PRNG, so a failing history can be rebuilt from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const tierSeconds = (name: string) => {
   const tier = DEFAULT_TIERS[name];
