@@ -159,24 +159,24 @@ function s3Requests(model: IamModel, principal: string, command: string, input: 
         on('s3:PutObject', object, write(true)), ...lock(), ...kms('kms:GenerateDataKey'),
       ];
     }
-    case 'GetBucketVersioning':
-      return [on('s3:GetBucketVersioning', bucket.arn)];
-    case 'GetObjectLockConfiguration':
-      return [on('s3:GetBucketObjectLockConfiguration', bucket.arn)];
-    case 'PutBucketVersioning':
-      return [on('s3:PutBucketVersioning', bucket.arn)];
-    case 'PutObjectLockConfiguration':
-      return [on('s3:PutBucketObjectLockConfiguration', bucket.arn)];
-    case 'PutBucketPolicy':
-      return [on('s3:PutBucketPolicy', bucket.arn)];
-    case 'PutBucketLifecycleConfiguration':
-      return [on('s3:PutLifecycleConfiguration', bucket.arn)];
-    case 'HeadBucket':
-      return [on('s3:ListBucket', bucket.arn)];
     default:
+      if (command in BUCKET_ACTIONS) return [on(BUCKET_ACTIONS[command], bucket.arn)];
       throw new UnmappedCallError('S3', command);
   }
 }
+
+/** Calls on the bucket itself, by command: the one action each needs. */
+const BUCKET_ACTIONS: Readonly<Record<string, string>> = {
+  GetBucketVersioning: 's3:GetBucketVersioning',
+  GetObjectLockConfiguration: 's3:GetBucketObjectLockConfiguration',
+  PutBucketVersioning: 's3:PutBucketVersioning',
+  PutObjectLockConfiguration: 's3:PutBucketObjectLockConfiguration',
+  PutBucketPolicy: 's3:PutBucketPolicy',
+  DeleteBucketPolicy: 's3:DeleteBucketPolicy',
+  PutBucketLifecycleConfiguration: 's3:PutLifecycleConfiguration',
+  PutBucketReplication: 's3:PutReplicationConfiguration',
+  HeadBucket: 's3:ListBucket',
+};
 
 function snsRequests(model: IamModel, principal: string, command: string, input: Input): CallRequests {
   if (command !== 'Publish') throw new UnmappedCallError('SNS', command);

@@ -162,11 +162,7 @@ export class IamModel {
       });
     }
 
-    const bucketPolicies = new Map<string, PolicyDocument>();
-    for (const id of stack.ofType('AWS::S3::BucketPolicy')) {
-      const props = stack.properties(id);
-      bucketPolicies.set(String(props.Bucket), props.PolicyDocument as PolicyDocument);
-    }
+    const bucketPolicies = attachedPolicies(stack, 'AWS::S3::BucketPolicy', (props) => props.Bucket);
     for (const id of stack.ofType('AWS::S3::Bucket')) {
       const props = stack.properties(id);
       const name = stack.physicalName(id);
@@ -193,26 +189,17 @@ export class IamModel {
       });
     }
 
-    const topicPolicies = new Map<string, PolicyDocument>();
-    for (const id of stack.ofType('AWS::SNS::TopicPolicy')) {
-      const props = stack.properties(id);
-      for (const topic of (props.Topics as string[] | undefined) ?? []) topicPolicies.set(topic, props.PolicyDocument as PolicyDocument);
-    }
-    for (const id of stack.ofType('AWS::SNS::TopicInlinePolicy')) {
-      const props = stack.properties(id);
-      topicPolicies.set(String(props.TopicArn), props.PolicyDocument as PolicyDocument);
-    }
+    const topicPolicies = new Map([
+      ...attachedPolicies(stack, 'AWS::SNS::TopicPolicy', (props) => props.Topics),
+      ...attachedPolicies(stack, 'AWS::SNS::TopicInlinePolicy', (props) => props.TopicArn),
+    ]);
     for (const id of stack.ofType('AWS::SNS::Topic')) {
       const props = stack.properties(id);
       const arn = stack.arn(id);
       this.topics.set(arn, { ...at(id), arn, keyArn: this.keyArnOf(props.KmsMasterKeyId, stack), policy: topicPolicies.get(arn) });
     }
 
-    const queuePolicies = new Map<string, PolicyDocument>();
-    for (const id of stack.ofType('AWS::SQS::QueuePolicy')) {
-      const props = stack.properties(id);
-      for (const queue of (props.Queues as string[] | undefined) ?? []) queuePolicies.set(queue, props.PolicyDocument as PolicyDocument);
-    }
+    const queuePolicies = attachedPolicies(stack, 'AWS::SQS::QueuePolicy', (props) => props.Queues);
     for (const id of stack.ofType('AWS::SQS::Queue')) {
       const props = stack.properties(id);
       const url = stack.ref(id) as string;
@@ -340,6 +327,16 @@ export class IamModel {
     if (text.startsWith('alias/')) return `arn:${stack.partition}:kms:${stack.region}:${stack.account}:${text}`;
     return `arn:${stack.partition}:kms:${stack.region}:${stack.account}:key/${text}`;
   }
+}
+
+/** The documents of the policy resources of `type`, by each resource they apply to (`targets` of their properties). */
+function attachedPolicies(stack: ResolvedStack, type: string, targets: (props: Record<string, unknown>) => unknown): Map<string, PolicyDocument> {
+  const policies = new Map<string, PolicyDocument>();
+  for (const id of stack.ofType(type)) {
+    const props = stack.properties(id);
+    for (const target of list(targets(props))) policies.set(target, props.PolicyDocument as PolicyDocument);
+  }
+  return policies;
 }
 
 /** A document's statements as a list. */
