@@ -169,18 +169,23 @@ function pickSource(config: LifeboatConfig, name: string | undefined): Source {
 }
 
 async function throwawayDatabase(source: Source, cleanups: (() => Promise<void>)[], log: (line: string) => void): Promise<LocalTarget> {
-  const database = source.connection.databases[0];
+  // Every database the source lists, each seeded with the demo shop data.
+  const databases = source.connection.databases;
   if (source.engine === 'postgres') {
     const server = await startPostgres();
     cleanups.push(() => server.stop());
-    await server.createDatabase(database);
-    await server.psql(readFileSync(path.join(__dirname, 'demo-seed.sql'), 'utf8'), database);
-    log(`  throwaway PostgreSQL ${server.version} at ${server.host}:${server.port} stands in for ${source.connection.host}, seeded with the demo shop database`);
+    for (const database of databases) {
+      await server.createDatabase(database);
+      await server.psql(readFileSync(path.join(__dirname, 'demo-seed.sql'), 'utf8'), database);
+    }
+    log(`  throwaway PostgreSQL ${server.version} at ${server.host}:${server.port} stands in for ${source.connection.host}, databases ${databases.join(', ')} seeded with the demo shop data`);
     return { host: server.host, port: server.port, username: server.user };
   }
   const server = await startMariaDb();
   cleanups.push(() => server.stop());
-  await server.sql(readFileSync(path.join(__dirname, 'demo-seed-mariadb.sql'), 'utf8').replace(/\bshop\b/g, database));
-  log(`  throwaway MariaDB ${server.version} at ${server.host}:${server.port} stands in for ${source.connection.host}, seeded with a demo database`);
+  for (const database of databases) {
+    await server.sql(readFileSync(path.join(__dirname, 'demo-seed-mariadb.sql'), 'utf8').replace(/\bshop\b/g, database));
+  }
+  log(`  throwaway MariaDB ${server.version} at ${server.host}:${server.port} stands in for ${source.connection.host}, databases ${databases.join(', ')} seeded with demo data`);
   return { host: server.host, port: server.port, username: server.user };
 }
