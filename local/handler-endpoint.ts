@@ -26,7 +26,7 @@ function forward(req: IncomingMessage, res: ServerResponse): void {
   }
   const events = String(req.headers['x-amz-target'] ?? '').startsWith('AWSEvents.');
   const target = new URL(events ? targets.events : targets.s3);
-  const upstream = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (response) => {
+  const upstream = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers, agent: false }, (response) => {
     res.writeHead(response.statusCode ?? 502, response.headers);
     response.pipe(res);
   });
@@ -41,6 +41,8 @@ function forward(req: IncomingMessage, res: ServerResponse): void {
 export function handlerEndpoint(): Promise<string> {
   url ??= new Promise((resolve, reject) => {
     server = createServer(forward);
+    // Neither the server nor the handlers' kept-alive connections to it keep the process alive.
+    server.on('connection', (socket) => socket.unref());
     server.on('error', reject);
     server.listen(0, '127.0.0.1', () => {
       server?.unref();

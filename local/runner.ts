@@ -266,12 +266,13 @@ export async function executeLocally(opts: ExecuteOptions): Promise<LocalRunResu
 
   const snsTask = async (input: unknown) => {
     const { TopicArn, Subject, Message } = input as { TopicArn: string; Subject?: string; Message: string };
-    const published = () => new SNSClient({ region: aws.app.primary.region, endpoint: aws.services.endpoint, credentials: aws.services.credentials })
-      .send(new PublishCommand({ TopicArn, Subject, Message }));
+    const sns = new SNSClient({ region: aws.app.primary.region, endpoint: aws.services.endpoint, credentials: aws.services.credentials });
     try {
-      await asPrincipal(role, published);
+      await asPrincipal(role, () => sns.send(new PublishCommand({ TopicArn, Subject, Message })));
     } catch (error) {
       throw Object.assign(new Error((error as Error).message), { name: `SNS.${(error as Error).name}` });
+    } finally {
+      sns.destroy();
     }
     notifications.push({ subject: Subject, message: Message });
     return {} as never;

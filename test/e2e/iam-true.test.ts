@@ -159,6 +159,17 @@ describe('each defect re-introduced, replayed: denied, naming the call', () => {
   });
 });
 
+test('the dump task is refused by the bucket when it overwrites an earlier run\'s manifest.json (a write without If-None-Match)', async () => {
+  const model = IamModel.fromApp(app);
+  const principal = [...model.principals.values()].find((candidate) => /role\/lifeboat\/dump\/.*Dumporders/.test(candidate.arn))?.arn as string;
+  const bucket = [...model.buckets.values()].find((candidate) => candidate.origin.startsWith('Lifeboat-Primary/Backups') && candidate.objectLockEnabled) as { arn: string };
+  const decision = await new IamEvaluator(model).evaluate({
+    principal, action: 's3:PutObject', resource: `${bucket.arn}/runs/orders/20261126T030000Z/manifest.json`, context: { 's3:ObjectCreationOperation': 'true' },
+  });
+  // Its identity policy allows runs/orders/* (new runs): the bucket's explicit deny decides.
+  expect(decision).toMatchObject({ allowed: false, explanation: expect.stringMatching(/explicit deny in statement "WriteOnceRuns" of the bucket policy of lifeboat-primary-backupsbucket/) });
+});
+
 test.each(['the dump task', 'the verifier'])('%s is refused by the bucket when it writes a verdict, whatever its identity policy', async (who) => {
   const model = IamModel.fromApp(app);
   const evaluator = new IamEvaluator(model);
