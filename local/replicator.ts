@@ -1,4 +1,7 @@
-import { GetObjectCommand, ListObjectVersionsCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateMultipartUploadCommand, GetObjectCommand, ListObjectVersionsCommand,
+  PutObjectCommand, UploadPartCommand, type S3Client,
+} from '@aws-sdk/client-s3';
 import { AccessDeniedError, asAwsService, type AwsRequest, type IamEvaluator } from './iam';
 
 /** The local S3 server's replica header (local/servers/s3-versioning.mjs REPLICA_HEADER). */
@@ -115,31 +118,48 @@ export class LocalReplicator {
 
   /**
    * One version, as S3 replication writes it: the same key, bytes, content type and lock (a
-   * replica keeps its source's retention and legal hold), and the same version id (asked of the
-   * local server with its replica header, which only this stand-in sends).
+   * replica keeps its source's retention and legal hold), the same version id (asked of the
+   * local server with its replica header, which only this stand-in sends), and the same part
+   * layout, so the same ETag: a multipart object is copied part for part.
    */
   private async copy(key: string, versionId: string | undefined): Promise<void> {
     const { source, sourceBucket, destination, destinationBucket } = this.opts;
-    const object = await source.send(new GetObjectCommand({ Bucket: sourceBucket, Key: key, VersionId: versionId }));
-    const bytes = await (object.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray();
-    const put = new PutObjectCommand({
-      Bucket: destinationBucket,
-      Key: key,
-      Body: bytes,
-      ContentType: object.ContentType,
-      ...(object.ObjectLockMode && object.ObjectLockRetainUntilDate && object.ObjectLockRetainUntilDate.getTime() > Date.now()
-        ? { ObjectLockMode: object.ObjectLockMode, ObjectLockRetainUntilDate: object.ObjectLockRetainUntilDate }
+    const first = await source.send(new GetObjectCommand({ Bucket: sourceBucket, Key: key, VersionId: versionId, PartNumber: 1 }));
+    const parts = first.PartsCount ?? 1;
+    const lock = {
+      ...(first.ObjectLockMode && first.ObjectLockRetainUntilDate && first.ObjectLockRetainUntilDate.getTime() > Date.now()
+        ? { ObjectLockMode: first.ObjectLockMode, ObjectLockRetainUntilDate: first.ObjectLockRetainUntilDate }
         : {}),
-      ...(object.ObjectLockLegalHoldStatus ? { ObjectLockLegalHoldStatus: object.ObjectLockLegalHoldStatus } : {}),
-    });
-    if (versionId) {
-      put.middlewareStack.add((next) => async (args) => {
-        const request = args.request as { headers?: Record<string, string> };
-        if (request.headers) request.headers[REPLICA_HEADER] = versionId;
-        return next(args);
-      }, { step: 'build', name: 'lifeboatReplicaVersion' });
+      ...(first.ObjectLockLegalHoldStatus ? { ObjectLockLegalHoldStatus: first.ObjectLockLegalHoldStatus } : {}),
+    };
+    const replica = <C extends { middlewareStack: PutObjectCommand['middlewareStack'] }>(command: C): C => {
+      if (versionId) {
+        command.middlewareStack.add((next) => async (args) => {
+          const request = args.request as { headers?: Record<string, string> };
+          if (request.headers) request.headers[REPLICA_HEADER] = versionId;
+          return next(args);
+        }, { step: 'build', name: 'lifeboatReplicaVersion' });
+      }
+      return command;
+    };
+    const bytesOf = async (object: { Body?: unknown }) => (object.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray();
+    if (parts === 1) {
+      await destination.send(replica(new PutObjectCommand({ Bucket: destinationBucket, Key: key, Body: await bytesOf(first), ContentType: first.ContentType, ...lock })));
+    } else {
+      const upload = await destination.send(replica(new CreateMultipartUploadCommand({ Bucket: destinationBucket, Key: key, ContentType: first.ContentType, ...lock })) as CreateMultipartUploadCommand);
+      try {
+        const completed: { PartNumber: number; ETag?: string }[] = [];
+        for (let part = 1; part <= parts; part++) {
+          const object = part === 1 ? first : await source.send(new GetObjectCommand({ Bucket: sourceBucket, Key: key, VersionId: versionId, PartNumber: part }));
+          const stored = await destination.send(new UploadPartCommand({ Bucket: destinationBucket, Key: key, UploadId: upload.UploadId, PartNumber: part, Body: await bytesOf(object) }));
+          completed.push({ PartNumber: part, ETag: stored.ETag });
+        }
+        await destination.send(new CompleteMultipartUploadCommand({ Bucket: destinationBucket, Key: key, UploadId: upload.UploadId, MultipartUpload: { Parts: completed } }));
+      } catch (error) {
+        await destination.send(new AbortMultipartUploadCommand({ Bucket: destinationBucket, Key: key, UploadId: upload.UploadId })).catch(() => undefined);
+        throw error;
+      }
     }
-    await destination.send(put);
-    this.opts.log?.(`${LocalReplicator.NAME}: s3://${sourceBucket}/${key}${versionId ? ` (version ${versionId})` : ''} → s3://${destinationBucket}/${key}`);
+    this.opts.log?.(`${LocalReplicator.NAME}: s3://${sourceBucket}/${key}${versionId ? ` (version ${versionId})` : ''}${parts > 1 ? `, ${parts} parts` : ''} → s3://${destinationBucket}/${key}`);
   }
 }

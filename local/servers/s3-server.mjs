@@ -97,6 +97,8 @@ store.completeMultipartUpload = function completeMultipartUpload(uploadId, partS
     },
     contentType: upload.contentType,
     contentLength: bodies.reduce((sum, part) => sum + part.length, 0),
+    // GET/HEAD ?partNumber=N read the parts back as S3 serves them (what replication copies part for part).
+    partSizes: bodies.map((part) => part.length),
     etag: `"${createHash('md5').update(digests).digest('hex')}-${parts.length}"`,
     lastModified: new Date(),
     metadata: upload.metadata,
@@ -167,6 +169,12 @@ store.listObjects = function listObjects(bucket, options) {
 };
 
 const app = buildApp({ logger: false, stores: { s3Store: store } });
+// fauxqs caps every request body at 11 MiB; real clients send more in one PUT (restic's packs are
+// 16-19 MB, S3 takes up to 5 GiB). The buffer parser again, with a cap of its own: the server
+// holds objects in memory, so not 5 GiB.
+export const MAX_REQUEST_BODY = 256 * 1024 * 1024;
+app.removeContentTypeParser('*');
+app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: MAX_REQUEST_BODY }, (_request, body, done) => done(null, body));
 
 const escapeXml = (text) =>
   String(text).replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('"', '&quot;').replaceAll("'", '&apos;');

@@ -463,8 +463,25 @@ export function createVersioning({ store, S3Error, compareKeys, escapeXml }) {
     objectsOf(bucket);
     const version = resolveVersion(bucket, key, request.query.versionId, reply, request.method);
     versionHeaders(bucket, version, reply);
-    const one = view({ getObject: () => version.obj, headObject: () => version.obj });
+    const obj = request.query.partNumber === undefined ? version.obj : partOf(version.obj, request, reply);
+    const one = view({ getObject: () => obj, headObject: () => obj });
     (request.method === 'HEAD' ? headObjectAction : getObjectAction)(request, reply, one);
+  }
+
+  /**
+   * `?partNumber=N` (GET and HEAD): that part of a multipart object, with `x-amz-mp-parts-count`,
+   * as S3 serves it; part 1 of a single-part object is the whole object (no parts count).
+   */
+  function partOf(obj, request, reply) {
+    const number = Number(request.query.partNumber);
+    const sizes = obj.partSizes ?? [obj.contentLength];
+    if (!Number.isInteger(number) || number < 1 || number > 10_000) throw new S3Error('InvalidArgument', 'Part number must be an integer between 1 and 10000, inclusive', 400);
+    if (number > sizes.length) throw new S3Error('InvalidPartNumber', 'The requested partnumber is not satisfiable', 416);
+    if (obj.partSizes) reply.header('x-amz-mp-parts-count', String(sizes.length));
+    const start = sizes.slice(0, number - 1).reduce((sum, size) => sum + size, 0);
+    const size = sizes[number - 1];
+    if (request.method === 'GET' && obj.partSizes) request.headers.range = `bytes=${start}-${start + size - 1}`;
+    return request.method === 'HEAD' ? { ...obj, contentLength: size } : obj;
   }
 
   function putObject(bucket, key, request, reply) {
