@@ -1,3 +1,4 @@
+import { RegionInfo } from 'aws-cdk-lib/region-info';
 import { z } from 'zod';
 import { DEFAULT_TIERS, TIER_FIELDS } from './tiers';
 import { DURATION_HINT, SIZE_HINT, parseDuration, parseSize } from './units';
@@ -15,8 +16,14 @@ const duration = z.string().refine((text) => parseDuration(text) !== undefined, 
 const size = z.string().refine((text) => parseSize(text) !== undefined, {
   error: `invalid size (valid: ${SIZE_HINT})`,
 });
-const region = z.string().regex(/^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$/, {
-  error: 'invalid AWS region (valid: a region name such as "eu-west-1")',
+/**
+ * The regions in aws-cdk-lib's region facts. A pattern let "eu-centrl-1" through to a deploy
+ * that fails much later; a region newer than the installed aws-cdk-lib needs an upgrade of it.
+ */
+const KNOWN_REGIONS: readonly string[] = RegionInfo.regions.map((info) => info.name);
+const region = z.string().refine((name) => KNOWN_REGIONS.includes(name), {
+  error: (issue) =>
+    `unknown AWS region (valid: a region that aws-cdk-lib's region facts list, such as "eu-west-1"${didYouMean(issue.input, KNOWN_REGIONS)})`,
 });
 const account = z.string().regex(/^\d{12}$/, { error: 'invalid AWS account id (valid: 12 digits)' });
 const roleArn = z.string().regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]+$/, {
@@ -152,4 +159,31 @@ function isTimeZone(name: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * "; did you mean "x"?" naming the known values closest to a misspelt one (edit distance, ties
+ * all named), or "" when none is close enough to be a likely typo.
+ */
+export function didYouMean(value: unknown, known: readonly string[], maxDistance = 3): string {
+  if (typeof value !== 'string' || value === '') return '';
+  const scored = known.map((candidate) => ({ candidate, distance: editDistance(value.toLowerCase(), candidate.toLowerCase()) }));
+  const best = Math.min(...scored.map((entry) => entry.distance));
+  if (best > maxDistance) return '';
+  const names = scored.filter((entry) => entry.distance === best).slice(0, 3).map((entry) => `"${entry.candidate}"`);
+  const list = names.length > 1 ? `${names.slice(0, -1).join(', ')} or ${names[names.length - 1]}` : names[0];
+  return `; did you mean ${list}?`;
+}
+
+/** Levenshtein distance: insertions, deletions and substitutions. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, index) => index);
+  for (let i = 1; i <= a.length; i += 1) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j += 1) {
+      current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length];
 }

@@ -127,7 +127,11 @@ describe('each validation rule names the field, the value and what is valid', ()
     ['app name too long for the offsite bucket name', (c) => { c.appName = 'LifeboatForTheWholeCompanyXYZ1'; },
       'appName: "LifeboatForTheWholeCompanyXYZ1" is too long for the offsite bucket name in eu-central-1 (valid: at most 29 characters)'],
     ['invalid region', (c) => { c.offsite.region = 'Frankfurt'; },
-      'offsite.region: invalid AWS region (valid: a region name such as "eu-west-1") (got "Frankfurt")'],
+      'offsite.region: unknown AWS region (valid: a region that aws-cdk-lib\'s region facts list, such as "eu-west-1") (got "Frankfurt")'],
+    ['a misspelt region, with the closest known name', (c) => { c.offsite.region = 'eu-centrl-1'; },
+      'offsite.region: unknown AWS region (valid: a region that aws-cdk-lib\'s region facts list, such as "eu-west-1"; did you mean "eu-central-1"?) (got "eu-centrl-1")'],
+    ['a region of the right shape that does not exist', (c) => { c.primary.region = 'eu-west-9'; },
+      'primary.region: unknown AWS region (valid: a region that aws-cdk-lib\'s region facts list, such as "eu-west-1"; did you mean "eu-west-1", "eu-west-2" or "eu-west-3"?) (got "eu-west-9")'],
     ['schedule longer than RPO', (c) => { c.tiers = { tier2: { schedule: '2h' } }; },
       'tiers.tier2.schedule: "2h" is longer than the tier\'s RPO of "1h" (valid: a schedule interval of at most 1h, or a longer rpo)'],
     ['retention not longer than RPO', (c) => { c.tiers = { tier4: { retention: '7d' } }; },
@@ -172,6 +176,15 @@ describe('each validation rule names the field, the value and what is valid', ()
       'sources[0].connection.host: Invalid input: expected string, received number (got 42)'],
   ])('%s', (_rule, mutate, message) => {
     expect(problemsOf(mutate)).toEqual([message]);
+  });
+
+  test.each([
+    'eu-west-1', 'eu-central-2', 'us-east-1', 'us-gov-west-1', 'cn-north-1', 'ap-southeast-5', 'il-central-1',
+  ])('a region that aws-cdk-lib knows is accepted: %s', (region) => {
+    const config = validConfig() as Mutable;
+    config.primary.region = region;
+    config.offsite.region = region === 'eu-west-1' ? 'eu-central-1' : 'eu-west-1';
+    expect(() => parseConfig(config)).not.toThrow();
   });
 
   test('a measured throughput hint lets a large database into a short schedule', () => {
