@@ -31,6 +31,27 @@ const roleArn = z.string().regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]+
 });
 const httpsUrl = z.url({ protocol: /^https$/, error: 'invalid URL (valid: an https:// URL)' });
 
+const HOST_ONLY = 'a hostname or IP address only, e.g. "orders.example.internal"';
+/**
+ * A host is a name or an address. A URL or "user:password@host" would put a password in the
+ * template and in log lines, so both are refused, and the value echoed back has everything
+ * before its last "@" masked but a user name.
+ */
+const host = z
+  .string()
+  .min(1, { error: 'host is required (valid: a hostname or IP address)' })
+  .superRefine((value, ctx) => {
+    const isUrl = value.includes('://');
+    if (!isUrl && !value.includes('@')) return;
+    ctx.addIssue({
+      code: 'custom',
+      input: withoutCredentials(value),
+      message: isUrl
+        ? `a URL, not a host (valid: ${HOST_ONLY}; username, port and database are fields of their own, and the password is read from passwordSecretArn, never written in the config)`
+        : `credentials before "@" are not part of a host (valid: ${HOST_ONLY}; the user name goes in username, and the password is read from passwordSecretArn, never written in the config)`,
+    });
+  });
+
 const tierSchema = z.strictObject({
   rpo: duration.optional(),
   rto: duration.optional(),
@@ -50,7 +71,7 @@ const sourceSchema = z.strictObject({
   engine: z.enum(['postgres', 'mysql', 'mariadb'], { error: 'unknown engine (valid: postgres, mysql, mariadb)' }),
   tier: z.string().min(1, { error: 'tier is required (valid: a tier name such as "tier1")' }),
   connection: z.strictObject({
-    host: z.string().min(1, { error: 'host is required (valid: a hostname or IP address)' }),
+    host,
     port: z
       .number()
       .int()
@@ -186,4 +207,25 @@ function editDistance(a: string, b: string): number {
     previous = current;
   }
   return previous[b.length];
+}
+
+/**
+ * A host value fit for an error message: the scheme, a user name followed by ":" (the rest of
+ * everything before the last "@" becomes "***"), the host and port, and a plain path; anything
+ * after that (a query string may hold a password) becomes "***".
+ */
+function withoutCredentials(value: string): string {
+  const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(value)?.[0] ?? '';
+  let rest = value.slice(scheme.length);
+  let credentials = '';
+  const at = rest.lastIndexOf('@');
+  if (at >= 0) {
+    const user = /^([A-Za-z0-9._-]+):/.exec(rest.slice(0, at))?.[1];
+    credentials = user ? `${user}:***@` : '***@';
+    rest = rest.slice(at + 1);
+  }
+  const hostAndPort = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]*)(:\d{1,5}(?!\d))?/.exec(rest)?.[0] ?? '';
+  const path = /^\/[A-Za-z0-9._~-]*/.exec(rest.slice(hostAndPort.length))?.[0] ?? '';
+  const tail = rest.slice(hostAndPort.length + path.length);
+  return `${scheme}${credentials}${hostAndPort}${path}${tail === '' ? '' : `${/^[?#;&]/.test(tail) ? tail[0] : ''}***`}`;
 }

@@ -174,6 +174,14 @@ describe('each validation rule names the field, the value and what is valid', ()
       'sources: at least one source is required (got a list)'],
     ['wrong type', (c) => { c.sources[0].connection.host = 42; },
       'sources[0].connection.host: Invalid input: expected string, received number (got 42)'],
+    ['a host that is a URL with a password', (c) => { c.sources[0].connection.host = 'postgres://backup:hunter2@orders.example.internal:5432/orders'; },
+      'sources[0].connection.host: a URL, not a host (valid: a hostname or IP address only, e.g. "orders.example.internal"; username, port and database are fields of their own, and the password is read from passwordSecretArn, never written in the config) (got "postgres://backup:***@orders.example.internal:5432/orders")'],
+    ['a host that is a URL without credentials', (c) => { c.sources[1].connection.host = 'mysql://catalogue.example.internal'; },
+      'sources[1].connection.host: a URL, not a host (valid: a hostname or IP address only, e.g. "orders.example.internal"; username, port and database are fields of their own, and the password is read from passwordSecretArn, never written in the config) (got "mysql://catalogue.example.internal")'],
+    ['a host with credentials before "@"', (c) => { c.sources[0].connection.host = 'backup:hunter2@orders.example.internal'; },
+      'sources[0].connection.host: credentials before "@" are not part of a host (valid: a hostname or IP address only, e.g. "orders.example.internal"; the user name goes in username, and the password is read from passwordSecretArn, never written in the config) (got "backup:***@orders.example.internal")'],
+    ['a host with a user name before "@"', (c) => { c.sources[0].connection.host = 'backup@orders.example.internal'; },
+      'sources[0].connection.host: credentials before "@" are not part of a host (valid: a hostname or IP address only, e.g. "orders.example.internal"; the user name goes in username, and the password is read from passwordSecretArn, never written in the config) (got "***@orders.example.internal")'],
   ])('%s', (_rule, mutate, message) => {
     expect(problemsOf(mutate)).toEqual([message]);
   });
@@ -220,6 +228,35 @@ describe('each validation rule names the field, the value and what is valid', ()
       'Invalid Lifeboat config in prod.json (2 problems):\n  - sources[0].tier: unknown tier "x" (known: tier1, tier2, tier3, tier4)\n' +
         '  - sources[1].tier: unknown tier "y" (known: tier1, tier2, tier3, tier4)',
     );
+  });
+
+  test.each([
+    ['a URL with user and password', 'postgres://backup:hunter2-secret@orders.example.internal:5432/orders', 'postgres://backup:***@orders.example.internal:5432/orders'],
+    ['a MySQL URL', 'mysql://backup:hunter2-secret@catalogue.example.internal', 'mysql://backup:***@catalogue.example.internal'],
+    ['user:password@host', 'backup:hunter2-secret@orders.example.internal', 'backup:***@orders.example.internal'],
+    ['only a password before "@"', ':hunter2-secret@orders.example.internal', '***@orders.example.internal'],
+    ['a password with "@" in it', 'postgres://backup:hunter2@secret@orders.example.internal', 'postgres://backup:***@orders.example.internal'],
+    ['a password with "/" in it', 'postgres://backup:hunter2/secret@orders.example.internal/orders', 'postgres://backup:***@orders.example.internal/orders'],
+    ['a password with ":" in it', 'postgres://backup:hunter2:secret@orders.example.internal', 'postgres://backup:***@orders.example.internal'],
+    ['a password in the query string', 'postgres://orders.example.internal/orders?sslmode=require&password=hunter2-secret', 'postgres://orders.example.internal/orders?***'],
+    ['a query string with "@" in it', 'postgres://orders.example.internal/orders?user=a@b&password=hunter2-secret', 'postgres://***@b&***'],
+    ['a password as the user name', 'postgres://hunter2-secret@orders.example.internal', 'postgres://***@orders.example.internal'],
+    ['a URL without its host', 'postgres://backup:hunter2-secret', 'postgres://backup***'],
+  ])('a host with credentials is refused and its password never reaches the error: %s', (_form, host, echoed) => {
+    const config = structuredClone(validConfig()) as Mutable;
+    config.sources[0].connection.host = host;
+    let error: unknown;
+    try {
+      parseConfig(config);
+    } catch (thrown) {
+      error = thrown;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const problems = (error as ConfigError).problems;
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^sources\[0\]\.connection\.host: /);
+    expect(problems[0].slice(problems[0].lastIndexOf(' (got '))).toBe(` (got ${JSON.stringify(echoed)})`);
+    expect((error as Error).message).not.toMatch(/hunter2|secret(?!Arn)/i);
   });
 
   test('a value under a misspelt key is never echoed back (it may be a password)', () => {
