@@ -52,6 +52,26 @@ const host = z
     });
   });
 
+const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:(.+)$/;
+/**
+ * The complete ARN: Secrets Manager appends "-" and six random letters and digits to the name.
+ * ECS needs the complete ARN (a partial one fails the deployment, long after synth). A name
+ * whose own last "-" is followed by six letters or digits cannot be told apart from one.
+ */
+const COMPLETE_SECRET_NAME = /-[A-Za-z0-9]{6}$/;
+const secretArn = z
+  .string()
+  .regex(SECRET_ARN, { error: 'invalid secret ARN (valid: arn:aws:secretsmanager:<region>:<account>:secret:<name>)' })
+  .refine((arn) => !SECRET_ARN.test(arn) || COMPLETE_SECRET_NAME.test(arn), {
+    error: (issue) => {
+      const arn = String(issue.input);
+      const name = SECRET_ARN.exec(arn)?.[1] ?? '<name>';
+      return 'a secret ARN without the six-character suffix Secrets Manager adds to the name ' +
+        `(valid: the complete ARN, which ECS needs, e.g. "${arn}-AbCdEf", ` +
+        `as \`aws secretsmanager describe-secret --secret-id ${name} --query ARN\` prints it)`;
+    },
+  });
+
 const tierSchema = z.strictObject({
   rpo: duration.optional(),
   rto: duration.optional(),
@@ -81,9 +101,7 @@ const sourceSchema = z.strictObject({
     database: z.string().min(1).optional(),
     databases: z.array(z.string().min(1)).min(1, { error: 'databases must list at least one database' }).optional(),
     username: z.string().min(1, { error: 'username is required' }),
-    passwordSecretArn: z.string().regex(/^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$/, {
-      error: 'invalid secret ARN (valid: arn:aws:secretsmanager:<region>:<account>:secret:<name>)',
-    }),
+    passwordSecretArn: secretArn,
   }),
   network: z.strictObject({
     vpcId: z.string().regex(/^vpc-[0-9a-f]{8,17}$/, { error: 'invalid VPC id (valid: "vpc-" and 8 or 17 hex digits)' }),

@@ -182,6 +182,13 @@ describe('each validation rule names the field, the value and what is valid', ()
       'sources[0].connection.host: credentials before "@" are not part of a host (valid: a hostname or IP address only, e.g. "orders.example.internal"; the user name goes in username, and the password is read from passwordSecretArn, never written in the config) (got "backup:***@orders.example.internal")'],
     ['a host with a user name before "@"', (c) => { c.sources[0].connection.host = 'backup@orders.example.internal'; },
       'sources[0].connection.host: credentials before "@" are not part of a host (valid: a hostname or IP address only, e.g. "orders.example.internal"; the user name goes in username, and the password is read from passwordSecretArn, never written in the config) (got "***@orders.example.internal")'],
+    ['a secret ARN without Secrets Manager\'s six-character suffix', (c) => {
+      c.sources[0].connection.passwordSecretArn = 'arn:aws:secretsmanager:eu-west-1:111111111111:secret:lifeboat/orders';
+    },
+    'sources[0].connection.passwordSecretArn: a secret ARN without the six-character suffix Secrets Manager adds to the name ' +
+      '(valid: the complete ARN, which ECS needs, e.g. "arn:aws:secretsmanager:eu-west-1:111111111111:secret:lifeboat/orders-AbCdEf", ' +
+      'as `aws secretsmanager describe-secret --secret-id lifeboat/orders --query ARN` prints it) ' +
+      '(got "arn:aws:secretsmanager:eu-west-1:111111111111:secret:lifeboat/orders")'],
   ])('%s', (_rule, mutate, message) => {
     expect(problemsOf(mutate)).toEqual([message]);
   });
