@@ -78,7 +78,7 @@ const tierSchema = z.strictObject({
   schedule: duration.optional(),
   timezone: z
     .string()
-    .refine(isTimeZone, { error: 'unknown timezone (valid: an IANA name such as "UTC" or "Europe/Berlin")' })
+    .refine(isIanaTimeZone, { error: (issue) => timeZoneProblem(String(issue.input)) })
     .optional(),
   retention: duration.optional(),
   drill: duration.optional(),
@@ -191,13 +191,49 @@ export type SourceInput = z.input<typeof sourceSchema>;
 export const KNOWN_TIER_FIELDS = TIER_FIELDS;
 export const DEFAULT_TIER_NAMES = Object.keys(DEFAULT_TIERS);
 
-function isTimeZone(name: string): boolean {
+/**
+ * EventBridge Scheduler evaluates a schedule in an IANA timezone; Intl also takes UTC offsets
+ * ("+05:00") and any casing, which Scheduler does not. Intl's list holds one canonical name
+ * per zone (Node 22 lists "Asia/Calcutta", not "Asia/Kolkata"; neither "UTC" nor "Etc/…"), so a
+ * name is accepted when it is spelt as IANA spells names and Intl resolves it to a listed zone,
+ * to UTC ("UTC", "Etc/UTC", "GMT") or to a fixed "Etc/GMT±N" zone.
+ */
+const LISTED_TIME_ZONES: ReadonlySet<string> = new Set(Intl.supportedValuesOf('timeZone'));
+const IANA_SPELLING = /^[A-Z][A-Za-z0-9_+-]*(\/[A-Z][A-Za-z0-9_+-]*)*$/;
+const UTC_OFFSET = /^[+-]\d{2}:\d{2}$/;
+
+function resolvedTimeZone(name: string): string | undefined {
   try {
-    new Intl.DateTimeFormat('en-US', { timeZone: name });
-    return true;
+    return new Intl.DateTimeFormat('en-US', { timeZone: name }).resolvedOptions().timeZone;
   } catch {
-    return false;
+    return undefined;
   }
+}
+
+function isIanaTimeZone(name: string): boolean {
+  const resolved = resolvedTimeZone(name);
+  return resolved !== undefined && IANA_SPELLING.test(name) &&
+    (LISTED_TIME_ZONES.has(resolved) || resolved === 'UTC' || /^Etc\/GMT[+-]\d{1,2}$/.test(resolved));
+}
+
+function timeZoneProblem(name: string): string {
+  const valid = 'valid: an IANA name such as "UTC" or "Europe/Berlin"';
+  const resolved = resolvedTimeZone(name);
+  if (resolved !== undefined && UTC_OFFSET.test(resolved)) {
+    // Etc/GMT-5 is UTC+5: the POSIX sign convention of the Etc zones.
+    const [hours, minutes] = resolved.slice(1).split(':').map(Number);
+    const etc = hours === 0 ? 'UTC' : `Etc/GMT${resolved.startsWith('+') ? '-' : '+'}${hours}`;
+    const fixed = minutes === 0 && isIanaTimeZone(etc)
+      ? `; a fixed offset of ${resolved} is "${etc}"${hours === 0 ? '' : ', the Etc sign is inverted'}`
+      : '';
+    return `a UTC offset, not an IANA timezone name, which EventBridge Scheduler needs (${valid}${fixed})`;
+  }
+  if (resolved !== undefined) {
+    const listed = [...LISTED_TIME_ZONES, 'UTC'].find((zone) => zone.toLowerCase() === name.toLowerCase());
+    const suggestion = listed ?? (isIanaTimeZone(resolved) ? resolved : undefined);
+    return `unknown timezone (${valid}${suggestion ? `; did you mean "${suggestion}"?` : ''})`;
+  }
+  return `unknown timezone (${valid}${didYouMean(name, [...LISTED_TIME_ZONES, 'UTC'], 2)})`;
 }
 
 /**

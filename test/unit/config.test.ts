@@ -189,6 +189,14 @@ describe('each validation rule names the field, the value and what is valid', ()
       '(valid: the complete ARN, which ECS needs, e.g. "arn:aws:secretsmanager:eu-west-1:111111111111:secret:lifeboat/orders-AbCdEf", ' +
       'as `aws secretsmanager describe-secret --secret-id lifeboat/orders --query ARN` prints it) ' +
       '(got "arn:aws:secretsmanager:eu-west-1:111111111111:secret:lifeboat/orders")'],
+    ['a UTC offset instead of an IANA timezone', (c) => { c.tiers = { tier1: { timezone: '+05:00' } }; },
+      'tiers.tier1.timezone: a UTC offset, not an IANA timezone name, which EventBridge Scheduler needs (valid: an IANA name such as "UTC" or "Europe/Berlin"; a fixed offset of +05:00 is "Etc/GMT-5", the Etc sign is inverted) (got "+05:00")'],
+    ['a half-hour UTC offset', (c) => { c.tiers = { tier2: { timezone: '+05:30' } }; },
+      'tiers.tier2.timezone: a UTC offset, not an IANA timezone name, which EventBridge Scheduler needs (valid: an IANA name such as "UTC" or "Europe/Berlin") (got "+05:30")'],
+    ['a timezone in the wrong case', (c) => { c.tiers = { tier1: { timezone: 'europe/berlin' } }; },
+      'tiers.tier1.timezone: unknown timezone (valid: an IANA name such as "UTC" or "Europe/Berlin"; did you mean "Europe/Berlin"?) (got "europe/berlin")'],
+    ['a misspelt timezone', (c) => { c.tiers = { tier3: { timezone: 'Europe/Berln' } }; },
+      'tiers.tier3.timezone: unknown timezone (valid: an IANA name such as "UTC" or "Europe/Berlin"; did you mean "Europe/Berlin"?) (got "Europe/Berln")'],
   ])('%s', (_rule, mutate, message) => {
     expect(problemsOf(mutate)).toEqual([message]);
   });
@@ -200,6 +208,19 @@ describe('each validation rule names the field, the value and what is valid', ()
     config.primary.region = region;
     config.offsite.region = region === 'eu-west-1' ? 'eu-central-1' : 'eu-west-1';
     expect(() => parseConfig(config)).not.toThrow();
+  });
+
+  test.each([
+    'UTC', 'Etc/UTC', 'GMT', 'Etc/GMT-5', 'Etc/GMT+12', 'Europe/Berlin', 'Europe/Kyiv', 'Europe/Kiev', 'Asia/Kolkata',
+    'America/Argentina/Buenos_Aires', 'America/Port-au-Prince', 'Pacific/Chatham',
+  ])('an IANA timezone name is accepted: %s', (timezone) => {
+    expect(parseConfig({ ...validConfig(), tiers: { tier3: { timezone } } }).tiers.tier3.timezone).toBe(timezone);
+  });
+
+  test.each([
+    ['+05:00'], ['-0800'], ['+00:00'], ['Z'], ['UTC+5'], ['GMT+5'], ['utc'], ['asia/kolkata'], ['Mars/Olympus'],
+  ])('not an IANA timezone name: %s', (timezone) => {
+    expect(problemsOf((c) => { c.tiers = { tier3: { timezone } }; })).toEqual([expect.stringMatching(/^tiers\.tier3\.timezone: (a UTC offset|unknown timezone)/)]);
   });
 
   test('a measured throughput hint lets a large database into a short schedule', () => {
