@@ -72,6 +72,20 @@ const secretArn = z
     },
   });
 
+/** Storage classes of the offsite replicas: every one of them is read in milliseconds. */
+const REPLICA_STORAGE_CLASSES = ['STANDARD', 'STANDARD_IA', 'ONEZONE_IA', 'INTELLIGENT_TIERING', 'GLACIER_IR'] as const;
+/** Classes whose objects must be restored before a read: the offsite copy is read without one. */
+const RESTORE_FIRST_STORAGE_CLASSES = ['GLACIER', 'DEEP_ARCHIVE'];
+
+function storageClassProblem(value: unknown): string {
+  if (typeof value === 'string' && RESTORE_FIRST_STORAGE_CLASSES.includes(value)) {
+    return `${value} needs a restore before an object can be read, and the offsite copy is read without one: ` +
+      'AwaitOffsite reads each run\'s manifest and verification there, and restores and drills from the offsite copy read its artifacts ' +
+      `(valid: GLACIER_IR, archive pricing with millisecond reads; or ${REPLICA_STORAGE_CLASSES.filter((name) => name !== 'GLACIER_IR').join(', ')})`;
+  }
+  return `unknown storage class (valid: ${REPLICA_STORAGE_CLASSES.join(', ')})`;
+}
+
 const tierSchema = z.strictObject({
   rpo: duration.optional(),
   rto: duration.optional(),
@@ -148,12 +162,7 @@ export const configSchema = z.strictObject({
   offsite: z.strictObject({
     region,
     account: account.optional(),
-    storageClass: z
-      .enum(['STANDARD', 'STANDARD_IA', 'ONEZONE_IA', 'INTELLIGENT_TIERING', 'GLACIER_IR', 'GLACIER', 'DEEP_ARCHIVE'], {
-        error:
-          'unknown storage class (valid: STANDARD, STANDARD_IA, ONEZONE_IA, INTELLIGENT_TIERING, GLACIER_IR, GLACIER, DEEP_ARCHIVE)',
-      })
-      .optional(),
+    storageClass: z.enum(REPLICA_STORAGE_CLASSES, { error: (issue) => storageClassProblem(issue.input) }).optional(),
   }),
   objectLock: z
     .strictObject({

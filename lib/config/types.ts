@@ -6,14 +6,8 @@
 
 export type Engine = 'postgres' | 'mysql' | 'mariadb';
 export type ObjectLockMode = 'GOVERNANCE' | 'COMPLIANCE';
-export type ReplicaStorageClass =
-  | 'STANDARD'
-  | 'STANDARD_IA'
-  | 'ONEZONE_IA'
-  | 'INTELLIGENT_TIERING'
-  | 'GLACIER_IR'
-  | 'GLACIER'
-  | 'DEEP_ARCHIVE';
+/** Classes the offsite copy can be read from without a restore (no GLACIER, no DEEP_ARCHIVE). */
+export type ReplicaStorageClass = 'STANDARD' | 'STANDARD_IA' | 'ONEZONE_IA' | 'INTELLIGENT_TIERING' | 'GLACIER_IR';
 
 export interface Tier {
   readonly name: string;
