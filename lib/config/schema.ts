@@ -86,6 +86,8 @@ function storageClassProblem(value: unknown): string {
   return `unknown storage class (valid: ${REPLICA_STORAGE_CLASSES.join(', ')})`;
 }
 
+const NO_NETWORK = 'or neither subnetIds nor securityGroupIds to use the VPC\'s private subnets and a new security group';
+
 const tierSchema = z.strictObject({
   rpo: duration.optional(),
   rto: duration.optional(),
@@ -113,7 +115,10 @@ const sourceSchema = z.strictObject({
       .max(65535, { error: 'invalid port (valid: an integer from 1 to 65535)' })
       .optional(),
     database: z.string().min(1).optional(),
-    databases: z.array(z.string().min(1)).min(1, { error: 'databases must list at least one database' }).optional(),
+    databases: z
+      .array(z.string().min(1))
+      .min(1, { error: 'at least one database is required (valid: a list of database names such as ["orders"], or database: one name)' })
+      .optional(),
     username: z.string().min(1, { error: 'username is required' }),
     passwordSecretArn: secretArn,
   }),
@@ -121,11 +126,11 @@ const sourceSchema = z.strictObject({
     vpcId: z.string().regex(/^vpc-[0-9a-f]{8,17}$/, { error: 'invalid VPC id (valid: "vpc-" and 8 or 17 hex digits)' }),
     subnetIds: z
       .array(z.string().regex(/^subnet-[0-9a-f]{8,17}$/, { error: 'invalid subnet id (valid: "subnet-" and hex digits)' }))
-      .min(1)
+      .min(1, { error: `at least one subnet is required (valid: a list of subnet ids such as "subnet-0a1b2c3d4e5f60718", ${NO_NETWORK})` })
       .optional(),
     securityGroupIds: z
       .array(z.string().regex(/^sg-[0-9a-f]{8,17}$/, { error: 'invalid security group id (valid: "sg-" and hex digits)' }))
-      .min(1)
+      .min(1, { error: `at least one security group is required (valid: a list of security group ids such as "sg-0a1b2c3d4e5f60718", ${NO_NETWORK})` })
       .optional(),
   }),
   dumpOptions: z
@@ -180,9 +185,14 @@ export const configSchema = z.strictObject({
    * The roles that deploy the stacks (CloudFormation's execution role), exempt from the same
    * bucket-policy denies. Default: the CDK bootstrap's cfn-exec role of each account and region.
    */
-  deploymentRoleArns: z.array(roleArn).min(1).optional(),
+  deploymentRoleArns: z
+    .array(roleArn)
+    .min(1, { error: 'at least one role is required (valid: a list of role ARNs, or no deploymentRoleArns to use the CDK bootstrap\'s cfn-exec role)' })
+    .optional(),
   tiers: z.record(z.string().regex(/^[a-z][a-z0-9-]{0,30}$/, { error: 'invalid tier name (valid: a-z, 0-9, "-")' }), tierSchema).optional(),
-  sources: z.array(sourceSchema).min(1, { error: 'at least one source is required' }),
+  sources: z.array(sourceSchema).min(1, {
+    error: 'at least one source is required (valid: a list of sources, each with name, engine, tier, connection and network)',
+  }),
   notifications: z
     .strictObject({
       emails: z.array(z.email({ error: 'invalid e-mail address' })).optional(),

@@ -52,6 +52,9 @@ function describeIssue(issue: z.core.$ZodIssue): string {
     const keys = issue.keys.map((key) => `"${key}"`).join(', ');
     return `${path}: unknown field${issue.keys.length > 1 ? 's' : ''} ${keys}` + (known ? ` (valid: ${known.join(', ')})` : '');
   }
+  if (issue.code === 'invalid_type' && issue.input === undefined) {
+    return `${path}: required (valid: ${expectedValue(issue.expected, issue.path)})`;
+  }
   // Only primitives are echoed back: an object could hold something the user should not
   // have put there (a password under a misspelt key), and it would end up in CI logs.
   return `${path}: ${issue.message}${renderInput(issue.input)}`;
@@ -61,11 +64,32 @@ function renderInput(value: unknown): string {
   if (value === undefined) return ' (got nothing)';
   if (typeof value === 'string') return ` (got ${JSON.stringify(value.length > 80 ? `${value.slice(0, 77)}...` : value)})`;
   if (typeof value === 'number' || typeof value === 'boolean' || value === null) return ` (got ${String(value)})`;
-  return Array.isArray(value) ? ' (got a list)' : ' (got an object)';
+  if (Array.isArray(value)) return value.length === 0 ? ' (got an empty list)' : ` (got a list of ${value.length})`;
+  return ' (got an object)';
+}
+
+/** What a missing value should have been: "a string", "an object with region and, optionally, account". */
+function expectedValue(expected: string, path: readonly PropertyKey[]): string {
+  if (expected === 'array') return 'a list';
+  if (expected !== 'object') return `a ${expected}`;
+  const shape = shapeAt(path);
+  if (!shape) return 'an object';
+  const names = Object.keys(shape);
+  const optional = names.filter((name) => (shape[name] as { def?: { type?: string } })?.def?.type === 'optional');
+  const required = names.filter((name) => !optional.includes(name));
+  const and = (list: string[]) => (list.length > 1 ? `${list.slice(0, -1).join(', ')} and ${list[list.length - 1]}` : list[0]);
+  if (required.length === 0) return `an object with, optionally, ${and(optional)}`;
+  return `an object with ${and(required)}${optional.length > 0 ? ` and, optionally, ${and(optional)}` : ''}`;
 }
 
 /** Field names allowed at a path, read off the schema itself so they never drift. */
 function knownFields(path: readonly PropertyKey[]): string[] | undefined {
+  const shape = shapeAt(path);
+  return shape ? Object.keys(shape) : undefined;
+}
+
+/** The object schema's fields at a path of the config, or undefined when there is no object there. */
+function shapeAt(path: readonly PropertyKey[]): Record<string, unknown> | undefined {
   let schema: unknown = configSchema;
   for (const part of path) {
     schema = unwrap(schema);
@@ -76,8 +100,7 @@ function knownFields(path: readonly PropertyKey[]): string[] | undefined {
     else if (shape && typeof part === 'string') schema = shape[part];
     else return undefined;
   }
-  const shape = (unwrap(schema) as { shape?: Record<string, unknown> }).shape;
-  return shape ? Object.keys(shape) : undefined;
+  return (unwrap(schema) as { shape?: Record<string, unknown> }).shape;
 }
 
 function unwrap(schema: unknown): unknown {
@@ -110,7 +133,9 @@ function crossFieldProblems(input: unknown): string[] {
 
   const primaryAccount = isObject(input.primary) ? asString(input.primary.account) : undefined;
   const offsiteAccount = isObject(input.offsite) ? asString(input.offsite.account) : undefined;
-  if (offsiteAccount !== undefined && primaryAccount === undefined) {
+  // Without primary at all the schema reports it missing; "primary.account is not set" would
+  // only add a second, confusing line.
+  if (offsiteAccount !== undefined && primaryAccount === undefined && isObject(input.primary)) {
     problems.push(
       `offsite.account: "${offsiteAccount}" is set but primary.account is not (valid: both accounts, ` +
         'so that the offsite bucket and key policies can name the primary account, or neither)',
