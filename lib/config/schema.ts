@@ -86,6 +86,13 @@ function storageClassProblem(value: unknown): string {
   return `unknown storage class (valid: ${REPLICA_STORAGE_CLASSES.join(', ')})`;
 }
 
+/** EC2 ids: the prefix, then 8 hex digits (older resources) or 17 (since 2018), lower case. */
+function resourceId(prefix: string, what: string) {
+  return z.string().regex(new RegExp(`^${prefix}-(?:[0-9a-f]{8}|[0-9a-f]{17})$`), {
+    error: `invalid ${what} (valid: "${prefix}-" followed by 8 or 17 lowercase hex digits, e.g. "${prefix}-0a1b2c3d4e5f60718")`,
+  });
+}
+
 const NO_NETWORK = 'or neither subnetIds nor securityGroupIds to use the VPC\'s private subnets and a new security group';
 
 const tierSchema = z.strictObject({
@@ -123,13 +130,13 @@ const sourceSchema = z.strictObject({
     passwordSecretArn: secretArn,
   }),
   network: z.strictObject({
-    vpcId: z.string().regex(/^vpc-[0-9a-f]{8,17}$/, { error: 'invalid VPC id (valid: "vpc-" and 8 or 17 hex digits)' }),
+    vpcId: resourceId('vpc', 'VPC id'),
     subnetIds: z
-      .array(z.string().regex(/^subnet-[0-9a-f]{8,17}$/, { error: 'invalid subnet id (valid: "subnet-" and hex digits)' }))
+      .array(resourceId('subnet', 'subnet id'))
       .min(1, { error: `at least one subnet is required (valid: a list of subnet ids such as "subnet-0a1b2c3d4e5f60718", ${NO_NETWORK})` })
       .optional(),
     securityGroupIds: z
-      .array(z.string().regex(/^sg-[0-9a-f]{8,17}$/, { error: 'invalid security group id (valid: "sg-" and hex digits)' }))
+      .array(resourceId('sg', 'security group id'))
       .min(1, { error: `at least one security group is required (valid: a list of security group ids such as "sg-0a1b2c3d4e5f60718", ${NO_NETWORK})` })
       .optional(),
   }),
