@@ -102,7 +102,7 @@ export async function runLocalCycle(opts: LocalCycleOptions): Promise<number> {
     // here to a local monitor standing in for healthchecks.io / OneUptime.
     const monitor = await startHeartbeatReceiver();
     cleanups.push(() => monitor.close());
-    await postHeartbeats(monitor.url, heartbeatBodies(aws.stack.events.events, `${source.name}-${scheduledTime.toISOString().replace(/[-:.]/g, '')}`));
+    await postHeartbeats(monitor.url, heartbeatBodies(aws.stack.events.events));
     for (const heartbeat of monitor.received) log(`Heartbeat (local monitor for each heartbeat URL): POST ${JSON.stringify(heartbeat.body)}`);
     let drillOk = true;
     if (result.history.status === 'SUCCEEDED') drillOk = await drillLocally(aws, source, log);

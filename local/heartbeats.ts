@@ -2,41 +2,35 @@
  * Heartbeats locally: the bodies the API destinations of the Heartbeats construct would POST
  * for a local run, a receiver standing in for the external monitor, and the POST itself.
  * The bodies come from the same definition as the rules' input transformers
- * (`HEARTBEAT_BODIES`), evaluated against the events EventBridge would see.
+ * (`HEARTBEAT_BODIES`), evaluated against the events the run put on the bus.
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
   HEARTBEAT_AUTH_HEADER, HEARTBEAT_AUTH_PLACEHOLDER, HEARTBEAT_BODIES, type HeartbeatKind,
 } from '../lib/constructs/heartbeats';
-import { EVENT_SOURCE } from '../lib/steps/telemetry';
+import { BACKUP_STARTED, EVENT_SOURCE } from '../lib/steps/telemetry';
 import type { CapturedEvent } from './events-endpoint';
 
 /** A heartbeat body: `{ event, source, runId, status, durationSeconds, … }` (see `HEARTBEAT_BODIES`). */
 export type HeartbeatBody = Record<string, unknown>;
 
 const KIND_BY_DETAIL_TYPE: Readonly<Record<string, HeartbeatKind>> = {
+  [BACKUP_STARTED]: 'start',
   'Backup Verified': 'success',
   'Backup Failed': 'failure',
 };
 
 /**
- * The bodies, in order, that every heartbeat URL would receive for one local execution: the
- * start (from the execution, as Step Functions' RUNNING event carries it: name and ARN, no
- * source) and a success or failure per captured `lifeboat` event.
+ * The bodies, in order, that every heartbeat URL would receive for one local execution: one
+ * per captured `lifeboat` event the heartbeat rules match (Backup Started, Verified, Failed).
  */
-export function heartbeatBodies(events: readonly CapturedEvent[], executionName: string): HeartbeatBody[] {
-  const start = renderHeartbeat('start', {
-    'source': 'aws.states',
-    'detail-type': 'Step Functions Execution Status Change',
-    'detail': { name: executionName, executionArn: `local:${executionName}`, status: 'RUNNING' },
-  });
-  const outcomes = events
+export function heartbeatBodies(events: readonly CapturedEvent[]): HeartbeatBody[] {
+  return events
     .filter((event) => event.Source === EVENT_SOURCE && KIND_BY_DETAIL_TYPE[event.DetailType] !== undefined)
     .map((event) => renderHeartbeat(KIND_BY_DETAIL_TYPE[event.DetailType], {
       'source': event.Source, 'detail-type': event.DetailType, 'detail': event.Detail,
     }));
-  return [start, ...outcomes];
 }
 
 /** One body as the input transformer builds it from an EventBridge event (a missing or null path gives null). */

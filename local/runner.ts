@@ -12,7 +12,7 @@
  *   as the task role, with the task definition's environment plus the state's overrides, and
  *   answers a task token of its own through the Step Functions API (SendTaskSuccess /
  *   SendTaskFailure / SendTaskHeartbeat, authorized like every call);
- * - `sns:publish` and `aws-sdk:*`: the call, made by the state machine's role.
+ * - `sns:publish`, `events:putEvents` and `aws-sdk:*`: the call, made by the state machine's role.
  *
  * Retry, Catch, Choice and Wait are the interpreter's. Locally only the database differs from
  * AWS: the task talks to the local target instead of the configured host.
@@ -20,6 +20,7 @@
 import type { Context } from 'aws-lambda';
 import { StateMachine } from 'aws-local-stepfunctions';
 import type { S3Client } from '@aws-sdk/client-s3';
+import { EventBridgeClient, PutEventsCommand, type PutEventsCommandOutput } from '@aws-sdk/client-eventbridge';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import type { Source } from '../lib/config/types';
 import { runJob } from '../worker/main';
@@ -193,6 +194,7 @@ export async function executeLocally(opts: ExecuteOptions): Promise<LocalRunResu
   const notifications: { subject?: string; message: string }[] = [];
   const handlers = await loadLocalHandlers(aws);
   const states = (opts.definition as { States: Record<string, StateJson> }).States;
+  const executionArn = `${opts.stateMachineArn.replace(':stateMachine:', ':execution:')}:${opts.executionName}`;
 
   /** A request of the state machine's role, authorized before the state's work starts. */
   const authorize = async (requests: AwsRequest[], errorName: string) => {
@@ -278,6 +280,31 @@ export async function executeLocally(opts: ExecuteOptions): Promise<LocalRunResu
     return {} as never;
   };
 
+  // The optimized integration: Detail is JSON in the state, a string on the wire; the
+  // execution and state machine ARNs join Resources; a failed entry fails the state.
+  const eventsTask = async (input: unknown) => {
+    const { Entries } = input as { Entries: { Detail?: unknown; DetailType?: string; Source?: string; EventBusName?: string; Resources?: string[] }[] };
+    const events = new EventBridgeClient({ region: aws.app.primary.region, endpoint: aws.services.eventsEndpoint, credentials: aws.services.credentials });
+    let output: PutEventsCommandOutput;
+    try {
+      output = await asPrincipal(role, () => events.send(new PutEventsCommand({
+        Entries: Entries.map((entry) => ({
+          ...entry,
+          Detail: typeof entry.Detail === 'string' ? entry.Detail : JSON.stringify(entry.Detail ?? {}),
+          Resources: [...(entry.Resources ?? []), executionArn, opts.stateMachineArn],
+        })),
+      })));
+    } catch (error) {
+      throw Object.assign(new Error((error as Error).message), { name: `EventBridge.${(error as Error).name}` });
+    } finally {
+      events.destroy();
+    }
+    if ((output.FailedEntryCount ?? 0) > 0) {
+      throw Object.assign(new Error(JSON.stringify(output.Entries)), { name: 'EventBridge.FailedEntry' });
+    }
+    return { Entries: output.Entries, FailedEntryCount: output.FailedEntryCount ?? 0 } as never;
+  };
+
   // No local CloudWatch: the call is authorized and the metric kept (LocalAws.metrics).
   const cloudWatchTask = async (input: unknown) => {
     const { requests } = requestsForCall(model, role, 'CloudWatch', 'PutMetricData', input as Record<string, unknown>);
@@ -305,6 +332,7 @@ export async function executeLocally(opts: ExecuteOptions): Promise<LocalRunResu
     else if (/:states:::lambda:invoke$/.test(resource)) bindings[name] = track(lambdaTask(String(state.Parameters?.FunctionName), true));
     else if (/:states:::ecs:runTask\.waitForTaskToken$/.test(resource)) bindings[name] = track(ecsTask(name));
     else if (/:states:::sns:publish$/.test(resource)) bindings[name] = track(snsTask);
+    else if (/:states:::events:putEvents$/.test(resource)) bindings[name] = track(eventsTask);
     else if (/:states:::aws-sdk:cloudwatch:putMetricData$/.test(resource)) bindings[name] = track(cloudWatchTask);
     else throw new Error(`state ${name}: no local binding for Resource ${resource}`);
   }
@@ -318,7 +346,7 @@ export async function executeLocally(opts: ExecuteOptions): Promise<LocalRunResu
       retryIntervalOverrides: opts.retryIntervalOverrides,
     },
     context: {
-      Execution: { Id: `${opts.stateMachineArn.replace(':stateMachine:', ':execution:')}:${opts.executionName}`, Name: opts.executionName, Input: opts.input as never, StartTime: new Date().toISOString() },
+      Execution: { Id: executionArn, Name: opts.executionName, Input: opts.input as never, StartTime: new Date().toISOString() },
       Task: { Token: 'issued-per-task-by-the-local-runner' },
     },
   });

@@ -12,6 +12,7 @@ import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import * as path from 'node:path';
 import { RUNS_PREFIX } from '../domain/layout';
+import { BACKUP_STARTED, EVENT_SOURCE } from '../steps/telemetry';
 import { backupStateMachineName, DUMP_FAMILY_PREFIX, LIFEBOAT_ROLE_PATH, OFFSITE_READER_PATHS } from './dump-task';
 import { grantPublishTo } from './alarm-topic';
 import { loggedStateMachine } from './common';
@@ -409,8 +410,8 @@ export class BackupWorkflow extends Construct {
       result: sfn.Result.fromObject({ attempts: 0, present: false }),
       resultPath: '$.offsite',
     });
-    return start
-      .next(dump)
+    start.next(this.announceStart(scope, dump));
+    dump
       .next(new sfn.Choice(scope, 'ChooseVerifier')
         .when(sfn.Condition.numberGreaterThan('$.dump.bytes', threshold), verifyOnFargate)
         .otherwise(verifyState)
@@ -423,8 +424,75 @@ export class BackupWorkflow extends Construct {
       .next(new sfn.Choice(scope, 'OffsiteCopied?')
         .when(sfn.Condition.booleanEquals('$.offsite.present', true), recordState.next(new sfn.Succeed(scope, 'Backed up')))
         .otherwise(waitForOffsite.next(awaitOffsiteState)));
+    return start;
+  }
+
+  /**
+   * The start heartbeat's event: `Backup Started` with the source, the slot's run id and the
+   * execution, put on the default bus before the dump. Step Functions' own RUNNING event
+   * carries the input only as a string, which an input transformer cannot read; this one a
+   * monitor can match per source. A failed announcement never stops the backup, and an input
+   * without a slot time (the dump then fails naming it) is not announced.
+   */
+  private announceStart(scope: Construct, dump: sfn.IChainable): sfn.IChainable {
+    const announce = new tasks.EventBridgePutEvents(scope, 'AnnounceStart', {
+      comment: 'The start heartbeat: which source and run started (docs/backup-run.md)',
+      entries: [{
+        source: EVENT_SOURCE,
+        detailType: BACKUP_STARTED,
+        detail: sfn.TaskInput.fromObject({
+          source: sfn.JsonPath.stringAt('$.source'),
+          runId: sfn.JsonPath.stringAt('$.run.runId'),
+          scheduledTime: sfn.JsonPath.stringAt('$.scheduledTime'),
+          execution: sfn.JsonPath.stringAt('$$.Execution.Name'),
+          executionArn: sfn.JsonPath.stringAt('$$.Execution.Id'),
+        }),
+      }],
+      resultPath: sfn.JsonPath.DISCARD,
+      taskTimeout: sfn.Timeout.duration(Duration.seconds(30)),
+    });
+    announce.addRetry({ errors: ['States.ALL'], interval: Duration.seconds(2), maxAttempts: 2, backoffRate: 2 });
+    announce.addCatch(dump, { errors: ['States.ALL'], resultPath: '$.announceError' });
+    const nameRun = new sfn.Pass(scope, 'NameRun', {
+      comment: 'The run id of the slot, as the worker will name the run',
+      parameters: { 'runId.$': RUN_ID_FROM_SCHEDULED_TIME },
+      resultPath: '$.run',
+    });
+    return new sfn.Choice(scope, 'Slot time given?')
+      .when(sfn.Condition.and(
+        sfn.Condition.isPresent('$.source'),
+        sfn.Condition.isString('$.source'),
+        sfn.Condition.isPresent('$.scheduledTime'),
+        sfn.Condition.isString('$.scheduledTime'),
+        sfn.Condition.stringMatches('$.scheduledTime', SCHEDULED_TIME_PATTERN),
+        sfn.Condition.not(sfn.Condition.stringMatches('$.scheduledTime', '*.*')),
+      ), nameRun.next(announce).next(dump))
+      .otherwise(dump);
   }
 }
+
+/**
+ * The run id of the slot from the schedule's `scheduledTime` (2026-11-26T03:00:00Z →
+ * 20261126T030000Z, as the worker names the run), in intrinsic functions. Each split is on
+ * one character, which every reading of States.StringSplit agrees on, and nests at most five
+ * functions deep.
+ */
+export const RUN_ID_FROM_SCHEDULED_TIME = (() => {
+  const part = (separator: string, index: number, of = '$.scheduledTime') => `States.ArrayGetItem(States.StringSplit(${of}, '${separator}'), ${index})`;
+  const year = part('-', 0);
+  const month = part('-', 1);
+  const day = part('-', 2, part('T', 0));
+  const hour = part('T', 1, part(':', 0));
+  const minute = part(':', 1);
+  const second = part('Z', 0, part(':', 2));
+  return `States.Format('{}{}{}T{}{}{}Z', ${[year, month, day, hour, minute, second].join(', ')})`;
+})();
+
+/**
+ * What a schedule sends as `scheduledTime`: Scheduler's `<aws.scheduler.scheduled-time>`, UTC
+ * to the second (2026-11-26T03:00:00Z). StringMatches knows only `*`; fractions are excluded apart.
+ */
+const SCHEDULED_TIME_PATTERN = '*-*-*T*:*:*Z';
 
 function kebab(name: string): string {
   return name.replace(/([a-z])([A-Z])/g, '$1-$2').toLowerCase();

@@ -2,9 +2,8 @@ import { Duration, SecretValue, Validations } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
-import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import { EVENT_SOURCE } from '../steps/telemetry';
+import { BACKUP_STARTED, EVENT_SOURCE } from '../steps/telemetry';
 
 /** The three moments of a backup run an external monitor hears about. */
 export type HeartbeatKind = 'start' | 'success' | 'failure';
@@ -16,19 +15,20 @@ export type HeartbeatField = { readonly value: string | number | null } | { read
  * The JSON body POSTed to every heartbeat URL, per kind: one definition for the input
  * transformers of the rules and for the local runner (local/heartbeats.ts).
  *
- * The start heartbeat comes from Step Functions' own status-change event, whose
- * `detail.input` is the execution input as a JSON *string*: an input transformer can only
- * pick paths, not parse a string, so `source` and `runId` are null at start and the body
- * carries the execution's name and ARN instead.
+ * The start heartbeat comes from the run's own `Backup Started` event (the AnnounceStart
+ * state, before the dump): Step Functions' status-change event carries the execution input
+ * only as a JSON string, which an input transformer cannot read, so a monitor could not tell
+ * which source started.
  */
 export const HEARTBEAT_BODIES: Readonly<Record<HeartbeatKind, Readonly<Record<string, HeartbeatField>>>> = {
   start: {
     event: { value: 'start' },
-    source: { value: null },
-    runId: { value: null },
-    status: { path: '$.detail.status' },
+    source: { path: '$.detail.source' },
+    runId: { path: '$.detail.runId' },
+    status: { value: 'running' },
     durationSeconds: { value: null },
-    execution: { path: '$.detail.name' },
+    scheduledTime: { path: '$.detail.scheduledTime' },
+    execution: { path: '$.detail.execution' },
     executionArn: { path: '$.detail.executionArn' },
   },
   success: {
@@ -65,8 +65,6 @@ export const HEARTBEAT_MAX_EVENT_AGE = Duration.minutes(15);
 export interface HeartbeatsProps {
   /** https URLs of external monitors (healthchecks.io, OneUptime incoming-request monitors…); none → no resources. */
   readonly heartbeatUrls: readonly string[];
-  /** The backup-run state machine, whose RUNNING executions are the start heartbeats. */
-  readonly backupStateMachine: sfn.IStateMachine;
 }
 
 /**
@@ -136,9 +134,8 @@ export class Heartbeats extends Construct {
     };
     this.rules = [
       rule('RunStarted', 'start', 'Lifeboat heartbeat: a backup run started', {
-        source: ['aws.states'],
-        detailType: ['Step Functions Execution Status Change'],
-        detail: { status: ['RUNNING'], stateMachineArn: [props.backupStateMachine.stateMachineArn] },
+        source: [EVENT_SOURCE],
+        detailType: [BACKUP_STARTED],
       }),
       rule('BackupVerified', 'success', 'Lifeboat heartbeat: a backup was verified', {
         source: [EVENT_SOURCE],

@@ -165,7 +165,6 @@ export class PrimaryStack extends Stack {
     // External monitors hear from every run: start, success, failure.
     this.heartbeats = new Heartbeats(this, 'Heartbeats', {
       heartbeatUrls: config.notifications.heartbeatUrls,
-      backupStateMachine: this.workflow.stateMachine,
     });
     // The only role that deletes runs; it never deletes the newest verified ones.
     this.pruner = new Pruner(this, 'Pruner', {

@@ -9,6 +9,8 @@ import { stepError } from './state';
 export const METRICS_NAMESPACE = 'Lifeboat';
 export const EVENT_SOURCE = 'lifeboat';
 export const DEFAULT_EVENT_BUS = 'default';
+/** The detail type of the event the backup run puts on the bus as it starts (the start heartbeat). */
+export const BACKUP_STARTED = 'Backup Started';
 /** Environment variable naming an EventBridge-compatible endpoint (the local runner's capture), e.g. http://127.0.0.1:4010. */
 export const EVENTS_ENDPOINT_ENV = 'LIFEBOAT_EVENTS_ENDPOINT';
 

@@ -1,4 +1,6 @@
 import { Match } from 'aws-cdk-lib/assertions';
+import { StateMachine } from 'aws-local-stepfunctions';
+import { RUN_ID_FROM_SCHEDULED_TIME } from '../../lib/constructs/backup-workflow';
 import { flexibleWindowFor, scheduleFor } from '../../lib/constructs/backup-schedules';
 import { dumpDeadlineSeconds } from '../../lib/constructs/dump-task';
 import { createStacks } from '../../lib/stacks';
@@ -6,6 +8,7 @@ import { stateMachineDefinition } from '../../local/definition';
 import { validateAsl } from '../../local/validate-asl';
 import { testApp } from '../fixtures/cdk-app';
 import { testConfig } from '../fixtures/config';
+import { jobFromEnv } from '../../worker/job';
 import { primaryWithShards } from '../fixtures/primary-template';
 
 const { primary } = createStacks(testApp(), testConfig);
@@ -13,6 +16,11 @@ const { primary } = createStacks(testApp(), testConfig);
 const template = primaryWithShards(primary);
 const definition = stateMachineDefinition(template.toJSON() as never) as { StartAt: string; States: Record<string, Record<string, unknown>> };
 const states = definition.States;
+/** A worker environment without a run id: the worker names the run from the slot time. */
+const WORKER_ENV = {
+  LIFEBOAT_SOURCE: 'orders', LIFEBOAT_ENGINE: 'postgres', LIFEBOAT_TIER: 'tier1', LIFEBOAT_DB_HOST: 'db.internal',
+  LIFEBOAT_DB_NAMES: 'orders', LIFEBOAT_DB_USER: 'backup', LIFEBOAT_BUCKET: 'primary', AWS_REGION: 'eu-west-1',
+};
 
 type Statement = { Effect: string; Action: string | string[]; Resource: unknown };
 /** Every Allow statement of the policies attached to the role of a Lambda function whose logical id starts with `prefix`. */
@@ -89,7 +97,7 @@ describe('the backup-run state machine', () => {
 
   test('Dump → ChooseVerifier → Verify | VerifyOnFargate → Verdict? → Commit → AwaitOffsite ⟲ WaitForOffsite → Record', () => {
     expect(definition.StartAt).toBe('Start');
-    expect(states.Start.Next).toBe('Dump');
+    expect(states.Start.Next).toBe('Slot time given?');
     expect(states.Dump.Next).toBe('ChooseVerifier');
     expect(states.ChooseVerifier).toMatchObject({
       Type: 'Choice',
@@ -115,6 +123,45 @@ describe('the backup-run state machine', () => {
     });
     expect(states.WaitForOffsite).toMatchObject({ Type: 'Wait', Seconds: 60, Next: 'AwaitOffsite' });
     expect(states.Record.Next).toBe('Backed up');
+  });
+
+  test('before the dump, the start heartbeat: Backup Started with the source, the slot\'s run id and the execution; never a reason to stop', () => {
+    expect(states['Slot time given?']).toMatchObject({
+      Type: 'Choice',
+      Choices: [{ And: expect.arrayContaining([
+        { Variable: '$.scheduledTime', StringMatches: '*-*-*T*:*:*Z' },
+        { Not: { Variable: '$.scheduledTime', StringMatches: '*.*' } },
+      ]), Next: 'NameRun' }],
+      Default: 'Dump',
+    });
+    expect(states.NameRun).toMatchObject({ Type: 'Pass', Parameters: { 'runId.$': RUN_ID_FROM_SCHEDULED_TIME }, ResultPath: '$.run', Next: 'AnnounceStart' });
+    expect(states.AnnounceStart).toMatchObject({
+      Resource: 'arn:aws:states:::events:putEvents',
+      Parameters: { Entries: [{ Source: 'lifeboat', DetailType: 'Backup Started', Detail: {
+        'source.$': '$.source', 'runId.$': '$.run.runId', 'scheduledTime.$': '$.scheduledTime', 'execution.$': '$$.Execution.Name', 'executionArn.$': '$$.Execution.Id',
+      } }] },
+      ResultPath: null,
+      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.announceError', Next: 'Dump' }],
+      Next: 'Dump',
+    });
+    // The state machine's role may put events on the default bus only.
+    const { actions, resources } = allowedActions('BackupRunStateMachineRole');
+    expect(actions).toContain('events:PutEvents');
+    expect(resources).toContain(':event-bus/default');
+  });
+
+  test.each([
+    ['2026-11-26T03:00:00Z'],
+    ['2026-01-01T00:15:07Z'],
+    ['1999-12-31T23:59:59Z'],
+  ])('the run id NameRun computes from %s is the one the worker names the run by', async (scheduledTime) => {
+    const machine = new StateMachine({
+      StartAt: 'NameRun',
+      States: { NameRun: { Type: 'Pass', Parameters: { 'runId.$': RUN_ID_FROM_SCHEDULED_TIME }, ResultPath: '$.run', End: true } },
+    } as never);
+    const output = await machine.run({ scheduledTime } as never).result as { run: { runId: string } };
+    const job = jobFromEnv({ ...WORKER_ENV, LIFEBOAT_SCHEDULED_TIME: scheduledTime });
+    expect(output.run.runId).toBe(job.runId);
   });
 
   test('Dump runs the source\'s task on Fargate with a task token, a heartbeat timeout and a backstop timeout', () => {

@@ -1,6 +1,5 @@
 import { CfnWaitConditionHandle, Stack, Validations } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
-import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { Heartbeats } from '../../lib/constructs/heartbeats';
 import { testApp } from '../fixtures/cdk-app';
@@ -10,8 +9,7 @@ const STATE_MACHINE_ARN = 'arn:aws:states:eu-west-1:111111111111:stateMachine:li
 
 function heartbeatsStack(app = testApp(), heartbeatUrls: readonly string[] = URLS): Stack {
   const stack = new Stack(app, 'HeartbeatsTest', { env: { account: '111111111111', region: 'eu-west-1' } });
-  const backupStateMachine = sfn.StateMachine.fromStateMachineArn(stack, 'BackupRun', STATE_MACHINE_ARN);
-  new Heartbeats(stack, 'Heartbeats', { heartbeatUrls, backupStateMachine });
+  new Heartbeats(stack, 'Heartbeats', { heartbeatUrls });
   return stack;
 }
 const template = Template.fromStack(heartbeatsStack());
@@ -56,13 +54,9 @@ test('per URL an API-key connection (a placeholder header: the URL is the creden
   });
 });
 
-test('three rules on the default bus: RUNNING executions of the backup-run state machine, Backup Verified, Backup Failed', () => {
+test('three rules on the default bus: lifeboat\'s Backup Started, Backup Verified, Backup Failed', () => {
   template.resourceCountIs('AWS::Events::Rule', 3);
-  expect(json.Resources[idOf('AWS::Events::Rule', 'HeartbeatsRunStarted')].Properties.EventPattern).toEqual({
-    'source': ['aws.states'],
-    'detail-type': ['Step Functions Execution Status Change'],
-    'detail': { status: ['RUNNING'], stateMachineArn: [STATE_MACHINE_ARN] },
-  });
+  expect(json.Resources[idOf('AWS::Events::Rule', 'HeartbeatsRunStarted')].Properties.EventPattern).toEqual({ 'source': ['lifeboat'], 'detail-type': ['Backup Started'] });
   expect(json.Resources[idOf('AWS::Events::Rule', 'HeartbeatsBackupVerified')].Properties.EventPattern).toEqual({ 'source': ['lifeboat'], 'detail-type': ['Backup Verified'] });
   expect(json.Resources[idOf('AWS::Events::Rule', 'HeartbeatsBackupFailed')].Properties.EventPattern).toEqual({ 'source': ['lifeboat'], 'detail-type': ['Backup Failed'] });
   for (const id of idsOf('AWS::Events::Rule')) expect(json.Resources[id].Properties.EventBusName).toBeUndefined();
@@ -78,22 +72,19 @@ test.each(['HeartbeatsRunStarted', 'HeartbeatsBackupVerified', 'HeartbeatsBackup
   }
 });
 
-test('start: status, execution name and ARN from the Step Functions event; source and runId null (detail.input is a string)', () => {
+test('start: source, runId, slot time and execution of the Backup Started event the run puts before its dump', () => {
   const event = {
-    'source': 'aws.states',
-    'detail-type': 'Step Functions Execution Status Change',
+    'source': 'lifeboat',
+    'detail-type': 'Backup Started',
     'detail': {
-      executionArn: 'arn:aws:states:eu-west-1:111111111111:execution:lifeboat-backup-run:0d6f',
-      stateMachineArn: STATE_MACHINE_ARN,
-      name: '0d6f',
-      status: 'RUNNING',
-      input: '{"source":"orders","scheduledTime":"2025-01-01T00:00:00Z"}',
+      source: 'orders', runId: '20250101T000000Z', scheduledTime: '2025-01-01T00:00:00Z',
+      execution: '0d6f', executionArn: `${STATE_MACHINE_ARN.replace(':stateMachine:', ':execution:')}:0d6f`,
     },
   };
   for (const target of ruleTargets('HeartbeatsRunStarted')) {
     expect(render(target, event)).toEqual({
-      event: 'start', source: null, runId: null, status: 'RUNNING', durationSeconds: null,
-      execution: '0d6f', executionArn: 'arn:aws:states:eu-west-1:111111111111:execution:lifeboat-backup-run:0d6f',
+      event: 'start', source: 'orders', runId: '20250101T000000Z', status: 'running', durationSeconds: null,
+      scheduledTime: '2025-01-01T00:00:00Z', execution: '0d6f', executionArn: 'arn:aws:states:eu-west-1:111111111111:execution:lifeboat-backup-run:0d6f',
     });
   }
 });

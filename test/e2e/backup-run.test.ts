@@ -130,6 +130,10 @@ describe('happy paths', () => {
     expect(run.offsite).toMatchObject({ source: 'shop', runId: result.runId, bucket: stack.services.offsiteBucket });
     expect(result.alarms).toEqual([]);
     expect(stack.events.events.some((event) => event.DetailType === 'Backup Verified' && event.Detail.runId === result.runId)).toBe(true);
+    // The start heartbeat's event, put by the state machine before the dump, names the same run.
+    const started = stack.events.events.filter((event) => event.DetailType === 'Backup Started' && event.Detail.runId === result.runId);
+    expect(started).toEqual([expect.objectContaining({ Source: 'lifeboat', Detail: expect.objectContaining({ source: 'shop', execution: expect.any(String) }) })]);
+    expect(result.history.rows.map((row) => row.state).slice(0, 4)).toEqual(['Start', 'Slot time given?', 'NameRun', 'AnnounceStart']);
     // The offsite bucket holds the same artifact bytes.
     const manifest = run.manifest as ReturnType<typeof parseManifest>;
     const replica = await getBytes(stack.services.s3, stack.services.offsiteBucket, manifest.artifacts[0].key);

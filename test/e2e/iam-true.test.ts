@@ -104,6 +104,19 @@ test('the state machine\'s use of the topic key removed again: the run still fai
   expect(code).toBe(1);
 }, 180_000);
 
+test('the state machine may not put events: the start heartbeat is denied, naming the call, and the backup still succeeds', async () => {
+  const { code, output, aws } = await cycle({
+    n: 4,
+    tamper: (tampered) => removeStatements(tampered, { resource: 'BackupRunStateMachineRoleDefaultPolicy', statement: allows('events:PutEvents') }),
+  });
+  expect(output).toMatch(/Execution SUCCEEDED in/);
+  expect(output).toMatch(/denied: \S+BackupRunStateMachineRole\S+ events:PutEvents arn:aws:events:eu-west-1:111111111111:event-bus\/default/);
+  expect(output).not.toMatch(/POST \{"event":"start"/);
+  expect(output).toMatch(/POST \{"event":"success","source":"orders"/);
+  expect(aws.stack.events.events.filter((event) => event.DetailType === 'Backup Started')).toEqual([]);
+  expect(code).toBe(0);
+}, 180_000);
+
 describe('each defect re-introduced, replayed: denied, naming the call', () => {
   const cases: [string, StatementMatch, { principal: RegExp; action: RegExp; resource: RegExp }][] = [
     ['AwaitOffsite and drills cannot read the offsite bucket (its policy admits only the replication role)',

@@ -1,6 +1,6 @@
 /**
- * The heartbeats of a local run: the bodies the API destinations would POST (start from the
- * execution, success/failure from the captured `lifeboat` events), POSTed over real HTTP to
+ * The heartbeats of a local run: the bodies the API destinations would POST (start, success,
+ * failure from the captured `lifeboat` events), POSTed over real HTTP to
  * the local receiver that stands in for the external monitor.
  */
 import { createServer } from 'node:http';
@@ -9,6 +9,16 @@ import { heartbeatBodies, postHeartbeats, startHeartbeatReceiver, type Heartbeat
 import type { CapturedEvent } from '../../local/events-endpoint';
 
 const EXECUTION = 'orders-20250101T000000000Z';
+
+const started: CapturedEvent = {
+  Source: 'lifeboat',
+  DetailType: 'Backup Started',
+  EventBusName: 'default',
+  Detail: {
+    source: 'orders', runId: '20250101T000000Z', scheduledTime: '2025-01-01T00:00:00Z',
+    execution: EXECUTION, executionArn: `local:${EXECUTION}`,
+  },
+};
 
 const verified: CapturedEvent = {
   Source: 'lifeboat',
@@ -29,8 +39,8 @@ const failed: CapturedEvent = {
   },
 };
 const start = {
-  event: 'start', source: null, runId: null, status: 'RUNNING', durationSeconds: null,
-  execution: EXECUTION, executionArn: `local:${EXECUTION}`,
+  event: 'start', source: 'orders', runId: '20250101T000000Z', status: 'running', durationSeconds: null,
+  scheduledTime: '2025-01-01T00:00:00Z', execution: EXECUTION, executionArn: `local:${EXECUTION}`,
 };
 
 let receiver: HeartbeatReceiver;
@@ -42,7 +52,7 @@ afterEach(async () => {
 });
 
 test('a verified run: start then success, received by the monitor as JSON POSTs with the placeholder header', async () => {
-  const bodies = heartbeatBodies([verified], EXECUTION);
+  const bodies = heartbeatBodies([started, verified]);
   expect(bodies).toEqual([
     start,
     { event: 'success', source: 'orders', runId: '20250101T000000Z', status: 'verified', durationSeconds: 12, bytes: 2048 },
@@ -59,7 +69,7 @@ test('a verified run: start then success, received by the monitor as JSON POSTs 
 });
 
 test('a failed run: start then failure with the failed state and error, never the cause', async () => {
-  const bodies = heartbeatBodies([failed], EXECUTION);
+  const bodies = heartbeatBodies([started, failed]);
   expect(bodies).toEqual([
     start,
     { event: 'failure', source: 'orders', runId: null, status: 'failed', durationSeconds: null, failedState: 'Dump', error: 'DumpFailed', rpoBreached: null },
@@ -70,11 +80,11 @@ test('a failed run: start then failure with the failed state and error, never th
   expect(receiver.received.map((request) => request.body)).toEqual(bodies);
 });
 
-test('events other than lifeboat\'s Backup Verified/Failed make no heartbeat; no events → the start alone', () => {
+test('events other than lifeboat\'s Backup Started/Verified/Failed make no heartbeat', () => {
   const other: CapturedEvent = { Source: 'lifeboat', DetailType: 'Drill Completed', Detail: { source: 'orders' } };
   const foreign: CapturedEvent = { Source: 'someone.else', DetailType: 'Backup Verified', Detail: { source: 'x' } };
-  expect(heartbeatBodies([other, foreign], EXECUTION)).toEqual([start]);
-  expect(heartbeatBodies([], EXECUTION)).toEqual([start]);
+  expect(heartbeatBodies([started, other, foreign])).toEqual([start]);
+  expect(heartbeatBodies([other, foreign])).toEqual([]);
 });
 
 test('a monitor answering non-2xx is a HeartbeatRejected error that names the origin, not the secret path', async () => {
