@@ -1,6 +1,5 @@
 import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
-import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as path from 'node:path';
@@ -14,18 +13,18 @@ import { DrillSchedules } from '../constructs/drill-schedules';
 import type { DrillTask } from '../constructs/drill-task';
 import { DrillWorkflow } from '../constructs/drill-workflow';
 import { LifeboatAlarms } from '../constructs/alarms';
-import { LifeboatDashboard } from '../constructs/dashboard';
+import { LifeboatOverviewDashboard } from '../constructs/dashboard';
 import type { DumpTask } from '../constructs/dump-task';
 import { Heartbeats } from '../constructs/heartbeats';
 import { Pruner } from '../constructs/pruner';
-import { Watchdog, watchdogAlarmNames } from '../constructs/watchdog';
+import { Watchdog } from '../constructs/watchdog';
 import { OffsiteReplication } from '../constructs/offsite-replication';
 import { configurationAdmins, shortestRetentionDays, storageNames } from './naming';
 import { KeyWatch } from '../constructs/key-watch';
 import { OperatorAccess } from '../constructs/operator-access';
 import { OFFSITE_READER_PATHS } from '../constructs/dump-task';
 import { DRILLS_PREFIX, RUNS_PREFIX } from '../domain/layout';
-import { SourceShard, shardSources } from './source-shard';
+import { SOURCES_PER_SHARD, SourceShard, shardSources } from './source-shard';
 
 export interface PrimaryStackProps extends Omit<StackProps, 'env'> {
   /** The environment (primary region and account) comes from here. */
@@ -143,6 +142,7 @@ export class PrimaryStack extends Stack {
     // at most 500 resources per stack. The parent never references a shard.
     const offsite = { bucketName: names.offsiteBucketName, region: config.offsite.region, account: names.offsiteAccount };
     const alarmNamePrefix = config.appName;
+    const dashboardName = `${config.appName}-${config.primary.region}`;
     this.shards = shardSources(config.sources).map((sources, index) => new SourceShard(this, `Sources-${index + 1}`, {
       config,
       sources,
@@ -154,6 +154,8 @@ export class PrimaryStack extends Stack {
       backup: { stateMachine: this.workflow.stateMachine, deadLetterQueue: this.schedules.deadLetterQueue, group: this.schedules.group },
       drill: { stateMachine: drillWorkflow.stateMachine, deadLetterQueue: drillSchedules.deadLetterQueue, group: drillSchedules.group },
       alarmNamePrefix,
+      // Dashboards are global to the account: the region keeps two deployments apart.
+      dashboardNamePrefix: `${dashboardName}-Sources-${index + 1}`,
     }));
     this.dumpTasks = Object.assign({}, ...this.shards.map((shard) => shard.dumpTasks)) as Record<string, DumpTask>;
     this.drills = {
@@ -189,15 +191,15 @@ export class PrimaryStack extends Stack {
       alarmTopic: this.alarmTopic.topic,
       sources: config.sources,
     });
-    new LifeboatDashboard(this, 'Dashboard', {
-      sources: config.sources,
+    // One dashboard over every source, whose size does not grow with them (Metrics Insights
+    // queries over the `source` dimension); each shard has the dashboard of its own sources.
+    new LifeboatOverviewDashboard(this, 'Dashboard', {
+      dashboardName,
       alarms: this.alarms.alarms,
-      // Named, not referenced: the alarms live in the shards.
-      sourceAlarms: Object.fromEntries(config.sources.map((source) => {
-        const alarmNames = watchdogAlarmNames(alarmNamePrefix, source.name);
-        return [source.name, [alarmNames.rpo, alarmNames.offsite].map((alarmName, index) =>
-          cloudwatch.Alarm.fromAlarmName(this, `WatchdogAlarm-${source.name}-${index}`, alarmName))];
-      })),
+      tiers: [...new Map(config.sources.map((source) => [source.tier.name, source.tier])).values()],
+      defaultSource: config.sources[0]?.name,
+      notes: `Each source's two watchdog alarms (\`${alarmNamePrefix}-rpo-<source>\`, \`${alarmNamePrefix}-offsite-rpo-<source>\`) and its graphs against its own RPO and RTO `
+        + `are on the dashboard of its source shard, \`${dashboardName}-Sources-<n>-1\`: ${SOURCES_PER_SHARD} sources each, in config order.`,
     });
 
     this.operators = new OperatorAccess(this, 'Operators', {

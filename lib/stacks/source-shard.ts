@@ -15,6 +15,7 @@ import { DrillSchedules } from '../constructs/drill-schedules';
 import { DrillTask } from '../constructs/drill-task';
 import { drillTargets } from '../constructs/drill-workflow';
 import { backupStateMachineName, DumpTask } from '../constructs/dump-task';
+import { LifeboatDashboard } from '../constructs/dashboard';
 import { WatchdogAlarms } from '../constructs/watchdog';
 
 /**
@@ -50,13 +51,16 @@ export interface SourceShardProps extends NestedStackProps {
     readonly deadLetterQueue: sqs.IQueue;
     readonly group: scheduler.IScheduleGroup;
   };
-  /** Prefix of the watchdog alarms' names, so the parent's dashboards can name them. */
+  /** Prefix of the watchdog alarms' names (`watchdogAlarmNames`): a contract, since renaming an alarm replaces it. */
   readonly alarmNamePrefix: string;
+  /** Prefix of the name of the shard's dashboard (`<prefix>-1`), unique in the account: dashboards are global. */
+  readonly dashboardNamePrefix: string;
 }
 
 /**
  * The per-source resources of up to `SOURCES_PER_SHARD` sources, as a nested stack of the
- * primary stack: dump and drill tasks, backup and drill schedules, the watchdog's alarms.
+ * primary stack: dump and drill tasks, backup and drill schedules, the watchdog's alarms and
+ * the dashboard of these sources.
  *
  * The shard takes the shared resources from the parent (CDK passes them as parameters) and the
  * parent never references the shard: the state machines grant RunTask and PassRole by task
@@ -68,6 +72,7 @@ export class SourceShard extends NestedStack {
   public readonly schedules: BackupSchedules;
   public readonly drillSchedules: DrillSchedules;
   public readonly watchdogAlarms: WatchdogAlarms;
+  public readonly dashboard: LifeboatDashboard;
 
   constructor(scope: Construct, id: string, props: SourceShardProps) {
     super(scope, id, {
@@ -126,6 +131,17 @@ export class SourceShard extends NestedStack {
       sources,
       alarmTopic: props.alarmTopic,
       alarmNamePrefix: props.alarmNamePrefix,
+    });
+
+    // The shard's sources in detail, next to their alarms (so the body references them
+    // directly): one row per source against its own RPO and RTO, about 2.4 KB each.
+    this.dashboard = new LifeboatDashboard(this, 'Dashboard', {
+      sources,
+      alarms: [],
+      sourceAlarms: Object.fromEntries(sources.map((source) =>
+        [source.name, [this.watchdogAlarms.alarms[source.name], this.watchdogAlarms.offsiteAlarms[source.name]]])),
+      sourcesPerDashboard: Math.max(1, sources.length),
+      dashboardNamePrefix: props.dashboardNamePrefix,
     });
   }
 
