@@ -245,9 +245,11 @@ function seconds(ms: number): string {
 }
 
 /** A one-line bar redrawn in place on a TTY; a plain line every few seconds otherwise (logs, CI). */
-class ProgressPrinter {
+export class ProgressPrinter {
   private lastPlain = 0;
   private drawn = false;
+  /** The phase whose final line is printed: the meter reports the end more than once. */
+  private finished?: RestoreProgress['phase'];
 
   constructor(private readonly out: { write(text: string): unknown; readonly isTTY?: boolean }) {}
 
@@ -259,7 +261,9 @@ class ProgressPrinter {
       return;
     }
     const done = progress.bytes >= progress.totalBytes;
+    if (done && this.finished === progress.phase) return;
     if (Date.now() - this.lastPlain < 2_000 && !done && progress.bytes > 0) return;
+    if (done) this.finished = progress.phase;
     if (progress.bytes === 0 && progress.totalBytes > 0 && this.lastPlain !== 0) return;
     this.lastPlain = Date.now();
     this.out.write(`${line}\n`);

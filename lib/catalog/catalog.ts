@@ -231,12 +231,31 @@ async function readListedRun(
   if (manifest.value) record.manifest = manifest.value;
   if (verification.value) record.verification = verification.value;
   if (offsite.value) record.offsite = offsite.value;
-  const { status, reason } = deriveStatus(source, runId, manifest, verification);
+  const derived = deriveStatus(source, runId, manifest, verification);
+  const missing = derived.status === 'verified' && manifest.value ? missingArtifacts(manifest.value, objects) : [];
+  const { status, reason } = missing.length > 0
+    // A replica bucket gets each object on its own: the documents can be there before the
+    // artifacts (replication still running), and a run without its artifacts restores nothing.
+    ? { status: 'unverified' as const, reason: `not restorable from s3://${bucket}/: ${missing.slice(0, 3).join('; ')}${missing.length > 3 ? `; and ${missing.length - 3} more` : ''}` }
+    : derived;
   record.status = status;
   const offsiteNote = offsite.problem ? `offsite confirmation unreadable: ${offsite.problem}` : undefined;
   const combined = [reason, offsiteNote].filter(Boolean).join('; ');
   if (combined) record.reason = combined;
   return record;
+}
+
+/**
+ * The artifacts (and globals) of a manifest whose key the listing does not show: absent from
+ * this bucket. Empty when all are there. The listing shows the current version only, so a
+ * present key says nothing of the version the manifest names (a later write at the key is
+ * ignored by readers, who read that version; one gone is named when it is read).
+ */
+export function missingArtifacts(manifest: Manifest, objects: readonly CatalogObject[]): string[] {
+  const listed = new Set(objects.map((object) => object.key));
+  return [...manifest.artifacts, ...(manifest.globals ? [manifest.globals] : [])]
+    .filter((artifact) => !listed.has(artifact.key))
+    .map((artifact) => `${artifact.key} is not in the bucket`);
 }
 
 function deriveStatus(

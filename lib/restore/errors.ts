@@ -9,6 +9,8 @@ export const RESTORE_ERROR_NAMES = [
   'NoVerifiedRun',
   /** A downloaded artifact's SHA-256 or byte count differs from the manifest's: nothing was restored. */
   'ChecksumMismatch',
+  /** An object the manifest names is not in the bucket (at that version): nothing was restored. */
+  'ArtifactMissing',
   /** A target database already holds tables and `clean` was not given: nothing was restored. */
   'TargetNotEmpty',
   /** pg_restore, psql or the mysql/mariadb client is not installed. */

@@ -26,6 +26,7 @@ import * as mysql from 'mysql2/promise';
 import { Client } from 'pg';
 import type { RunRecord } from '../catalog/catalog';
 import { redact } from '../domain/errors';
+import { runPrefix } from '../domain/layout';
 import type { ManifestArtifact } from '../domain/manifest';
 import { restoreError } from './errors';
 
@@ -151,7 +152,7 @@ export async function restoreRun(opts: RestoreOptions): Promise<RestoreResult> {
       ...(opts.globals && manifest.globals ? [{ artifact: manifest.globals, file: join(workDir, 'globals.sql') }] : []),
     ];
     const totalBytes = wanted.reduce((sum, item) => sum + item.artifact.bytes, 0);
-    log(`downloading ${wanted.length} object(s), ${totalBytes} bytes, from s3://${opts.bucket}/${run.source}/${run.runId} into ${workDir}`);
+    log(`downloading ${wanted.length} object(s), ${totalBytes} bytes, from s3://${opts.bucket}/${runPrefix(run.source, run.runId)} into ${workDir}`);
     const downloadStart = Date.now();
     const downloadProgress = new ProgressMeter('download', totalBytes, opts.onProgress);
     const downloads: Download[] = [];
@@ -274,7 +275,22 @@ async function download(
   const result: Download = { artifact, file, bytes: 0, sha256: '' };
   const hash = createHash('sha256');
   // Exactly the version the manifest names (the one that was verified), not whatever is current.
-  const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: artifact.key, VersionId: artifact.versionId }), { abortSignal: signal });
+  let object;
+  try {
+    object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: artifact.key, VersionId: artifact.versionId }), { abortSignal: signal });
+  } catch (error) {
+    const { name, message } = error as Error;
+    const what = `s3://${bucket}/${artifact.key}${artifact.versionId ? ` (version ${artifact.versionId})` : ''}`;
+    if (name === 'NoSuchKey' || name === 'NoSuchVersion' || name === 'NotFound') {
+      throw restoreError('ArtifactMissing',
+        `${what} is not in the bucket (${name}); nothing was restored. ` +
+        'From the offsite bucket: replication may still be copying it, or it was removed; try the primary bucket or another run', error);
+    }
+    if (name === 'AbortError' || signal?.aborted) throw error;
+    // Its own name (AccessDenied, …), saying which object: S3 answers 403 for a missing
+    // object to a caller that may not list the bucket.
+    throw Object.assign(new Error(`${what}: ${message}; nothing was restored`, { cause: error }), { name });
+  }
   const meter = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       hash.update(chunk);

@@ -69,6 +69,8 @@ describe('status derivation', () => {
     otherArtifacts: buildRun('orders', '20261126T044500Z'),
     corruptOffsite: buildRun('orders', '20261126T050000Z'),
     offsite: buildRun('orders', '20261126T051500Z'),
+    artifactMissing: buildRun('orders', '20261126T053000Z'),
+    globalsMissing: buildRun('orders', '20261126T054500Z'),
   };
 
   beforeAll(async () => {
@@ -87,6 +89,8 @@ describe('status derivation', () => {
       writeRun(s3, bucket, runs.otherArtifacts, { verification: { text: serializeVerification(verificationFor(otherBytes)) } }),
       writeRun(s3, bucket, runs.corruptOffsite, { offsite: { text: '{' } }),
       writeRun(s3, bucket, runs.offsite, { offsite: true }),
+      writeRun(s3, bucket, runs.artifactMissing, { withoutObjects: [runs.artifactMissing.manifest.artifacts[0].key] }),
+      writeRun(s3, bucket, runs.globalsMissing, { withoutObjects: [runs.globalsMissing.manifest.globals?.key as string] }),
     ]);
   });
 
@@ -114,6 +118,12 @@ describe('status derivation', () => {
     expect(status(runs.corruptOffsite)).toMatchObject({ status: 'verified', reason: expect.stringMatching(/offsite confirmation unreadable: .*offsite\.json/) });
     expect(status(runs.corruptOffsite)?.offsite).toBeUndefined();
     expect(status(runs.offsite)).toMatchObject({ status: 'verified', offsite: { region: 'eu-west-1', runId: runs.offsite.manifest.runId } });
+    // Documents without their artifacts (a replica still being copied): not a backup here.
+    expect(status(runs.artifactMissing)).toMatchObject({
+      status: 'unverified',
+      reason: `not restorable from s3://${bucket}/: ${runs.artifactMissing.manifest.artifacts[0].key} is not in the bucket`,
+    });
+    expect(status(runs.globalsMissing)).toMatchObject({ status: 'unverified', reason: expect.stringMatching(/not restorable .*globals\.sql is not in the bucket/) });
     expect(records).toHaveLength(Object.keys(runs).length);
   });
 
@@ -125,6 +135,7 @@ describe('status derivation', () => {
   });
 
   test('latestVerifiedRun skips failed, unverified and corrupt runs without crashing', async () => {
+    // The two newest runs lack an object: the newest restorable one is chosen.
     const latest = await latestVerifiedRun(s3, bucket, 'orders');
     expect(latest?.runId).toBe(runs.offsite.manifest.runId);
     const beforeCorruptOffsite = await latestVerifiedRun(s3, bucket, 'orders', { at: new Date('2026-11-26T04:59:59Z') });

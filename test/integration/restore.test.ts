@@ -4,7 +4,7 @@
  * local replicator; then the CLI restores and the target's tables are compared with the
  * source's at dump time.
  */
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { dumpCommand } from '../../cli/dump';
@@ -135,7 +135,9 @@ describe('PostgreSQL', () => {
     expect(out).toContain(`run shop/${RUN2}`);
     expect(out).toMatch(/shop \(.*\) → database shop on postgres 127\.0\.0\.1:\d+/);
     expect(out).toMatch(/restored shop\/20261126T110000Z into shop .* download [\d.]+ s .* verify [\d.]+ s, globals [\d.]+ s, restore [\d.]+ s/);
-    expect(err).toMatch(/^download .*100%/m);
+    // Each phase's last line once (a log, not a TTY), and the real key of the run.
+    for (const phase of ['download', 'restore']) expect(err.match(new RegExp(`^${phase} .*100%`, 'gm'))).toHaveLength(1);
+    expect(out).toMatch(new RegExp(`downloading 2 object\\(s\\), \\d+ bytes, from s3://${PRIMARY}/runs/shop/${RUN2}/ into `));
     expect(await pgDigests(pgTarget, 'shop')).toEqual(atRun2);
   }, 60_000);
 
@@ -173,6 +175,28 @@ describe('PostgreSQL', () => {
     expect(out).toContain(`run shop/${RUN1}`);
     expect(out).toContain(`from s3://${OFFSITE} (offsite, eu-central-1)`);
     expect(await pgDigests(pgTarget, 'shop_offsite')).toEqual(atRun1);
+  }, 60_000);
+
+  test('an offsite run whose artifact is not there: not restorable, named by bucket and key; a restore of it touches nothing', async () => {
+    const RUN5 = '20261126T140000Z';
+    await verifiedRun('shop', RUN5, pgSourceArgs());
+    const replicator = new LocalReplicator({ source: s3.client(), sourceBucket: PRIMARY, destination: s3.client(), destinationBucket: OFFSITE });
+    await replicator.copyNew();
+    const key = artifactKey('shop', RUN5, 'shop', '.pgdump');
+    const primaryRun = await chooseRun(s3.client(), PRIMARY, 'shop', { runId: RUN5 });
+    const { versionId } = primaryRun.manifest!.artifacts[0];
+    // The replica's documents are there, its artifact is not (CRR copies each object on its own).
+    await s3.client().send(new DeleteObjectCommand({ Bucket: OFFSITE, Key: key, VersionId: versionId }));
+
+    const refused = await restore(['shop', '--target-url', targetUrl('shop_partial'), '--from', 'offsite', '--run', RUN5]);
+    expect(refused.code).toBe(1);
+    expect(refused.err).toContain(`RunNotVerified: run shop/${RUN5} in s3://${OFFSITE}/ is unverified, not verified: not restorable from s3://${OFFSITE}/: ${key} is not in the bucket`);
+    // Chosen while it was there, gone by the download: the object is named, nothing is written.
+    await expect(restoreRun({
+      s3: s3.client(), bucket: OFFSITE, run: primaryRun,
+      target: { engine: 'postgres', host: pgTarget.host, port: pgTarget.port, username: pgTarget.user }, databases: { shop: 'shop_partial' },
+    })).rejects.toMatchObject({ name: 'ArtifactMissing', message: expect.stringContaining(`s3://${OFFSITE}/${key} (version ${versionId}) is not in the bucket`) });
+    expect(await pgDatabaseExists(pgTarget, 'shop_partial')).toBe(false);
   }, 60_000);
 
   test('a restore reads the version that was verified, even after a newer version of the artifact was written', async () => {
