@@ -12,6 +12,7 @@ import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import * as path from 'node:path';
 import { RUNS_PREFIX } from '../domain/layout';
+import { imageBuildArgs } from '../domain/versions';
 import { BACKUP_STARTED, EVENT_SOURCE } from '../steps/telemetry';
 import { backupStateMachineName, DUMP_FAMILY_PREFIX, LIFEBOAT_ROLE_PATH, OFFSITE_READER_PATHS } from './dump-task';
 import { grantPublishTo } from './alarm-topic';
@@ -125,7 +126,8 @@ export class BackupWorkflow extends Construct {
 
     const verify = new lambda.DockerImageFunction(this, 'Verify', {
       description: 'Lifeboat: reads every byte of a run and checks it against its manifest',
-      code: lambda.DockerImageCode.fromImageAsset(REPO_ROOT, { file: 'lambdas/verify/Dockerfile' }),
+      // pg_restore of the worker's PostgreSQL major (lib/domain/versions.ts), as the worker image.
+      code: lambda.DockerImageCode.fromImageAsset(REPO_ROOT, { file: 'lambdas/verify/Dockerfile', buildArgs: imageBuildArgs() }),
       architecture: lambda.Architecture.X86_64,
       memorySize: 2048,
       timeout: Duration.minutes(15),

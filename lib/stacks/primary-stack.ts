@@ -24,6 +24,7 @@ import { KeyWatch } from '../constructs/key-watch';
 import { OperatorAccess } from '../constructs/operator-access';
 import { OFFSITE_READER_PATHS } from '../constructs/dump-task';
 import { DRILLS_PREFIX, RUNS_PREFIX } from '../domain/layout';
+import { imageBuildArgs } from '../domain/versions';
 import { SOURCES_PER_SHARD, SourceShard, shardSources } from './source-shard';
 
 export interface PrimaryStackProps extends Omit<StackProps, 'env'> {
@@ -90,10 +91,12 @@ export class PrimaryStack extends Stack {
       httpsEndpoints: config.notifications.httpsEndpoints,
     });
 
-    // One worker image for every source (worker/Dockerfile), built by `cdk deploy`.
+    // One worker image for every source (worker/Dockerfile), built by `cdk deploy`, with the
+    // PostgreSQL major of lib/domain/versions.ts (the verifier's image takes the same).
     const workerImage = ecs.ContainerImage.fromAsset(path.join(__dirname, '..', '..'), {
       file: 'worker/Dockerfile',
       platform: Platform.LINUX_AMD64,
+      buildArgs: imageBuildArgs(),
     });
 
     this.workflow = new BackupWorkflow(this, 'BackupRun', {

@@ -23,7 +23,7 @@ const CATALOG_TIMEOUT_MS = 10_000;
 /** The first thing to check, per error name the state machine reports. */
 export const FIRST_CHECK: Readonly<Record<string, string>> = {
   ClientTooOld:
-    "The dump client is older than the database server's major version. Upgrade the PostgreSQL (or MySQL) client in the worker image (worker/Dockerfile) to at least the server's major version and redeploy.",
+    "The dump client is older than the database server's major version. PostgreSQL: raise PG_CLIENT_MAJOR in lib/domain/versions.ts (the worker and verifier images take their PostgreSQL major from it) to at least the server's major and redeploy. MySQL: raise MYSQL_SERIES in worker/Dockerfile.",
   ClientNotFound: 'The worker image has no dump client for this engine. Rebuild and redeploy the worker image.',
   AuthenticationFailed:
     "The database refused the credentials. Check that the source's password secret in Secrets Manager holds the user's current password, and that the user may connect from the dump task's subnets.",

@@ -19,6 +19,7 @@ import { manifestKey } from '../domain/layout';
 import { parseManifest, type Manifest, type ManifestArtifact } from '../domain/manifest';
 import { VERIFICATION_SCHEMA_VERSION, type Verification, type VerificationCheck } from '../domain/verification';
 import { LIFEBOAT_VERSION } from '../domain/version';
+import { pgClientTooOldHint } from '../domain/versions';
 import { VERIFY_ERROR_PRIORITY, type VerifyErrorName } from './errors';
 import { fanOut, type Consumer } from './fan-out';
 import { PG_BIN_DIR_ENV, pgRestoreMajor, resolvePgRestore, startPgArchiveChecks } from './postgres';
@@ -178,7 +179,8 @@ async function choosePgRestore(options: VerifyRunOptions, manifest: Manifest): P
     throw lifeboatError(
       'ClientTooOld',
       `run ${manifest.source}/${manifest.runId} was dumped by ${manifest.client.tool} ${manifest.client.version}; ` +
-        `${path} is version ${major} and cannot read it (set ${PG_BIN_DIR_ENV} to a PostgreSQL ${manifest.client.major} or newer bin directory)`,
+        `${path} is version ${major} and cannot read it; ${pgClientTooOldHint('pg_restore', major, manifest.client.major)} ` +
+        `(or set ${PG_BIN_DIR_ENV} to a PostgreSQL ${manifest.client.major} or newer bin directory)`,
     );
   }
   return path;

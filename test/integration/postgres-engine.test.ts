@@ -11,6 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import { Client } from 'pg';
 import { freePort, run } from '../harness/processes';
 import { startPostgres, type PgServer } from '../harness/postgres';
+import { PG_CLIENT_MAJOR, pgClientTooOldHint } from '../../lib/domain/versions';
 import { resolveClient } from '../../worker/engines/common';
 import { dumpGlobals, preflight, quotePgIdent, startDump } from '../../worker/engines/postgres';
 import type { DumpProcess, DumpTarget, Preflight, TableCount } from '../../worker/engines/types';
@@ -357,8 +358,10 @@ describe('PostgreSQL engine against a newer server (embedded PostgreSQL 17)', ()
     )) as Error;
     expect(err.name).toBe('ClientTooOld');
     expect(err.message).toBe(
-      `pg_dump ${clientVersion} cannot dump PostgreSQL ${serverVersion}: the dump client must be at least the server's major version`,
+      `pg_dump ${clientVersion} cannot dump PostgreSQL ${serverVersion}: the dump client must be at least the server's major version; ` +
+        pgClientTooOldHint('pg_dump', Number(clientVersion?.split('.')[0]), pg17.version),
     );
+    expect(err.message).toContain(`PostgreSQL ${PG_CLIENT_MAJOR} clients`);
     // The only run of pg_dump was the --version probe.
     expect(readFileSync(log, 'utf8')).toBe('--version\n');
   });

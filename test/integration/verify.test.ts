@@ -15,6 +15,7 @@ import { dumpCommand } from '../../cli/dump';
 import { globalsKey, manifestKey, verificationKey } from '../../lib/domain/layout';
 import { parseManifest, serializeManifest, type Manifest } from '../../lib/domain/manifest';
 import { parseVerification, serializeVerification, type Verification } from '../../lib/domain/verification';
+import { PG_CLIENT_MAJOR, pgClientTooOldHint } from '../../lib/domain/versions';
 import { verifyRun } from '../../lib/verify/verify-run';
 import { startMariaDb, type MariaDbServer } from '../harness/mariadb';
 import { startPostgres, type PgServer } from '../harness/postgres';
@@ -261,6 +262,19 @@ describe('PostgreSQL', () => {
     const verification = await verify('shop', lenient.runId, [bytes * 3, bytes * 3]);
     expect(verification.verdict).toBe('ok');
     expect(verification.artifacts[0]?.checks.find((check) => check.name === 'size')?.detail).toMatch(/not compared \(2 previous/);
+  });
+
+  test('a run dumped by a newer pg_dump than this pg_restore: ClientTooOld (no verdict), naming both majors and PG_CLIENT_MAJOR', async () => {
+    const local = Number(/\(PostgreSQL\) (\d+)/.exec((await run('pg_restore', ['--version'])).stdout)?.[1]);
+    for (const major of [local + 1, PG_CLIENT_MAJOR + 1]) {
+      const { runId } = await cloneRun('shop', PG_RUN, { editManifest: (manifest) => Object.assign(manifest.client, { version: `${major}.1`, major }) });
+      const error = await verify('shop', runId).then(() => undefined, (thrown: unknown) => thrown as Error);
+      expect(error?.name).toBe('ClientTooOld');
+      expect(error?.message).toContain(`run shop/${runId} was dumped by pg_dump ${major}.1; `);
+      expect(error?.message).toContain(`is version ${local} and cannot read it; ${pgClientTooOldHint('pg_restore', local, major)}`);
+      expect(error?.message).toContain(major > PG_CLIENT_MAJOR ? 'raise PG_CLIENT_MAJOR in lib/domain/versions.ts' : `the Lifeboat images carry PostgreSQL ${PG_CLIENT_MAJOR} clients`);
+      expect(await listKeys(client, BUCKET, verificationKey('shop', runId))).toEqual([]);
+    }
   });
 
   test('a re-verification that fails leaves an existing verdict as it is: the verifier writes nothing', async () => {

@@ -37,6 +37,7 @@ import {
   quotePgIdent,
   targetConninfo,
 } from '../../worker/engines/postgres';
+import { PG_CLIENT_MAJOR } from '../../lib/domain/versions';
 import { withStdioBuffers } from '../../lib/process/stdio-buffers';
 import { engineFor } from '../../worker/engines';
 import { EngineError, type DumpTarget } from '../../worker/engines/types';
@@ -111,13 +112,28 @@ describe('client version check', () => {
     expect(() => checkPgClientVersion(client, server)).not.toThrow();
   });
 
-  test('an older pg_dump fails with ClientTooOld naming both versions', () => {
-    const attempt = (): void => checkPgClientVersion({ version: '15.19', major: 15 }, { version: '17.9', major: 17 });
+  test('an older pg_dump than the images carry fails with ClientTooOld naming both versions and the images\' major', () => {
+    const attempt = (): void => checkPgClientVersion({ version: '15.19', major: 15 }, { version: '16.9', major: 16 });
     expect(attempt).toThrow(EngineError);
     expect(attempt).toThrow(
       expect.objectContaining({
         name: 'ClientTooOld',
-        message: "pg_dump 15.19 cannot dump PostgreSQL 17.9: the dump client must be at least the server's major version",
+        message: "pg_dump 15.19 cannot dump PostgreSQL 16.9: the dump client must be at least the server's major version; " +
+          `the Lifeboat images carry PostgreSQL ${PG_CLIENT_MAJOR} clients, this pg_dump is 15: ` +
+          'run it from the worker image, or use a PostgreSQL 16 or newer pg_dump',
+      }),
+    );
+  });
+
+  test('a server newer than the images\' clients: ClientTooOld says to raise PG_CLIENT_MAJOR, and where', () => {
+    const newer = PG_CLIENT_MAJOR + 1;
+    const attempt = (): void => checkPgClientVersion({ version: `${PG_CLIENT_MAJOR}.2`, major: PG_CLIENT_MAJOR }, { version: `${newer}.0`, major: newer });
+    expect(attempt).toThrow(
+      expect.objectContaining({
+        name: 'ClientTooOld',
+        message: `pg_dump ${PG_CLIENT_MAJOR}.2 cannot dump PostgreSQL ${newer}.0: the dump client must be at least the server's major version; ` +
+          `this image carries PostgreSQL ${PG_CLIENT_MAJOR} clients; raise PG_CLIENT_MAJOR in lib/domain/versions.ts to at least ${newer} ` +
+          'and redeploy (both images take their PostgreSQL major from it)',
       }),
     );
   });

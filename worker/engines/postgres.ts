@@ -28,6 +28,7 @@ import {
   type Compression,
   type DumpRun,
 } from './common';
+import { pgClientTooOldHint } from '../../lib/domain/versions';
 import { CLIENT_PIPE_BUFFER_BYTES } from '../../lib/process/stdio-buffers';
 import {
   DEFAULT_CONNECT_TIMEOUT_SECONDS,
@@ -77,12 +78,16 @@ function pgMajor(first: number, second: number): number {
   return first >= 10 ? first : first + second / 10;
 }
 
-/** Throws `ClientTooOld` when pg_dump would refuse (or mis-dump) the server. */
+/**
+ * Throws `ClientTooOld` when pg_dump would refuse (or mis-dump) the server; the message names
+ * both versions and PG_CLIENT_MAJOR, the images' PostgreSQL major.
+ */
 export function checkPgClientVersion(client: PgVersion, server: PgVersion, tool = 'pg_dump'): void {
   if (client.major < server.major) {
     throw new EngineError(
       'ClientTooOld',
-      `${tool} ${client.version} cannot dump PostgreSQL ${server.version}: the dump client must be at least the server's major version`,
+      `${tool} ${client.version} cannot dump PostgreSQL ${server.version}: the dump client must be at least the server's major version; ` +
+        pgClientTooOldHint(tool, client.major, server.major),
     );
   }
 }
