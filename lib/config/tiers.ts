@@ -1,6 +1,6 @@
 /**
- * The four default protection tiers from DESIGN.md. Every field can be overridden per
- * tier in the config, and custom tiers can be added next to them.
+ * The four default protection tiers. Every field can be overridden per tier in the config, and
+ * custom tiers can be added next to them.
  */
 export interface TierInput {
   readonly rpo?: string;
@@ -13,11 +13,20 @@ export interface TierInput {
 
 export type CompleteTierInput = Required<TierInput>;
 
+/**
+ * The RPOs, RTOs, retentions and drills are DESIGN.md's. The schedules are shorter than its
+ * table's (every 15 minutes, hourly, daily, weekly): the newest backup can be one interval plus
+ * the flexible window plus the dump old before the next one lands, so a schedule equal to the
+ * RPO can never keep it, and the config validator refuses it. Each default leaves room for a
+ * dump: tier1's 5 minutes (1-minute window) leave 9 minutes within 15, tier2's 30 (6) leave 24
+ * within the hour, tier3's 12 hours (15 minutes) leave 11h 45m within a day, and tier4's 6 days
+ * (15 minutes) leave 23h 45m within a week.
+ */
 export const DEFAULT_TIERS: Readonly<Record<string, CompleteTierInput>> = {
-  tier1: { rpo: '15m', rto: '1h', schedule: '15m', timezone: 'UTC', retention: '90d', drill: '1d' },
-  tier2: { rpo: '1h', rto: '4h', schedule: '1h', timezone: 'UTC', retention: '30d', drill: '7d' },
-  tier3: { rpo: '24h', rto: '24h', schedule: '24h', timezone: 'UTC', retention: '7d', drill: '30d' },
-  tier4: { rpo: '7d', rto: '7d', schedule: '7d', timezone: 'UTC', retention: '1y', drill: '90d' },
+  tier1: { rpo: '15m', rto: '1h', schedule: '5m', timezone: 'UTC', retention: '90d', drill: '1d' },
+  tier2: { rpo: '1h', rto: '4h', schedule: '30m', timezone: 'UTC', retention: '30d', drill: '7d' },
+  tier3: { rpo: '24h', rto: '24h', schedule: '12h', timezone: 'UTC', retention: '7d', drill: '30d' },
+  tier4: { rpo: '7d', rto: '7d', schedule: '6d', timezone: 'UTC', retention: '1y', drill: '90d' },
 };
 
 export const TIER_FIELDS = ['rpo', 'rto', 'schedule', 'timezone', 'retention', 'drill'] as const;

@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { flexibleWindowFor } from '../constructs/backup-schedules';
 import { configSchema, type LifeboatConfigInput, type ParsedConfig } from './schema';
 import { DEFAULT_DUMP_THROUGHPUT_BYTES_PER_SECOND, DEFAULT_TIERS, TIER_FIELDS, type TierInput } from './tiers';
 import type { Engine, LifeboatConfig, Source, Tier } from './types';
@@ -154,6 +155,7 @@ function crossFieldProblems(input: unknown): string[] {
   }
 
   const sources = Array.isArray(input.sources) ? input.sources : [];
+  const dumps: { at: string; tierName: string; dump: ExpectedDump }[] = [];
   const firstIndexByName = new Map<string, number>();
   sources.forEach((source: unknown, index: number) => {
     if (!isObject(source)) return;
@@ -190,20 +192,101 @@ function crossFieldProblems(input: unknown): string[] {
       problems.push(`${at}.connection.database: required (valid: a database name, or databases: a list of names)`);
     }
 
-    const sizeHint = typeof source.sizeHint === 'string' ? parseSize(source.sizeHint) : undefined;
-    const throughputText = asString(source.dumpThroughputHint);
-    const throughput = throughputText ? parseSize(throughputText) : DEFAULT_DUMP_THROUGHPUT_BYTES_PER_SECOND;
-    if (sizeHint !== undefined && throughput !== undefined && tier?.scheduleSeconds !== undefined) {
-      const dumpSeconds = sizeHint / throughput;
-      if (dumpSeconds > tier.scheduleSeconds) {
+    const dump = expectedDump(source);
+    if (dump !== undefined && tier?.scheduleSeconds !== undefined) {
+      if (dump.seconds > tier.scheduleSeconds) {
         problems.push(
-          `${at}.sizeHint: a "${source.sizeHint}" database takes about ${formatDuration(dumpSeconds)} to dump at ` +
-            `${formatSize(throughput)}/s, longer than tier "${tierName}"'s schedule of ${formatDuration(tier.scheduleSeconds)}, ` +
+          `${at}.sizeHint: a "${dump.size}" database takes about ${formatDuration(dump.seconds)} to dump at ` +
+            `${formatSize(dump.throughput)}/s, longer than tier "${tierName}"'s schedule of ${formatDuration(tier.scheduleSeconds)}, ` +
             'so the tier\'s RPO cannot be kept (valid: a tier whose schedule is longer than the dump, or a measured dumpThroughputHint)',
         );
       }
+      if (tierName !== undefined) dumps.push({ at, tierName, dump });
     }
   });
+  problems.push(...rpoProblems(tiers, dumps));
+  return problems;
+}
+
+/** What a source's declared size takes to dump: at its declared throughput, or the conservative default. */
+interface ExpectedDump {
+  readonly size: string;
+  readonly throughput: number;
+  readonly seconds: number;
+}
+
+function expectedDump(source: Loose): ExpectedDump | undefined {
+  const size = asString(source.sizeHint);
+  const bytes = size === undefined ? undefined : parseSize(size);
+  const throughputText = asString(source.dumpThroughputHint);
+  const throughput = throughputText ? parseSize(throughputText) : DEFAULT_DUMP_THROUGHPUT_BYTES_PER_SECOND;
+  if (size === undefined || bytes === undefined || throughput === undefined) return undefined;
+  return { size, throughput, seconds: bytes / throughput };
+}
+
+/**
+ * How old a source's newest backup can get before the next one is available: a slot's backup
+ * lands at most the flexible window plus the dump after its slot, and the next slot is one
+ * interval later. The window is the one the schedules use (backup-schedules.ts).
+ */
+function worstCaseAgeSeconds(scheduleSeconds: number, dumpSeconds: number): number {
+  return scheduleSeconds + flexibleWindowFor({ scheduleSeconds }).toSeconds() + dumpSeconds;
+}
+
+/**
+ * The longest whole-minute schedule that keeps the RPO with a dump of `dumpSeconds` and is not
+ * shorter than that dump, or undefined when there is none. The window is at most 15 minutes,
+ * so the search starts at most 15 minutes above the answer.
+ */
+function longestScheduleWithin(rpoSeconds: number, dumpSeconds: number): number | undefined {
+  for (let minutes = Math.floor((rpoSeconds - dumpSeconds) / 60); minutes >= 1; minutes -= 1) {
+    if (worstCaseAgeSeconds(minutes * 60, dumpSeconds) <= rpoSeconds) return minutes * 60 >= dumpSeconds ? minutes * 60 : undefined;
+  }
+  return undefined;
+}
+
+/**
+ * Interval + flexible window + dump against the RPO. A tier whose interval and window alone
+ * exceed its RPO is reported once, at its schedule, naming a schedule that also leaves room for
+ * the longest dump of its sources; on any other tier, each source whose dump takes it past the
+ * RPO is reported at its sizeHint. A source without a sizeHint counts as a dump of no time.
+ */
+function rpoProblems(tiers: Map<string, PartialTierSeconds>, dumps: readonly { at: string; tierName: string; dump: ExpectedDump }[]): string[] {
+  const problems: string[] = [];
+  const reported = new Set<string>();
+  for (const [name, tier] of tiers) {
+    const { rpoSeconds: rpo, scheduleSeconds: schedule } = tier;
+    if (rpo === undefined || schedule === undefined) continue;
+    if (schedule > rpo) {
+      reported.add(name); // effectiveTiers has said so
+      continue;
+    }
+    if (worstCaseAgeSeconds(schedule, 0) <= rpo) continue;
+    reported.add(name);
+    const window = flexibleWindowFor({ scheduleSeconds: schedule }).toSeconds();
+    const longest = dumps.filter((entry) => entry.tierName === name).sort((a, b) => b.dump.seconds - a.dump.seconds)[0];
+    const fits = longestScheduleWithin(rpo, longest?.dump.seconds ?? 0);
+    const room = longest ? `, which leaves room for the ${formatDuration(longest.dump.seconds)} dump of ${longest.at}` : '';
+    problems.push(
+      `tiers.${name}.schedule: every "${tier.scheduleText}" with a flexible window of ${formatDuration(window)}, the newest backup can be ` +
+        `${formatDuration(schedule + window)} old before the next dump has even started, more than the tier's RPO of "${tier.rpoText}" ` +
+        `(valid: ${fits === undefined ? '' : `a schedule of at most ${formatDuration(fits)}${room}, or `}a longer rpo)`,
+    );
+  }
+  for (const { at, tierName, dump } of dumps) {
+    const tier = tiers.get(tierName);
+    if (!tier || reported.has(tierName) || tier.rpoSeconds === undefined || tier.scheduleSeconds === undefined) continue;
+    const age = worstCaseAgeSeconds(tier.scheduleSeconds, dump.seconds);
+    if (age <= tier.rpoSeconds) continue;
+    const window = flexibleWindowFor({ scheduleSeconds: tier.scheduleSeconds }).toSeconds();
+    const fits = longestScheduleWithin(tier.rpoSeconds, dump.seconds);
+    problems.push(
+      `${at}.sizeHint: a "${dump.size}" database takes about ${formatDuration(dump.seconds)} to dump at ${formatSize(dump.throughput)}/s; ` +
+        `every ${formatDuration(tier.scheduleSeconds)} with a flexible window of ${formatDuration(window)}, tier "${tierName}"'s newest backup ` +
+        `can be ${formatDuration(age)} old, more than its RPO of ${formatDuration(tier.rpoSeconds)} (valid: a faster measured dumpThroughputHint, ` +
+        `${fits === undefined ? '' : `a schedule of at most ${formatDuration(fits)} for tier "${tierName}", `}or a tier with a longer rpo)`,
+    );
+  }
   return problems;
 }
 
@@ -211,6 +294,9 @@ interface PartialTierSeconds {
   rpoSeconds?: number;
   scheduleSeconds?: number;
   retentionSeconds?: number;
+  /** As written (or defaulted), for messages. */
+  rpoText?: unknown;
+  scheduleText?: unknown;
 }
 
 /** Tier name → the seconds we could read, after merging overrides onto the defaults. */
@@ -251,7 +337,7 @@ function effectiveTiers(rawTiers: unknown, problems: string[]): Map<string, Part
           `(valid: a retention longer than ${formatDuration(rpo)}, or a backup could expire before the next one exists)`,
       );
     }
-    result.set(name, { rpoSeconds: rpo, scheduleSeconds: schedule, retentionSeconds: retention });
+    result.set(name, { rpoSeconds: rpo, scheduleSeconds: schedule, retentionSeconds: retention, rpoText: tier.rpo, scheduleText: tier.schedule });
   }
   return result;
 }

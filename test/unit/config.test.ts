@@ -1,7 +1,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { ConfigError, DEFAULT_TIERS, loadConfig, parseConfig, type LifeboatConfigInput } from '../../lib/config';
+import { ConfigError, DEFAULT_TIERS, loadConfig, parseConfig, parseDuration, parseSize, type LifeboatConfigInput, type Tier } from '../../lib/config';
+import { flexibleWindowFor } from '../../lib/constructs/backup-schedules';
 
 /** A valid config; each test breaks one thing in a copy of it. */
 function validConfig(): LifeboatConfigInput {
@@ -54,12 +55,15 @@ function problemsOf(mutate: (config: Mutable) => void): readonly string[] {
 describe('parseConfig resolves a valid config', () => {
   const config = parseConfig(validConfig());
 
-  test('the four default tiers carry the values of DESIGN.md', () => {
+  test('the four default tiers: DESIGN.md\'s RPOs, RTOs, retentions and drills, and schedules that keep those RPOs', () => {
     expect(Object.keys(config.tiers)).toEqual(['tier1', 'tier2', 'tier3', 'tier4']);
     expect(config.tiers.tier1).toEqual({
-      name: 'tier1', rpoSeconds: 900, rtoSeconds: 3600, scheduleSeconds: 900, timezone: 'UTC',
+      name: 'tier1', rpoSeconds: 900, rtoSeconds: 3600, scheduleSeconds: 300, timezone: 'UTC',
       retentionSeconds: 90 * 86_400, drillSeconds: 86_400,
     });
+    expect(Object.values(config.tiers).map((tier) => [tier.name, tier.scheduleSeconds])).toEqual([
+      ['tier1', 300], ['tier2', 1800], ['tier3', 12 * 3600], ['tier4', 6 * 86_400],
+    ]);
     expect(config.tiers.tier4).toMatchObject({ rpoSeconds: 7 * 86_400, retentionSeconds: 365 * 86_400, drillSeconds: 90 * 86_400 });
   });
 
@@ -78,12 +82,12 @@ describe('parseConfig resolves a valid config', () => {
       ...validConfig(),
       tiers: {
         tier2: { retention: '60d', timezone: 'Europe/Berlin' },
-        gold: { rpo: '5m', rto: '30m', schedule: '5m', retention: '2y', drill: '1d' },
+        gold: { rpo: '10m', rto: '30m', schedule: '5m', retention: '2y', drill: '1d' },
       },
     };
     const resolved = parseConfig(input);
     expect(resolved.tiers.tier2).toEqual({ ...parseConfig(validConfig()).tiers.tier2, retentionSeconds: 60 * 86_400, timezone: 'Europe/Berlin' });
-    expect(resolved.tiers.gold).toMatchObject({ rpoSeconds: 300, retentionSeconds: 2 * 365 * 86_400 });
+    expect(resolved.tiers.gold).toMatchObject({ rpoSeconds: 600, scheduleSeconds: 300, retentionSeconds: 2 * 365 * 86_400 });
   });
 
   test('drill checks resolve, and default to none', () => {
@@ -168,8 +172,6 @@ describe('each validation rule names the field, the value and what is valid', ()
       'notifications.heartbeatUrls[0]: invalid URL (valid: an https:// URL) (got "http://hc.example.com/x")'],
     ['size hint', (c) => { c.sources[0].sizeHint = 'huge'; },
       'sources[0].sizeHint: invalid size (valid: a number followed by B, KB, MB, GB, TB, KiB, MiB, GiB or TiB, e.g. "500MB", "20GiB") (got "huge")'],
-    ['size hint the schedule cannot keep', (c) => { c.sources[0].sizeHint = '500GB'; },
-      'sources[0].sizeHint: a "500GB" database takes about 2h 46m to dump at 50 MB/s, longer than tier "tier1"\'s schedule of 15m, so the tier\'s RPO cannot be kept (valid: a tier whose schedule is longer than the dump, or a measured dumpThroughputHint)'],
     ['unknown field', (c) => { c.sources[0].connection.pasword = 'x'; },
       'sources[0].connection: unknown field "pasword" (valid: host, port, database, databases, username, passwordSecretArn)'],
     ['drill check without sql', (c) => { c.sources[0].drillChecks = [{ name: 'x', sql: '' }]; },
@@ -225,6 +227,15 @@ describe('each validation rule names the field, the value and what is valid', ()
       'tiers.tier1.timezone: unknown timezone (valid: an IANA name such as "UTC" or "Europe/Berlin"; did you mean "Europe/Berlin"?) (got "europe/berlin")'],
     ['a misspelt timezone', (c) => { c.tiers = { tier3: { timezone: 'Europe/Berln' } }; },
       'tiers.tier3.timezone: unknown timezone (valid: an IANA name such as "UTC" or "Europe/Berlin"; did you mean "Europe/Berlin"?) (got "Europe/Berln")'],
+    ['a schedule whose flexible window leaves the RPO behind (15m every 15m)', (c) => { c.tiers = { tier1: { schedule: '15m' } }; },
+      'tiers.tier1.schedule: every "15m" with a flexible window of 3m, the newest backup can be 18m old before the next dump has even started, more than the tier\'s RPO of "15m" ' +
+        '(valid: a schedule of at most 13m, or a longer rpo)'],
+    ['a schedule that leaves no room for the dumps of the tier\'s sources', (c) => { c.tiers = { tier1: { schedule: '15m' } }; c.sources[0].sizeHint = '6GB'; },
+      'tiers.tier1.schedule: every "15m" with a flexible window of 3m, the newest backup can be 18m old before the next dump has even started, more than the tier\'s RPO of "15m" ' +
+        '(valid: a schedule of at most 11m, which leaves room for the 2m dump of sources[0], or a longer rpo)'],
+    ['a source whose dump, after the schedule and its window, passes the RPO', (c) => { c.sources[1].sizeHint = '80GB'; },
+      'sources[1].sizeHint: a "80GB" database takes about 26m 40s to dump at 50 MB/s; every 30m with a flexible window of 6m, tier "tier2"\'s newest backup can be 1h 2m old, more than its RPO of 1h ' +
+        '(valid: a faster measured dumpThroughputHint, a schedule of at most 28m for tier "tier2", or a tier with a longer rpo)'],
   ])('%s', (_rule, mutate, message) => {
     expect(problemsOf(mutate)).toEqual([message]);
   });
@@ -251,9 +262,17 @@ describe('each validation rule names the field, the value and what is valid', ()
     expect(problemsOf((c) => { c.tiers = { tier3: { timezone } }; })).toEqual([expect.stringMatching(/^tiers\.tier3\.timezone: (a UTC offset|unknown timezone)/)]);
   });
 
+  test('size hint the schedule cannot keep: longer than the interval, and past the RPO', () => {
+    expect(problemsOf((c) => { c.sources[0].sizeHint = '500GB'; })).toEqual([
+      'sources[0].sizeHint: a "500GB" database takes about 2h 46m to dump at 50 MB/s, longer than tier "tier1"\'s schedule of 5m, so the tier\'s RPO cannot be kept (valid: a tier whose schedule is longer than the dump, or a measured dumpThroughputHint)',
+      'sources[0].sizeHint: a "500GB" database takes about 2h 46m to dump at 50 MB/s; every 5m with a flexible window of 1m, tier "tier1"\'s newest backup can be 2h 52m old, more than its RPO of 15m (valid: a faster measured dumpThroughputHint, or a tier with a longer rpo)',
+    ]);
+  });
+
   test('a measured throughput hint lets a large database into a short schedule', () => {
     const config = validConfig() as Mutable;
-    config.sources[0].sizeHint = '100GB';
+    config.sources[0].sizeHint = '50GB';
+    expect(() => parseConfig(config)).toThrow(/sources\[0\]\.sizeHint: a "50GB" database takes about 16m 40s to dump at 50 MB\/s/);
     config.sources[0].dumpThroughputHint = '200MB';
     expect(() => parseConfig(config)).not.toThrow();
   });
@@ -315,9 +334,70 @@ describe('each validation rule names the field, the value and what is valid', ()
     expect((error as Error).message).not.toMatch(/hunter2|secret(?!Arn)/i);
   });
 
+  test('every new problem is reported in the same pass as the others', () => {
+    const problems = problemsOf((c) => {
+      c.primary.region = 'eu-centrl-1';
+      c.sources[0].connection.host = 'postgres://backup:hunter2@db';
+      c.sources[0].connection.passwordSecretArn = 'arn:aws:secretsmanager:eu-west-1:111111111111:secret:lifeboat/orders';
+      c.offsite.storageClass = 'GLACIER';
+      c.tiers = { tier1: { schedule: '15m', timezone: '+01:00' } };
+      c.sources[1].network.vpcId = 'vpc-123';
+      c.sources[1].tier = 'tier9';
+    });
+    expect(problems.map((problem) => problem.split(':')[0]).sort()).toEqual([
+      'offsite.storageClass', 'primary.region', 'sources[0].connection.host', 'sources[0].connection.passwordSecretArn',
+      'sources[1].network.vpcId', 'sources[1].tier', 'tiers.tier1.schedule', 'tiers.tier1.timezone',
+    ]);
+  });
+
   test('a value under a misspelt key is never echoed back (it may be a password)', () => {
     const problems = problemsOf((c) => { c.sources[0].connection.password = 'hunter2-secret'; });
     expect(problems.join('\n')).not.toContain('hunter2-secret');
+  });
+});
+
+/**
+ * The newest backup is at most interval + flexible window + dump old before the next one is
+ * available (a slot's backup lands at most window + dump after the slot; the next slot is an
+ * interval later). A config is accepted exactly when that stays within the RPO and the dump fits
+ * in the interval.
+ */
+describe('schedule, flexible window and dump against the RPO', () => {
+  const MB = 1e6;
+  test.each([
+    // schedule, RPO, sizeHint at 100 MB/s ("none": no sizeHint, a dump of no time)
+    ['5m', '15m', 'none'], ['10m', '15m', 'none'], ['12m', '15m', 'none'], ['13m', '15m', 'none'], ['14m', '15m', 'none'],
+    ['15m', '15m', 'none'], ['5m', '15m', '30GB'], ['5m', '15m', '50GB'], ['10m', '15m', '18GB'], ['10m', '15m', '19GB'],
+    ['30m', '1h', '100GB'], ['30m', '1h', '150GB'], ['45m', '1h', '60GB'], ['50m', '1h', 'none'], ['12h', '24h', '1TB'],
+    ['24h', '24h', 'none'], ['23h', '24h', '1TB'], ['6d', '7d', '5TB'], ['7d', '7d', 'none'],
+  ])('every %s, RPO %s, size %s', (schedule, rpo, sizeHint) => {
+    const config = validConfig() as Mutable;
+    config.tiers = { gold: { rpo, rto: '1h', schedule, retention: '90d', drill: '7d' } };
+    config.sources[0].tier = 'gold';
+    config.sources[0].dumpThroughputHint = '100MB';
+    if (sizeHint !== 'none') config.sources[0].sizeHint = sizeHint;
+    const scheduleSeconds = parseDuration(schedule) as number;
+    const dumpSeconds = sizeHint === 'none' ? 0 : (parseSize(sizeHint) as number) / (100 * MB);
+    const worstAge = scheduleSeconds + flexibleWindowFor({ scheduleSeconds }).toSeconds() + dumpSeconds;
+    const keeps = worstAge <= (parseDuration(rpo) as number) && dumpSeconds <= scheduleSeconds;
+    if (keeps) expect(() => parseConfig(config)).not.toThrow();
+    else expect(problemsOf((c) => Object.assign(c, config))).toEqual([expect.stringMatching(/^(tiers\.gold\.schedule|sources\[0\]\.sizeHint): /)]);
+  });
+
+  test('the example\'s tier1 source keeps its RPO on the default tier1 schedule', () => {
+    const config = loadConfig('lifeboat.config.ts', path.resolve(__dirname, '../..'));
+    const orders = config.sources.find((source) => source.name === 'orders');
+    expect(orders?.tier.name).toBe('tier1');
+    const tier = orders?.tier as Tier;
+    const dumpSeconds = (orders?.sizeHintBytes as number) / 120e6; // its dumpThroughputHint: 120MB
+    expect(tier.scheduleSeconds + flexibleWindowFor(tier).toSeconds() + dumpSeconds).toBeLessThanOrEqual(tier.rpoSeconds);
+  });
+
+  test('every default tier leaves room for a dump within its RPO', () => {
+    for (const [name, tier] of Object.entries(parseConfig(validConfig()).tiers)) {
+      const slack = tier.rpoSeconds - tier.scheduleSeconds - flexibleWindowFor(tier).toSeconds();
+      expect([name, slack > 0]).toEqual([name, true]);
+    }
   });
 });
 
