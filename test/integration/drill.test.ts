@@ -11,7 +11,7 @@ import { manifestKey, verificationKey } from '../../lib/domain/layout';
 import { parseManifest, serializeManifest, type Manifest } from '../../lib/domain/manifest';
 import { serializeVerification } from '../../lib/domain/verification';
 import { runDrill, type DrillError } from '../../lib/drill/run-drill';
-import { startDrillServer, type DrillServerFactory } from '../../lib/drill/servers';
+import { embeddedPgMajor, startDrillServer, type DrillServerFactory } from '../../lib/drill/servers';
 import { dumpCommand } from '../../cli/dump';
 import { tier1 } from '../fixtures/config';
 import { put, verificationFor } from '../fixtures/runs';
@@ -191,10 +191,12 @@ test('a configured SQL check that returns false, and one that errors, fail the d
 }, 60_000);
 
 test('a run of a major no available server can restore fails before restoring, naming what is available; the report says so', async () => {
-  const forged = await dumpAndVerify('20261126T034500Z', (manifest) => ({ ...manifest, server: { version: '18.1', major: 18 } }));
+  const newest = embeddedPgMajor() as number;
+  const tooNew = newest + 1;
+  const forged = await dumpAndVerify('20261126T034500Z', (manifest) => ({ ...manifest, server: { version: `${tooNew}.1`, major: tooNew } }));
   const error = await failedDrill({ source: shop(), runId: forged.runId, now: drillClock() });
   expect(error.name).toBe('NoDrillServer');
-  expect(error.message).toMatch(/no PostgreSQL server of major 18 or newer .*available: PostgreSQL 15 .*PostgreSQL 17/);
+  expect(error.message).toMatch(new RegExp(`no PostgreSQL server of major ${tooNew} or newer .*available: PostgreSQL ${db.version} .*PostgreSQL ${newest}`));
   const report = await readReport('shop', error.report?.drillId as string);
   expect(report).toMatchObject({ verdict: 'failed', error: { name: 'NoDrillServer' }, checks: [], measuredRtoSeconds: 0 });
   expect(report.server).toBeUndefined();

