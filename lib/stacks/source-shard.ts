@@ -135,7 +135,7 @@ export class SourceShard extends NestedStack {
 
     // The shard's sources in detail, next to their alarms (so the body references them
     // directly): one row per source against its own RPO and RTO, about 2.4 KB each.
-    this.dashboard = new LifeboatDashboard(this, 'Dashboard', {
+    this.dashboard = new LifeboatDashboard(this, 'SourcesDashboard', {
       sources,
       alarms: [],
       sourceAlarms: Object.fromEntries(sources.map((source) =>
