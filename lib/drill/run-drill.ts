@@ -1,6 +1,7 @@
 /**
  * A restore drill: the latest verified run (or a chosen one) of a source is restored into a
- * throwaway server of the source's major version with the restore library, and the result is
+ * throwaway server of at least the source's major version (manifest `server.major`; never an
+ * older one: `NoDrillServer` names both) with the restore library, and the result is
  * compared with what the manifest recorded at dump time — the set of tables, every exact row
  * count, the extensions, the source's own SQL checks — and the measured RTO (download +
  * restore + checks) with the tier's. The verifier proves an archive reads to its end; only a
@@ -14,6 +15,7 @@
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Engine, Source } from '../config/types';
 import { DRILL_REPORT_SCHEMA_VERSION, serializeDrillReport, type DrillReport } from '../domain/drill-report';
+import { lifeboatError } from '../domain/errors';
 import { drillReportKey } from '../domain/layout';
 import type { Manifest, ManifestTable } from '../domain/manifest';
 import { formatRunId } from '../domain/run-id';
@@ -74,11 +76,25 @@ export async function runDrill(opts: RunDrillOptions): Promise<DrillReport> {
   let failure: Error | undefined;
   let server: DrillServer | undefined;
   try {
-    server = await startServer(manifest.engine, manifest.server.major);
+    server = await startServer(manifest.engine, manifest.server.major).catch((error: unknown) => {
+      throw (error as Error).name === 'NoDrillServer'
+        ? lifeboatError('NoDrillServer', `run ${source.name}/${run.runId} was dumped from ${manifest.engine} ${manifest.server.version}: ${(error as Error).message}`, error)
+        : error;
+    });
     // Before the restore: only the server's own database exists.
     const version = (await server.query(versionSql(manifest.engine), manifest.engine === 'postgres' ? 'postgres' : 'mysql')).trim();
-    serverInfo = { version: version || 'unknown', major: majorOf(version) ?? manifest.server.major };
-    log(`drill ${source.name}: throwaway ${manifest.engine} ${serverInfo.version} on port ${server.target.port}`);
+    const major = majorOf(version);
+    serverInfo = { version: version || 'unknown', major: major ?? manifest.server.major };
+    log(`drill ${source.name}: throwaway ${manifest.engine} ${serverInfo.version} on port ${server.target.port} (the source was ${manifest.engine} ${manifest.server.version})`);
+    // Whatever server the factory started: a PostgreSQL dump is never restored into an older
+    // major than its source's (a pass there would prove nothing about the real recovery).
+    // MySQL and MariaDB majors do not compare (a MariaDB server restores MySQL dumps). A source
+    // before 10 has a two-part major (9.6): its first part is what a server's major compares with.
+    if (manifest.engine === 'postgres' && (major === undefined || major < Math.floor(manifest.server.major))) {
+      throw lifeboatError('NoDrillServer',
+        `run ${source.name}/${run.runId} was dumped from postgres ${manifest.server.version} (major ${manifest.server.major}); ` +
+          `the throwaway server is postgres ${serverInfo.version} (major ${major ?? 'unknown'}), older: a drill never restores into an older major than the source's`);
+    }
 
     // The roles first, as a real recovery would: the restored objects keep their owners.
     const globals = manifest.engine === 'postgres' && manifest.globals !== undefined;

