@@ -29,6 +29,7 @@ export const ERROR_NAMES = [
   'AuthenticationFailed',
   'SourceUnreachable',
   'DatabaseNotFound',
+  'InsufficientPrivileges',
   'InvalidDumpOptions',
   'DumpFailed',
   'UploadFailed',

@@ -30,6 +30,8 @@ export const FIRST_CHECK: Readonly<Record<string, string>> = {
   SourceUnreachable:
     "The dump task could not reach the database. Check the network path: the database's security group must allow the dump task's security group on its port; then subnets, route tables, NACLs, the host name, and whether the database is up.",
   DatabaseNotFound: "A database named in the source's config does not exist on the server. Compare the config's databases with the server's.",
+  InsufficientPrivileges:
+    "The backup user may connect but may not read everything the dump reads; the cause names what is missing (tables, schemas, large objects, SHOW VIEW, TRIGGER, EVENT, …) and the GRANT that fixes it. Nothing was uploaded. Run the SQL that `lifeboat grants SOURCE` prints (as an administrator of the database), then re-run the backup.",
   InvalidDumpOptions: "The source's dump options were refused (compression, excluded tables). Check them in the Lifeboat config.",
   DumpFailed:
     "The dump client failed. Its error is in the dump task's logs (CloudWatch, the worker's log group): look for lock timeouts, a server restart, or the task running out of memory or disk.",

@@ -216,6 +216,12 @@ export type EngineErrorName =
   | 'AuthenticationFailed'
   /** A database to dump does not exist. Not retryable. */
   | 'DatabaseNotFound'
+  /**
+   * The user may connect but not read something the dump reads (a table, a schema, a large
+   * object, SHOW VIEW, TRIGGER, EVENT, …): the preflight names it and the GRANT that fixes it.
+   * Not retryable: it stays missing until someone grants it.
+   */
+  | 'InsufficientPrivileges'
   /** The dump client failed, was killed, or its output was cut off. Retryable. */
   | 'DumpFailed'
   /** The options cannot work (unknown compression, zstd with pg_dump 15, database not in the target). */
