@@ -8,6 +8,7 @@ import type { LocalRunHooks } from '../local/runner';
 import { abortOnTermination } from '../worker/signals';
 import { DRILL_USAGE, drillCommand } from './drill';
 import { DUMP_USAGE, dumpCommand } from './dump';
+import { GRANTS_USAGE, grantsCommand } from './grants';
 import { renderPlan } from './plan';
 import { PRUNE_USAGE, pruneCommand } from './prune';
 import { RUNBOOK_USAGE, runbookCommand } from './runbook';
@@ -32,6 +33,7 @@ Commands:
   prune  [--config FILE] [--bucket B] [--apply]
                                       each source's retention decisions (a dry run unless --apply)
   restore SOURCE --target-url URL …   restore a verified run into a server (lifeboat restore --help)
+  grants SOURCE [--config FILE]       the least-privilege SQL for the source's backup user (lifeboat grants --help)
 `;
 
 // The CDK library and the local runner are loaded only by the commands that use them:
@@ -109,6 +111,13 @@ export async function main(argv: readonly string[]): Promise<number> {
       return 0;
     }
     return restoreCommand(rest, process.env, { signal: abortOnTermination('the restore (the target may be partly restored)', (line) => console.error(line)) });
+  }
+  if (command === 'grants') {
+    if (rest.includes('--help')) {
+      process.stdout.write(GRANTS_USAGE);
+      return 0;
+    }
+    return grantsCommand(rest);
   }
   if (command === 'status' || command === 'runbook' || command === 'prune') {
     if (rest.includes('--help')) {

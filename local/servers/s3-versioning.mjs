@@ -276,13 +276,15 @@ export function createVersioning({ store, S3Error, compareKeys, escapeXml }) {
   /**
    * Fault injection (local only, POST /_lifeboat/tamper?bucket&key&versionId, body = the new
    * bytes): replaces the stored bytes of one version in place, as silent corruption of the
-   * storage or a dump that wrote bad bytes would; its ETag and metadata stay.
+   * storage or a dump that wrote bad bytes would; its ETag and metadata stay. A multipart
+   * object keeps its part layout as far as the new bytes reach (cut short, it ends in a shorter
+   * last part): `?partNumber` reads, which replication makes, then serve exactly the stored bytes.
    */
   function tamper(request, reply) {
     const { bucket, key, versionId } = request.query;
     const objects = objectsOf(bucket);
     const body = Buffer.isBuffer(request.body) ? request.body : Buffer.from(request.body ?? '');
-    const damaged = (obj) => ({ ...obj, body, contentLength: body.length });
+    const damaged = (obj) => ({ ...obj, body, contentLength: body.length, partSizes: obj.partSizes && partsWithin(obj.partSizes, body.length) });
     if (isVersioned(bucket)) {
       const version = (histories.get(bucket).get(key) ?? []).find((candidate) => candidate.versionId === versionId);
       if (!version || version.deleteMarker) throw new S3Error('NoSuchVersion', 'The specified version does not exist.', 404);
@@ -295,6 +297,20 @@ export function createVersioning({ store, S3Error, compareKeys, escapeXml }) {
       objects.set(key, damaged(obj));
     }
     reply.status(204).send();
+  }
+
+  /** The part sizes of `sizes` that `length` bytes fill, the last one cut (or grown) to end with them. */
+  function partsWithin(sizes, length) {
+    if (length === 0) return undefined;
+    const fitted = [];
+    let left = length;
+    for (const size of sizes) {
+      if (left === 0) break;
+      fitted.push(Math.min(left, size));
+      left -= fitted[fitted.length - 1];
+    }
+    fitted[fitted.length - 1] += left;
+    return fitted;
   }
 
   function versionHeaders(bucket, version, reply) {

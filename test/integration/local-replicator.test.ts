@@ -2,14 +2,15 @@
  * The local replicator behaves like S3 Cross-Region Replication where Lifeboat relies on it:
  * every version is copied with its version id, content type and lock; a multipart object part
  * for part, so the replica's ETag is the primary's (AwaitOffsite compares them); objects above
- * the old 11 MiB request cap go through; a copy that fails is logged and tried again.
+ * the old 11 MiB request cap go through; a copy that fails is logged and tried again; an object
+ * damaged in place (fault injection) is copied as it is stored.
  */
 import {
   CompleteMultipartUploadCommand, CreateMultipartUploadCommand, HeadObjectCommand, PutObjectCommand, UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { createHash, randomBytes } from 'node:crypto';
 import { LocalReplicator } from '../../local/replicator';
-import { startS3, type S3Server } from '../harness/s3';
+import { startS3, tamperStoredObject, type S3Server } from '../harness/s3';
 import { getBytes } from '../harness/s3-objects';
 
 const MiB = 1024 * 1024;
@@ -21,18 +22,18 @@ beforeAll(async () => {
 });
 afterAll(() => s3?.stop());
 
-async function multipart(key: string, partSizes: number[], lockUntil: Date): Promise<Buffer> {
+async function multipart(key: string, partSizes: number[], lockUntil: Date, Bucket = 'primary'): Promise<Buffer> {
   const client = s3.client();
   const upload = await client.send(new CreateMultipartUploadCommand({
-    Bucket: 'primary', Key: key, ContentType: 'application/octet-stream', ObjectLockMode: 'GOVERNANCE', ObjectLockRetainUntilDate: lockUntil,
+    Bucket, Key: key, ContentType: 'application/octet-stream', ObjectLockMode: 'GOVERNANCE', ObjectLockRetainUntilDate: lockUntil,
   }));
   const bodies = partSizes.map((size) => randomBytes(size));
   const parts = [];
   for (const [index, body] of bodies.entries()) {
-    const part = await client.send(new UploadPartCommand({ Bucket: 'primary', Key: key, UploadId: upload.UploadId, PartNumber: index + 1, Body: body }));
+    const part = await client.send(new UploadPartCommand({ Bucket, Key: key, UploadId: upload.UploadId, PartNumber: index + 1, Body: body }));
     parts.push({ PartNumber: index + 1, ETag: part.ETag });
   }
-  await client.send(new CompleteMultipartUploadCommand({ Bucket: 'primary', Key: key, UploadId: upload.UploadId, MultipartUpload: { Parts: parts } }));
+  await client.send(new CompleteMultipartUploadCommand({ Bucket, Key: key, UploadId: upload.UploadId, MultipartUpload: { Parts: parts } }));
   return Buffer.concat(bodies);
 }
 
@@ -77,4 +78,27 @@ test('a copy that fails is logged, never swallowed, and tried again at the next 
   expect(lines.some((line) => /copy of s3:\/\/primary\/runs\/c\/20261126T000000Z\/manifest\.json failed \(retried at the next pass\): NoSuchBucket/.test(line))).toBe(true);
   await s3.createBucket('no-such-bucket', { objectLock: true });
   expect(await failing.copyNew()).toContain('runs/c/20261126T000000Z/manifest.json');
+});
+
+test.each([
+  ['cut', 'to 70% (truncate-artifact): part 1 whole, part 2 cut, part 3 gone', (data: Buffer) => data.subarray(0, Math.floor(data.length * 0.7))],
+  ['flipped', 'one bit (corrupt-artifact): the same length', (data: Buffer) => {
+    const copy = Buffer.from(data);
+    copy[copy.length >> 1] ^= 1;
+    return copy;
+  }],
+])('a multipart artifact damaged in place, %s %s, is copied as it is stored', async (name, _how, damage) => {
+  // Buckets of this test's own: a new replicator copies every version it finds.
+  const [primary, offsite] = [`${name}-primary`, `${name}-offsite`];
+  await Promise.all([s3.createBucket(primary, { objectLock: true }), s3.createBucket(offsite, { objectLock: true })]);
+  const key = 'runs/d/20261126T000000Z/d.pgdump';
+  const data = await multipart(key, [8 * MiB, 8 * MiB, 3 * MiB], new Date(Date.now() + 86_400_000), primary);
+  const { VersionId } = await s3.client().send(new HeadObjectCommand({ Bucket: primary, Key: key }));
+  const damaged = damage(data);
+  await tamperStoredObject(s3.endpoint, { bucket: primary, key, versionId: VersionId }, damaged);
+  const lines: string[] = [];
+  const replicator = new LocalReplicator({ source: s3.client(), sourceBucket: primary, destination: s3.client(), destinationBucket: offsite, log: (line) => lines.push(line) });
+  expect({ copied: await replicator.copyNew(), failures: lines.filter((line) => /failed/i.test(line)) }).toEqual({ copied: [key], failures: [] });
+  const copied = await getBytes(s3.client(), offsite, key);
+  expect(createHash('sha256').update(copied).digest('hex')).toBe(createHash('sha256').update(damaged).digest('hex'));
 });
