@@ -1,157 +1,544 @@
+import type { S3Client } from '@aws-sdk/client-s3';
+import { Token } from 'aws-cdk-lib';
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createS3Client } from '../lib/aws/s3-client';
 import { latestVerifiedRun, readRun, type RunRecord } from '../lib/catalog/catalog';
-import { latestDrillReport } from '../lib/catalog/drills';
+import { recentDrillReports } from '../lib/catalog/drills';
 import { DEFAULT_CONFIG_FILE, formatDuration, formatSize, loadConfig, type LifeboatConfig, type Source } from '../lib/config';
 import type { DrillReport } from '../lib/domain/drill-report';
-import { runIdToDate } from '../lib/domain/run-id';
+import { manifestKey, offsiteKey, runPrefix, sourcePrefix, verificationKey } from '../lib/domain/layout';
+import type { Manifest, ManifestTable } from '../lib/domain/manifest';
 import { LIFEBOAT_VERSION } from '../lib/domain/version';
+import { DRILL_ERROR_NAMES, tableDisplayName } from '../lib/drill/checks';
 import { storageNames } from '../lib/stacks/naming';
 import { formatElapsed, primaryBucketFromStack } from './status';
 
 export const RUNBOOK_USAGE = `Usage: lifeboat runbook SOURCE [--config FILE] [--bucket BUCKET] [--region REGION] [--endpoint URL] [--out FILE]
 
-Writes a Markdown disaster-recovery runbook for one source, from the config and the bucket:
-where its backups are (both regions), the exact restore commands, the last drill, and a
-recovery-time estimate for its current size and for 10x and 100x growth.
+Writes a Markdown disaster-recovery runbook for one source, from the config and the bucket: the
+procedure a person on call walks (prerequisites, assess, locate, verify, restore, verify the
+recovery, after the recovery) with this source's roles, buckets, run, commands and expected row
+counts filled in, and a recovery-time estimate (download, restore, total; today's size and
+10 GB to 10 TB) from the throughputs its recent drills measured.
 `;
+
+/** A drill report and the run it restored, read back from the bucket (its manifest gives the bytes). */
+export interface DrillEvidence {
+  readonly report: DrillReport;
+  /** Absent when the run is gone from the bucket (pruned) or unreadable. */
+  readonly run?: RunRecord;
+}
 
 export interface RunbookFacts {
   readonly config: LifeboatConfig;
   readonly source: Source;
   readonly bucket: string;
   readonly offsiteBucket: string;
+  /** The newest verified run of the source. */
   readonly latest?: RunRecord;
-  readonly drill?: DrillReport;
-  /** The verified run the last drill restored (its manifest gives the size drilled). */
-  readonly drilledRun?: RunRecord;
+  /** Recent drills, newest first (the first is "the last drill"). */
+  readonly drills: readonly DrillEvidence[];
   readonly now: Date;
 }
 
-/** Recovery time for a database of `bytes`, scaled from the last good drill. */
-export interface RtoEstimate {
+/** How many recent drills the throughputs are the median of. */
+export const THROUGHPUT_DRILLS = 5;
+/** How many drill reports are read to find them (failed drills whose restore never finished are skipped). */
+const DRILL_REPORTS_READ = 10;
+/** Free space asked for beyond the bytes themselves: temp files, a retry, the restore's WAL and index builds. */
+export const DISK_MARGIN = 1.25;
+/** Tables per row-count query (as many as the drill counts in one). */
+const COUNT_BATCH = 100;
+
+/** What one drill measured: bytes per second of the download (artifacts) and of the restore (database). */
+export interface DrillThroughput {
+  readonly drillId: string;
+  readonly runId: string;
+  /** Artifact bytes the drill downloaded and checked (with globals.sql for PostgreSQL). */
+  readonly downloadBytes: number;
+  readonly downloadSeconds: number;
+  /** The drilled run's database size (manifest databaseSizeBytes). */
+  readonly databaseBytes: number;
+  readonly restoreSeconds: number;
+  readonly downloadBytesPerSecond: number;
+  readonly restoreBytesPerSecond: number;
+}
+
+/** The throughputs recovery times are estimated from: each the median over `drills`, separately. */
+export interface MeasuredThroughput {
+  readonly downloadBytesPerSecond: number;
+  readonly restoreBytesPerSecond: number;
+  /** Newest first. */
+  readonly drills: readonly DrillThroughput[];
+}
+
+export interface RecoveryEstimate {
   readonly label: string;
-  readonly bytes: number;
-  readonly seconds: number;
+  readonly databaseBytes: number;
+  readonly artifactBytes: number;
+  readonly downloadSeconds: number;
+  readonly restoreSeconds: number;
+  readonly totalSeconds: number;
   readonly withinRto: boolean;
 }
 
+/** The bytes a restore downloads: every artifact, and globals.sql of a PostgreSQL run (the drill applies it). */
+export function downloadBytes(manifest: Manifest): number {
+  const artifacts = manifest.artifacts.reduce((sum, artifact) => sum + artifact.bytes, 0);
+  return artifacts + (manifest.engine === 'postgres' && manifest.globals ? manifest.globals.bytes : 0);
+}
+
 /**
- * The method: the last successful drill restored a database of known size (the drilled
- * manifest's databaseSizeBytes) in a measured download + restore time, and checked it in a
- * measured time. Both are taken to grow linearly with size. That is a lower bound: index
- * builds grow faster than linearly, and a bigger restore may need a bigger machine.
+ * A drill's throughputs, or undefined when it measured none: its restore did not finish (a
+ * failure before the checks; a drill that failed a check or the RTO did finish it), the run it
+ * restored is gone, or a phase took no measurable time.
  */
-export function estimateRto(drill: DrillReport, drilledBytes: number, currentBytes: number, rtoSeconds: number): RtoEstimate[] {
-  const transferSeconds = drill.timings.downloadSeconds + drill.timings.restoreSeconds;
-  const perByte = (transferSeconds + drill.timings.checkSeconds) / Math.max(drilledBytes, 1);
-  return [['current size', 1], ['10x growth', 10], ['100x growth', 100]].map(([label, factor]) => {
-    const bytes = currentBytes * (factor as number);
-    const seconds = bytes * perByte;
-    return { label: label as string, bytes, seconds, withinRto: seconds <= rtoSeconds };
-  });
+export function drillThroughput(evidence: DrillEvidence): DrillThroughput | undefined {
+  const { report, run } = evidence;
+  const restored = report.verdict === 'ok' || (DRILL_ERROR_NAMES as readonly string[]).includes(report.error?.name ?? '');
+  const manifest = run?.manifest;
+  if (!restored || !manifest || manifest.runId !== report.runId) return undefined;
+  const { downloadSeconds, restoreSeconds } = report.timings;
+  const bytes = downloadBytes(manifest);
+  if (downloadSeconds <= 0 || restoreSeconds <= 0 || bytes <= 0 || manifest.databaseSizeBytes <= 0) return undefined;
+  return {
+    drillId: report.drillId,
+    runId: report.runId,
+    downloadBytes: bytes,
+    downloadSeconds,
+    databaseBytes: manifest.databaseSizeBytes,
+    restoreSeconds,
+    downloadBytesPerSecond: bytes / downloadSeconds,
+    restoreBytesPerSecond: manifest.databaseSizeBytes / restoreSeconds,
+  };
+}
+
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle] as number : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+}
+
+/** The median download and restore throughputs of the newest `limit` drills that measured them; undefined when none did. */
+export function measuredThroughput(drills: readonly DrillEvidence[], limit = THROUGHPUT_DRILLS): MeasuredThroughput | undefined {
+  const measured = drills.map(drillThroughput).filter((value): value is DrillThroughput => value !== undefined).slice(0, limit);
+  if (measured.length === 0) return undefined;
+  return {
+    downloadBytesPerSecond: median(measured.map((drill) => drill.downloadBytesPerSecond)),
+    restoreBytesPerSecond: median(measured.map((drill) => drill.restoreBytesPerSecond)),
+    drills: measured,
+  };
+}
+
+export const ESTIMATE_SIZES: readonly (readonly [string, number])[] = [['10 GB', 10e9], ['100 GB', 100e9], ['1 TB', 1e12], ['10 TB', 10e12]];
+
+/**
+ * Recovery time for today's size and for ESTIMATE_SIZES: the download scales with the artifact
+ * bytes (a database of size S dumps to S x today's artifact/database ratio), the restore with the
+ * database bytes, each at its measured throughput. Linear, so a lower bound: index builds grow
+ * faster than linearly, and a larger restore may need a larger machine.
+ */
+export function estimateRecovery(
+  throughput: Pick<MeasuredThroughput, 'downloadBytesPerSecond' | 'restoreBytesPerSecond'>,
+  today: { readonly databaseBytes: number; readonly artifactBytes: number } | undefined,
+  rtoSeconds: number,
+): RecoveryEstimate[] {
+  const ratio = today && today.databaseBytes > 0 ? today.artifactBytes / today.databaseBytes : 1;
+  const row = (label: string, databaseBytes: number, artifactBytes: number): RecoveryEstimate => {
+    const downloadSeconds = artifactBytes / throughput.downloadBytesPerSecond;
+    const restoreSeconds = databaseBytes / throughput.restoreBytesPerSecond;
+    const totalSeconds = downloadSeconds + restoreSeconds;
+    return { label, databaseBytes, artifactBytes, downloadSeconds, restoreSeconds, totalSeconds, withinRto: totalSeconds <= rtoSeconds };
+  };
+  return [
+    ...(today ? [row('today', today.databaseBytes, today.artifactBytes)] : []),
+    ...ESTIMATE_SIZES.map(([label, bytes]) => row(label, bytes, bytes * ratio)),
+  ];
+}
+
+const fileName = (key: string) => key.split('/').pop() as string;
+const rate = (bytesPerSecond: number) => `${formatSize(bytesPerSecond)}/s`;
+const estimate = (seconds: number) => `~${formatElapsed(seconds)}`;
+
+/** A SQL string literal both PostgreSQL (standard strings) and MySQL/MariaDB (backslash escapes) read back as `value`. */
+function sqlString(engine: Source['engine'], value: string): string {
+  const escaped = value.replaceAll("'", "''");
+  return `'${engine === 'postgres' ? escaped : escaped.replaceAll('\\', '\\\\')}'`;
+}
+
+function quoteName(engine: Source['engine'], name: string): string {
+  return engine === 'postgres' ? `"${name.replaceAll('"', '""')}"` : `\`${name.replaceAll('`', '``')}\``;
+}
+
+/** One query per batch of tables: table, expected rows (the manifest), found, verdict. */
+export function rowCountQueries(engine: Source['engine'], tables: readonly ManifestTable[]): string[] {
+  const count = engine === 'postgres' ? 'count(*)' : 'COUNT(*)';
+  const queries: string[] = [];
+  for (let start = 0; start < tables.length; start += COUNT_BATCH) {
+    const parts = tables.slice(start, start + COUNT_BATCH).map((table) => {
+      const from = engine === 'postgres'
+        ? `ONLY ${quoteName(engine, table.schema)}.${quoteName(engine, table.name)}`
+        : `${quoteName(engine, table.schema)}.${quoteName(engine, table.name)}`;
+      const expected = table.exact ? String(table.rows) : `~${table.rows}`;
+      const verdict = table.exact ? `CASE WHEN ${count} = ${table.rows} THEN 'ok' ELSE 'DIFFERENT' END` : `'estimate, not compared'`;
+      return `SELECT ${sqlString(engine, tableDisplayName(table))} AS table_name, ${sqlString(engine, expected)} AS expected, ${count} AS found, ${verdict} AS verdict FROM ${from}`;
+    });
+    queries.push(`${parts.join('\nUNION ALL\n')};`);
+  }
+  return queries;
+}
+
+/** The tables of one database that differ from the manifest's set: no row when they are the same. */
+export function tableSetQuery(engine: Source['engine'], tables: readonly ManifestTable[]): string {
+  const str = (value: string) => sqlString(engine, value);
+  const expected = tables.length === 0
+    ? `SELECT CAST(NULL AS ${engine === 'postgres' ? 'text' : 'CHAR'}) AS schema_name, CAST(NULL AS ${engine === 'postgres' ? 'text' : 'CHAR'}) AS table_name${engine === 'postgres' ? '' : ' FROM DUAL'} WHERE 1 = 0`
+    : tables.map((table, index) => (index === 0
+      ? `SELECT ${str(table.schema)} AS schema_name, ${str(table.name)} AS table_name`
+      : `  UNION ALL SELECT ${str(table.schema)}, ${str(table.name)}`)).join('\n');
+  // The same listing as the drill's (lib/drill/run-drill.ts): tables whose rows a dump holds.
+  const found = engine === 'postgres'
+    ? `SELECT n.nspname::text AS schema_name, c.relname::text AS table_name
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE c.relkind IN ('r', 'p') AND c.relpersistence IN ('p', 'u')
+     AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
+     AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')`
+    : `SELECT TABLE_SCHEMA AS schema_name, TABLE_NAME AS table_name
+    FROM information_schema.TABLES
+   WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED')`;
+  return [
+    `WITH expected AS (\n${expected}\n), found AS (\n  ${found}\n)`,
+    "SELECT 'missing after the restore' AS problem, e.schema_name, e.table_name FROM expected e",
+    ' WHERE NOT EXISTS (SELECT 1 FROM found f WHERE f.schema_name = e.schema_name AND f.table_name = e.table_name)',
+    'UNION ALL',
+    "SELECT 'not in the manifest', f.schema_name, f.table_name FROM found f",
+    ' WHERE NOT EXISTS (SELECT 1 FROM expected e WHERE e.schema_name = f.schema_name AND e.table_name = f.table_name);',
+  ].join('\n');
+}
+
+/** PostgreSQL: every extension the manifest records for one database, and whether it is installed. */
+export function extensionsQuery(extensions: Manifest['extensions']): string {
+  const expected = extensions.map((extension, index) => (index === 0
+    ? `SELECT ${sqlString('postgres', extension.name)} AS name, ${sqlString('postgres', extension.version)} AS expected_version`
+    : `  UNION ALL SELECT ${sqlString('postgres', extension.name)}, ${sqlString('postgres', extension.version)}`)).join('\n');
+  return [
+    `SELECT e.name, e.expected_version, x.extversion AS found_version, CASE WHEN x.extname IS NULL THEN 'MISSING' ELSE 'ok' END AS verdict`,
+    `  FROM (\n${expected}\n) e LEFT JOIN pg_extension x ON x.extname::text = e.name;`,
+  ].join('\n');
+}
+
+/** The offsite bucket's name as a person types it (an environment-agnostic synth leaves the account a token). */
+function printable(name: string, placeholder: string): string {
+  return Token.isUnresolved(name) ? name.replace(/\$\{Token\[[^\]]*\]\}/g, placeholder) : name;
 }
 
 export function renderRunbook(facts: RunbookFacts): string {
-  const { config, source, bucket, offsiteBucket, latest, drill, drilledRun, now } = facts;
+  const { config, source, bucket, latest, drills, now } = facts;
+  const offsiteBucket = printable(facts.offsiteBucket, 'OFFSITE_ACCOUNT');
   const manifest = latest?.manifest;
-  const database = source.connection.databases[0];
-  const scheme = source.engine === 'postgres' ? 'postgres' : source.engine;
+  const engine = source.engine;
+  const isPg = engine === 'postgres';
+  const scheme = isPg ? 'postgres' : engine;
+  const sqlClient = engine === 'mariadb' ? 'mariadb' : 'mysql';
+  const names = storageNames(config);
+  const primaryAccount = names.primaryAccount ?? 'PRIMARY_ACCOUNT';
+  const offsiteAccount = names.offsiteAccount ?? names.primaryAccount ?? 'OFFSITE_ACCOUNT';
+  const operatorRole = `arn:aws:iam::${primaryAccount}:role/lifeboat/operator/${names.operatorRoleName}`;
+  const offsiteRole = `arn:aws:iam::${offsiteAccount}:role/lifeboat/operator/${names.offsiteRestoreRoleName}`;
+  const primaryStack = `${config.appName}-Primary`;
+  const primaryRegion = config.primary.region;
+  const offsiteRegion = config.offsite.region;
+  const runId = latest?.runId ?? 'RUN_ID';
+  const runFolder = runPrefix(source.name, runId);
+  const dataTime = manifest ? new Date(manifest.startedAt) : undefined;
+  const throughput = measuredThroughput(drills);
+  const today = manifest ? { databaseBytes: manifest.databaseSizeBytes, artifactBytes: downloadBytes(manifest) } : undefined;
+  const estimates = throughput ? estimateRecovery(throughput, today, source.tier.rtoSeconds) : undefined;
+  const rto = formatDuration(source.tier.rtoSeconds);
   const lines: string[] = [];
   const push = (...text: string[]) => lines.push(...text);
+  const code = (...text: string[]) => push('```sh', ...text, '```', '');
 
   push(`# Disaster recovery runbook: ${source.name}`, '');
-  push(`Generated ${now.toISOString()} by Lifeboat ${LIFEBOAT_VERSION} from the config and from s3://${bucket}. Regenerate it after every drill: \`npx lifeboat runbook ${source.name}\`.`, '');
-  push('## What is protected', '');
+  push(`Generated ${now.toISOString()} by Lifeboat ${LIFEBOAT_VERSION} from the config and from s3://${bucket}. Regenerate it after every drill and keep a copy outside AWS: \`npx lifeboat runbook ${source.name} --out runbook-${source.name}.md\`.`, '');
   push('| | |', '|---|---|');
-  push(`| Source | \`${source.name}\`: ${source.engine} at ${source.connection.host}:${source.connection.port}, databases ${source.connection.databases.map((name) => `\`${name}\``).join(', ')} |`);
-  push(`| Tier | ${source.tier.name}: RPO ${formatDuration(source.tier.rpoSeconds)}, RTO ${formatDuration(source.tier.rtoSeconds)}, backups every ${formatDuration(source.tier.scheduleSeconds)} (${source.tier.timezone}), kept ${formatDuration(source.tier.retentionSeconds)}, drilled every ${formatDuration(source.tier.drillSeconds)} |`, '');
+  push(`| Source | \`${source.name}\`: ${engine} at ${source.connection.host}:${source.connection.port}, databases ${source.connection.databases.map((name) => `\`${name}\``).join(', ')} |`);
+  push(`| Tier | ${source.tier.name}: RPO ${formatDuration(source.tier.rpoSeconds)}, RTO ${rto}, backups every ${formatDuration(source.tier.scheduleSeconds)} (${source.tier.timezone}), kept ${formatDuration(source.tier.retentionSeconds)}, drilled every ${formatDuration(source.tier.drillSeconds)} |`);
+  push(`| Recovery point | ${latest && manifest && dataTime ? `run **${latest.runId}**, data as of ${dataTime.toISOString()} (${formatDuration((now.getTime() - dataTime.getTime()) / 1000)} before this runbook was generated)` : '**no verified run**'} |`);
+  push(`| Recovery time | ${estimates?.[0] && today ? `${estimate(estimates[0].totalSeconds)} for today's size (estimate from ${throughput?.drills.length} drill(s); RTO ${rto}: ${estimates[0].withinRto ? 'within' : '**exceeds**'}), see [Recovery time](#recovery-time-estimate) |` : 'not measured: no drill has restored this source (see [Recovery time](#recovery-time-estimate)) |'}`, '');
+  push('Walk the steps in order. Every command is written for this source; replace only `$TARGET_HOST`, `$TARGET_PORT` and `$TARGET_USER` (set them once, step 5) and the values marked `…`.', '');
+  if (!latest || !manifest) {
+    push(`**There is no verified run of this source in s3://${bucket}/.** Steps 3 to 6 cannot succeed until one exists: see step 2 to find out why (\`npx lifeboat status\`, \`npx lifeboat list ${source.name}\`, the backup-run executions).`, '');
+  }
 
-  push('## Where the backups are', '');
-  push('| Copy | Region | Bucket | Prefix |', '|---|---|---|---|');
-  push(`| primary | ${config.primary.region} | \`${bucket}\` | \`runs/${source.name}/\` |`);
-  push(`| offsite (${config.offsite.storageClass}) | ${config.offsite.region} | \`${offsiteBucket}\` | \`runs/${source.name}/\` |`, '');
-  push('Each bucket is self-describing: every run folder holds the artifact (stock `pg_restore` / `mysql` formats), `manifest.json` (sizes, SHA-256, tables and row counts), `verification.json` (the verifier\'s verdict; only runs whose verdict is `ok` count) and `offsite.json`. The offsite bucket alone is enough to restore when the primary region is gone.', '');
+  // 1. Prerequisites
+  push('## 1. Prerequisites', '');
+  push('**Access.** Everything below reads the backups; nothing writes or deletes them.', '');
+  push(`- Primary region (${primaryRegion}, account ${primaryAccount}): the operator role \`${operatorRole}\` reads both copies (or attach the \`OperatorPolicyArn\` output of stack \`${primaryStack}\` to your own role).`);
+  push(`- Offsite (${offsiteRegion}, account ${offsiteAccount}${names.crossAccount ? ', not the primary account' : ''}): when the primary region or account is lost, the offsite account's restore role \`${offsiteRole}\` reads the offsite copy and needs nothing of the primary account.`);
+  push(`- The target database server: a user that may create databases${isPg ? ' and roles (globals.sql)' : ''} there, and network access to it from where you run the restore.`, '');
+  push('**Credentials.** Assume the role (in its account, as a principal that account trusts), and export what it returns:', '');
+  code(
+    `aws sts assume-role --role-arn ${operatorRole} --role-session-name restore-${source.name}`,
+    `# primary lost: in account ${offsiteAccount}`,
+    `aws sts assume-role --role-arn ${offsiteRole} --role-session-name restore-${source.name}`,
+    '# then: export AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… AWS_SESSION_TOKEN=…',
+    `export LIFEBOAT_BUCKET=${bucket} AWS_REGION=${primaryRegion}   # the lifeboat commands below read the primary bucket`,
+  );
+  push(`The target server's password comes from the environment, never from the command line (command lines are visible to every user of the machine): \`LIFEBOAT_DB_PASSWORD\` for \`lifeboat restore\`, ${isPg ? '`PGPASSWORD` for psql and pg_restore' : '`MYSQL_PWD` for the mysql/mariadb client'}. Read it without echo, so that it stays out of the shell history too:`, '');
+  code(
+    `read -rs -p 'target password: ' ${isPg ? 'PGPASSWORD' : 'MYSQL_PWD'} && export ${isPg ? 'PGPASSWORD' : 'MYSQL_PWD'} && export LIFEBOAT_DB_PASSWORD="$${isPg ? 'PGPASSWORD' : 'MYSQL_PWD'}"`,
+  );
+  push('**Tools and versions.**', '');
+  if (isPg) {
+    const major = manifest ? Math.max(manifest.server.major, manifest.client.major) : undefined;
+    push(manifest
+      ? `- \`pg_restore\` and \`psql\` of PostgreSQL **${major} or newer** (the run was dumped from PostgreSQL ${manifest.server.version} by ${manifest.client.tool} ${manifest.client.version}; an older pg_restore cannot read the archive): \`pg_restore --version\`.`
+      : '- `pg_restore` and `psql` at least as new as the source server\'s major version: `pg_restore --version`.');
+    push(manifest
+      ? `- A target server of PostgreSQL ${manifest.server.major} or newer (the source's major).`
+      : '- A target server of the source\'s PostgreSQL major version or newer.');
+  } else {
+    const compressions = [...new Set((manifest?.artifacts ?? []).map((artifact) => artifact.compression.split(':')[0]))];
+    push(manifest
+      ? `- The \`${sqlClient}\` client (the run was dumped from ${engine} ${manifest.server.version} by ${manifest.client.tool} ${manifest.client.version}), and a target server of ${engine} ${manifest.server.major} or newer: \`${sqlClient} --version\`.`
+      : `- The \`${sqlClient}\` client and a target server of the source's ${engine} version or newer: \`${sqlClient} --version\`.`);
+    if (compressions.includes('zstd')) push('- `zstd` (the artifacts are zstd-compressed SQL): `zstd --version`.');
+    if (compressions.includes('gzip')) push('- `gzip` (the artifacts are gzip-compressed SQL).');
+  }
+  push('- For the stock-tool path: the AWS CLI v2 (`aws --version`), `jq` and `sha256sum`. For the Lifeboat path: this repository checked out with `npm ci` (`npx lifeboat --help`).', '');
+  push('**Disk space.**', '');
+  if (manifest) {
+    const artifacts = downloadBytes(manifest);
+    push(`- Where the restore runs: at least **${formatSize(artifacts * DISK_MARGIN)}** free (${formatSize(artifacts)} of artifacts plus ${Math.round((DISK_MARGIN - 1) * 100)}%): every artifact is downloaded and checked before the restore starts — by \`lifeboat restore\` into a directory under \`\${TMPDIR:-/tmp}\`, by the stock-tool path into the current directory. Check with \`df -h "\${TMPDIR:-/tmp}" .\`.`);
+    push(manifest.databaseSizeBytes > 0
+      ? `- On the target server: the restored database is about **${formatSize(manifest.databaseSizeBytes)}** (the source's size at dump time, manifest \`databaseSizeBytes\`); give it at least ${formatSize(manifest.databaseSizeBytes * DISK_MARGIN)} free.`
+      : '- On the target server: the manifest records no database size; allow several times the artifact size.');
+  } else {
+    push('- Unknown: no verified run, so no artifact size. Each artifact is downloaded whole before the restore (the manifest gives the bytes).');
+  }
+  push('');
+
+  // 2. Assess
+  push('## 2. Assess', '');
+  push('**What failed.** Decide first whether this is a restore at all (data lost or damaged, the server or region gone), or a backup that failed while the database is fine:', '');
+  code(
+    'npx lifeboat status              # every source: last verified backup and its age against the RPO, offsite copy, last drill',
+    `npx lifeboat list ${source.name}   # every run of ${source.name}: verdict, size, offsite state, drill state`,
+    `aws stepfunctions list-executions --region ${primaryRegion} --status-filter FAILED --max-items 10 \\`,
+    `  --state-machine-arn arn:aws:states:${primaryRegion}:${primaryAccount}:stateMachine:${config.appName}-backup-run`,
+    '# a failed execution\'s last events name the state that failed and the error (ChecksumMismatch, DumpFailed, ClientTooOld, …):',
+    `aws stepfunctions get-execution-history --region ${primaryRegion} --reverse-order --max-items 5 --execution-arn …`,
+  );
+  push('**Which recovery point.** This source has no point-in-time recovery (no WAL or binlog archive): the recovery point is the newest verified run, and what was written after its data time is not in any backup.', '');
+  if (latest && manifest && dataTime) {
+    push(`- Newest verified run: **${latest.runId}**, data as of ${dataTime.toISOString()} (the dump's start), ${formatDuration((now.getTime() - dataTime.getTime()) / 1000)} old when this runbook was generated.`);
+    push(`- Offsite copy: ${latest.offsite ? `confirmed in ${latest.offsite.bucket} (${latest.offsite.region}) at ${latest.offsite.confirmedAt}, lag ${formatDuration(latest.offsite.lagSeconds)}` : '**not confirmed** (no offsite.json): restore from the primary copy, or check the offsite bucket with step 4'}.`);
+    push(`- If the damage is older than that run (a bad migration, a deletion noticed late), pick the newest run before it with \`npx lifeboat list ${source.name}\` and use its id as \`--run\` below (or \`--at TIME\`).`);
+  } else {
+    push(`- No verified run: \`npx lifeboat list ${source.name}\` shows why each run does not count.`);
+  }
+  push(`- Recovery time: ${estimates?.[0] && today ? `${estimate(estimates[0].totalSeconds)} for today's size (estimate), against an RTO of ${rto}.` : 'not measured (no drill has restored this source).'}`, '');
+
+  // 3. Locate
+  push('## 3. Locate', '');
+  push('| Copy | Region | Account | Bucket | Source prefix | Run folder |', '|---|---|---|---|---|---|');
+  push(`| primary | ${primaryRegion} | ${primaryAccount} | \`${bucket}\` | \`${sourcePrefix(source.name)}\` | \`${runFolder}\` |`);
+  push(`| offsite (${config.offsite.storageClass}) | ${offsiteRegion} | ${offsiteAccount} | \`${offsiteBucket}\` | \`${sourcePrefix(source.name)}\` | \`${runFolder}\` |`, '');
+  push(`The offsite bucket is a replica: the same keys and the same object versions. Each run folder holds the artifacts (stock \`pg_restore\` / \`mysql\` formats), \`manifest.json\` (sizes, SHA-256 and S3 version of each artifact, tables and row counts), \`verification.json\` (the verdict, and the manifest version it judged) and \`offsite.json\`.`, '');
   if (manifest && latest) {
-    const age = now.getTime() - (runIdToDate(latest.runId)?.getTime() ?? now.getTime());
-    push(`Latest verified run: **${latest.runId}** (${formatDuration(age / 1000)} ago; offsite ${latest.offsite ? `confirmed, lag ${formatDuration(latest.offsite.lagSeconds)}` : 'not confirmed'}).`, '');
-    push('| Artifact | Bytes | SHA-256 |', '|---|---|---|');
-    for (const artifact of manifest.artifacts) push(`| \`${artifact.key}\` | ${artifact.bytes} | \`${artifact.sha256}\` |`);
-    if (manifest.globals) push(`| \`${manifest.globals.key}\` | ${manifest.globals.bytes} | \`${manifest.globals.sha256}\` |`);
+    push(`| Object of run ${latest.runId} | Bytes | SHA-256 | S3 version |`, '|---|---|---|---|');
+    for (const artifact of [...manifest.artifacts, ...(manifest.globals ? [manifest.globals] : [])]) {
+      push(`| \`${artifact.key}\` | ${artifact.bytes} | \`${artifact.sha256}\` | ${artifact.versionId ? `\`${artifact.versionId}\`` : '-'} |`);
+    }
+    const verified = latest.verification?.manifest;
+    push(`| \`${manifestKey(source.name, latest.runId)}\` | | ${verified ? `\`${verified.sha256}\`` : '-'} | ${verified?.versionId ? `\`${verified.versionId}\`` : '-'} |`);
+    push(`| \`${verificationKey(source.name, latest.runId)}\` | | | |`);
+    if (latest.offsite) push(`| \`${offsiteKey(source.name, latest.runId)}\` | | | |`);
     push('');
+  }
+  code(
+    `aws s3 ls s3://${bucket}/${runFolder} --region ${primaryRegion}`,
+    `aws s3 ls s3://${offsiteBucket}/${runFolder} --region ${offsiteRegion}`,
+  );
+
+  // 4. Verify
+  push('## 4. Verify the backup', '');
+  push('Before anything touches a server: prove the run is intact where you will restore it from.', '');
+  code(
+    `npx lifeboat verify ${source.name} --run ${runId}   # the verifier on demand: reads every artifact to its end`,
+  );
+  push(`With stock tools only: fetch the exact versions the verifier judged and compare their SHA-256 with the manifest (\`sha256sum -c\` prints \`OK\` per file). From the offsite copy, use \`--bucket ${offsiteBucket} --region ${offsiteRegion}\` instead: the version ids are the same.`, '');
+  const getObject = (key: string, versionId: string | undefined, file: string) =>
+    `aws s3api get-object --region ${primaryRegion} --bucket ${bucket} --key ${key}${versionId ? ` --version-id ${versionId}` : ''} ${file}`;
+  if (manifest && latest) {
+    const objects = [...manifest.artifacts, ...(manifest.globals ? [manifest.globals] : [])];
+    code(
+      `mkdir -p restore-${source.name}-${latest.runId} && cd restore-${source.name}-${latest.runId}`,
+      `${getObject(manifestKey(source.name, latest.runId), latest.verification?.manifest?.versionId, 'manifest.json')}   # the version verification.json names`,
+      ...(latest.verification?.manifest ? [`echo '${latest.verification.manifest.sha256}  manifest.json' | sha256sum -c -`] : []),
+      ...objects.map((object) => getObject(object.key, object.versionId, fileName(object.key))),
+      ...objects.map((object) => `echo '${object.sha256}  ${fileName(object.key)}' | sha256sum -c -`),
+      `jq -r '.artifacts[] | "\\(.sha256)  \\(.key | split("/") | last)"' manifest.json | sha256sum -c -   # the same, from the manifest itself`,
+    );
   } else {
-    push('**There is no verified run of this source.** Nothing below can succeed until one exists: check `npx lifeboat status` and the backup-run executions.', '');
+    code(
+      `aws s3 cp s3://${bucket}/${verificationKey(source.name, runId)} - | jq .manifest   # the manifest version that was verified`,
+      getObject(manifestKey(source.name, runId), 'MANIFEST_VERSION', 'manifest.json'),
+      `jq -r '.artifacts[] | "aws s3api get-object --bucket ${bucket} --key \\(.key) --version-id \\(.versionId) \\(.key | split("/") | last)"' manifest.json | sh`,
+      `jq -r '.artifacts[] | "\\(.sha256)  \\(.key | split("/") | last)"' manifest.json | sha256sum -c -`,
+    );
   }
 
-  push('## Restore with Lifeboat', '');
-  push('```sh');
-  push('export LIFEBOAT_DB_PASSWORD=…   # the target server\'s password; never on the command line');
-  push(`npx lifeboat restore ${source.name} --bucket ${bucket} --target-url ${scheme}://USER@TARGET_HOST:${source.connection.port} --jobs 4`);
-  push('# the primary region is gone: restore from the offsite copy (needs only that bucket)');
-  push(`npx lifeboat restore ${source.name} --from offsite --bucket ${offsiteBucket} --region ${config.offsite.region} --target-url ${scheme}://USER@TARGET_HOST:${source.connection.port}`);
-  push('# a point in time: the newest verified run at or before it');
-  push(`npx lifeboat restore ${source.name} --bucket ${bucket} --at 2026-01-31T23:59:00Z --target-url …`);
-  push('```', '');
-  push('It verifies the SHA-256 against the manifest before it touches the target, refuses a non-empty target unless `--clean` is given (and says what it would replace), and prints the time of each phase. It reads exactly the object versions the manifest names (the ones that were verified).', '');
-
-  const names = storageNames(config);
-  const offsiteAccount = names.offsiteAccount ?? names.primaryAccount ?? 'OFFSITE_ACCOUNT';
-  push('## When the primary account is lost or compromised', '');
-  push(`The offsite copy lives in account ${offsiteAccount} (${config.offsite.region}${names.crossAccount ? ', not the primary account' : ''}): its replicas keep their Object Lock, no lifecycle rule expires them, and only the offsite stack's deployment and break-glass roles may reconfigure the bucket. That account has a restore role of its own, which needs nothing of the primary account:`, '');
-  push('```sh');
-  push(`# signed in to account ${offsiteAccount} (its administrators may assume the role)`);
-  push(`aws sts assume-role --role-arn arn:aws:iam::${offsiteAccount}:role/lifeboat/operator/${names.offsiteRestoreRoleName} --role-session-name restore-${source.name}`);
-  push('# export the returned AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, then:');
-  push(`npx lifeboat restore ${source.name} --from offsite --bucket ${offsiteBucket} --region ${config.offsite.region} --target-url ${scheme}://USER@TARGET_HOST:${source.connection.port}`);
-  push('```', '');
-  push(`The role may read and list the offsite bucket's runs and drill reports (exact versions) and decrypt them through S3; it cannot write or delete. In the primary account, operators use \`arn:aws:iam::${names.primaryAccount ?? 'PRIMARY_ACCOUNT'}:role/lifeboat/operator/${names.operatorRoleName}\` (or attach the stack's \`OperatorPolicyArn\` output to their own role): it reads both copies.`, '');
-
-  push('## Restore with stock tools only (no Lifeboat installed)', '');
-  const run = latest?.runId ?? 'RUN_ID';
-  const artifact = manifest?.artifacts[0]?.key ?? `runs/${source.name}/${run}/${database}${source.engine === 'postgres' ? '.pgdump' : '.sql.zst'}`;
-  const file = artifact.split('/').pop() as string;
-  const artifactVersion = manifest?.artifacts[0]?.versionId;
-  push('The manifest names each artifact\'s S3 version: fetch that one (a later version at the same key, if any, is not what was verified). `verification.json` names the manifest\'s version.', '');
-  push('```sh');
-  push(`aws s3 cp s3://${bucket}/runs/${source.name}/${run}/verification.json . && jq .manifest verification.json   # the manifest version that was verified`);
-  push(`aws s3api get-object --bucket ${bucket} --key runs/${source.name}/${run}/manifest.json --version-id MANIFEST_VERSION manifest.json`);
-  push(`aws s3api get-object --bucket ${bucket} --key ${artifact} --version-id ${artifactVersion ?? 'ARTIFACT_VERSION'} ${artifact.split('/').pop() as string}   # the version in manifest.json`);
-  push(`sha256sum ${file}    # must equal the artifact's sha256 in manifest.json${manifest ? ` (${manifest.artifacts[0].sha256})` : ''}`);
-  if (source.engine === 'postgres') {
-    push(`aws s3 cp s3://${bucket}/runs/${source.name}/${run}/globals.sql . && psql -h TARGET_HOST -U USER -d postgres -f globals.sql   # roles, no passwords`);
-    push(`createdb -h TARGET_HOST -U USER ${database}`);
-    push(`pg_restore -h TARGET_HOST -U USER -d ${database} --jobs 4 --exit-on-error ${file}`);
+  // 5. Restore
+  push('## 5. Restore', '');
+  push(`**Stop application traffic first.** Stop every service, worker, scheduled job and queue consumer that writes to ${source.connection.databases.map((name) => `\`${name}\``).join(', ')} on ${source.connection.host}:${source.connection.port} (scale it to zero, or put it in maintenance mode), and remove or block its connections. Why: a write that lands during the restore is lost or collides with restored rows, a \`--clean\` restore drops tables the application is using, and an application still running against the damaged database keeps making the damage (and the data-loss window) larger.`, '');
+  push(isPg
+    ? `Who is still connected (run it on the server you stop): \`psql -h ${source.connection.host} -p ${source.connection.port} -d postgres -c "SELECT datname, usename, application_name, client_addr FROM pg_stat_activity WHERE datname IN (${source.connection.databases.map((name) => sqlString('postgres', name)).join(', ')})"\``
+    : `Who is still connected (run it on the server you stop): \`${sqlClient} -h ${source.connection.host} -P ${source.connection.port} -e "SELECT user, host, db, command FROM information_schema.PROCESSLIST WHERE db IN (${source.connection.databases.map((name) => sqlString(engine, name)).join(', ')})"\``, '');
+  push(`Pause this source's backup schedule too (EventBridge Scheduler in ${primaryRegion}, the schedule described "Lifeboat: back up ${source.name} (${source.tier.name}) …"): a backup of the damaged or half-restored database would otherwise become the newest verified run.`, '');
+  push('Then set the target once (a new server, or the old one once it is safe to overwrite):', '');
+  code(`export TARGET_HOST=… TARGET_PORT=${source.connection.port} TARGET_USER=…`);
+  push('**With Lifeboat** (downloads, checks every SHA-256 against the manifest before it touches the target, refuses a target database that holds tables unless `--clean`, prints each phase\'s time):', '');
+  code(
+    `npx lifeboat restore ${source.name} --run ${runId} --bucket ${bucket} --region ${primaryRegion} \\`,
+    `  --target-url ${scheme}://$TARGET_USER@$TARGET_HOST:$TARGET_PORT${isPg ? ' --globals --jobs 4' : ''}`,
+    '# the primary region or account is gone: the offsite copy alone is enough',
+    `npx lifeboat restore ${source.name} --run ${runId} --from offsite --bucket ${offsiteBucket} --region ${offsiteRegion} \\`,
+    `  --target-url ${scheme}://$TARGET_USER@$TARGET_HOST:$TARGET_PORT${isPg ? ' --globals --jobs 4' : ''}`,
+  );
+  if (isPg) push('`--globals` creates the source\'s roles first (globals.sql, no passwords), so the restored objects keep their owners; `--no-owner` instead restores without owners and grants. `--jobs`: one per CPU of the machine running the restore.', '');
+  push(`**With stock tools only** (no Lifeboat installed), in the folder of step 4, whose files you just checked:`, '');
+  const artifacts = manifest?.artifacts ?? source.connection.databases.map((database) => ({
+    database, key: `${runFolder}${database}${isPg ? '.pgdump' : '.sql.zst'}`, compression: isPg ? 'gzip' : 'zstd:3',
+  }));
+  if (isPg) {
+    const connect = '-h "$TARGET_HOST" -p "$TARGET_PORT" -U "$TARGET_USER"';
+    code(
+      ...(manifest ? (manifest.globals ? [`psql -X ${connect} -d postgres -f globals.sql   # the roles; "already exists" errors are harmless`] : []) : ['psql -X ' + connect + ' -d postgres -f globals.sql   # the roles']),
+      ...artifacts.flatMap((artifact) => [
+        `createdb ${connect} ${artifact.database}`,
+        `pg_restore ${connect} -d ${artifact.database} --jobs 4 --exit-on-error ${fileName(artifact.key)}`,
+      ]),
+    );
   } else {
-    push(`zstd -dc ${file} | mysql -h TARGET_HOST -u USER -p    # the dump recreates database ${database}`);
+    code(...artifacts.map((artifact) => {
+      const method = artifact.compression.split(':')[0];
+      const file = fileName(artifact.key);
+      const feed = method === 'zstd' ? `zstd -dc ${file} | ` : method === 'gzip' ? `gzip -dc ${file} | ` : '';
+      return `${feed}${sqlClient} -h "$TARGET_HOST" -P "$TARGET_PORT" -u "$TARGET_USER"${feed ? '' : ` < ${file}`}   # creates database ${artifact.database} (the dump has CREATE DATABASE)`;
+    }));
   }
-  push('```', '');
 
+  // 6. Verify the recovery
+  push('## 6. Verify the recovery', '');
+  push('The drill\'s checks, to paste into the restored server. Each query prints the expected value (from the manifest, recorded at dump time) next to what it finds.', '');
+  if (manifest) {
+    const databases = [...new Set(manifest.artifacts.map((artifact) => artifact.database))];
+    const connect = (database: string) => (isPg
+      ? `psql -X -h "$TARGET_HOST" -p "$TARGET_PORT" -U "$TARGET_USER" -d ${database} <<'SQL'`
+      : `${sqlClient} -h "$TARGET_HOST" -P "$TARGET_PORT" -u "$TARGET_USER" --table ${database} <<'SQL'`);
+    for (const database of databases) {
+      const tables = manifest.tables.filter((table) => table.database === database);
+      push(`**Database \`${database}\`**`, '');
+      push(`The table set: expect **no row** (the manifest lists ${tables.length} table(s)).`, '');
+      code(connect(database), tableSetQuery(engine, tables), 'SQL');
+      if (tables.length > 0) {
+        push(`Row counts: expect \`ok\` in every row (${tables.filter((table) => table.exact).length} exact count(s); counts marked \`~\` are the planner's estimates, not compared).`, '');
+        code(connect(database), ...rowCountQueries(engine, tables), 'SQL');
+        push('| Table | Expected rows |', '|---|---|');
+        for (const table of tables) push(`| ${tableDisplayName(table)} | ${table.exact ? table.rows : `~${table.rows} (estimate)`} |`);
+        push('');
+      }
+      const extensions = manifest.extensions.filter((extension) => extension.database === database);
+      if (isPg && extensions.length > 0) {
+        push(`Extensions: expect \`ok\` in every row (${extensions.map((extension) => `${extension.name} ${extension.version}`).join(', ')}).`, '');
+        code(connect(database), extensionsQuery(extensions), 'SQL');
+      }
+    }
+  } else {
+    push('No verified run, so no manifest to compare with: the table set and row counts are in the manifest of the run you restore (`jq .tables manifest.json`).', '');
+  }
+  if (source.drillChecks.length > 0) {
+    push('The source\'s own drill checks (config `drillChecks`): each must return true (`t` in psql, `1` in mysql).', '');
+    for (const check of source.drillChecks) {
+      const database = check.database ?? source.connection.databases[0] as string;
+      push(`- ${check.name} (database \`${database}\`):`, '');
+      code(isPg
+        ? `psql -X -h "$TARGET_HOST" -p "$TARGET_PORT" -U "$TARGET_USER" -d ${database} -c ${shellQuote(check.sql)}`
+        : `${sqlClient} -h "$TARGET_HOST" -P "$TARGET_PORT" -u "$TARGET_USER" ${database} -e ${shellQuote(check.sql)}`);
+    }
+  } else {
+    push('The source has no drill checks of its own (config `drillChecks`): add the queries that tell your application\'s data is sound, and the drills run them too.', '');
+  }
+  push('Then start one instance of the application against the restored server, read-only if it can be, and check what only it can tell (a recent order, a login).', '');
+
+  // 7. After the recovery
+  push('## 7. After the recovery', '');
+  push('**Record the incident** as it happens (the times are the measured RTO of this recovery):', '');
+  push(`- The run restored (${latest ? `\`${latest.runId}\`` : 'its id'}), from which copy (primary \`${bucket}\` or offsite \`${offsiteBucket}\`), into which server.`);
+  push(`- The data-loss window: the time the damage happened (or the restore finished) minus the run's data time${dataTime ? ` (${dataTime.toISOString()}; ${formatDuration((now.getTime() - dataTime.getTime()) / 1000)} at the time this runbook was generated)` : ''}; compare it with the RPO (${formatDuration(source.tier.rpoSeconds)}).`);
+  push(`- Measured times: detected, decided to restore, traffic stopped, download and restore (\`lifeboat restore\` prints each phase), checks of step 6, traffic back; the total against the RTO (${rto}) and the estimate above.`);
+  push('- What was lost, what failed and why, and what changes.', '');
+  const emails = config.notifications.emails;
+  push(`**Notify** the people on the alarm topic${emails.length > 0 ? ` (${emails.map((email) => `\`${email}\``).join(', ')})` : ''} and your incident channel: the topic's ARN is the \`AlarmTopicArn\` output of stack \`${primaryStack}\` (${primaryRegion}): \`aws cloudformation describe-stacks --region ${primaryRegion} --stack-name ${primaryStack} --query "Stacks[0].Outputs[?OutputKey=='AlarmTopicArn'].OutputValue" --output text\`.`, '');
+  push('**Re-enable traffic** once step 6 passed: point the application at the restored server (if it is a new one, change the connection string or DNS name), start it, and watch its error rate.', '');
+  push(`**Schedule a fresh backup and a drill.** If the server's host changed, set \`connection.host\` of source \`${source.name}\` in the config and \`cdk deploy\`. Re-enable the backup schedule paused in step 5; to back up now rather than at the next slot, start an execution of \`${config.appName}-backup-run\` with the input of a recent successful one (\`aws stepfunctions describe-execution --execution-arn … --query input\`) and the current slot as \`scheduledTime\`. Confirm with \`npx lifeboat status\` that a run newer than the restore is verified and offsite, then run a drill of it (state machine \`${config.appName}-restore-drill\`, or \`npx lifeboat drill ${source.name} --local\` against a copy) and regenerate this runbook.`, '');
+
+  // Recovery time estimate
+  push('## Recovery time estimate', '');
+  if (throughput && estimates) {
+    const drilled = throughput.drills;
+    push(`Estimates, not measurements: download and restore times at the throughputs the drills measured, separately${drilled.length > 1 ? ` (the median of the last ${drilled.length} drills that restored)` : ' (the last drill that restored)'}: download **${rate(throughput.downloadBytesPerSecond)}** of artifacts, restore **${rate(throughput.restoreBytesPerSecond)}** of database. Compared with the tier's RTO of ${rto}.`, '');
+    push('| Database size | Artifacts (est.) | Download (est.) | Restore (est.) | Total (est.) | RTO ' + rto + ' |', '|---|---|---|---|---|---|');
+    for (const row of estimates) {
+      push(`| ${row.label === 'today' ? `today: ${formatSize(row.databaseBytes)}` : row.label} | ${formatSize(row.artifactBytes)} | ${estimate(row.downloadSeconds)} | ${estimate(row.restoreSeconds)} | ${estimate(row.totalSeconds)} | ${row.withinRto ? 'within' : '**exceeds**'} |`);
+    }
+    push('');
+    push('| Drill | Run | Downloaded | Download | Database | Restore |', '|---|---|---|---|---|---|');
+    for (const drill of drilled) {
+      push(`| ${drill.drillId} | ${drill.runId} | ${formatSize(drill.downloadBytes)} | ${drill.downloadSeconds.toFixed(1)}s (${rate(drill.downloadBytesPerSecond)}) | ${formatSize(drill.databaseBytes)} | ${drill.restoreSeconds.toFixed(1)}s (${rate(drill.restoreBytesPerSecond)}) |`);
+    }
+    push('');
+    push(`Method: a database of size S dumps to S x ${today && today.databaseBytes > 0 ? Number((today.artifactBytes / today.databaseBytes).toPrecision(3)) : '1 (no database size known)'} of artifacts (today's ratio); the download is that at the download throughput, the restore S at the restore throughput, both linear in size. That is a lower bound: index builds grow faster than linearly, a larger restore may need a larger machine and more \`--jobs\`, and the totals leave out stopping traffic, preparing the target and the checks of step 6. Drills of tiny databases measure mostly fixed costs, which makes the larger rows pessimistic.`, '');
+  } else if (drills.length > 0) {
+    push(`No recovery time is estimated: none of the ${drills.length} most recent drill(s) measured a finished restore of a run still in the bucket (the last: ${drills[0]?.report.drillId}, ${drills[0]?.report.verdict}${drills[0]?.report.error ? `, ${drills[0].report.error.name}` : ''}). Run a drill that passes and regenerate this runbook.`, '');
+  } else {
+    push(`No drill has restored this source yet, so nothing about its recovery time is measured and none is estimated here. Run one (state machine \`${config.appName}-restore-drill\`, or \`npx lifeboat drill ${source.name} --local\`) and regenerate this runbook.`, '');
+  }
+
+  // Last drill
   push('## Last drill', '');
+  const drill = drills[0]?.report;
   if (drill) {
-    push(`${drill.finishedAt}: **${drill.verdict.toUpperCase()}**, run ${drill.runId} restored from the ${drill.from} bucket into ${drill.engine} ${drill.server?.version ?? '?'}.`, '');
+    push(`${drill.finishedAt}: **${drill.verdict.toUpperCase()}**${drill.error ? ` (${drill.error.name})` : ''}, run ${drill.runId} restored from the ${drill.from} bucket into ${drill.engine} ${drill.server?.version ?? '?'}.`, '');
     push('| Phase | Seconds |', '|---|---|');
     push(`| download and verify | ${drill.timings.downloadSeconds.toFixed(1)} |`, `| restore | ${drill.timings.restoreSeconds.toFixed(1)} |`, `| checks | ${drill.timings.checkSeconds.toFixed(1)} |`);
     push(`| **measured RTO** | **${drill.measuredRtoSeconds.toFixed(1)}** (target ${formatDuration(drill.rtoTargetSeconds)}) |`, '');
     for (const check of drill.checks) push(`- ${check.ok ? 'ok' : 'FAILED'} ${check.name}: ${check.detail}`);
     push('');
   } else {
-    push(`No drill has run yet, so nothing about recovery time is measured. Run one: \`npx lifeboat drill ${source.name} --local\`.`, '');
-  }
-
-  push('## Recovery time estimate', '');
-  const drilledBytes = drilledRun?.manifest?.databaseSizeBytes;
-  if (drill && drill.verdict === 'ok' && drilledBytes && manifest) {
-    push('| Database size | Estimated recovery time | Within the RTO? |', '|---|---|---|');
-    for (const estimate of estimateRto(drill, drilledBytes, manifest.databaseSizeBytes, source.tier.rtoSeconds)) {
-      push(`| ${estimate.label}: ${formatSize(estimate.bytes)} | ${formatElapsed(estimate.seconds)} | ${estimate.withinRto ? 'yes' : `**no** (RTO ${formatDuration(source.tier.rtoSeconds)})`} |`);
-    }
-    push('');
-    push(`Method: the last successful drill restored a ${formatSize(drilledBytes)} database (the drilled run's manifest) in ${drill.measuredRtoSeconds.toFixed(1)} s of download, restore and checks; the estimate scales that time linearly with the database size (current size from the latest manifest). It is a lower bound: index builds grow faster than linearly, and larger restores may need a larger machine and more \`--jobs\`.`, '');
-  } else {
-    push('Not available: it needs a successful drill of a verified run (the measured throughput).', '');
+    push('No drill has run yet.', '');
   }
   return lines.join('\n');
+}
+
+/** A POSIX shell single-quoted word. */
+function shellQuote(text: string): string {
+  return `'${text.replaceAll("'", "'\\''")}'`;
+}
+
+/** What a runbook is made of, read from the bucket: the newest verified run, recent drills and the runs they restored. */
+export async function readRunbookFacts(s3: S3Client, bucket: string, source: string): Promise<{ latest?: RunRecord; drills: DrillEvidence[] }> {
+  const [latest, reports] = await Promise.all([latestVerifiedRun(s3, bucket, source), recentDrillReports(s3, bucket, source, DRILL_REPORTS_READ)]);
+  const runs = new Map<string, Promise<RunRecord>>();
+  for (const report of reports) if (!runs.has(report.runId)) runs.set(report.runId, readRun(s3, bucket, source, report.runId));
+  const drills = await Promise.all(reports.map(async (report) => {
+    const run = await runs.get(report.runId);
+    return run?.manifest ? { report, run } : { report };
+  }));
+  return { ...(latest ? { latest } : {}), drills };
 }
 
 /** `lifeboat runbook SOURCE`: Markdown on stdout or in --out. */
@@ -173,10 +560,9 @@ export async function runbookCommand(argv: readonly string[], env: NodeJS.Proces
   const region = values.region ?? env.AWS_REGION ?? config.primary.region;
   const bucket = values.bucket ?? env.LIFEBOAT_BUCKET ?? (await primaryBucketFromStack(config, region));
   const s3 = createS3Client({ region, endpoint: values.endpoint, env });
-  const [latest, drill] = await Promise.all([latestVerifiedRun(s3, bucket, source.name), latestDrillReport(s3, bucket, source.name)]);
-  const drilledRun = drill ? await readRun(s3, bucket, source.name, drill.runId) : undefined;
+  const facts = await readRunbookFacts(s3, bucket, source.name);
   const markdown = renderRunbook({
-    config, source, bucket, offsiteBucket: storageNames(config).offsiteBucketName, latest, drill, drilledRun, now: new Date(),
+    config, source, bucket, offsiteBucket: storageNames(config).offsiteBucketName, ...facts, now: new Date(),
   });
   if (values.out) {
     writeFileSync(values.out, `${markdown}\n`);

@@ -1,8 +1,7 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { renderRunbook } from '../cli/runbook';
-import { latestVerifiedRun, readRun } from '../lib/catalog/catalog';
+import { readRunbookFacts, renderRunbook } from '../cli/runbook';
 import { latestDrillReport } from '../lib/catalog/drills';
 import type { DrillReport } from '../lib/domain/drill-report';
 import { formatDuration, type LifeboatConfig, type Source } from '../lib/config';
@@ -111,13 +110,9 @@ export async function runLocalCycle(opts: LocalCycleOptions): Promise<number> {
     const operator = operatorPrincipal(aws);
     log(renderStatus(await operator.run(() => sourceStatuses(services.s3, services.primaryBucket, [source]))));
     const runbookFile = path.join(mkdtempSync(path.join(tmpdir(), 'lifeboat-runbook-')), `runbook-${source.name}.md`);
-    const [latest, drill] = await operator.run(() => Promise.all([
-      latestVerifiedRun(services.s3, services.primaryBucket, source.name),
-      latestDrillReport(services.s3, services.primaryBucket, source.name),
-    ]));
+    const facts = await operator.run(() => readRunbookFacts(services.s3, services.primaryBucket, source.name));
     writeFileSync(runbookFile, renderRunbook({
-      config: opts.config, source, bucket: services.primaryBucket, offsiteBucket: services.offsiteBucket, latest, drill,
-      drilledRun: drill ? await operator.run(() => readRun(services.s3, services.primaryBucket, source.name, drill.runId)) : undefined, now: new Date(),
+      config: opts.config, source, bucket: services.primaryBucket, offsiteBucket: services.offsiteBucket, ...facts, now: new Date(),
     }));
     log(`Runbook (lifeboat runbook ${source.name}): ${runbookFile}`);
     log('');

@@ -2,6 +2,7 @@
  * `npm start` (lifeboat demo) as a test: the example config's first source, one whole local
  * cycle; the output a person reads must say what happened, and the exit code must say it too.
  */
+import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { loadConfig } from '../../lib/config';
 import { runLocalCycle } from '../../local/cycle';
@@ -19,5 +20,15 @@ test('a whole cycle: backup run, offsite copy, drill from offsite, status, heart
   expect(output).toMatch(/Heartbeat \(local monitor for each heartbeat URL\): POST \{"event":"success","source":"orders"/);
   expect(output).toContain('SNS: nothing published to the alarm topic');
   expect(output).toMatch(/^orders\s+tier1\s+\d{8}T\d{6}Z .* OK$/m);
+  // The runbook of the run just made, with the recovery-time table the drill just measured.
+  const runbookFile = /^Runbook \(lifeboat runbook orders\): (.+)$/m.exec(output)?.[1];
+  expect(runbookFile).toBeDefined();
+  const runbook = readFileSync(runbookFile as string, 'utf8');
+  const runId = /^Execution orders-(\d{8}T\d{6}Z)/m.exec(output)?.[1];
+  expect(runbook).toContain(`Newest verified run: **${runId}**`);
+  for (const step of ['1. Prerequisites', '2. Assess', '3. Locate', '4. Verify the backup', '5. Restore', '6. Verify the recovery', '7. After the recovery', 'Recovery time estimate']) {
+    expect(runbook).toContain(`\n## ${step}\n`);
+  }
+  expect(runbook).toMatch(/^\| today: .* \| ~[\d.]+s \| ~[\d.]+s \| ~[\d.]+s \| within \|$/m);
   expect(code).toBe(0);
 }, 120_000);

@@ -75,10 +75,16 @@ test('runbook, as the operator role: written with the latest verified run and dr
   const code = await asOperator(() => runbookCommand(['orders', '--config', CONFIG_FILE, '--bucket', aws.services.primaryBucket, ...endpoint(), '--out', out], env, () => undefined));
   expect(code).toBe(0);
   const runbook = readFileSync(out, 'utf8');
-  expect(runbook).toContain(`Latest verified run: **${RUN_ID}**`);
-  // When the primary account is lost: the offsite account's own restore role, by name.
+  expect(runbook).toContain(`Newest verified run: **${RUN_ID}**`);
+  // The roles it names are the synthesized ones: the operator role, and for when the primary
+  // account is lost, the offsite account's own restore role.
+  expect(aws.roles.operator).toBe('arn:aws:iam::111111111111:role/lifeboat/operator/Lifeboat-operator-eu-west-1');
   expect(aws.roles.offsiteRestore).toBe('arn:aws:iam::222222222222:role/lifeboat/operator/Lifeboat-offsite-restore-eu-central-1');
+  expect(runbook).toContain(`aws sts assume-role --role-arn ${aws.roles.operator}`);
   expect(runbook).toContain(`aws sts assume-role --role-arn ${aws.roles.offsiteRestore}`);
+  // The drill the setup ran measured both throughputs: the table has figures, marked as estimates.
+  expect(runbook).toMatch(/^\| today: .* \| ~[\d.]+s \| ~[\d.]+s \| ~[\d.]+s \| within \|$/m);
+  expect(runbook).toMatch(/^\| 10 TB \| .* \| (within|\*\*exceeds\*\*) \|$/m);
 });
 
 test.each([
