@@ -48,8 +48,8 @@ export interface BackupProgress {
 /**
  * One backup run of one source, under the commit protocol of DESIGN.md:
  *  1. a slot whose manifest exists is already committed: refuse before touching anything;
- *  2. preflight (versions, sizes, extensions) — a client older than the server fails here,
- *     before a byte is uploaded;
+ *  2. preflight (versions, sizes, extensions, privileges) — a client older than the server, or a
+ *     user who cannot read something the dump reads, fails here, before a byte is uploaded;
  *  3. each database streams through SHA-256 into a multipart upload, one database after the
  *     other, while pg_dumpall's globals are dumped beside them; the uploads are completed
  *     together, only once every dump client exited 0 (otherwise all are aborted: nothing
@@ -72,7 +72,7 @@ export async function runBackup(job: BackupJob, deps: RunBackupDeps, progress?: 
   throwIfAborted(deps.signal);
 
   state.phase = 'preflight';
-  const preflight = await engine.preflight(target, deps.clientOptions);
+  const preflight = await engine.preflight(target, deps.clientOptions, { source: job.source, excludeTables: job.excludeTables });
   log(
     `preflight: ${preflight.engine} ${preflight.server.version}, ${preflight.client.tool} ${preflight.client.version}, ` +
       `${preflight.databases.length} database(s), ${preflight.databaseSizeBytes} bytes`,

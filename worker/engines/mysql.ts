@@ -34,6 +34,7 @@ import {
   type DumpRun,
 } from './common';
 import { CLIENT_PIPE_BUFFER_BYTES } from '../../lib/process/stdio-buffers';
+import { MysqlGrants, mysqlDumpNeeds, mysqlPrivilegeError, quoteMysqlIdent, type MysqlDatabaseFacts } from './mysql-privileges';
 import {
   DEFAULT_CONNECT_TIMEOUT_SECONDS,
   DEFAULT_EXACT_COUNT_MAX_BYTES,
@@ -46,6 +47,7 @@ import {
   type DumpProcess,
   type DumpTarget,
   type Preflight,
+  type PreflightOptions,
   type TableCount,
   type TlsOptions,
 } from './types';
@@ -187,9 +189,7 @@ export function mysqlTlsArgs(clientFlavor: 'mysql' | 'mariadb', tls: TlsOptions)
   }
 }
 
-export function quoteMysqlIdent(name: string): string {
-  return `\`${name.replaceAll('`', '``')}\``;
-}
+export { quoteMysqlIdent };
 
 const AUTH_ERRNOS = new Set([1044, 1045, 1698, 1251, 1862]);
 
@@ -254,8 +254,28 @@ async function query<T>(connection: MysqlConnection, sql: string, values: unknow
   return rows as T[];
 }
 
-/** Versions, the client to use, sizes and character sets of the databases. */
-export async function preflight(target: DumpTarget, clientOptions: ClientOptions = {}): Promise<Preflight> {
+/**
+ * The privileges of this session, as SHOW GRANTS lists them: its own and its active roles'.
+ * MariaDB lists the current role's grants itself; MySQL 8 only with `USING` the active roles.
+ */
+async function showGrants(connection: MysqlConnection, flavor: 'mysql' | 'mariadb'): Promise<string[]> {
+  let sql = 'SHOW GRANTS';
+  if (flavor === 'mysql') {
+    const [row] = await query<{ roles: string | null }>(connection, 'SELECT CURRENT_ROLE() AS roles');
+    // CURRENT_ROLE() is NONE or a list of quoted accounts (`r`@`%`,…), as USING takes it.
+    if (row?.roles && row.roles !== 'NONE') sql = `SHOW GRANTS FOR CURRENT_USER() USING ${row.roles}`;
+  }
+  const rows = await query<Record<string, unknown>>(connection, sql);
+  return rows.map((row) => String(Object.values(row)[0] ?? ''));
+}
+
+/**
+ * Versions, the client to use, sizes and character sets of the databases, and privileges:
+ * what the dump client's options read (mysql-privileges.ts) against SHOW GRANTS, so that a
+ * missing privilege is `InsufficientPrivileges` naming it and its GRANT, before the dump starts
+ * (without some of them the dump would not fail but leave triggers or routines out).
+ */
+export async function preflight(target: DumpTarget, clientOptions: ClientOptions = {}, options: PreflightOptions = {}): Promise<Preflight> {
   if (target.databases.length === 0) throw new EngineError('InvalidDumpOptions', 'databases: at least one database is needed');
   const { connection, tls } = await connectMysql(target);
   try {
@@ -296,6 +316,42 @@ export async function preflight(target: DumpTarget, clientOptions: ClientOptions
     if (missing.length > 0) {
       throw new EngineError('DatabaseNotFound', `databases not found on ${target.host}:${target.port}: ${missing.join(', ')}`);
     }
+    const views = await query<{ db: string; name: string }>(
+      connection,
+      `SELECT TABLE_SCHEMA AS db, TABLE_NAME AS name FROM information_schema.TABLES
+        WHERE TABLE_SCHEMA IN (?) AND TABLE_TYPE = 'VIEW' ORDER BY TABLE_SCHEMA, TABLE_NAME`,
+      [target.databases],
+    );
+    const facts: MysqlDatabaseFacts[] = target.databases.map((database) => ({
+      database,
+      views: views.filter((v) => v.db === database).map((v) => v.name),
+    }));
+    // The account the server matched (`name@host`): GRANTs name it, not the user name alone.
+    const [me] = await query<{ me: string }>(connection, 'SELECT CURRENT_USER() AS me');
+    const current = me?.me ?? '';
+    const at = current.lastIndexOf('@');
+    const needs = mysqlDumpNeeds(
+      mysqlDumpArgs({
+        client: { flavor: client.flavor, major: client.major },
+        serverFlavor: server.flavor,
+        host: target.host,
+        port: target.port,
+        username: target.username,
+        databases: target.databases,
+        tls: target.tls,
+      }),
+    );
+    const patch = Number(/^\d+\.\d+\.(\d+)/.exec(server.version)?.[1] ?? 0);
+    const denied = mysqlPrivilegeError(new MysqlGrants(await showGrants(connection, server.flavor)), facts, {
+      account: at < 0 ? { user: target.username, host: '%' } : { user: current.slice(0, at), host: current.slice(at + 1) },
+      flavor: server.flavor,
+      version: { major: server.major, minor: server.minor, patch },
+      tool: client.tool,
+      needs,
+      source: options.source,
+    });
+    if (denied) throw denied;
+
     const sizes = await query<{ name: string; size: string | null }>(
       connection,
       `SELECT TABLE_SCHEMA AS name, SUM(DATA_LENGTH + INDEX_LENGTH) AS size

@@ -30,6 +30,7 @@ import {
 } from './common';
 import { pgClientTooOldHint } from '../../lib/domain/versions';
 import { CLIENT_PIPE_BUFFER_BYTES } from '../../lib/process/stdio-buffers';
+import { findPgPrivilegeGaps, pgIdent, pgPrivilegeError, type PgPrivilegeGaps } from './postgres-privileges';
 import {
   DEFAULT_CONNECT_TIMEOUT_SECONDS,
   DEFAULT_EXACT_COUNT_MAX_BYTES,
@@ -43,6 +44,7 @@ import {
   type DumpTarget,
   type ExtensionInfo,
   type Preflight,
+  type PreflightOptions,
   type TableCount,
   type TlsMode,
 } from './types';
@@ -180,7 +182,7 @@ function pgEnv(target: DumpTarget): NodeJS.ProcessEnv {
  * credentials and missing databases are not retryable, anything else (refused, timed out,
  * unknown host, too many connections, starting up) is `SourceUnreachable`.
  */
-export function pgConnectError(err: unknown, target: DumpTarget, database: string): EngineError {
+export function pgConnectError(err: unknown, target: DumpTarget, database: string, source = 'SOURCE'): EngineError {
   const e = err as { code?: string; message?: string };
   const where = `${target.username}@${target.host}:${target.port}/${database}`;
   const message = redact(`cannot connect to PostgreSQL as ${where}: ${e.message ?? String(err)}`, [target.password]);
@@ -188,6 +190,13 @@ export function pgConnectError(err: unknown, target: DumpTarget, database: strin
     return new EngineError('AuthenticationFailed', message);
   }
   if (e.code === '3D000') return new EngineError('DatabaseNotFound', message);
+  // 42501 at connect: the database refuses the role (REVOKE CONNECT … FROM PUBLIC). Retrying cannot help.
+  if (e.code === '42501') {
+    return new EngineError(
+      'InsufficientPrivileges',
+      `${message}; fix: GRANT CONNECT ON DATABASE ${pgIdent(database)} TO ${pgIdent(target.username)} (or run the SQL of lifeboat grants ${source})`,
+    );
+  }
   return new EngineError('SourceUnreachable', message);
 }
 
@@ -212,8 +221,11 @@ function sslConfig(target: DumpTarget, mode: TlsMode): ClientConfig['ssl'] {
   return { rejectUnauthorized: false };
 }
 
-/** A connected `pg` client honouring the TLS mode (`prefer` falls back to plain TCP when the server offers no TLS). */
-export async function connectPg(target: DumpTarget, database: string): Promise<{ client: Client; tls: boolean }> {
+/**
+ * A connected `pg` client honouring the TLS mode (`prefer` falls back to plain TCP when the server
+ * offers no TLS). `source` names the source in the fix of a refused CONNECT.
+ */
+export async function connectPg(target: DumpTarget, database: string, source?: string): Promise<{ client: Client; tls: boolean }> {
   const mode = target.tls?.mode ?? 'prefer';
   const attempt = async (ssl: ClientConfig['ssl']): Promise<Client> => {
     const client = new Client({ ...baseClientConfig(target, database), ssl });
@@ -234,10 +246,10 @@ export async function connectPg(target: DumpTarget, database: string): Promise<{
       try {
         return { client: await attempt(false), tls: false };
       } catch (plainErr) {
-        throw pgConnectError(plainErr, target, database);
+        throw pgConnectError(plainErr, target, database, source);
       }
     }
-    throw pgConnectError(err, target, database);
+    throw pgConnectError(err, target, database, source);
   }
 }
 
@@ -246,10 +258,12 @@ function requireDatabases(target: DumpTarget): void {
 }
 
 /**
- * Versions, sizes, encodings and extensions. The version check comes first: with a pg_dump
- * older than the server, nothing else is asked and `ClientTooOld` names both versions.
+ * Versions, sizes, encodings, extensions and privileges. The version check comes first: with a
+ * pg_dump older than the server, nothing else is asked and `ClientTooOld` names both versions.
+ * Then, in every database, what pg_dump will read is checked against what the user may read:
+ * `InsufficientPrivileges` names what is missing in each database and the GRANT that fixes it.
  */
-export async function preflight(target: DumpTarget, clientOptions: ClientOptions = {}): Promise<Preflight> {
+export async function preflight(target: DumpTarget, clientOptions: ClientOptions = {}, options: PreflightOptions = {}): Promise<Preflight> {
   requireDatabases(target);
   const path = resolveClient('pg_dump', clientOptions.binDir);
   const clientLine = await clientVersionLine(path);
@@ -257,10 +271,11 @@ export async function preflight(target: DumpTarget, clientOptions: ClientOptions
 
   const databases: DatabaseInfo[] = [];
   const extensions: ExtensionInfo[] = [];
+  const gaps: PgPrivilegeGaps[] = [];
   let server: Preflight['server'] | undefined;
   let tls = false;
   for (const database of target.databases) {
-    const connected = await connectPg(target, database);
+    const connected = await connectPg(target, database, options.source);
     const client = connected.client;
     try {
       if (server === undefined) {
@@ -281,10 +296,14 @@ export async function preflight(target: DumpTarget, clientOptions: ClientOptions
         `SELECT extname AS name, extversion AS version FROM pg_extension ORDER BY extname`,
       );
       for (const e of ext.rows) extensions.push({ database, name: e.name, version: e.version });
+      gaps.push(await findPgPrivilegeGaps(client, database, options.excludeTables));
     } finally {
       await client.end().catch(() => undefined);
     }
   }
+
+  const denied = pgPrivilegeError(gaps, { username: target.username, source: options.source, serverMajor: (server as Preflight['server']).major });
+  if (denied) throw denied;
 
   return {
     engine: 'postgres',

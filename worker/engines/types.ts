@@ -199,8 +199,16 @@ export interface DumpProcess {
   readonly artifact: ArtifactInfo;
 }
 
+/** What the preflight needs to know of the run beyond the target, to check what the dump will read. */
+export interface PreflightOptions {
+  /** The source's name, for the fix the messages point to (`lifeboat grants SOURCE`). @default - "SOURCE" */
+  readonly source?: string;
+  /** As `DumpOptions.excludeTables`: tables the dump leaves out need no privilege. @default - none */
+  readonly excludeTables?: readonly string[];
+}
+
 export interface DumpEngine {
-  preflight(target: DumpTarget, client?: ClientOptions): Promise<Preflight>;
+  preflight(target: DumpTarget, client?: ClientOptions, options?: PreflightOptions): Promise<Preflight>;
   startDump(target: DumpTarget, options: DumpOptions): DumpProcess;
 }
 
