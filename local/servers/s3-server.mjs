@@ -3,6 +3,11 @@
 // it prints one JSON line {"port": n} once listening and exits when its stdin closes, so it
 // never outlives the process that started it.
 //
+// `lifeboat local up` runs it as a long-lived server instead (LIFEBOAT_S3_DATA_DIR): its state
+// is loaded from and kept in that directory (s3-persistence.mjs), it listens on
+// LIFEBOAT_S3_PORT when set, writes {"pid", "port"} to server.json there once listening, and
+// stops on SIGTERM/SIGINT only, after writing its state.
+//
 // fauxqs lacks S3 behaviours Lifeboat relies on; they are emulated here and in s3-versioning.mjs,
 // after AWS's documented semantics, and nowhere else:
 // - PutObject with `If-None-Match: *` answers 412 PreconditionFailed when the key exists (its
@@ -53,7 +58,10 @@ import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import process from 'node:process';
 import { URL } from 'node:url';
+import { createPersistence } from './s3-persistence.mjs';
 import { createVersioning } from './s3-versioning.mjs';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 const appUrl = import.meta.resolve('fauxqs');
 const { buildApp } = await import(appUrl);
@@ -252,15 +260,40 @@ app.addHook('preHandler', async (request, reply) => {
   if (versioning.handle(request, reply, bucket, key)) return reply;
 });
 
-await app.listen({ port: 0, host: '127.0.0.1' });
+const dataDir = process.env.LIFEBOAT_S3_DATA_DIR;
+const persistence = dataDir ? createPersistence({ dir: dataDir, store, versioning }) : undefined;
+if (persistence) {
+  persistence.load();
+  const MUTATING = new Set(['PUT', 'POST', 'DELETE']);
+  app.addHook('onResponse', async (request) => {
+    if (MUTATING.has(request.method)) persistence.changed();
+  });
+}
+
+await app.listen({ port: Number(process.env.LIFEBOAT_S3_PORT ?? 0), host: '127.0.0.1' });
 const { port } = app.server.address();
 process.stdout.write(`${JSON.stringify({ port })}\n`);
+if (dataDir) writeFileSync(join(dataDir, 'server.json'), `${JSON.stringify({ pid: process.pid, port })}\n`);
 
+let stopping;
 const shutdown = () => {
-  app.close().finally(() => process.exit(0));
+  stopping ??= (async () => {
+    try {
+      await app.close();
+      await persistence?.flush();
+    } catch (error) {
+      process.stderr.write(`local S3: ${error.message}\n`);
+      process.exitCode = 1;
+    } finally {
+      if (dataDir) rmSync(join(dataDir, 'server.json'), { force: true });
+    }
+    process.exit();
+  })();
 };
-process.stdin.on('end', shutdown);
-process.stdin.on('close', shutdown);
-process.stdin.resume();
+if (!dataDir) {
+  process.stdin.on('end', shutdown);
+  process.stdin.on('close', shutdown);
+  process.stdin.resume();
+}
 process.on('SIGTERM', shutdown);
 process.on('SIGINT', shutdown);

@@ -827,6 +827,27 @@ export function createVersioning({ store, S3Error, compareKeys, escapeXml }) {
   }
 
   return {
+    /** The bucket settings and every history, as plain data; objects by `ref` (s3-persistence.mjs). */
+    snapshot(ref) {
+      return {
+        sequence,
+        buckets: [...buckets],
+        histories: [...histories].map(([bucket, history]) => [
+          bucket,
+          [...history].map(([key, versions]) => [key, versions.map((version) => ({ ...version, obj: version.obj ? ref(version.obj) : null }))]),
+        ]),
+      };
+    },
+    /** What `snapshot` gave, back; `obj` turns a reference into the object. */
+    restore(snapshot, obj) {
+      sequence = snapshot.sequence;
+      buckets.clear();
+      for (const [bucket, settings] of snapshot.buckets) buckets.set(bucket, settings);
+      histories.clear();
+      for (const [bucket, keys] of snapshot.histories) {
+        histories.set(bucket, new Map(keys.map(([key, versions]) => [key, versions.map((version) => ({ ...version, obj: version.obj === null ? undefined : obj(version.obj) }))])));
+      }
+    },
     /** Like `route`, answering an S3 error as fauxqs does (a HEAD without a body). */
     handle(request, reply, bucket, key) {
       try {

@@ -4,7 +4,7 @@
  */
 import { CreateBucketCommand, PutBucketVersioningCommand, S3Client } from '@aws-sdk/client-s3';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -144,6 +144,86 @@ export async function startS3(opts: StartS3Options = {}): Promise<S3Server & { s
       return stopped;
     },
   };
+}
+
+/** The long-lived server of a data directory (`lifeboat local up`): its pid and endpoint. */
+export interface PersistentS3 {
+  readonly pid: number;
+  readonly port: number;
+  readonly endpoint: string;
+  readonly dataDir: string;
+}
+
+/** server.json of a data directory whose process is alive, else undefined. */
+export function persistentS3(dataDir: string): PersistentS3 | undefined {
+  let server: { pid?: unknown; port?: unknown };
+  try {
+    server = JSON.parse(readFileSync(join(dataDir, 'server.json'), 'utf8')) as typeof server;
+  } catch {
+    return undefined;
+  }
+  const pid = Number(server.pid);
+  const port = Number(server.port);
+  if (!Number.isInteger(pid) || !Number.isInteger(port) || !alive(pid)) return undefined;
+  return { pid, port, endpoint: `http://127.0.0.1:${port}`, dataDir };
+}
+
+/**
+ * Starts the server of `dataDir` as a process of its own that outlives this one (its state on
+ * disk there: s3-persistence.mjs), or finds it running. Its output goes to server.log there.
+ */
+export async function startPersistentS3(opts: { readonly dataDir: string; readonly port?: number }): Promise<PersistentS3> {
+  const running = persistentS3(opts.dataDir);
+  if (running) return running;
+  mkdirSync(opts.dataDir, { recursive: true });
+  rmSync(join(opts.dataDir, 'server.json'), { force: true });
+  const logFile = join(opts.dataDir, 'server.log');
+  const out = openSync(logFile, 'a');
+  const child = spawn(process.execPath, [SERVER_SCRIPT], {
+    detached: true,
+    stdio: ['ignore', out, out],
+    env: {
+      ...process.env, FAUXQS_LOGGER: 'false', GLIBC_TUNABLES: s3ServerTunables(process.env.GLIBC_TUNABLES),
+      LIFEBOAT_S3_DATA_DIR: opts.dataDir, ...(opts.port !== undefined ? { LIFEBOAT_S3_PORT: String(opts.port) } : {}),
+    },
+  });
+  closeSync(out);
+  child.unref();
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    const server = persistentS3(opts.dataDir);
+    if (server && server.pid === child.pid) return server;
+    if (child.exitCode !== null || child.signalCode !== null || (child.pid !== undefined && !alive(child.pid))) break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  if (child.pid !== undefined && alive(child.pid)) process.kill(child.pid, 'SIGKILL');
+  const log = readFileSync(logFile, 'utf8').trim().split('\n').slice(-5).join('\n');
+  throw new Error(`local S3 server for ${opts.dataDir} did not start within ${READY_TIMEOUT_MS} ms${log ? `; ${logFile} ends:\n${log}` : ''}`);
+}
+
+/** Stops the server of `dataDir` (SIGTERM: it writes its state, then exits); false when none runs. */
+export async function stopPersistentS3(dataDir: string, timeoutMs = 30_000): Promise<boolean> {
+  const server = persistentS3(dataDir);
+  if (!server) return false;
+  process.kill(server.pid, 'SIGTERM');
+  const deadline = Date.now() + timeoutMs;
+  while (alive(server.pid)) {
+    if (Date.now() > deadline) {
+      process.kill(server.pid, 'SIGKILL');
+      throw new Error(`local S3 server ${server.pid} did not stop within ${timeoutMs} ms (killed; its state is as last written)`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return true;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 function readPort(child: ReturnType<typeof spawn>): Promise<number> {
