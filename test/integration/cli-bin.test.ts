@@ -17,3 +17,10 @@ test('the installed command refuses a password on the command line without echoi
   expect(result.stdout + result.stderr).toContain('contains a password');
   expect(result.stdout + result.stderr).not.toContain('s3cret-pw');
 });
+
+test('under a Node older than 22 the command says which Node it needs and how to run it, exit 2', () => {
+  const older = spawnSync(process.execPath, ['-e', `Object.defineProperty(process, 'versions', { value: { ...process.versions, node: '20.1.0' } }); require(${JSON.stringify(BIN)})`, '--', 'status'], { encoding: 'utf8' });
+  expect(older.stderr).toContain('lifeboat needs Node 22 or newer; this is Node 20.1.0');
+  expect(older.stderr).toContain('npx lifeboat');
+  expect(older.status).toBe(2);
+});
