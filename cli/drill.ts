@@ -17,6 +17,8 @@ checks) and the measured RTO against the tier's, and writes drills/<source>/<dri
   --config FILE           (default ${DEFAULT_CONFIG_FILE})
   --from primary|offsite  which copy to restore from (default primary)
   --bucket BUCKET         (default lifeboat-primary, or lifeboat-offsite with --from offsite)
+  --report-bucket BUCKET  where drills/<source>/<drillId>/report.json goes (default: the primary
+                          bucket: lifeboat-primary, or --bucket when restoring from primary)
   --endpoint URL          S3-compatible endpoint (default LIFEBOAT_S3_ENDPOINT)
   --run ID                that run instead of the latest verified one
 
@@ -40,14 +42,14 @@ const LOCAL_BUCKETS = { primary: 'lifeboat-primary', offsite: 'lifeboat-offsite'
 /** `lifeboat drill`: returns the exit code (see DRILL_USAGE). */
 export async function drillCommand(argv: readonly string[], env: NodeJS.ProcessEnv, deps: DrillCommandDeps = {}): Promise<number> {
   const log = deps.log ?? ((line: string) => console.log(line));
-  let values: { config: string; local?: boolean; bucket?: string; endpoint?: string; from: string; run?: string };
+  let values: { config: string; local?: boolean; bucket?: string; 'report-bucket'?: string; endpoint?: string; from: string; run?: string };
   let positionals: string[];
   try {
     ({ values, positionals } = parseArgs({
       args: [...argv],
       allowPositionals: true,
       options: {
-        config: { type: 'string', default: DEFAULT_CONFIG_FILE }, local: { type: 'boolean' }, bucket: { type: 'string' },
+        config: { type: 'string', default: DEFAULT_CONFIG_FILE }, local: { type: 'boolean' }, bucket: { type: 'string' }, 'report-bucket': { type: 'string' },
         endpoint: { type: 'string' }, from: { type: 'string', default: 'primary' }, run: { type: 'string' },
       },
     }) as { values: typeof values; positionals: string[] });
@@ -81,6 +83,8 @@ export async function drillCommand(argv: readonly string[], env: NodeJS.ProcessE
 
   const from = values.from as 'primary' | 'offsite';
   const bucket = values.bucket ?? LOCAL_BUCKETS[from];
+  // As in AWS: a drill from the offsite copy reports in the primary bucket, with the others.
+  const reportBucket = values['report-bucket'] ?? (from === 'primary' ? bucket : LOCAL_BUCKETS.primary);
   // --local: the local S3-compatible server accepts any credentials; real ones win when set.
   const s3 = deps.s3 ?? createS3Client({
     endpoint: values.endpoint ?? env.LIFEBOAT_S3_ENDPOINT,
@@ -89,7 +93,7 @@ export async function drillCommand(argv: readonly string[], env: NodeJS.ProcessE
     env,
   });
   try {
-    const report = await runDrill({ s3, bucket, source, from, runId: values.run, startServer: deps.startServer, now: deps.now, log, signal: deps.signal });
+    const report = await runDrill({ s3, bucket, reportBucket, source, from, runId: values.run, startServer: deps.startServer, now: deps.now, log, signal: deps.signal });
     printReport(report, bucket, log);
     return DRILL_EXIT.ok;
   } catch (error) {

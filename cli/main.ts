@@ -9,11 +9,13 @@ import { abortOnTermination } from '../worker/signals';
 import { DRILL_USAGE, drillCommand } from './drill';
 import { DUMP_USAGE, dumpCommand } from './dump';
 import { GRANTS_USAGE, grantsCommand } from './grants';
+import { LIST_USAGE, listCommand } from './list';
 import { renderPlan } from './plan';
 import { PRUNE_USAGE, pruneCommand } from './prune';
 import { RUNBOOK_USAGE, runbookCommand } from './runbook';
 import { STATUS_USAGE, statusCommand } from './status';
 import { RESTORE_USAGE, restoreCommand } from './restore';
+import { VERIFY_USAGE, verifyCommand } from './verify';
 
 const USAGE = `Usage: lifeboat <command> [options]
 
@@ -22,8 +24,13 @@ Commands:
   synth  [--config FILE]              synthesize the app and summarize its stacks
   demo   [--config FILE] [--fault F]  the plan, then one whole local backup cycle of the first source (\`npm start\`);
                                       --fault corrupt-artifact|truncate-artifact shows a failed run and its SNS message
+  local  up | down | status           a local stack that stays up between commands (lifeboat local --help)
   run    SOURCE --local [--config FILE] [--target-url URL]
-                                      the synthesized backup run of one source, executed locally
+                                      the synthesized backup run of one source, executed locally (the whole
+                                      cycle, or only the run into the local stack when one is up)
+  list   SOURCE [--bucket B] [--local] the runs of a source: verdict, size, offsite copy, drills
+  verify SOURCE [--run ID] [--from primary|offsite] [--local]
+                                      the verifier on demand: read every byte of a run again
   drill  SOURCE --local [--from primary|offsite] [--run ID]
                                       restore drill: restore into a throwaway server, check, measure the RTO
   dump   …                            run one backup outside Step Functions (lifeboat dump --help)
@@ -34,6 +41,9 @@ Commands:
                                       each source's retention decisions (a dry run unless --apply)
   restore SOURCE --target-url URL …   restore a verified run into a server (lifeboat restore --help)
   grants SOURCE [--config FILE]       the least-privilege SQL for the source's backup user (lifeboat grants --help)
+
+With --local, list, verify, restore, drill, status, runbook and prune work on the local stack of
+\`lifeboat local up\`, each as the role it has in AWS.
 `;
 
 // The CDK library and the local runner are loaded only by the commands that use them:
@@ -46,7 +56,16 @@ const cdk = () => ({
 });
 const runLocalCycle: typeof import('../local/cycle').runLocalCycle = (opts) =>
   (require('../local/cycle') as typeof import('../local/cycle')).runLocalCycle(opts);
+const localCli = () => require('../local/cli-local') as typeof import('../local/cli-local');
+const localStack = () => require('../local/stack') as typeof import('../local/stack');
 /* eslint-enable @typescript-eslint/no-require-imports */
+
+/** The command on the local stack when --local is given (`drill --local` without one keeps LIFEBOAT_S3_ENDPOINT). */
+function maybeLocal(name: import('../local/cli-local').LocalCommandName, rest: readonly string[], command: (argv: readonly string[], env: NodeJS.ProcessEnv) => Promise<number>): Promise<number> {
+  if (!rest.includes('--local')) return command(rest, process.env);
+  if (name === 'drill' && !localStack().readLocalStack(localStack().localStackDir())) return command(rest, process.env);
+  return localCli().onLocalStack(name, rest, process.env, command);
+}
 
 /** Synthesizes the app in-process and summarizes each stack. */
 function synthesize(config: LifeboatConfig): string {
@@ -91,12 +110,23 @@ function targetFromUrl(text: string | undefined) {
 
 export async function main(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === 'local') return localCli().localCommand(rest, process.env);
+  if (command === 'list' || command === 'verify') {
+    if (rest.includes('--help')) {
+      process.stdout.write(command === 'list' ? LIST_USAGE : VERIFY_USAGE);
+      return 0;
+    }
+    if (command === 'list') return maybeLocal('list', rest, (args, env) => listCommand(args, env));
+    const signal = abortOnTermination('the verification (nothing is written)');
+    return maybeLocal('verify', rest, (args, env) => verifyCommand(args, env, { signal }));
+  }
   if (command === 'drill') {
     if (rest.includes('--help')) {
       process.stdout.write(DRILL_USAGE);
       return 0;
     }
-    return drillCommand(rest, process.env, { signal: abortOnTermination('the drill (the throwaway server is stopped)') });
+    const signal = abortOnTermination('the drill (the throwaway server is stopped)');
+    return maybeLocal('drill', rest, (args, env) => drillCommand(args, env, { signal }));
   }
   if (command === 'dump') {
     if (rest.includes('--help')) {
@@ -110,7 +140,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stdout.write(RESTORE_USAGE);
       return 0;
     }
-    return restoreCommand(rest, process.env, { signal: abortOnTermination('the restore (the target may be partly restored)', (line) => console.error(line)) });
+    const signal = abortOnTermination('the restore (the target may be partly restored)', (line) => console.error(line));
+    return maybeLocal('restore', rest, (args, env) => restoreCommand(args, env, { signal }));
   }
   if (command === 'grants') {
     if (rest.includes('--help')) {
@@ -124,8 +155,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stdout.write({ status: STATUS_USAGE, runbook: RUNBOOK_USAGE, prune: PRUNE_USAGE }[command]);
       return 0;
     }
-    if (command === 'prune') return pruneCommand(rest, process.env);
-    return command === 'status' ? statusCommand(rest, process.env) : runbookCommand(rest, process.env);
+    return maybeLocal(command, rest, { status: statusCommand, runbook: runbookCommand, prune: pruneCommand }[command]);
   }
   const { values, positionals } = parseArgs({
     args: [...rest],
@@ -159,7 +189,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       }
       const hooks = faultFromArgs(values.fault);
       if (hooks === null) return 2;
-      return runLocalCycle({ config: loadConfig(configFile), sourceName: positionals[0], target: targetFromUrl(values['target-url']), hooks });
+      const stack = localStack().readLocalStack(localStack().localStackDir());
+      return runLocalCycle({ config: loadConfig(configFile), sourceName: positionals[0], target: targetFromUrl(values['target-url']), hooks, localStack: stack });
     }
     default:
       process.stderr.write(USAGE);

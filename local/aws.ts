@@ -27,6 +27,8 @@ export interface LocalAwsOptions {
   readonly iam?: boolean;
   /** Changes the synthesized templates before the policies are read (tests re-introduce a defect this way). */
   readonly tamper?: (app: SynthesizedApp) => void;
+  /** The server of `lifeboat local up` (see startLocalStack). @default - a throwaway server */
+  readonly s3Endpoint?: string;
 }
 
 /** A task token's outcome, as the worker reports it with SendTaskSuccess / SendTaskFailure. */
@@ -118,6 +120,7 @@ export async function startLocalAws(opts: LocalAwsOptions): Promise<LocalAws> {
   const stack = await startLocalStack({
     primaryBucket, offsiteBucket, offsiteRegion: opts.config.offsite.region, region: opts.config.primary.region,
     queues: [...model.queues.values()].map((queue) => queue.url),
+    s3Endpoint: opts.s3Endpoint,
   });
   const taskTokens = new LocalTaskTokens();
   const metrics: { namespace: string; data: unknown[] }[] = [];

@@ -8,6 +8,7 @@ import { formatDuration, type LifeboatConfig, type Source } from '../lib/config'
 import { slotRunId, runIdToDate } from '../lib/domain/run-id';
 import { renderStatus, sourceStatuses } from '../cli/status';
 import { operatorPrincipal, startLocalAws, type LocalAws } from './aws';
+import { localStackAws, type LocalStackInfo } from './stack';
 import { stateMachineDefinition } from './definition';
 import { heartbeatBodies, postHeartbeats, startHeartbeatReceiver } from './heartbeats';
 import { renderHistory } from './history';
@@ -40,6 +41,13 @@ export interface LocalCycleOptions {
   readonly scheduledTime?: Date;
   /** Called with the local AWS side once the cycle is over, before it is stopped (tests read the evaluator). */
   readonly onFinished?: (aws: LocalAws) => void;
+  /**
+   * The local stack of `lifeboat local up`: the run goes into its buckets, which keep it, and
+   * the cycle stops after the backup run (list, verify, restore, drill and status are commands
+   * of their own then).
+   * @default - a throwaway local AWS side, and the whole cycle
+   */
+  readonly localStack?: LocalStackInfo;
 }
 
 /**
@@ -55,10 +63,12 @@ export async function runLocalCycle(opts: LocalCycleOptions): Promise<number> {
   try {
     log(`Lifeboat local backup cycle for "${source.name}" (${source.engine}, ${source.tier.name}) — no AWS account involved`);
     const target = opts.target ?? (await throwawayDatabase(source, cleanups, log));
-    const aws = await startLocalAws({ config: opts.config, iam: opts.iam, tamper: opts.tamper });
+    const aws = opts.localStack
+      ? await localStackAws(opts.localStack, opts.config, { iam: opts.iam, tamper: opts.tamper })
+      : await startLocalAws({ config: opts.config, iam: opts.iam, tamper: opts.tamper });
     cleanups.push(() => aws.stop());
     const { services, app } = aws;
-    log(`  local S3-compatible server ${services.endpoint}: buckets ${services.primaryBucket} (primary, ${app.primary.account} ${app.primary.region}) and ${services.offsiteBucket} (offsite, ${app.offsite.account} ${app.offsite.region}), versioned, Object Lock`);
+    log(`  ${opts.localStack ? `the local stack's S3-compatible server (lifeboat local up, data in ${opts.localStack.dir})` : 'local S3-compatible server'} ${services.endpoint}: buckets ${services.primaryBucket} (primary, ${app.primary.account} ${app.primary.region}) and ${services.offsiteBucket} (offsite, ${app.offsite.account} ${app.offsite.region}), versioned, Object Lock`);
     log(`  local SNS topic standing in for ${services.alarmTopicArn}; local EventBridge endpoint ${services.eventsEndpoint}`);
 
     const definition = stateMachineDefinition(app.primary);
@@ -103,6 +113,14 @@ export async function runLocalCycle(opts: LocalCycleOptions): Promise<number> {
     cleanups.push(() => monitor.close());
     await postHeartbeats(monitor.url, heartbeatBodies(aws.stack.events.events));
     for (const heartbeat of monitor.received) log(`Heartbeat (local monitor for each heartbeat URL): POST ${JSON.stringify(heartbeat.body)}`);
+    if (opts.localStack) {
+      log('');
+      logIamSummary(aws, log);
+      opts.onFinished?.(aws);
+      const ok = result.history.status === 'SUCCEEDED';
+      log(`Backup run ${ok ? 'completed' : 'FAILED'} in ${formatDuration((Date.now() - started) / 1000)}; the run stays in the local stack. Next: lifeboat list ${source.name} --local, lifeboat verify ${source.name} --local, lifeboat drill ${source.name} --local --from offsite`);
+      return ok ? 0 : 1;
+    }
     let drillOk = true;
     if (result.history.status === 'SUCCEEDED') drillOk = await drillLocally(aws, source, log);
     log('');
@@ -116,11 +134,7 @@ export async function runLocalCycle(opts: LocalCycleOptions): Promise<number> {
     }));
     log(`Runbook (lifeboat runbook ${source.name}): ${runbookFile}`);
     log('');
-    if (aws.evaluator) {
-      const { calls, requests, denied, byPrincipal } = aws.evaluator.stats;
-      log(`IAM-true: ${calls} AWS calls by ${byPrincipal.size} roles evaluated (${requests} IAM requests) against the synthesized policies of ${app.primary.stackName} and ${app.offsite.stackName}: ${denied === 0 ? 'none denied' : `${denied} DENIED`}`);
-      for (const decision of aws.evaluator.denials) log(`  denied: ${decision.request.principal} ${decision.request.action} ${decision.request.resource}: ${decision.explanation}`);
-    }
+    logIamSummary(aws, log);
     opts.onFinished?.(aws);
     const ok = result.history.status === 'SUCCEEDED' && drillOk;
     log(`Local cycle ${ok ? 'completed' : 'FAILED'} in ${formatDuration((Date.now() - started) / 1000)}.`);
@@ -128,6 +142,13 @@ export async function runLocalCycle(opts: LocalCycleOptions): Promise<number> {
   } finally {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
   }
+}
+
+function logIamSummary(aws: LocalAws, log: (line: string) => void): void {
+  if (!aws.evaluator) return;
+  const { calls, requests, denied, byPrincipal } = aws.evaluator.stats;
+  log(`IAM-true: ${calls} AWS calls by ${byPrincipal.size} roles evaluated (${requests} IAM requests) against the synthesized policies of ${aws.app.primary.stackName} and ${aws.app.offsite.stackName}: ${denied === 0 ? 'none denied' : `${denied} DENIED`}`);
+  for (const decision of aws.evaluator.denials) log(`  denied: ${decision.request.principal} ${decision.request.action} ${decision.request.resource}: ${decision.explanation}`);
 }
 
 /**

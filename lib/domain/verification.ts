@@ -24,7 +24,7 @@ export const verificationSchema = z.strictObject({
   verdict: z.enum(['ok', 'failed']),
   verifiedAt: z.iso.datetime(),
   durationMs: z.number().int().nonnegative(),
-  /** `lambda` or `fargate`: where the verifier ran. */
+  /** `lambda` or `fargate`: where the verifier ran (`cli` for `lifeboat verify`, which writes no verdict). */
   verifiedBy: z.string().min(1),
   /**
    * The manifest the verdict is about: its version (versioned buckets) and SHA-256. Readers read

@@ -49,8 +49,8 @@ export interface VerifyRunOptions {
    * @default 0.5
    */
   readonly suspiciousShrink?: number;
-  /** Where the verifier runs; recorded in the verdict. */
-  readonly verifiedBy: 'lambda' | 'fargate';
+  /** Where the verifier runs (`cli`: `lifeboat verify`, on demand); recorded in the verdict. */
+  readonly verifiedBy: 'lambda' | 'fargate' | 'cli';
   /** @default - the clock */
   readonly now?: () => Date;
   /**
