@@ -22,6 +22,7 @@ import { buildRun, writeRun } from '../fixtures/runs';
 import { startMariaDb, type MariaDbServer } from '../harness/mariadb';
 import { startPostgres, type PgServer } from '../harness/postgres';
 import { startS3, tamperStoredObject, type S3Server } from '../harness/s3';
+import { mariaDbTableDigests, pgTableDigests } from '../harness/digests';
 import { getBytes } from '../harness/s3-objects';
 
 const PRIMARY = 'primary';
@@ -73,40 +74,18 @@ async function restore(args: string[], env: NodeJS.ProcessEnv = {}) {
   return { code, out: out.join('\n'), err };
 }
 
-/** Every table's own rows and an ordered digest of its content. */
-async function pgDigests(server: PgServer, database: string): Promise<Record<string, string>> {
-  const tables = (await server.psql(`SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c
-    JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
-    ORDER BY 1`, database)).split('\n').filter(Boolean);
-  const digests: Record<string, string> = {};
-  for (const table of tables) {
-    digests[table] = (await server.psql(
-      `SELECT count(*) || ' ' || md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '')) FROM ONLY ${table} t`, database)).trim();
-  }
-  return digests;
-}
-
 async function pgDatabaseExists(server: PgServer, database: string): Promise<boolean> {
   return (await server.psql(`SELECT count(*) FROM pg_database WHERE datname = '${database}'`)).trim() === '1';
 }
 
-/** Per table: row count and an ordered digest (CHECKSUM TABLE is order-independent, so both). */
+/** Per table: row count and an ordered digest; and the routines. */
 async function myDigests(server: MariaDbServer): Promise<Record<string, string>> {
   const schemas = MARIADB_DATABASES.map((name) => `'${name}'`).join(',');
-  const tables = (await server.sql(`SELECT CONCAT(table_schema, '.', table_name) FROM information_schema.tables
-    WHERE table_schema IN (${schemas}) AND table_type = 'BASE TABLE' ORDER BY 1`)).split('\n').filter(Boolean);
-  const result: Record<string, string> = {};
-  for (const table of tables) {
-    const [schema, name] = table.split(/\.(.*)/s);
-    const quoted = `\`${schema}\`.\`${name.replace(/`/g, '``')}\``;
-    const count = (await server.sql(`SELECT COUNT(*) FROM ${quoted}`)).trim();
-    const checksum = (await server.sql(`CHECKSUM TABLE ${quoted}`)).trim().split('\t').at(-1);
-    result[table] = `${count} rows, checksum ${checksum}`;
-  }
-  result['(routines)'] = (await server.sql(`SELECT GROUP_CONCAT(CONCAT(routine_schema, '.', routine_name) ORDER BY 1)
-    FROM information_schema.routines WHERE routine_schema IN (${schemas})`)).trim();
-  return result;
+  return {
+    ...await mariaDbTableDigests(server, MARIADB_DATABASES),
+    '(routines)': (await server.sql(`SELECT GROUP_CONCAT(CONCAT(routine_schema, '.', routine_name) ORDER BY 1)
+      FROM information_schema.routines WHERE routine_schema IN (${schemas})`)).trim(),
+  };
 }
 
 describe('PostgreSQL', () => {
@@ -119,11 +98,11 @@ describe('PostgreSQL', () => {
   const targetUrl = (database?: string) => `postgres://${pgTarget.user}@${pgTarget.host}:${pgTarget.port}${database ? `/${database}` : ''}`;
 
   beforeAll(async () => {
-    atRun1 = await pgDigests(pgSource, 'shop');
+    atRun1 = await pgTableDigests(pgSource, 'shop');
     await verifiedRun('shop', RUN1, pgSourceArgs());
     const [first] = Object.keys(atRun1);
     await pgSource.psql(`DELETE FROM ${first} WHERE ctid IN (SELECT ctid FROM ${first} LIMIT 1)`, 'shop');
-    atRun2 = await pgDigests(pgSource, 'shop');
+    atRun2 = await pgTableDigests(pgSource, 'shop');
     expect(atRun2).not.toEqual(atRun1);
     await verifiedRun('shop', RUN2, pgSourceArgs());
   }, 120_000);
@@ -138,24 +117,24 @@ describe('PostgreSQL', () => {
     // Each phase's last line once (a log, not a TTY), and the real key of the run.
     for (const phase of ['download', 'restore']) expect(err.match(new RegExp(`^${phase} .*100%`, 'gm'))).toHaveLength(1);
     expect(out).toMatch(new RegExp(`downloading 2 object\\(s\\), \\d+ bytes, from s3://${PRIMARY}/runs/shop/${RUN2}/ into `));
-    expect(await pgDigests(pgTarget, 'shop')).toEqual(atRun2);
+    expect(await pgTableDigests(pgTarget, 'shop')).toEqual(atRun2);
   }, 60_000);
 
   test('a non-empty target database is refused without --clean (target unchanged) and replaced with --clean', async () => {
     const [first] = Object.keys(atRun2);
     await pgTarget.psql(`DELETE FROM ${first}`, 'shop');
-    const changed = await pgDigests(pgTarget, 'shop');
+    const changed = await pgTableDigests(pgTarget, 'shop');
 
     const refused = await restore(['shop', '--target-url', targetUrl(), '--bucket', PRIMARY, '--no-owner']);
     expect(refused.code).toBe(1);
     expect(refused.err).toMatch(/TargetNotEmpty: database shop on 127\.0\.0\.1:\d+ has 1\d table\(s\) \(.*public\.customers, .*…\) that the restore would drop or collide with; nothing was restored/);
     expect(refused.err).toContain('--clean');
-    expect(await pgDigests(pgTarget, 'shop')).toEqual(changed);
+    expect(await pgTableDigests(pgTarget, 'shop')).toEqual(changed);
 
     const cleaned = await restore(['shop', '--target-url', targetUrl(), '--bucket', PRIMARY, '--clean']);
     expect(cleaned.err).not.toContain('restore failed');
     expect(cleaned.code).toBe(0);
-    expect(await pgDigests(pgTarget, 'shop')).toEqual(atRun2);
+    expect(await pgTableDigests(pgTarget, 'shop')).toEqual(atRun2);
   }, 60_000);
 
   test('by run id into another database name', async () => {
@@ -163,7 +142,7 @@ describe('PostgreSQL', () => {
     expect(err).not.toContain('restore failed');
     expect(code).toBe(0);
     expect(out).toContain(`run shop/${RUN1}`);
-    expect(await pgDigests(pgTarget, 'shop_run1')).toEqual(atRun1);
+    expect(await pgTableDigests(pgTarget, 'shop_run1')).toEqual(atRun1);
   }, 60_000);
 
   test('by time from the offsite bucket, named by the config alone (the offsite copy made by the local replicator)', async () => {
@@ -174,7 +153,7 @@ describe('PostgreSQL', () => {
     expect(code).toBe(0);
     expect(out).toContain(`run shop/${RUN1}`);
     expect(out).toContain(`from s3://${OFFSITE} (offsite, eu-central-1)`);
-    expect(await pgDigests(pgTarget, 'shop_offsite')).toEqual(atRun1);
+    expect(await pgTableDigests(pgTarget, 'shop_offsite')).toEqual(atRun1);
   }, 60_000);
 
   test('an offsite run whose artifact is not there: not restorable, named by bucket and key; a restore of it touches nothing', async () => {
@@ -211,7 +190,7 @@ describe('PostgreSQL', () => {
     expect(err).not.toContain('restore failed');
     expect(code).toBe(0);
     expect(out).toContain(`run shop/${RUN4}`);
-    expect(await pgDigests(pgTarget, 'shop_overwritten')).toEqual(await pgDigests(pgSource, 'shop'));
+    expect(await pgTableDigests(pgTarget, 'shop_overwritten')).toEqual(await pgTableDigests(pgSource, 'shop'));
   }, 60_000);
 
   test('an artifact whose SHA-256 does not match the manifest is refused before the target is touched', async () => {
@@ -247,7 +226,7 @@ describe('PostgreSQL', () => {
     }
     expect(result.downloadMs).toBeGreaterThanOrEqual(0);
     expect(result.restoreMs).toBeGreaterThan(0);
-    expect(await pgDigests(pgTarget, 'shop_api')).toEqual(atRun2);
+    expect(await pgTableDigests(pgTarget, 'shop_api')).toEqual(atRun2);
   }, 60_000);
 });
 

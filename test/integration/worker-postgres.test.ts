@@ -11,6 +11,7 @@ import { artifactKey, globalsKey, manifestKey, runPrefix } from '../../lib/domai
 import { parseManifest } from '../../lib/domain/manifest';
 import { runJob } from '../../worker/main';
 import { runBackup, type BackupProgress } from '../../worker/run-backup';
+import { pgTableDigests } from '../harness/digests';
 import { startFaultyS3Proxy } from '../harness/faulty-s3-proxy';
 import { defaultPgBinDir, startPostgres, type PgServer } from '../harness/postgres';
 import { delay, run } from '../harness/processes';
@@ -57,20 +58,13 @@ async function dump(runId: string, opts: { env?: NodeJS.ProcessEnv; server?: PgS
   return { code, output: lines.join('\n') };
 }
 
-/** Every table's own rows (FROM ONLY) and an ordered digest of its content. */
+/** Every table's own rows and an ordered digest of its content, and the large objects'. */
 async function tableDigests(server: PgServer, database: string): Promise<Record<string, string>> {
-  const tables = (await server.psql(`SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c
-    JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
-    ORDER BY 1`, database)).split('\n').filter(Boolean);
-  const digests: Record<string, string> = {};
-  for (const table of tables) {
-    digests[table] = await server.psql(
-      `SELECT count(*) || ' ' || md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '')) FROM ONLY ${table} t`, database);
-  }
-  digests['(large objects)'] = await server.psql(
-    `SELECT count(*) || ' ' || md5(coalesce(string_agg(encode(lo_get(oid), 'hex'), ',' ORDER BY oid), '')) FROM pg_largeobject_metadata`, database);
-  return digests;
+  return {
+    ...await pgTableDigests(server, database),
+    '(large objects)': await server.psql(
+      `SELECT count(*) || ' ' || md5(coalesce(string_agg(encode(lo_get(oid), 'hex'), ',' ORDER BY oid), '')) FROM pg_largeobject_metadata`, database),
+  };
 }
 
 async function restoreInto(target: PgServer, database: string, artifact: Buffer): Promise<void> {
