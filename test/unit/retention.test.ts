@@ -207,8 +207,8 @@ describe('calendar buckets', () => {
 
 describe('default tiers', () => {
   test.each([
-    ['tier1', { keepWithinSeconds: 90 * DAY, keepLast: 96, daily: 90, weekly: 13, monthly: 3, yearly: 0 }],
-    ['tier2', { keepWithinSeconds: 30 * DAY, keepLast: 24, daily: 30, weekly: 5, monthly: 1, yearly: 0 }],
+    ['tier1', { keepWithinSeconds: 90 * DAY, keepLast: 288, daily: 90, weekly: 13, monthly: 3, yearly: 0 }],
+    ['tier2', { keepWithinSeconds: 30 * DAY, keepLast: 48, daily: 30, weekly: 5, monthly: 1, yearly: 0 }],
     ['tier3', { keepWithinSeconds: 7 * DAY, keepLast: 3, daily: 7, weekly: 1, monthly: 0, yearly: 0 }],
     ['tier4', { keepWithinSeconds: 365 * DAY, keepLast: 3, daily: 0, weekly: 53, monthly: 13, yearly: 1 }],
   ])('%s policy', (name, expected) => {
@@ -234,10 +234,10 @@ describe('default tiers', () => {
   test.each([
     // Steady backups for twice the retention: keep-within decides (the window's edge included),
     // and the calendar counts reach no further back than it.
-    ['tier1', 180 * DAY, { keep: 8641, remove: 8639, oldestKept: '20260828T040000Z', oldestKeptReason: 'within 90d' }],
-    ['tier2', 60 * DAY, { keep: 721, remove: 719, oldestKept: '20261027T040000Z', oldestKeptReason: 'within 30d' }],
-    ['tier3', 14 * DAY, { keep: 7, remove: 7, oldestKept: '20261120T000000Z', oldestKeptReason: 'within 7d; daily 2026-11-20' }],
-    ['tier4', 2 * 365 * DAY, { keep: 53, remove: 52, oldestKept: '20251127T000000Z', oldestKeptReason: 'within 365d; weekly 2025-W48; monthly 2025-11' }],
+    ['tier1', 180 * DAY, { keep: 25921, remove: 25919, oldestKept: '20260828T040000Z', oldestKeptReason: 'within 90d' }],
+    ['tier2', 60 * DAY, { keep: 1441, remove: 1439, oldestKept: '20261027T040000Z', oldestKeptReason: 'within 30d' }],
+    ['tier3', 14 * DAY, { keep: 14, remove: 14, oldestKept: '20261119T120000Z', oldestKeptReason: 'within 7d' }],
+    ['tier4', 2 * 365 * DAY, { keep: 62, remove: 60, oldestKept: '20251120T000000Z', oldestKeptReason: 'weekly 2025-W47' }],
   ])('%s: steady history', (name, span, expected) => {
     expect(summary(decide(steady(name, span), policyForTier(tierSeconds(name)), NOW))).toEqual(expected);
   });
@@ -248,14 +248,17 @@ describe('default tiers', () => {
     const decision = decide(runs, policy, NOW);
     expect(decision.keep.map((d) => `${d.runId} ${d.reason}`)).toEqual([
       '20261126T000000Z failed but younger than the 2d grace',
+      '20261125T120000Z failed but younger than the 2d grace',
       '20261125T000000Z failed but younger than the 2d grace',
+      '20261124T120000Z failed but younger than the 2d grace',
       '20261106T000000Z newest verified (1 of 3); last 3 (1 of 3); daily 2026-11-06; weekly 2026-W45',
-      '20261105T000000Z newest verified (2 of 3); last 3 (2 of 3); daily 2026-11-05',
-      '20261104T000000Z newest verified (3 of 3); last 3 (3 of 3); daily 2026-11-04',
-      '20261103T000000Z daily 2026-11-03',
-      '20261102T000000Z daily 2026-11-02',
-      '20261101T000000Z daily 2026-11-01',
-      '20261031T000000Z daily 2026-10-31',
+      '20261105T120000Z newest verified (2 of 3); last 3 (2 of 3); daily 2026-11-05',
+      '20261105T000000Z newest verified (3 of 3); last 3 (3 of 3)',
+      '20261104T120000Z daily 2026-11-04',
+      '20261103T120000Z daily 2026-11-03',
+      '20261102T120000Z daily 2026-11-02',
+      '20261101T120000Z daily 2026-11-01',
+      '20261031T120000Z daily 2026-10-31',
     ]);
     expect(decision.remove[0]).toMatchObject({ runId: '20261124T000000Z', reason: 'failed, past the 2d grace' });
   });
