@@ -108,7 +108,13 @@ function targetFromUrl(text: string | undefined) {
   };
 }
 
-export async function main(argv: readonly string[]): Promise<number> {
+/**
+ * What a program embedding the CLI may give the local cycle of `run --local`: where its lines
+ * go, and a look at the local AWS side before it is stopped (LocalCycleOptions.onFinished).
+ */
+export type LocalCycleEmbedding = Pick<import('../local/cycle').LocalCycleOptions, 'log' | 'onFinished'>;
+
+export async function main(argv: readonly string[], local: LocalCycleEmbedding = {}): Promise<number> {
   const [command, ...rest] = argv;
   if (command === 'local') return localCli().localCommand(rest, process.env);
   if (command === 'list' || command === 'verify') {
@@ -190,7 +196,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       const hooks = faultFromArgs(values.fault);
       if (hooks === null) return 2;
       const stack = localStack().readLocalStack(localStack().localStackDir());
-      return runLocalCycle({ config: loadConfig(configFile), sourceName: positionals[0], target: targetFromUrl(values['target-url']), hooks, localStack: stack });
+      return runLocalCycle({ ...local, config: loadConfig(configFile), sourceName: positionals[0], target: targetFromUrl(values['target-url']), hooks, localStack: stack });
     }
     default:
       process.stderr.write(USAGE);

@@ -39,8 +39,12 @@ export interface LocalCycleOptions {
   readonly tamper?: (app: SynthesizedApp) => void;
   /** The slot to back up. @default - the current slot of the source's schedule */
   readonly scheduledTime?: Date;
-  /** Called with the local AWS side once the cycle is over, before it is stopped (tests read the evaluator). */
-  readonly onFinished?: (aws: LocalAws) => void;
+  /**
+   * Called with the local AWS side once the cycle is over, before it is stopped and awaited:
+   * the buckets, the local S3 server and the IAM evaluator are still there (tests read the
+   * evaluator, or restore from the offsite bucket).
+   */
+  readonly onFinished?: (aws: LocalAws) => void | Promise<void>;
   /**
    * The local stack of `lifeboat local up`: the run goes into its buckets, which keep it, and
    * the cycle stops after the backup run (list, verify, restore, drill and status are commands
@@ -116,7 +120,7 @@ export async function runLocalCycle(opts: LocalCycleOptions): Promise<number> {
     if (opts.localStack) {
       log('');
       logIamSummary(aws, log);
-      opts.onFinished?.(aws);
+      await opts.onFinished?.(aws);
       const ok = result.history.status === 'SUCCEEDED';
       log(`Backup run ${ok ? 'completed' : 'FAILED'} in ${formatDuration((Date.now() - started) / 1000)}; the run stays in the local stack. Next: lifeboat list ${source.name} --local, lifeboat verify ${source.name} --local, lifeboat drill ${source.name} --local --from offsite`);
       return ok ? 0 : 1;
@@ -135,7 +139,7 @@ export async function runLocalCycle(opts: LocalCycleOptions): Promise<number> {
     log(`Runbook (lifeboat runbook ${source.name}): ${runbookFile}`);
     log('');
     logIamSummary(aws, log);
-    opts.onFinished?.(aws);
+    await opts.onFinished?.(aws);
     const ok = result.history.status === 'SUCCEEDED' && drillOk;
     log(`Local cycle ${ok ? 'completed' : 'FAILED'} in ${formatDuration((Date.now() - started) / 1000)}.`);
     return ok ? 0 : 1;
