@@ -38,7 +38,7 @@ const REALISTIC_RATIO = { min: 2, max: 12 };
 /**
  * Above jest's 60 s because the work is: generating both databases takes 20 s on a quiet
  * 2-core machine and 80 s under a load of 15 (other suites, other checkouts); each test 20 s
- * and 75 s.
+ * quiet, and up to 105 s seen beside the whole suite under such a load.
  */
 const GENERATION_TIMEOUT_MS = 240_000;
 const CYCLE_TIMEOUT_MS = 240_000;
