@@ -1,6 +1,7 @@
 import { lifeboatError } from '../lib/domain/errors';
 import { formatRunId, isRunId } from '../lib/domain/run-id';
 import type { Engine, ObjectLockMode } from '../lib/config/types';
+import { defaultCaFile, missingRdsCaHint, TLS_MODES, type TlsMode } from '../lib/domain/tls';
 
 /** One backup run of one source: everything the worker needs, secrets included. */
 export interface BackupJob {
@@ -15,6 +16,11 @@ export interface BackupJob {
     readonly username: string;
     /** Never logged, never in an argv, a message or a manifest. */
     readonly password?: string;
+    /**
+     * TLS to the database (lib/domain/tls.ts). `caPem` is a CA bundle's text (from a secret):
+     * the run writes it to a file of its own and hands the clients that file.
+     */
+    readonly tls: { readonly mode: TlsMode; readonly caFile?: string; readonly caPem?: string };
   };
   readonly bucket: string;
   readonly s3Endpoint?: string;
@@ -48,6 +54,12 @@ export const JOB_ENV = {
   databases: 'LIFEBOAT_DB_NAMES',
   username: 'LIFEBOAT_DB_USER',
   password: 'LIFEBOAT_DB_PASSWORD',
+  /** verify-full, require, prefer or disable; default verify-full. */
+  tlsMode: 'LIFEBOAT_DB_TLS_MODE',
+  /** verify-full's CA bundle, a file in the image; default: the RDS bundle for RDS endpoints, the public CAs otherwise. */
+  tlsCaFile: 'LIFEBOAT_DB_TLS_CA_FILE',
+  /** verify-full's CA bundle as PEM text (ECS injects it from the secret connection.tlsCa names). */
+  tlsCaPem: 'LIFEBOAT_DB_TLS_CA_PEM',
   bucket: 'LIFEBOAT_BUCKET',
   s3Endpoint: 'LIFEBOAT_S3_ENDPOINT',
   retentionSeconds: 'LIFEBOAT_RETENTION_SECONDS',
@@ -96,6 +108,7 @@ export function jobFromEnv(env: Record<string, string | undefined>): BackupJob {
     problems.push(`${JOB_ENV.objectLockMode}: "${env[JOB_ENV.objectLockMode]}" is not valid (valid: GOVERNANCE, COMPLIANCE)`);
   }
   const defaultPort = engine === 'postgres' ? 5432 : 3306;
+  const host = required(JOB_ENV.host);
 
   const job: BackupJob = {
     source,
@@ -103,11 +116,12 @@ export function jobFromEnv(env: Record<string, string | undefined>): BackupJob {
     tier: required(JOB_ENV.tier),
     runId,
     target: {
-      host: required(JOB_ENV.host),
+      host,
       port: optionalInt(JOB_ENV.port, 1) ?? defaultPort,
       databases,
       username: required(JOB_ENV.username),
       password: env[JOB_ENV.password] || undefined,
+      tls: tlsFrom(env, host, problems),
     },
     bucket: required(JOB_ENV.bucket),
     s3Endpoint: env[JOB_ENV.s3Endpoint] || undefined,
@@ -125,6 +139,34 @@ export function jobFromEnv(env: Record<string, string | undefined>): BackupJob {
     throw lifeboatError('InvalidInput', `invalid worker environment:\n  - ${problems.join('\n  - ')}`);
   }
   return job;
+}
+
+/**
+ * The TLS of the run: verify-full unless the environment says otherwise (never prefer by
+ * default), its CA a file or PEM text, else the host's default bundle. The PEM is never echoed.
+ */
+function tlsFrom(env: Record<string, string | undefined>, host: string, problems: string[]): BackupJob['target']['tls'] {
+  const modeText = env[JOB_ENV.tlsMode]?.trim() || 'verify-full';
+  const mode = modeText as TlsMode;
+  if (!TLS_MODES.includes(mode)) problems.push(`${JOB_ENV.tlsMode}: "${modeText}" is not valid (valid: ${TLS_MODES.join(', ')})`);
+  const caFile = env[JOB_ENV.tlsCaFile]?.trim() || undefined;
+  const caPem = env[JOB_ENV.tlsCaPem]?.trim() || undefined;
+  if (mode !== 'verify-full') {
+    for (const name of [caFile && JOB_ENV.tlsCaFile, caPem && JOB_ENV.tlsCaPem].filter(Boolean)) {
+      problems.push(`${name}: set, but only ${JOB_ENV.tlsMode}=verify-full checks a CA bundle (it is "${modeText}")`);
+    }
+    return { mode };
+  }
+  if (caFile && caPem) problems.push(`${JOB_ENV.tlsCaFile} and ${JOB_ENV.tlsCaPem}: give one CA bundle, not both`);
+  if (caPem && !caPem.includes('-----BEGIN CERTIFICATE-----')) {
+    problems.push(`${JOB_ENV.tlsCaPem}: not a PEM certificate bundle (valid: the text of one or more "-----BEGIN CERTIFICATE-----" blocks)`);
+  }
+  if (caPem) return { mode, caPem };
+  const file = caFile ?? (host ? defaultCaFile(host) : undefined);
+  if (host && file === undefined) {
+    problems.push(`${JOB_ENV.tlsCaFile}: required for verify-full to "${host}": ${missingRdsCaHint(host)}`);
+  }
+  return { mode, ...(file !== undefined ? { caFile: file } : {}) };
 }
 
 /** The run id: given, or the UTC slot time the scheduler started the run for. */

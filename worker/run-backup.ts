@@ -1,4 +1,7 @@
 import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Engine } from '../lib/config/types';
 import { lifeboatError, redact } from '../lib/domain/errors';
 import { artifactKey, globalsKey, manifestKey } from '../lib/domain/layout';
@@ -9,6 +12,7 @@ import {
   type ManifestArtifact,
   type ManifestTable,
 } from '../lib/domain/manifest';
+import { describeTls, type TlsOptions } from '../lib/domain/tls';
 import { LIFEBOAT_VERSION } from '../lib/domain/version';
 import {
   dumpGlobals,
@@ -60,13 +64,34 @@ export interface BackupProgress {
  * Errors carry the names the state machine matches (DumpFailed, UploadFailed, …).
  */
 export async function runBackup(job: BackupJob, deps: RunBackupDeps, progress?: BackupProgress): Promise<Manifest> {
+  const tls = caFileFor(job.target.tls);
+  try {
+    return await backupWith({ ...job.target, tls: tls.options, databases: [...job.target.databases] }, job, deps, progress);
+  } finally {
+    tls.remove();
+  }
+}
+
+/**
+ * The clients read a CA bundle from a file: a bundle that came as PEM text (a secret) is written
+ * to a private temp dir (TMPDIR: the dump task mounts a writable volume there for it) for the
+ * run, and removed after it.
+ */
+function caFileFor(tls: BackupJob['target']['tls']): { options: TlsOptions; remove: () => void } {
+  if (tls.caPem === undefined) return { options: { mode: tls.mode, ...(tls.caFile !== undefined ? { caFile: tls.caFile } : {}) }, remove: () => undefined };
+  const dir = mkdtempSync(join(tmpdir(), 'lifeboat-tls-'));
+  const caFile = join(dir, 'ca.pem');
+  writeFileSync(caFile, `${tls.caPem}\n`, { mode: 0o600 });
+  return { options: { mode: tls.mode, caFile }, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+async function backupWith(target: DumpTarget, job: BackupJob, deps: RunBackupDeps, progress?: BackupProgress): Promise<Manifest> {
   const now = deps.now ?? (() => new Date());
   const log = deps.log ?? ((line: string) => console.log(line));
   const secrets = [job.target.password];
   const state: BackupProgress = progress ?? { phase: 'preflight', bytesUploaded: 0 };
   const startedAt = now();
   const engine = engineFor(job.engine, deps.engines);
-  const target: DumpTarget = { ...job.target, databases: [...job.target.databases] };
 
   await refuseCommittedSlot(deps.s3, job);
   throwIfAborted(deps.signal);
@@ -75,7 +100,8 @@ export async function runBackup(job: BackupJob, deps: RunBackupDeps, progress?: 
   const preflight = await engine.preflight(target, deps.clientOptions, { source: job.source, excludeTables: job.excludeTables });
   log(
     `preflight: ${preflight.engine} ${preflight.server.version}, ${preflight.client.tool} ${preflight.client.version}, ` +
-      `${preflight.databases.length} database(s), ${preflight.databaseSizeBytes} bytes`,
+      `${preflight.databases.length} database(s), ${preflight.databaseSizeBytes} bytes, ${describeTls(target.tls ?? { mode: 'prefer' })}: ` +
+      (preflight.tlsSession ? `${preflight.tlsSession.protocol} ${preflight.tlsSession.cipher}` : 'plain text'),
   );
   for (const warning of preflight.warnings) log(`warning: ${warning}`);
 

@@ -1,5 +1,6 @@
 import { RegionInfo } from 'aws-cdk-lib/region-info';
 import { z } from 'zod';
+import { CONFIG_TLS_MODES, SYSTEM_CA_BUNDLE_PATH } from '../domain/tls';
 import { DEFAULT_TIERS, TIER_FIELDS } from './tiers';
 import { DURATION_HINT, SIZE_HINT, parseDuration, parseSize } from './units';
 
@@ -72,6 +73,41 @@ const secretArn = z
     },
   });
 
+const TLS_MODES_HINT = '"verify-full" (the default: the certificate must chain to the CA bundle and name the host), ' +
+  '"require" (encrypted, the certificate unchecked) or "prefer" (encrypted when the server offers TLS, plain text otherwise)';
+
+function tlsModeProblem(value: unknown): string {
+  if (value === 'disable' || value === 'allow') {
+    return `plain text is never a setting of its own (valid: ${TLS_MODES_HINT}; a server without TLS needs "prefer", written out)`;
+  }
+  if (value === 'verify-ca') {
+    return `"verify-ca" checks the chain but not the host name, so any certificate of that CA would do (valid: ${TLS_MODES_HINT})`;
+  }
+  return `unknown TLS mode (valid: ${TLS_MODES_HINT})`;
+}
+
+/**
+ * The CA bundle of `verify-full`: a PEM file's absolute path in the worker image, or the
+ * complete ARN of a Secrets Manager secret whose value is the PEM (ECS injects it; the worker
+ * writes it to a file of its own).
+ */
+const TLS_CA_HINT = `the absolute path of a PEM CA bundle in the worker image, such as "${SYSTEM_CA_BUNDLE_PATH}" (the public CAs), ` +
+  'or the complete ARN of a Secrets Manager secret whose value is the PEM bundle';
+const tlsCa = z.string().superRefine((value, ctx) => {
+  if (value.includes('-----BEGIN')) {
+    ctx.addIssue({ code: 'custom', input: '(PEM text)', message: `the PEM itself, not where it is (valid: ${TLS_CA_HINT})` });
+    return;
+  }
+  if (value.startsWith('arn:')) {
+    const parsed = secretArn.safeParse(value);
+    if (!parsed.success) ctx.addIssue({ code: 'custom', message: parsed.error.issues[0]?.message ?? `invalid secret ARN (valid: ${TLS_CA_HINT})` });
+    return;
+  }
+  if (!/^\/[^\0\n]*[^/]$/.test(value)) {
+    ctx.addIssue({ code: 'custom', message: `neither an absolute file path nor a secret ARN (valid: ${TLS_CA_HINT})` });
+  }
+});
+
 /** Storage classes of the offsite replicas: every one of them is read in milliseconds. */
 const REPLICA_STORAGE_CLASSES = ['STANDARD', 'STANDARD_IA', 'ONEZONE_IA', 'INTELLIGENT_TIERING', 'GLACIER_IR'] as const;
 /** Classes whose objects must be restored before a read: the offsite copy is read without one. */
@@ -128,6 +164,10 @@ const sourceSchema = z.strictObject({
       .optional(),
     username: z.string().min(1, { error: 'username is required' }),
     passwordSecretArn: secretArn,
+    /** TLS to the database; verify-full when not written (prefer is never a default). */
+    tls: z.enum(CONFIG_TLS_MODES, { error: (issue) => tlsModeProblem(issue.input) }).optional(),
+    /** verify-full's CA bundle; default: the image's RDS bundle for RDS endpoints, its public CAs otherwise. */
+    tlsCa: tlsCa.optional(),
   }),
   network: z.strictObject({
     vpcId: resourceId('vpc', 'VPC id'),

@@ -4,6 +4,9 @@
  * sizes are bytes. Nothing here is a secret: passwords are referenced by ARN only.
  */
 
+import type { ConfigTlsMode } from '../domain/tls';
+
+export type { ConfigTlsMode };
 export type Engine = 'postgres' | 'mysql' | 'mariadb';
 export type ObjectLockMode = 'GOVERNANCE' | 'COMPLIANCE';
 /** Classes the offsite copy can be read from without a restore (no GLACIER, no DEEP_ARCHIVE). */
@@ -33,7 +36,21 @@ export interface SourceConnection {
   readonly username: string;
   /** Secrets Manager ARN of the password (never the password itself). */
   readonly passwordSecretArn: string;
+  /**
+   * TLS to the database (lib/domain/tls.ts): `verify-full` unless the config says otherwise;
+   * `prefer` only when written.
+   */
+  readonly tls: ConfigTlsMode;
+  /**
+   * The CA bundle `verify-full` checks the server's certificate against: the config's
+   * `tlsCa`, else the image's RDS bundle for an RDS endpoint, else the image's public CAs.
+   * Undefined for `require` and `prefer`, which check no certificate.
+   */
+  readonly tlsCa?: TlsCa;
 }
+
+/** A PEM CA bundle: a file in the worker image, or a Secrets Manager secret holding the PEM. */
+export type TlsCa = { readonly kind: 'file'; readonly path: string } | { readonly kind: 'secret'; readonly secretArn: string };
 
 export interface SourceNetwork {
   readonly vpcId: string;

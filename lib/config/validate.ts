@@ -2,7 +2,8 @@ import type { z } from 'zod';
 import { flexibleWindowFor } from '../constructs/backup-schedules';
 import { configSchema, type LifeboatConfigInput, type ParsedConfig } from './schema';
 import { DEFAULT_DUMP_THROUGHPUT_BYTES_PER_SECOND, DEFAULT_TIERS, TIER_FIELDS, type TierInput } from './tiers';
-import type { Engine, LifeboatConfig, Source, Tier } from './types';
+import { defaultCaFile, missingRdsCaHint } from '../domain/tls';
+import type { ConfigTlsMode, Engine, LifeboatConfig, Source, SourceConnection, Tier, TlsCa } from './types';
 import { formatDuration, formatSize, parseDuration, parseSize } from './units';
 
 /** An invalid config: `problems` lists every problem found, one line each. */
@@ -186,6 +187,7 @@ function crossFieldProblems(input: unknown): string[] {
     }
 
     const connection = source.connection;
+    if (isObject(connection)) problems.push(...tlsProblems(at, connection));
     if (isObject(connection) && connection.database !== undefined && connection.databases !== undefined) {
       problems.push(`${at}.connection: give either database or databases, not both (got both)`);
     } else if (isObject(connection) && connection.database === undefined && connection.databases === undefined) {
@@ -206,6 +208,41 @@ function crossFieldProblems(input: unknown): string[] {
   });
   problems.push(...rpoProblems(tiers, dumps));
   return problems;
+}
+
+/**
+ * `tlsCa` belongs to verify-full only (libpq reads a CA under "require" as "verify-ca", so it
+ * would quietly change what require means), and verify-full needs a CA the image lacks for RDS
+ * endpoints outside the commercial regions.
+ */
+function tlsProblems(at: string, connection: Loose): string[] {
+  const mode = asString(connection.tls) ?? 'verify-full';
+  const host = asString(connection.host);
+  const ca = asString(connection.tlsCa);
+  if (ca !== undefined && (mode === 'require' || mode === 'prefer')) {
+    return [
+      `${at}.connection.tlsCa: only tls "verify-full" checks the certificate against a CA bundle, and tls is "${mode}" ` +
+        '(valid: tls "verify-full" with this tlsCa, or no tlsCa)',
+    ];
+  }
+  if (ca === undefined && mode === 'verify-full' && host !== undefined && defaultCaFile(host) === undefined) {
+    return [
+      `${at}.connection.tlsCa: required for tls "verify-full" to "${host}": ${missingRdsCaHint(host)} ` +
+        '(valid: the complete ARN of a Secrets Manager secret whose value is that bundle, or its absolute path in the worker image)',
+    ];
+  }
+  return [];
+}
+
+/** The TLS of a valid source connection: verify-full and its CA unless the config says otherwise. */
+export function resolveTls(connection: { host: string; tls?: ConfigTlsMode; tlsCa?: string }): Pick<SourceConnection, 'tls' | 'tlsCa'> {
+  const tls = connection.tls ?? 'verify-full';
+  if (tls !== 'verify-full') return { tls };
+  const written = connection.tlsCa;
+  const tlsCa: TlsCa = written === undefined
+    ? { kind: 'file', path: defaultCaFile(connection.host) as string }
+    : written.startsWith('arn:') ? { kind: 'secret', secretArn: written } : { kind: 'file', path: written };
+  return { tls, tlsCa };
 }
 
 /** What a source's declared size takes to dump: at its declared throughput, or the conservative default. */
@@ -359,6 +396,7 @@ function resolve(parsed: ParsedConfig): LifeboatConfig {
       databases: source.connection.databases ?? [source.connection.database as string],
       username: source.connection.username,
       passwordSecretArn: source.connection.passwordSecretArn,
+      ...resolveTls(source.connection),
     },
     network: {
       vpcId: source.network.vpcId,

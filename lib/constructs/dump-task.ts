@@ -11,6 +11,13 @@ import { sourcePrefix } from '../domain/layout';
 import { JOB_ENV } from '../../worker/job';
 import { acknowledgeWildcardResource } from './nag';
 
+/**
+ * Where the dump task mounts a writable volume (its ephemeral storage) when its CA bundle comes
+ * from a secret: the worker writes the PEM there for the clients, which read CA bundles from
+ * files (the root filesystem is read-only). worker/Dockerfile creates it for the unprivileged user.
+ */
+export const DUMP_SCRATCH_PATH = '/scratch';
+
 export interface DumpTaskProps {
   /** The source this task dumps (resolved config). */
   readonly source: Source;
@@ -135,6 +142,9 @@ export class DumpTask extends Construct {
     });
 
     const secret = secretsmanager.Secret.fromSecretCompleteArn(this, 'Password', source.connection.passwordSecretArn);
+    const { tls, tlsCa } = source.connection;
+    // The CA bundle of a secret arrives as PEM text in the environment (ECS reads it at start).
+    const caSecret = tlsCa?.kind === 'secret' ? secretsmanager.Secret.fromSecretCompleteArn(this, 'TlsCa', tlsCa.secretArn) : undefined;
     this.container = this.taskDefinition.addContainer('Worker', {
       image: props.image,
       essential: true,
@@ -151,6 +161,9 @@ export class DumpTask extends Construct {
         [JOB_ENV.port]: String(source.connection.port),
         [JOB_ENV.databases]: source.connection.databases.join(','),
         [JOB_ENV.username]: source.connection.username,
+        [JOB_ENV.tlsMode]: tls,
+        ...(tlsCa?.kind === 'file' ? { [JOB_ENV.tlsCaFile]: tlsCa.path } : {}),
+        ...(caSecret ? { TMPDIR: DUMP_SCRATCH_PATH } : {}),
         [JOB_ENV.bucket]: bucket.bucketName,
         [JOB_ENV.retentionSeconds]: String(source.tier.retentionSeconds),
         [JOB_ENV.objectLockMode]: props.objectLockMode,
@@ -163,8 +176,16 @@ export class DumpTask extends Construct {
         ...(source.dumpOptions.excludeTables.length > 0 ? { [JOB_ENV.excludeTables]: source.dumpOptions.excludeTables.join(',') } : {}),
       },
       // Injected by ECS from Secrets Manager at start; never in the task definition.
-      secrets: { [JOB_ENV.password]: ecs.Secret.fromSecretsManager(secret) },
+      secrets: {
+        [JOB_ENV.password]: ecs.Secret.fromSecretsManager(secret),
+        ...(caSecret ? { [JOB_ENV.tlsCaPem]: ecs.Secret.fromSecretsManager(caSecret) } : {}),
+      },
     });
+    if (caSecret) {
+      // A bind mount without a host path lives on the task's ephemeral storage.
+      this.taskDefinition.addVolume({ name: 'scratch' });
+      this.container.addMountPoints({ sourceVolume: 'scratch', containerPath: DUMP_SCRATCH_PATH, readOnly: false });
+    }
 
     this.taskRole.addToPrincipalPolicy(new iam.PolicyStatement({
       sid: 'WriteOwnRuns',
@@ -202,7 +223,7 @@ export class DumpTask extends Construct {
 
     Validations.of(this.taskDefinition).acknowledge({
       id: 'AwsSolutions-ECS2',
-      reason: 'The environment holds only non-secret identifiers (source, host, database names, bucket, retention); the password is injected by ECS from Secrets Manager.',
+      reason: 'The environment holds only non-secret identifiers (source, host, database names, bucket, retention, TLS mode and CA path); the password (and a CA bundle kept in a secret) is injected by ECS from Secrets Manager.',
     });
     if (props.image instanceof ecs.AssetImage) {
       acknowledgeWildcardResource(this.taskDefinition.obtainExecutionRole(), '*',

@@ -30,6 +30,9 @@ export const ERROR_NAMES = [
   'SourceUnreachable',
   'DatabaseNotFound',
   'InsufficientPrivileges',
+  // TLS to the database (lib/domain/tls.ts): never retried, a certificate or a server setting must change.
+  'TlsRequired',
+  'TlsVerifyFailed',
   'InvalidDumpOptions',
   'DumpFailed',
   'UploadFailed',

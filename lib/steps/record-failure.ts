@@ -29,6 +29,10 @@ export const FIRST_CHECK: Readonly<Record<string, string>> = {
     "The database refused the credentials. Check that the source's password secret in Secrets Manager holds the user's current password, and that the user may connect from the dump task's subnets.",
   SourceUnreachable:
     "The dump task could not reach the database. Check the network path: the database's security group must allow the dump task's security group on its port; then subnets, route tables, NACLs, the host name, and whether the database is up.",
+  TlsRequired:
+    "The source's TLS mode (connection.tls: verify-full, the default, or require) needs TLS, and the database server offered none; nothing was sent in plain text and nothing was uploaded. Turn TLS on in the server (PostgreSQL ssl = on; RDS does by default; MariaDB/MySQL ssl_cert and ssl_key), or, accepting that it may send everything in plain text, set connection.tls to \"prefer\" in the Lifeboat config. Not retried.",
+  TlsVerifyFailed:
+    "The database server's TLS certificate did not verify (connection.tls verify-full); the cause says whether it does not chain to the CA bundle (unknown CA, expired) or does not name the host connected to. Nothing was uploaded. For RDS, use the endpoint's own name (not a CNAME or an IP address); for another server, set connection.tlsCa to the CA bundle that signed its certificate (a path in the worker image or a Secrets Manager secret holding the PEM), or reissue the certificate for the host name; connection.tls \"require\" encrypts without checking who answers. Not retried.",
   DatabaseNotFound: "A database named in the source's config does not exist on the server. Compare the config's databases with the server's.",
   InsufficientPrivileges:
     "The backup user may connect but may not read everything the dump reads; the cause names what is missing (tables, schemas, large objects, SHOW VIEW, TRIGGER, EVENT, …) and the GRANT that fixes it. Nothing was uploaded. Run the SQL that `lifeboat grants SOURCE` prints (as an administrator of the database), then re-run the backup.",

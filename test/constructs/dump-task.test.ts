@@ -110,3 +110,40 @@ describe('in the primary stack', () => {
     }
   });
 });
+
+describe('TLS to the database', () => {
+  const containerOf = (t: Template, family: string) => {
+    const definition = t.findResources('AWS::ECS::TaskDefinition', { Properties: { Family: family } });
+    return Object.values(definition)[0]?.Properties.ContainerDefinitions[0];
+  };
+
+  test('the mode and the CA file are environment values; require carries no CA', () => {
+    const ordersEnv = containerOf(template, 'lifeboat-dump-orders').Environment;
+    expect(ordersEnv).toEqual(expect.arrayContaining([
+      { Name: 'LIFEBOAT_DB_TLS_MODE', Value: 'verify-full' },
+      { Name: 'LIFEBOAT_DB_TLS_CA_FILE', Value: '/etc/lifeboat/tls/rds-ca-bundle.pem' },
+    ]));
+    const analyticsEnv = containerOf(template, 'lifeboat-dump-analytics').Environment as { Name: string }[];
+    expect(analyticsEnv).toEqual(expect.arrayContaining([{ Name: 'LIFEBOAT_DB_TLS_MODE', Value: 'require' }]));
+    expect(analyticsEnv.map((entry) => entry.Name)).not.toContain('LIFEBOAT_DB_TLS_CA_FILE');
+  });
+
+  test('a CA bundle kept in a secret is an ECS secret, written to a scratch volume, readable by the execution role only', () => {
+    const app = testApp();
+    const stack = new Stack(app, 'DumpTaskTlsSecret', { env: { account: '111111111111', region: 'eu-west-1' } });
+    const key = new kms.Key(stack, 'Key', { enableKeyRotation: true });
+    const bucket = new s3.Bucket(stack, 'Bucket', { encryptionKey: key, enforceSSL: true, versioned: true });
+    const image = ecs.ContainerImage.fromRegistry('public.ecr.aws/example/lifeboat-worker:test');
+    const caArn = 'arn:aws:secretsmanager:eu-west-1:111111111111:secret:corp-ca-AbCdEf';
+    const source = { ...orders, connection: { ...orders.connection, tlsCa: { kind: 'secret' as const, secretArn: caArn } } };
+    new DumpTask(stack, 'OrdersDump', { source, bucket, bucketKey: key, image, objectLockMode: 'COMPLIANCE' });
+    const t = Template.fromStack(stack);
+    const container = containerOf(t, 'lifeboat-dump-orders');
+    expect(container.Secrets).toEqual(expect.arrayContaining([{ Name: 'LIFEBOAT_DB_TLS_CA_PEM', ValueFrom: caArn }]));
+    expect(container.Environment).toEqual(expect.arrayContaining([{ Name: 'TMPDIR', Value: '/scratch' }]));
+    expect((container.Environment as { Name: string }[]).map((entry) => entry.Name)).not.toContain('LIFEBOAT_DB_TLS_CA_FILE');
+    expect(container.MountPoints).toEqual([{ SourceVolume: 'scratch', ContainerPath: '/scratch', ReadOnly: false }]);
+    const policies = JSON.stringify(t.findResources('AWS::IAM::Policy'));
+    expect(policies).toContain(caArn);
+  });
+});

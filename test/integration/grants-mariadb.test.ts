@@ -68,7 +68,7 @@ async function backUp() {
   const progress: BackupProgress = { phase: 'preflight', bytesUploaded: 0 };
   const job: BackupJob = {
     source: 'catalogue', engine: 'mariadb', tier: 'tier2', runId, bucket: BUCKET, objectLockMode: 'GOVERNANCE', excludeTables: [],
-    target: { host: db.host, port: db.port, databases: ['shop', 'crm'], username: 'lifeboat_backup', password: PASSWORD },
+    target: { host: db.host, port: db.port, databases: ['shop', 'crm'], username: 'lifeboat_backup', password: PASSWORD, tls: { mode: 'disable' } },
   };
   const outcome = await runJob(job, { s3: s3.client(), progress, log: (line) => lines.push(line) });
   return { runId, outcome, progress, output: lines.join('\n') };

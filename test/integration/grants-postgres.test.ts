@@ -73,7 +73,7 @@ async function applyGrants(source: string, username: string, ...args: string[]):
 function job(source: string, username: string, runId: string, excludeTables: string[] = []): BackupJob {
   return {
     source, engine: 'postgres', tier: 'tier2', runId, bucket: BUCKET, objectLockMode: 'GOVERNANCE', excludeTables,
-    target: { host: pg.host, port: pg.port, databases: ['shop', 'crm'], username, password: PASSWORDS[username] },
+    target: { host: pg.host, port: pg.port, databases: ['shop', 'crm'], username, password: PASSWORDS[username], tls: { mode: 'disable' } },
   };
 }
 

@@ -54,7 +54,7 @@ function exitedEngine(bytes: number): DumpEngine {
 function job(runId: string, databases: string[]): BackupJob {
   return {
     source: 'gate', engine: 'mariadb', tier: 'tier2', runId, bucket: BUCKET,
-    target: { host: '127.0.0.1', port: 1, databases, username: 'backup' },
+    target: { host: '127.0.0.1', port: 1, databases, username: 'backup', tls: { mode: 'disable' } },
     objectLockMode: 'GOVERNANCE', excludeTables: [], sizeHintBytes: 20e6,
   };
 }

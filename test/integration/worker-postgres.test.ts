@@ -171,7 +171,7 @@ describe('faults: a non-zero exit, an error naming the cause, nothing at the run
   function job(runId: string, server: PgServer, endpoint?: string): BackupJob {
     return {
       source: 'shop', engine: 'postgres', tier: 'tier1', runId, bucket: BUCKET, s3Endpoint: endpoint,
-      target: { host: server.host, port: server.port, databases: ['shop'], username: server.user },
+      target: { host: server.host, port: server.port, databases: ['shop'], username: server.user, tls: { mode: 'disable' } },
       objectLockMode: 'GOVERNANCE', excludeTables: [],
     };
   }

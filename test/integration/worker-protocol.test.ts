@@ -34,7 +34,7 @@ afterAll(async () => {
 function job(runId: string, taskToken?: string): BackupJob {
   return {
     source: 'app', engine: 'postgres', tier: 'tier2', runId, bucket: BUCKET, s3Endpoint: s3.endpoint, region: 'us-east-1',
-    target: { host: pg.host, port: pg.port, databases: ['app'], username: pg.user },
+    target: { host: pg.host, port: pg.port, databases: ['app'], username: pg.user, tls: { mode: 'disable' } },
     objectLockMode: 'GOVERNANCE', excludeTables: [], taskToken,
   };
 }

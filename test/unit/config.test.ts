@@ -173,7 +173,7 @@ describe('each validation rule names the field, the value and what is valid', ()
     ['size hint', (c) => { c.sources[0].sizeHint = 'huge'; },
       'sources[0].sizeHint: invalid size (valid: a number followed by B, KB, MB, GB, TB, KiB, MiB, GiB or TiB, e.g. "500MB", "20GiB") (got "huge")'],
     ['unknown field', (c) => { c.sources[0].connection.pasword = 'x'; },
-      'sources[0].connection: unknown field "pasword" (valid: host, port, database, databases, username, passwordSecretArn)'],
+      'sources[0].connection: unknown field "pasword" (valid: host, port, database, databases, username, passwordSecretArn, tls, tlsCa)'],
     ['drill check without sql', (c) => { c.sources[0].drillChecks = [{ name: 'x', sql: '' }]; },
       'sources[0].drillChecks[0].sql: sql is required (valid: a query returning one boolean, e.g. "SELECT count(*) > 0 FROM orders") (got "")'],
     ['no sources', (c) => { c.sources = []; },

@@ -316,7 +316,8 @@ describe('mysqldump argv', () => {
   test.each<['mysql' | 'mariadb', 'disable' | 'prefer' | 'require' | 'verify-full', string | undefined, string[]]>([
     ['mariadb', 'disable', undefined, ['--skip-ssl']],
     ['mariadb', 'prefer', undefined, ['--ssl', '--skip-ssl-verify-server-cert']],
-    ['mariadb', 'require', '/ca.pem', ['--ssl', '--skip-ssl-verify-server-cert', '--ssl-ca=/ca.pem']],
+    ['mariadb', 'require', '/ca.pem', ['--ssl', '--skip-ssl-verify-server-cert']],
+    ['mysql', 'require', '/ca.pem', ['--ssl-mode=REQUIRED']],
     ['mariadb', 'verify-full', '/ca.pem', ['--ssl', '--ssl-verify-server-cert', '--ssl-ca=/ca.pem']],
     ['mysql', 'disable', undefined, ['--ssl-mode=DISABLED']],
     ['mysql', 'prefer', undefined, ['--ssl-mode=PREFERRED']],
@@ -405,7 +406,9 @@ describe('connection errors', () => {
     [{ errno: 1044, message: "Access denied for user 'backup'@'%' to database 'shop'" }, 'AuthenticationFailed'],
     [{ errno: 1049, message: "Unknown database 'shop'" }, 'DatabaseNotFound'],
     [{ code: 'ETIMEDOUT', message: 'connect ETIMEDOUT' }, 'SourceUnreachable'],
-    [{ code: 'HANDSHAKE_NO_SSL_SUPPORT', message: 'Server does not support secure connection' }, 'SourceUnreachable'],
+    [{ code: 'HANDSHAKE_NO_SSL_SUPPORT', message: 'Server does not support secure connection' }, 'TlsRequired'],
+    [{ code: 'DEPTH_ZERO_SELF_SIGNED_CERT', message: 'self-signed certificate' }, 'TlsVerifyFailed'],
+    [{ code: 'ERR_TLS_CERT_ALTNAME_INVALID', message: "Hostname/IP does not match certificate's altnames: IP: 10.0.0.9 is not in the cert's list: " }, 'TlsVerifyFailed'],
   ])('mysql %j → %s', (err, name) => {
     expect(mysqlConnectError(err, { ...target, port: 3306 }).name).toBe(name);
   });

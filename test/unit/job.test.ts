@@ -16,7 +16,8 @@ const env = {
 test('reads a complete job with defaults', () => {
   expect(jobFromEnv(env)).toEqual({
     source: 'orders', engine: 'postgres', tier: 'tier1', runId: '20261126T030000Z',
-    target: { host: 'db.internal', port: 5432, databases: ['orders', 'audit'], username: 'backup', password: 'pw-never-shown' },
+    target: { host: 'db.internal', port: 5432, databases: ['orders', 'audit'], username: 'backup', password: 'pw-never-shown',
+      tls: { mode: 'verify-full', caFile: '/etc/ssl/certs/ca-certificates.crt' } },
     bucket: 'primary', s3Endpoint: undefined, region: 'eu-west-1', retentionSeconds: undefined, objectLockMode: 'GOVERNANCE',
     sizeHintBytes: undefined, compression: undefined, exactCountMaxBytes: undefined, excludeTables: [], deadlineSeconds: undefined, taskToken: undefined,
   });

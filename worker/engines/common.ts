@@ -10,6 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import { EngineError, type ArtifactInfo, type DumpProcess, type RowCountConsistency, type TableCount } from './types';
 
 import { redact } from '../../lib/domain/errors';
+import { classifyTlsFailure, type TlsFailure } from '../../lib/domain/tls';
 import { withStdioBuffers } from '../../lib/process/stdio-buffers';
 
 export { redact };
@@ -112,6 +113,12 @@ export interface RunClientOptions {
    * @default - the client's own buffering
    */
   readonly stdoutBufferBytes?: number;
+  /**
+   * The error of a TLS failure the client's stderr names (lib/domain/tls.ts): `TlsRequired` or
+   * `TlsVerifyFailed`, which are not retried, instead of `DumpFailed`, which is.
+   * @default - every failure is DumpFailed
+   */
+  readonly tlsError?: (failure: TlsFailure) => EngineError;
 }
 
 /**
@@ -143,6 +150,11 @@ export function runClient(opts: RunClientOptions): RunningClient {
     const detail = tail ? `: ${tail}` : '';
     if (spawnError) throw new EngineError('DumpFailed', redact(`cannot start ${opts.label}: ${spawnError.message}`, opts.secrets));
     if (opts.killed()) throw new EngineError('DumpFailed', `${opts.label} was stopped before it finished${detail}`);
+    const tlsFailure = code !== 0 && opts.tlsError ? classifyTlsFailure(tail) : undefined;
+    if (tlsFailure && opts.tlsError) {
+      const named = opts.tlsError(tlsFailure);
+      throw new EngineError(named.name, `${opts.label} exited with code ${code}: ${named.message}${detail}`);
+    }
     if (code !== 0) {
       const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
       const cause = pipeError ? ` after its output was closed (${pipeError.message})` : '';

@@ -17,7 +17,6 @@
  * run's consistency is `separate-snapshot`.
  */
 import * as mysql from 'mysql2/promise';
-import { readFileSync } from 'node:fs';
 import { constants as zlibConstants, createGzip, createZstdCompress } from 'node:zlib';
 import {
   childEnv,
@@ -34,6 +33,8 @@ import {
   type DumpRun,
 } from './common';
 import { CLIENT_PIPE_BUFFER_BYTES } from '../../lib/process/stdio-buffers';
+import { mysqlTlsArgs } from '../../lib/domain/tls';
+import { engineTls, readCaBundle, tlsEngineError, type TlsSession } from './tls';
 import { MysqlGrants, mysqlDumpNeeds, mysqlPrivilegeError, quoteMysqlIdent, type MysqlDatabaseFacts } from './mysql-privileges';
 import {
   DEFAULT_CONNECT_TIMEOUT_SECONDS,
@@ -167,27 +168,8 @@ export function mysqlDumpArgs(input: MysqlDumpArgsInput): string[] {
   return args;
 }
 
-/**
- * TLS flags per client flavour. MariaDB clients before 11.4 have no "required" switch: with
- * `--ssl` they fall back to plain TCP when the server offers no TLS. The preflight's own
- * connection does insist for `require`/`verify-full`, so such a server fails the preflight.
- */
-export function mysqlTlsArgs(clientFlavor: 'mysql' | 'mariadb', tls: TlsOptions): string[] {
-  const ca = tls.caFile !== undefined ? [`--ssl-ca=${tls.caFile}`] : [];
-  if (clientFlavor === 'mysql') {
-    const mode = { disable: 'DISABLED', prefer: 'PREFERRED', require: 'REQUIRED', 'verify-full': 'VERIFY_IDENTITY' }[tls.mode];
-    return [`--ssl-mode=${mode}`, ...ca];
-  }
-  switch (tls.mode) {
-    case 'disable':
-      return ['--skip-ssl'];
-    case 'prefer':
-    case 'require':
-      return ['--ssl', '--skip-ssl-verify-server-cert', ...ca];
-    case 'verify-full':
-      return ['--ssl', '--ssl-verify-server-cert', ...ca];
-  }
-}
+/** TLS flags per client flavour (lib/domain/tls.ts, shared with the restore's client). */
+export { mysqlTlsArgs };
 
 export { quoteMysqlIdent };
 
@@ -195,6 +177,9 @@ const AUTH_ERRNOS = new Set([1044, 1045, 1698, 1251, 1862]);
 
 /** Maps a mysql2 connection error to an EngineError without the password. */
 export function mysqlConnectError(err: unknown, target: DumpTarget): EngineError {
+  if (err instanceof EngineError) return err;
+  const tls = tlsEngineError(err, target, 'MySQL/MariaDB');
+  if (tls) return tls;
   const e = err as { code?: string; errno?: number; message?: string };
   const message = redact(
     `cannot connect to MySQL/MariaDB as ${target.username}@${target.host}:${target.port}: ${e.message ?? String(err)}`,
@@ -209,9 +194,34 @@ export function mysqlConnectError(err: unknown, target: DumpTarget): EngineError
 
 type MysqlConnection = mysql.Connection;
 
-/** A connected mysql2 connection honouring the TLS mode (`prefer` falls back to plain TCP). */
-export async function connectMysql(target: DumpTarget): Promise<{ connection: MysqlConnection; tls: boolean }> {
-  const mode = target.tls?.mode ?? 'prefer';
+/**
+ * mysql2's TLS options: verify-full checks the chain against the CA bundle (rejectUnauthorized)
+ * and the host name (verifyIdentity, which mysql2 leaves off unless asked); require encrypts
+ * and checks nothing. With either, a server without TLS fails (HANDSHAKE_NO_SSL_SUPPORT).
+ */
+function mysqlSsl(target: DumpTarget): mysql.ConnectionOptions['ssl'] {
+  const tls = engineTls(target);
+  if (tls.mode === 'disable') return undefined;
+  if (tls.mode === 'verify-full') return { ca: readCaBundle(tls, target), rejectUnauthorized: true, verifyIdentity: true };
+  return { rejectUnauthorized: false, verifyIdentity: false };
+}
+
+/** The session's TLS as the server reports it; undefined in plain text. */
+async function mysqlTlsSession(connection: MysqlConnection): Promise<TlsSession | undefined> {
+  const rows = (await query<{ Variable_name: string; Value: string }>(connection,
+    "SHOW SESSION STATUS WHERE Variable_name IN ('Ssl_version', 'Ssl_cipher')"))
+    .map((row) => ({ name: row.Variable_name.toUpperCase(), value: row.Value }));
+  const value = (name: string) => rows.find((row) => row.name.toUpperCase() === name)?.value ?? '';
+  return value('SSL_CIPHER') ? { protocol: value('SSL_VERSION'), cipher: value('SSL_CIPHER') } : undefined;
+}
+
+/**
+ * A connected mysql2 connection honouring the TLS mode (`prefer` falls back to plain TCP;
+ * verify-full and require never do). `tls` is what the server reports for the session:
+ * verify-full and require fail with `TlsRequired` should it ever say plain text.
+ */
+export async function connectMysql(target: DumpTarget): Promise<{ connection: MysqlConnection; tls: boolean; session?: TlsSession }> {
+  const mode = engineTls(target).mode;
   const attempt = async (ssl: mysql.ConnectionOptions['ssl']): Promise<MysqlConnection> => {
     const connection = await mysql.createConnection({
       host: target.host,
@@ -229,14 +239,10 @@ export async function connectMysql(target: DumpTarget): Promise<{ connection: My
     connection.on('error', () => undefined);
     return connection;
   };
-  const ssl =
-    mode === 'disable'
-      ? undefined
-      : mode === 'verify-full'
-        ? { rejectUnauthorized: true, ...(target.tls?.caFile !== undefined ? { ca: readFileSync(target.tls.caFile, 'utf8') } : {}) }
-        : { rejectUnauthorized: false };
+  const ssl = mysqlSsl(target);
+  let connection: MysqlConnection;
   try {
-    return { connection: await attempt(ssl), tls: ssl !== undefined };
+    connection = await attempt(ssl);
   } catch (err) {
     if (mode === 'prefer' && (err as { code?: string }).code === 'HANDSHAKE_NO_SSL_SUPPORT') {
       try {
@@ -245,6 +251,17 @@ export async function connectMysql(target: DumpTarget): Promise<{ connection: My
         throw mysqlConnectError(plainErr, target);
       }
     }
+    throw mysqlConnectError(err, target);
+  }
+  if (ssl === undefined) return { connection, tls: false };
+  try {
+    const session = await mysqlTlsSession(connection);
+    if (!session && mode !== 'prefer') {
+      throw tlsEngineError({ name: 'TlsRequired', cause: 'the server reports this session as plain text' }, target, 'MySQL/MariaDB');
+    }
+    return { connection, tls: session !== undefined, session };
+  } catch (err) {
+    await connection.end().catch(() => undefined);
     throw mysqlConnectError(err, target);
   }
 }
@@ -277,7 +294,7 @@ async function showGrants(connection: MysqlConnection, flavor: 'mysql' | 'mariad
  */
 export async function preflight(target: DumpTarget, clientOptions: ClientOptions = {}, options: PreflightOptions = {}): Promise<Preflight> {
   if (target.databases.length === 0) throw new EngineError('InvalidDumpOptions', 'databases: at least one database is needed');
-  const { connection, tls } = await connectMysql(target);
+  const { connection, tls, session: tlsSession } = await connectMysql(target);
   try {
     const [versionRow] = await query<{ version: string; comment: string }>(
       connection,
@@ -338,7 +355,7 @@ export async function preflight(target: DumpTarget, clientOptions: ClientOptions
         port: target.port,
         username: target.username,
         databases: target.databases,
-        tls: target.tls,
+        tls: engineTls(target),
       }),
     );
     const patch = Number(/^\d+\.\d+\.(\d+)/.exec(server.version)?.[1] ?? 0);
@@ -377,6 +394,7 @@ export async function preflight(target: DumpTarget, clientOptions: ClientOptions
       databases,
       extensions: [],
       tls,
+      ...(tlsSession ? { tlsSession } : {}),
       warnings,
     };
   } finally {
@@ -529,7 +547,7 @@ export function startDump(target: DumpTarget, options: DumpOptions): DumpProcess
             port: target.port,
             username: target.username,
             databases: [database],
-            tls: target.tls?.mode === 'prefer' ? { ...target.tls, mode: pre.tls ? 'prefer' : 'disable' } : target.tls,
+            tls: engineTls(target).mode === 'prefer' ? { mode: pre.tls ? 'prefer' : 'disable' } : engineTls(target),
             ignoreTables: listed.filter(isExcluded).map((t) => [database, t.name] as const),
           }),
           env: childEnv({ MYSQL_PWD: target.password }),
@@ -538,6 +556,7 @@ export function startDump(target: DumpTarget, options: DumpOptions): DumpProcess
           secrets: [target.password],
           killed,
           stdoutBufferBytes: CLIENT_PIPE_BUFFER_BYTES,
+          tlsError: (failure) => tlsEngineError(failure, target, 'MySQL/MariaDB', database),
         });
         started(running.child);
         if (locked) {

@@ -10,7 +10,6 @@
  * above `exactCountMaxBytes` get `reltuples` (`exact: false`). Tables that belong to an
  * extension are not listed (pg_dump dumps them only as part of CREATE EXTENSION).
  */
-import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { Client, type ClientConfig } from 'pg';
@@ -29,6 +28,7 @@ import {
   type DumpRun,
 } from './common';
 import { pgClientTooOldHint } from '../../lib/domain/versions';
+import { engineTls, readCaBundle, tlsEngineError, type TlsSession } from './tls';
 import { CLIENT_PIPE_BUFFER_BYTES } from '../../lib/process/stdio-buffers';
 import { findPgPrivilegeGaps, pgIdent, pgPrivilegeError, type PgPrivilegeGaps } from './postgres-privileges';
 import {
@@ -124,16 +124,20 @@ export function pgConninfo(params: Record<string, string | number | undefined>):
     .join(' ');
 }
 
-/** Connection string for the clients: everything but the password (that goes in PGPASSWORD). */
+/**
+ * Connection string for the clients: everything but the password (that goes in PGPASSWORD).
+ * sslrootcert only with verify-full: libpq reads a root certificate under "require" as
+ * "verify-ca", which would change what require means.
+ */
 export function targetConninfo(target: DumpTarget, database: string): string {
-  const tls = target.tls ?? { mode: 'prefer' as TlsMode };
+  const tls = engineTls(target);
   return pgConninfo({
     host: target.host,
     port: target.port,
     user: target.username,
     dbname: database,
     sslmode: tls.mode,
-    sslrootcert: tls.caFile,
+    sslrootcert: tls.mode === 'verify-full' ? tls.caFile : undefined,
     connect_timeout: target.connectTimeoutSeconds ?? DEFAULT_CONNECT_TIMEOUT_SECONDS,
     application_name: APPLICATION_NAME,
   });
@@ -183,7 +187,10 @@ function pgEnv(target: DumpTarget): NodeJS.ProcessEnv {
  * unknown host, too many connections, starting up) is `SourceUnreachable`.
  */
 export function pgConnectError(err: unknown, target: DumpTarget, database: string, source = 'SOURCE'): EngineError {
+  if (err instanceof EngineError) return err;
   const e = err as { code?: string; message?: string };
+  const tls = tlsEngineError(err, target, 'PostgreSQL', database);
+  if (tls) return tls;
   const where = `${target.username}@${target.host}:${target.port}/${database}`;
   const message = redact(`cannot connect to PostgreSQL as ${where}: ${e.message ?? String(err)}`, [target.password]);
   if (e.code === '28P01' || e.code === '28000' || /password|SASL|SCRAM/i.test(e.message ?? '')) {
@@ -212,21 +219,34 @@ function baseClientConfig(target: DumpTarget, database: string): ClientConfig {
   };
 }
 
+/** node-postgres' TLS options: verify-full checks the chain against the CA bundle and the host name (Node's checkServerIdentity). */
 function sslConfig(target: DumpTarget, mode: TlsMode): ClientConfig['ssl'] {
   if (mode === 'disable') return false;
-  if (mode === 'verify-full') {
-    const caFile = target.tls?.caFile;
-    return caFile === undefined ? { rejectUnauthorized: true } : { rejectUnauthorized: true, ca: readFileSync(caFile, 'utf8') };
-  }
+  if (mode === 'verify-full') return { rejectUnauthorized: true, ca: readCaBundle(engineTls(target), target) };
   return { rejectUnauthorized: false };
+}
+
+/** The TLS of a connected session as the server sees it (pg_stat_ssl); undefined in plain text. */
+async function pgTlsSession(client: Client): Promise<TlsSession | undefined> {
+  const { rows } = await client.query<{ ssl: boolean; version: string | null; cipher: string | null }>(
+    'SELECT ssl, version, cipher FROM pg_stat_ssl WHERE pid = pg_backend_pid()',
+  );
+  const row = rows[0];
+  return row?.ssl ? { protocol: row.version ?? '', cipher: row.cipher ?? '' } : undefined;
 }
 
 /**
  * A connected `pg` client honouring the TLS mode (`prefer` falls back to plain TCP when the server
- * offers no TLS). `source` names the source in the fix of a refused CONNECT.
+ * offers no TLS; verify-full and require never do). `source` names the source in the fix of a
+ * refused CONNECT. `tls` is what the server reports for the session: verify-full and require
+ * fail with `TlsRequired` should it ever say plain text.
  */
-export async function connectPg(target: DumpTarget, database: string, source?: string): Promise<{ client: Client; tls: boolean }> {
-  const mode = target.tls?.mode ?? 'prefer';
+export async function connectPg(
+  target: DumpTarget,
+  database: string,
+  source?: string,
+): Promise<{ client: Client; tls: boolean; session?: TlsSession }> {
+  const mode = engineTls(target).mode;
   const attempt = async (ssl: ClientConfig['ssl']): Promise<Client> => {
     const client = new Client({ ...baseClientConfig(target, database), ssl });
     // A server that goes away emits 'error' on an idle client; the next query reports it.
@@ -239,8 +259,9 @@ export async function connectPg(target: DumpTarget, database: string, source?: s
       throw err;
     }
   };
+  let client: Client;
   try {
-    return { client: await attempt(sslConfig(target, mode)), tls: mode !== 'disable' };
+    client = await attempt(sslConfig(target, mode));
   } catch (err) {
     if (mode === 'prefer' && /does not support SSL/i.test((err as Error).message ?? '')) {
       try {
@@ -250,6 +271,17 @@ export async function connectPg(target: DumpTarget, database: string, source?: s
       }
     }
     throw pgConnectError(err, target, database, source);
+  }
+  if (mode === 'disable') return { client, tls: false };
+  try {
+    const session = await pgTlsSession(client);
+    if (!session && mode !== 'prefer') {
+      throw tlsEngineError({ name: 'TlsRequired', cause: 'the server reports this session as plain text' }, target, 'PostgreSQL');
+    }
+    return { client, tls: session !== undefined, session };
+  } catch (err) {
+    await client.end().catch(() => undefined);
+    throw err instanceof EngineError ? err : pgConnectError(err, target, database, source);
   }
 }
 
@@ -274,12 +306,14 @@ export async function preflight(target: DumpTarget, clientOptions: ClientOptions
   const gaps: PgPrivilegeGaps[] = [];
   let server: Preflight['server'] | undefined;
   let tls = false;
+  let tlsSession: TlsSession | undefined;
   for (const database of target.databases) {
     const connected = await connectPg(target, database, options.source);
     const client = connected.client;
     try {
       if (server === undefined) {
         tls = connected.tls;
+        tlsSession = connected.session;
         const { rows } = await client.query<{ v: string }>(`SELECT current_setting('server_version') AS v`);
         const versionString = rows[0]?.v ?? '';
         const parsed = parsePgServerVersion(versionString);
@@ -314,6 +348,7 @@ export async function preflight(target: DumpTarget, clientOptions: ClientOptions
     databases,
     extensions,
     tls,
+    ...(tlsSession ? { tlsSession } : {}),
     warnings: [],
   };
 }
@@ -412,6 +447,7 @@ export function startDump(target: DumpTarget, options: DumpOptions): DumpProcess
         secrets: [target.password],
         killed,
         stdoutBufferBytes: CLIENT_PIPE_BUFFER_BYTES,
+        tlsError: (failure) => tlsEngineError(failure, target, 'PostgreSQL', database),
       });
       started(running.child);
 
@@ -472,6 +508,7 @@ export function dumpGlobals(
       out,
       secrets: [target.password],
       killed: () => false,
+      tlsError: (failure) => tlsEngineError(failure, target, 'PostgreSQL', database),
     });
     await running.done;
   };

@@ -11,18 +11,15 @@ import type { Readable } from 'node:stream';
 
 export type EngineName = 'postgres' | 'mysql' | 'mariadb';
 
-/**
- * - `disable`: plain TCP.
- * - `prefer`: TLS when the server offers it, plain TCP otherwise (libpq's default).
- * - `require`: TLS, the certificate is not checked.
- * - `verify-full`: TLS, the certificate chain (against `caFile`) and the host name are checked.
- */
-export type TlsMode = 'disable' | 'prefer' | 'require' | 'verify-full';
+export type { TlsMode, TlsOptions } from '../../lib/domain/tls';
+import type { TlsOptions } from '../../lib/domain/tls';
 
-export interface TlsOptions {
-  readonly mode: TlsMode;
-  /** PEM bundle the server certificate must chain to, e.g. the RDS global bundle. Needed for `verify-full`. */
-  readonly caFile?: string;
+/** A session's TLS as the server reports it (pg_stat_ssl; MySQL/MariaDB Ssl_version, Ssl_cipher). */
+export interface TlsSession {
+  /** e.g. `TLSv1.3` */
+  readonly protocol: string;
+  /** e.g. `TLS_AES_256_GCM_SHA384` */
+  readonly cipher: string;
 }
 
 /** Where the source is and who to connect as. Mirrors the config's `SourceConnection`, password resolved. */
@@ -34,7 +31,12 @@ export interface DumpTarget {
   readonly password?: string;
   /** The databases of the source; each is dumped into its own artifact. At least one. */
   readonly databases: readonly string[];
-  /** @default - { mode: 'prefer' } */
+  /**
+   * See lib/domain/tls.ts. A verify-full without `caFile` checks against the default bundle of
+   * the host (defaultCaFile). Jobs, the CLI and the restore always say; only a caller of the
+   * engine itself may leave it out.
+   * @default - { mode: 'prefer' }
+   */
   readonly tls?: TlsOptions;
   /** @default 10 */
   readonly connectTimeoutSeconds?: number;
@@ -104,6 +106,8 @@ export interface Preflight {
   readonly extensions: readonly ExtensionInfo[];
   /** Whether the preflight connection negotiated TLS. */
   readonly tls: boolean;
+  /** The preflight session's TLS as the server reports it; absent in plain text. */
+  readonly tlsSession?: TlsSession;
   /** Things an operator should know but that do not stop the run (e.g. a client/server flavour mix). */
   readonly warnings: readonly string[];
 }
@@ -218,8 +222,19 @@ export type EngineErrorName =
   | 'ClientTooOld'
   /** The dump client is not installed where it was looked for. Not retryable. */
   | 'ClientNotFound'
-  /** Connection refused, timed out, host unknown, TLS not offered. Retryable. */
+  /** Connection refused, timed out, host unknown. Retryable. */
   | 'SourceUnreachable'
+  /**
+   * The TLS mode (verify-full, require) needs TLS and the server offers none: nothing was sent
+   * in plain text. Not retryable: the server's settings or the source's `connection.tls` must change.
+   */
+  | 'TlsRequired'
+  /**
+   * verify-full: the server's certificate does not chain to the CA bundle (unknown CA, expired),
+   * or does not name the host connected to. Not retryable: a certificate or `connection.tlsCa`
+   * must change.
+   */
+  | 'TlsVerifyFailed'
   /** Wrong password, unknown user, no pg_hba entry, missing password. Not retryable. */
   | 'AuthenticationFailed'
   /** A database to dump does not exist. Not retryable. */
