@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_TIERS, formatDuration, formatSize, parseDuration, parseSize, type Engine } from '../lib/config';
 import { lifeboatError } from '../lib/domain/errors';
 import { isRunId, slotRunId } from '../lib/domain/run-id';
+import { tlsFromUrl, type TlsOptions } from '../lib/domain/tls';
 import type { BackupJob } from '../worker/job';
 import { EXIT, manifestSummary, runJob, type WorkerDeps } from '../worker/main';
 
@@ -11,7 +12,10 @@ Runs the worker once, outside Step Functions: dumps the database into the bucket
 commit protocol and prints the manifest summary. The password is read from the environment
 (LIFEBOAT_DB_PASSWORD, or PGPASSWORD / MYSQL_PWD), never from the command line.
 
-  --source-url URL        postgres://user@host:port/db or mysql://… / mariadb://… (no password)
+  --source-url URL        postgres://user@host:port/db or mysql://… / mariadb://… (no password);
+                          TLS: ?sslmode=verify-full|require|prefer|disable&sslrootcert=/path/ca.pem
+                          (default verify-full: the RDS bundle for RDS endpoints, the public CAs
+                          otherwise; prefer for 127.0.0.1, ::1 and localhost)
   --databases A,B         databases to dump (default: the URL's path)
   --source NAME           source name, the runs/<source>/ prefix
   --bucket BUCKET         primary bucket
@@ -52,6 +56,12 @@ export function dumpJobFromArgs(argv: readonly string[], env: NodeJS.ProcessEnv,
     // Report without echoing the URL: it holds the password.
     problems.push('--source-url: contains a password; put it in LIFEBOAT_DB_PASSWORD instead (command lines are visible to every user of the machine)');
   }
+  let tls: TlsOptions = { mode: 'verify-full' };
+  if (url) {
+    const parsed = tlsFromUrl(url, '--source-url');
+    tls = parsed.tls;
+    problems.push(...parsed.problems);
+  }
   const databases = (values.databases ?? decodeURIComponent(url?.pathname.replace(/^\//, '') ?? ''))
     .split(',').map((name) => name.trim()).filter(Boolean);
   if (url && databases.length === 0) problems.push('--databases: required when the URL names no database (valid: a,b)');
@@ -88,6 +98,7 @@ export function dumpJobFromArgs(argv: readonly string[], env: NodeJS.ProcessEnv,
       databases,
       username: decodeURIComponent((url as URL).username) || (engine === 'postgres' ? 'postgres' : 'root'),
       password,
+      tls,
     },
     bucket: values.bucket as string,
     s3Endpoint: values.endpoint ?? env.LIFEBOAT_S3_ENDPOINT,

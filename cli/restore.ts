@@ -4,6 +4,7 @@ import { createS3Client } from '../lib/aws/s3-client';
 import { DEFAULT_CONFIG_FILE, formatSize, loadConfig, type LifeboatConfig } from '../lib/config';
 import { redact } from '../lib/domain/errors';
 import { runIdToDate } from '../lib/domain/run-id';
+import { tlsFromUrl, type TlsOptions } from '../lib/domain/tls';
 import { chooseRun } from '../lib/restore/choose-run';
 import { restoreError } from '../lib/restore/errors';
 import { restoreRun, type RestoreProgress, type RestoreTarget } from '../lib/restore/restore';
@@ -17,7 +18,10 @@ already holds tables is refused unless --clean. The password is read from the en
 (LIFEBOAT_DB_PASSWORD, or PGPASSWORD / MYSQL_PWD), never from the command line.
 
   --target-url URL   postgres://user@host:port[/db] or mysql://… / mariadb://… (no password);
-                     /db restores a one-database run under that name (PostgreSQL)
+                     /db restores a one-database run under that name (PostgreSQL);
+                     TLS: ?sslmode=verify-full|require|prefer|disable&sslrootcert=/path/ca.pem
+                     (default verify-full: the RDS bundle for RDS endpoints, the public CAs
+                     otherwise; prefer for 127.0.0.1, ::1 and localhost)
   --run ID           that run, e.g. 20261126T030000Z (refused unless verified)
   --at TIME          the latest verified run at or before TIME (ISO 8601 or a run id)
                      (default: the latest verified run)
@@ -94,6 +98,12 @@ export function parseRestoreArgs(argv: readonly string[], env: NodeJS.ProcessEnv
   }
   if (url && !url.hostname) problems.push('--target-url: no host (valid: postgres://user@host:5432/db)');
   const targetDatabase = url ? decodeURIComponent(url.pathname.replace(/^\//, '')) || undefined : undefined;
+  let tls: TlsOptions = { mode: 'verify-full' };
+  if (url) {
+    const parsed = tlsFromUrl(url, '--target-url');
+    tls = parsed.tls;
+    problems.push(...parsed.problems);
+  }
 
   if (values.run !== undefined && values.at !== undefined) problems.push('--run and --at: give one of them, not both');
   if (values.run !== undefined && !runIdToDate(values.run)) problems.push(`--run: "${values.run}" is not valid (valid: a run id such as 20261126T030000Z)`);
@@ -126,6 +136,7 @@ export function parseRestoreArgs(argv: readonly string[], env: NodeJS.ProcessEnv
       port: u.port ? Number(u.port) : isPg ? 5432 : 3306,
       username: decodeURIComponent(u.username) || (isPg ? 'postgres' : 'root'),
       password: env.LIFEBOAT_DB_PASSWORD || (isPg ? env.PGPASSWORD : env.MYSQL_PWD) || undefined,
+      tls,
     },
     ...(targetDatabase ? { targetDatabase } : {}),
     ...(values.run !== undefined ? { runId: values.run } : {}),

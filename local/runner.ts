@@ -23,6 +23,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { EventBridgeClient, PutEventsCommand, type PutEventsCommandOutput } from '@aws-sdk/client-eventbridge';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import type { Source } from '../lib/config/types';
+import type { TlsOptions } from '../lib/domain/tls';
 import { runJob } from '../worker/main';
 import { jobFromEnv } from '../worker/job';
 import type { BackupProgress } from '../worker/run-backup';
@@ -57,6 +58,12 @@ export interface LocalTarget {
   readonly port: number;
   readonly username: string;
   readonly password?: string;
+  /**
+   * TLS to the local database, instead of the config's (which is for the configured host): a
+   * `--target-url`'s sslmode and sslrootcert (lib/domain/tls.ts tlsFromUrl).
+   * @default - { mode: 'prefer' }: a throwaway server of the local cycle, on loopback
+   */
+  readonly tls?: TlsOptions;
 }
 
 export interface LocalRunHooks {
@@ -403,6 +410,10 @@ function localContainerEnv(aws: LocalAws, target?: LocalTarget): Record<string, 
       LIFEBOAT_DB_PORT: String(target.port),
       LIFEBOAT_DB_USER: target.username,
       ...(target.password ? { LIFEBOAT_DB_PASSWORD: target.password } : {}),
+      // The template's TLS is for the configured host; an empty value unsets its CA file.
+      LIFEBOAT_DB_TLS_MODE: target.tls?.mode ?? 'prefer',
+      LIFEBOAT_DB_TLS_CA_FILE: target.tls?.caFile ?? '',
+      LIFEBOAT_DB_TLS_CA_PEM: '',
     } : {}),
   };
 }

@@ -17,6 +17,10 @@ export const RESTORE_ERROR_NAMES = [
   'ClientNotFound',
   /** The target server refused the connection or the credentials. */
   'TargetUnreachable',
+  /** The target's TLS mode needs TLS and the server offers none: nothing was sent in plain text. */
+  'TlsRequired',
+  /** verify-full: the target's certificate does not chain to the CA bundle or does not name the host. */
+  'TlsVerifyFailed',
   /** The restore client failed while writing into the target. */
   'RestoreFailed',
   /** Options that cannot work together, or do not fit the run. */

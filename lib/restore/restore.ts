@@ -14,9 +14,9 @@
  * in the driver's connection options; every message is redacted as a second line of defence.
  */
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { accessSync, constants as fsConstants, createReadStream, createWriteStream, mkdtempSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { accessSync, constants as fsConstants, createReadStream, createWriteStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { Transform, type Readable, type Writable } from 'node:stream';
@@ -28,6 +28,9 @@ import type { RunRecord } from '../catalog/catalog';
 import { redact } from '../domain/errors';
 import { runPrefix } from '../domain/layout';
 import type { ManifestArtifact } from '../domain/manifest';
+import {
+  classifyTlsFailure, defaultCaFile, describeTls, mysqlTlsArgs, pgTlsEnv, tlsFailureHint, type TlsFailure, type TlsOptions,
+} from '../domain/tls';
 import { restoreError } from './errors';
 
 export interface RestoreTarget {
@@ -37,6 +40,14 @@ export interface RestoreTarget {
   readonly username: string;
   /** Never logged, never in an argv or a message. */
   readonly password?: string;
+  /**
+   * TLS to the target (lib/domain/tls.ts), for every client of the restore: the driver's
+   * inspection, pg_restore, psql, mysql/mariadb. A verify-full without `caFile` checks against
+   * the host's default bundle. `lifeboat restore` always says (the target URL's sslmode); a
+   * drill's throwaway server on loopback leaves it out.
+   * @default - { mode: 'prefer' }
+   */
+  readonly tls?: TlsOptions;
 }
 
 export interface RestoreProgress {
@@ -348,16 +359,64 @@ function unreachable(target: RestoreTarget, database: string, error: unknown, se
     redact(`cannot inspect database ${database} on ${target.engine} ${target.host}:${target.port} as ${target.username}: ${(error as Error).message}`, secrets));
 }
 
-async function withPg<T>(target: RestoreTarget, database: string, secrets: readonly (string | undefined)[], fn: (client: Client) => Promise<T>): Promise<T> {
-  const client = new Client({
-    host: target.host, port: target.port, user: target.username, password: target.password, database,
-    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-  });
+/** The target's TLS; verify-full without a CA takes the host's default bundle. */
+function targetTls(target: RestoreTarget): TlsOptions {
+  const tls = target.tls ?? { mode: 'prefer' };
+  return tls.mode === 'verify-full' && tls.caFile === undefined ? { ...tls, caFile: defaultCaFile(target.host) } : tls;
+}
+
+const TLS_SETTINGS = { mode: 'the target URL\'s sslmode', ca: 'the target URL\'s sslrootcert' };
+
+/** `TlsRequired` / `TlsVerifyFailed` naming the target, the mode, the cause and the fix. */
+function tlsError(failure: TlsFailure, target: RestoreTarget, what: string, secrets: readonly (string | undefined)[]): Error {
+  const tls = targetTls(target);
+  return restoreError(failure.name, redact(
+    `${what} ${target.engine} ${target.host}:${target.port} as ${target.username} with ${describeTls(tls)}: ${failure.cause}; ` +
+      `nothing was restored; fix: ${tlsFailureHint(failure, tls, TLS_SETTINGS)}`, secrets));
+}
+
+function caPem(target: RestoreTarget, secrets: readonly (string | undefined)[]): string {
+  const tls = targetTls(target);
   try {
-    await client.connect();
+    return readFileSync(tls.caFile as string, 'utf8');
   } catch (error) {
-    await client.end().catch(() => undefined);
-    throw unreachable(target, database, error, secrets);
+    throw tlsError({ name: 'TlsVerifyFailed', cause: `the CA bundle ${tls.caFile ?? '(none)'} cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})` },
+      target, 'cannot connect to', secrets);
+  }
+}
+
+/** A driver connection's failure: TLS failures by their names, anything else TargetUnreachable. */
+function connectFailure(target: RestoreTarget, database: string, error: unknown, secrets: readonly (string | undefined)[]): Error {
+  if (['TlsRequired', 'TlsVerifyFailed'].includes((error as Error).name)) return error as Error;
+  const e = error as { code?: string; message?: string };
+  const failure = classifyTlsFailure(e.message ?? String(error), e.code);
+  return failure ? tlsError(failure, target, `cannot inspect database ${database} on`, secrets) : unreachable(target, database, error, secrets);
+}
+
+async function withPg<T>(target: RestoreTarget, database: string, secrets: readonly (string | undefined)[], fn: (client: Client) => Promise<T>): Promise<T> {
+  const tls = targetTls(target);
+  const connect = async (ssl: false | { rejectUnauthorized: boolean; ca?: string }): Promise<Client> => {
+    const candidate = new Client({
+      host: target.host, port: target.port, user: target.username, password: target.password, database,
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS, ssl,
+    });
+    try {
+      await candidate.connect();
+      return candidate;
+    } catch (error) {
+      await candidate.end().catch(() => undefined);
+      throw error;
+    }
+  };
+  let client: Client;
+  try {
+    const ssl = tls.mode === 'disable' ? false : tls.mode === 'verify-full' ? { rejectUnauthorized: true, ca: caPem(target, secrets) } : { rejectUnauthorized: false };
+    client = await connect(ssl).catch((error: Error) => {
+      if (tls.mode === 'prefer' && /does not support SSL/i.test(error.message)) return connect(false);
+      throw error;
+    });
+  } catch (error) {
+    throw connectFailure(target, database, error, secrets);
   }
   try {
     return await fn(client);
@@ -421,9 +480,18 @@ function startChild(path: string, args: readonly string[], env: NodeJS.ProcessEn
   return { child, exit };
 }
 
-function childFailure(label: string, result: ChildResult, secrets: readonly (string | undefined)[], signal?: AbortSignal, hint = ''): Error {
+function childFailure(
+  label: string,
+  result: ChildResult,
+  secrets: readonly (string | undefined)[],
+  signal?: AbortSignal,
+  hint = '',
+  target?: RestoreTarget,
+): Error {
   if (signal?.aborted) return restoreError('Aborted', `${label} was stopped before it finished; the target database is partly restored`);
   const tail = result.stderr.trim().split('\n').slice(-10).join('\n');
+  const tlsFailure = target && !result.spawnError ? classifyTlsFailure(tail) : undefined;
+  if (target && tlsFailure) return tlsError(tlsFailure, target, `${label}: cannot connect to`, secrets);
   const how = result.spawnError ? `could not start (${result.spawnError.message})` : result.signal ? `was killed by ${result.signal}` : `exited with code ${result.code}`;
   return restoreError('RestoreFailed', redact(`${label} ${how}${tail ? `: ${tail}` : ''}${hint}`, secrets));
 }
@@ -437,7 +505,7 @@ async function pgRestore(
   signal?: AbortSignal,
 ): Promise<void> {
   const args = pgRestoreArgs(target, item.database, item.file, flags);
-  const { child, exit } = startChild(path, args, childEnv({ PGPASSWORD: target.password, PGCONNECT_TIMEOUT: '10' }), signal);
+  const { child, exit } = startChild(path, args, childEnv({ PGPASSWORD: target.password, PGCONNECT_TIMEOUT: '10', ...pgTlsEnv(targetTls(target)) }), signal);
   child.stdin?.end();
   const result = await exit;
   if (result.code === 0 && !result.spawnError) return;
@@ -445,7 +513,7 @@ async function pgRestore(
   const hint = /role .* does not exist/.test(result.stderr)
     ? ' (the roles of the source are missing: pass --globals to create them first, or --no-owner to restore without owners and grants)'
     : '';
-  throw childFailure(`pg_restore into database ${item.database} on ${target.host}:${target.port}`, result, secrets, signal, hint);
+  throw childFailure(`pg_restore into database ${item.database} on ${target.host}:${target.port}`, result, secrets, signal, hint, target);
 }
 
 /**
@@ -494,10 +562,10 @@ async function applyGlobals(
 ): Promise<void> {
   const args = ['-X', '-q', '--host', target.host, '--port', String(target.port), '--username', target.username, '--no-password',
     '--dbname', 'postgres', '-f', file];
-  const { child, exit } = startChild(path, args, childEnv({ PGPASSWORD: target.password, PGCONNECT_TIMEOUT: '10' }), signal);
+  const { child, exit } = startChild(path, args, childEnv({ PGPASSWORD: target.password, PGCONNECT_TIMEOUT: '10', ...pgTlsEnv(targetTls(target)) }), signal);
   child.stdin?.end();
   const result = await exit;
-  if (result.code !== 0 || result.spawnError) throw childFailure(`psql applying globals.sql on ${target.host}:${target.port}`, result, secrets, signal);
+  if (result.code !== 0 || result.spawnError) throw childFailure(`psql applying globals.sql on ${target.host}:${target.port}`, result, secrets, signal, '', target);
   const errors = result.stderr.split('\n').filter((line) => line.includes('ERROR:'));
   log(`globals.sql applied${errors.length > 0 ? ` with ${errors.length} statement(s) skipped:` : ''}`);
   for (const line of errors.slice(0, 10)) log(`  ${redact(line.replace(/^.*?ERROR:\s*/, ''), secrets)}`);
@@ -509,13 +577,22 @@ async function withMysql<T>(
   secrets: readonly (string | undefined)[],
   fn: (connection: mysql.Connection) => Promise<T>,
 ): Promise<T> {
+  const tls = targetTls(target);
+  const connect = (ssl: mysql.ConnectionOptions['ssl']) => mysql.createConnection({
+    host: target.host, port: target.port, user: target.username, password: target.password, connectTimeout: CONNECT_TIMEOUT_MS, ssl,
+  });
   let connection: mysql.Connection;
   try {
-    connection = await mysql.createConnection({
-      host: target.host, port: target.port, user: target.username, password: target.password, connectTimeout: CONNECT_TIMEOUT_MS,
+    // verifyIdentity: mysql2 checks the host name only when asked.
+    const ssl = tls.mode === 'disable' ? undefined
+      : tls.mode === 'verify-full' ? { ca: caPem(target, secrets), rejectUnauthorized: true, verifyIdentity: true }
+        : { rejectUnauthorized: false, verifyIdentity: false };
+    connection = await connect(ssl).catch((error: { code?: string }) => {
+      if (tls.mode === 'prefer' && error.code === 'HANDSHAKE_NO_SSL_SUPPORT') return connect(undefined);
+      throw error;
     });
   } catch (error) {
-    throw unreachable(target, database, error, secrets);
+    throw connectFailure(target, database, error, secrets);
   }
   try {
     return await fn(connection);
@@ -544,12 +621,25 @@ async function dropMysqlDatabase(target: RestoreTarget, database: string, secret
   });
 }
 
-/** The mysql/mariadb client's argv (no password: it travels in MYSQL_PWD). */
-export function mysqlClientArgs(target: Pick<RestoreTarget, 'host' | 'port' | 'username'>): string[] {
+/**
+ * The mysql/mariadb client's argv (no password: it travels in MYSQL_PWD); the TLS flags for the
+ * client's flavour (MySQL's and MariaDB's take different ones).
+ */
+export function mysqlClientArgs(
+  target: Pick<RestoreTarget, 'host' | 'port' | 'username' | 'tls'>,
+  flavor: 'mysql' | 'mariadb' = 'mariadb',
+): string[] {
   return [
     '--no-defaults', '--protocol=TCP', '--host', target.host, '--port', String(target.port), '--user', target.username,
     '--batch', '--default-character-set=utf8mb4', '--max-allowed-packet=1G',
+    ...(target.tls ? mysqlTlsArgs(flavor, target.tls) : []),
   ];
+}
+
+/** Which project built a mysql/mariadb client: `mysql  Ver 8.4…` is Oracle's, anything saying MariaDB is MariaDB's. */
+function clientFlavor(path: string): 'mysql' | 'mariadb' {
+  const version = spawnSync(path, ['--version'], { encoding: 'utf8', env: childEnv({}), timeout: 10_000 });
+  return /mariadb/i.test(`${path.slice(path.lastIndexOf('/') + 1)} ${version.stdout ?? ''}`) ? 'mariadb' : 'mysql';
 }
 
 /** Streams the artifact through the decompressor into the client, with back-pressure; waits for both. */
@@ -569,7 +659,8 @@ async function mysqlRestore(
       : method === 'none' ? [] : (() => {
         throw restoreError('InvalidInput', `${item.artifact.key}: unknown compression ${item.artifact.compression}`);
       })();
-  const { child, exit } = startChild(path, mysqlClientArgs(target), childEnv({ MYSQL_PWD: target.password }), signal);
+  const tls = targetTls(target);
+  const { child, exit } = startChild(path, mysqlClientArgs({ ...target, tls }, clientFlavor(path)), childEnv({ MYSQL_PWD: target.password }), signal);
   const meter = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       progress.add(chunk.length);
@@ -581,6 +672,6 @@ async function mysqlRestore(
   const piped = (pipeline as (...s: unknown[]) => Promise<void>)(...streams).then(() => undefined, (error: Error) => error);
   const [result, pipeError] = await Promise.all([exit, piped]);
   const label = `${path.slice(path.lastIndexOf('/') + 1)} restoring ${item.database} on ${target.host}:${target.port}`;
-  if (result.code !== 0 || result.spawnError) throw childFailure(label, result, secrets, signal);
+  if (result.code !== 0 || result.spawnError) throw childFailure(label, result, secrets, signal, '', target);
   if (pipeError) throw restoreError('RestoreFailed', redact(`${label}: reading ${item.artifact.key} failed: ${pipeError.message}`, secrets));
 }

@@ -33,6 +33,12 @@ export interface StartMariaDbOptions {
    * @default - no password
    */
   readonly password?: string;
+  /**
+   * TLS with this certificate, key and CA (the CA of client certificates; clients need none).
+   * With `only`, require_secure_transport = ON: a TCP client without TLS is refused.
+   * @default - no TLS (MariaDB 10.11 offers none without a certificate)
+   */
+  readonly tls?: { readonly certFile: string; readonly keyFile: string; readonly caFile: string; readonly only?: boolean };
 }
 
 const ROOT = 'root';
@@ -69,11 +75,13 @@ export async function startMariaDb(opts: StartMariaDbOptions = {}): Promise<Mari
     for (let attempt = 0; attempt < PORT_ATTEMPTS; attempt++) {
       const port = await freePort();
       try {
-        const managed = await launch(dir, dataDir, tmp, socket, port);
+        const managed = await launch(dir, dataDir, tmp, socket, port, tlsArgs(opts));
         try {
-          const version = (await runSql(port, undefined, 'SELECT VERSION();')).trim();
-          if (opts.password !== undefined) await setRootPassword(port, opts.password);
-          return makeServer(managed, dir, dataDir, socket, port, version, opts.password);
+          // A TLS-only server refuses the harness's plain TCP client: it talks over the socket.
+          const via = opts.tls?.only ? socket : port;
+          const version = (await runSql(via, undefined, 'SELECT VERSION();')).trim();
+          if (opts.password !== undefined) await setRootPassword(via, opts.password);
+          return makeServer(managed, dir, dataDir, socket, port, version, opts.password, via);
         } catch (err) {
           await managed.stop('SIGKILL');
           throw err;
@@ -90,7 +98,15 @@ export async function startMariaDb(opts: StartMariaDbOptions = {}): Promise<Mari
   }
 }
 
-async function launch(dir: string, dataDir: string, tmp: string, socket: string, port: number): Promise<ManagedProcess> {
+function tlsArgs(opts: StartMariaDbOptions): string[] {
+  if (!opts.tls) return [];
+  return [
+    `--ssl-cert=${opts.tls.certFile}`, `--ssl-key=${opts.tls.keyFile}`, `--ssl-ca=${opts.tls.caFile}`,
+    ...(opts.tls.only ? ['--require-secure-transport=ON'] : []),
+  ];
+}
+
+async function launch(dir: string, dataDir: string, tmp: string, socket: string, port: number, extra: readonly string[] = []): Promise<ManagedProcess> {
   const logPath = join(dir, `mariadbd-${port}.log`);
   const log = openSync(logPath, 'a');
   const child = spawn(
@@ -108,6 +124,7 @@ async function launch(dir: string, dataDir: string, tmp: string, socket: string,
       // Throwaway data: durability buys nothing here and costs test time.
       '--innodb-flush-log-at-trx-commit=0',
       '--innodb-buffer-pool-size=64M',
+      ...extra,
     ],
     { cwd: dir, stdio: ['ignore', log, log] },
   );
@@ -135,8 +152,10 @@ function tail(path: string): string {
   }
 }
 
-function clientArgs(port: number, database: string | undefined): string[] {
-  const args = ['--no-defaults', '--protocol=TCP', '-h', '127.0.0.1', '-P', String(port), '-u', ROOT, '--batch', '--skip-column-names'];
+/** `via`: the TCP port on 127.0.0.1, or the Unix socket's path. */
+function clientArgs(via: number | string, database: string | undefined): string[] {
+  const connect = typeof via === 'number' ? ['--protocol=TCP', '-h', '127.0.0.1', '-P', String(via)] : ['--protocol=SOCKET', `--socket=${via}`];
+  const args = ['--no-defaults', ...connect, '-u', ROOT, '--batch', '--skip-column-names'];
   if (database !== undefined) args.push(database);
   return args;
 }
@@ -153,14 +172,14 @@ function sqlString(value: string): string {
   return `'${value.replaceAll('\\', '\\\\').replaceAll("'", "''")}'`;
 }
 
-async function setRootPassword(port: number, password: string): Promise<void> {
-  const hosts = (await runSql(port, undefined, "SELECT Host FROM mysql.user WHERE User = 'root';")).split('\n').filter(Boolean);
-  await runSql(port, undefined, hosts.map((host) => `ALTER USER IF EXISTS 'root'@${sqlString(host)} IDENTIFIED BY ${sqlString(password)};`).join('\n'));
+async function setRootPassword(via: number | string, password: string): Promise<void> {
+  const hosts = (await runSql(via, undefined, "SELECT Host FROM mysql.user WHERE User = 'root';")).split('\n').filter(Boolean);
+  await runSql(via, undefined, hosts.map((host) => `ALTER USER IF EXISTS 'root'@${sqlString(host)} IDENTIFIED BY ${sqlString(password)};`).join('\n'));
 }
 
-async function runSql(port: number, password: string | undefined, sql: string, database?: string): Promise<string> {
-  const result = await run('mariadb', clientArgs(port, database), { env: clientEnv(password), input: sql });
-  if (result.code !== 0) throw new Error(`mariadb on port ${port} failed (exit ${result.code}): ${result.stderr.trim()}`);
+async function runSql(via: number | string, password: string | undefined, sql: string, database?: string): Promise<string> {
+  const result = await run('mariadb', clientArgs(via, database), { env: clientEnv(password), input: sql });
+  if (result.code !== 0) throw new Error(`mariadb on ${typeof via === 'number' ? `port ${via}` : via} failed (exit ${result.code}): ${result.stderr.trim()}`);
   return result.stdout;
 }
 
@@ -172,6 +191,7 @@ function makeServer(
   port: number,
   version: string,
   password: string | undefined,
+  via: number | string = port,
 ): MariaDbServer {
   let stopped: Promise<void> | undefined;
   return {
@@ -183,7 +203,7 @@ function makeServer(
     pid: managed.pid,
     dataDir,
     socket,
-    sql: (sql: string, database?: string) => runSql(port, password, sql, database),
+    sql: (sql: string, database?: string) => runSql(via, password, sql, database),
     kill(signal: NodeJS.Signals = 'SIGKILL'): void {
       managed.kill(signal);
     },

@@ -4,7 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, closeSync, cpSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, copyFileSync, cpSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { delay, freePort, isRunning, makeTempDir, ManagedProcess, removeTempDir, run, unprivilegedUser, type OsUser } from './processes';
@@ -21,6 +21,8 @@ export interface PgServer {
   /** Postmaster pid. */
   readonly pid: number;
   readonly dataDir: string;
+  /** The server's log (stderr): with `logConnections`, a line per connection saying whether it is TLS. */
+  readonly logPath: string;
   /** Environment for libpq clients: PGHOST, PGPORT, PGUSER and, with a password, PGPASSWORD. */
   readonly env: Record<string, string>;
   /** Runs `psql -XAtq -v ON_ERROR_STOP=1` with `sql` on stdin; resolves stdout, rejects with stderr. */
@@ -49,6 +51,15 @@ export interface StartPostgresOptions {
    * @default - no password, trust authentication
    */
   readonly password?: string;
+  /**
+   * TLS: `ssl = on` with this certificate and key (copied into the temp dir, readable by the
+   * server's user only). With `only`, pg_hba.conf accepts TCP connections over TLS alone
+   * (`hostssl`; `hostnossl` rejected): a client that falls back to plain text is refused.
+   * @default - no TLS (the server refuses none, offers none)
+   */
+  readonly tls?: { readonly certFile: string; readonly keyFile: string; readonly only?: boolean };
+  /** log_connections = on: the log says, per connection, whether it was TLS. @default false */
+  readonly logConnections?: boolean;
 }
 
 const SUPERUSER = 'postgres';
@@ -135,12 +146,13 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Pg
     if (pwFile) writeFileSync(pwFile, '');
     if (init.code !== 0) throw new Error(`initdb failed (exit ${init.code}): ${init.stderr.trim()}`);
     const version = Number(readFileSync(join(dataDir, 'PG_VERSION'), 'utf8').trim());
+    const settings = serverSettings(dir, dataDir, opts, owner);
 
     let lastError: Error | undefined;
     for (let attempt = 0; attempt < PORT_ATTEMPTS; attempt++) {
       const port = await freePort();
       try {
-        const managed = await launch(binDir, dataDir, socketDir, port, dir, childEnv, owner);
+        const managed = await launch(binDir, dataDir, socketDir, port, dir, childEnv, owner, settings);
         return makeServer(managed, port, version, dataDir, opts.password);
       } catch (err) {
         lastError = err as Error;
@@ -154,6 +166,35 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Pg
   }
 }
 
+/**
+ * The `-c` settings of `opts` (TLS, connection logging), writing what they need: the
+ * certificate and key where the server's user may read them, and a TLS-only pg_hba.conf.
+ */
+function serverSettings(dir: string, dataDir: string, opts: StartPostgresOptions, owner: OsUser | undefined): string[] {
+  const settings = opts.logConnections ? ['-c', 'log_connections=on'] : [];
+  if (!opts.tls) return settings;
+  const certFile = join(dir, 'server.crt');
+  const keyFile = join(dir, 'server.key');
+  copyFileSync(opts.tls.certFile, certFile);
+  copyFileSync(opts.tls.keyFile, keyFile);
+  // PostgreSQL refuses a key that its group or others may read.
+  chmodSync(keyFile, 0o600);
+  if (owner) {
+    chownSync(certFile, owner.uid, owner.gid);
+    chownSync(keyFile, owner.uid, owner.gid);
+  }
+  if (opts.tls.only) {
+    const auth = opts.password !== undefined ? 'scram-sha-256' : 'trust';
+    writeFileSync(join(dataDir, 'pg_hba.conf'), [
+      `local all all ${auth}`,
+      `hostssl all all 127.0.0.1/32 ${auth}`,
+      'hostnossl all all 0.0.0.0/0 reject',
+      '',
+    ].join('\n'));
+  }
+  return [...settings, '-c', 'ssl=on', '-c', `ssl_cert_file=${certFile}`, '-c', `ssl_key_file=${keyFile}`];
+}
+
 async function launch(
   binDir: string,
   dataDir: string,
@@ -162,6 +203,7 @@ async function launch(
   dir: string,
   env: Record<string, string>,
   owner: { uid: number; gid: number } | undefined,
+  settings: readonly string[] = [],
 ): Promise<ManagedProcess> {
   const logPath = join(dir, `postgres-${port}.log`);
   const log = openSync(logPath, 'a');
@@ -177,6 +219,7 @@ async function launch(
       '-c', 'synchronous_commit=off',
       '-c', 'full_page_writes=off',
       '-c', 'logging_collector=off',
+      ...settings,
     ],
     { env, uid: owner?.uid, gid: owner?.gid, cwd: dir, stdio: ['ignore', log, log] },
   );
@@ -233,6 +276,7 @@ function makeServer(managed: ManagedProcess, port: number, version: number, data
     version,
     pid: managed.pid,
     dataDir,
+    logPath: join(dir, `postgres-${port}.log`),
     env,
     psql,
     async createDatabase(name: string): Promise<void> {
