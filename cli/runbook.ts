@@ -11,6 +11,7 @@ import { manifestKey, offsiteKey, runPrefix, sourcePrefix, verificationKey } fro
 import type { Manifest, ManifestTable } from '../lib/domain/manifest';
 import { LIFEBOAT_VERSION } from '../lib/domain/version';
 import { DRILL_ERROR_NAMES, tableDisplayName } from '../lib/drill/checks';
+import { engineOf } from '../lib/engines/registry';
 import { storageNames } from '../lib/stacks/naming';
 import { formatElapsed, primaryBucketFromStack } from './status';
 
@@ -83,10 +84,10 @@ export interface RecoveryEstimate {
   readonly withinRto: boolean;
 }
 
-/** The bytes a restore downloads: every artifact, and globals.sql of a PostgreSQL run (the drill applies it). */
+/** The bytes a restore downloads: every artifact, and globals.sql of an engine that has globals (the drill applies it). */
 export function downloadBytes(manifest: Manifest): number {
   const artifacts = manifest.artifacts.reduce((sum, artifact) => sum + artifact.bytes, 0);
-  return artifacts + (manifest.engine === 'postgres' && manifest.globals ? manifest.globals.bytes : 0);
+  return artifacts + (engineOf(manifest.engine).hasGlobals && manifest.globals ? manifest.globals.bytes : 0);
 }
 
 /**
@@ -161,28 +162,18 @@ const fileName = (key: string) => key.split('/').pop() as string;
 const rate = (bytesPerSecond: number) => `${formatSize(bytesPerSecond)}/s`;
 const estimate = (seconds: number) => `~${formatElapsed(seconds)}`;
 
-/** A SQL string literal both PostgreSQL (standard strings) and MySQL/MariaDB (backslash escapes) read back as `value`. */
-function sqlString(engine: Source['engine'], value: string): string {
-  const escaped = value.replaceAll("'", "''");
-  return `'${engine === 'postgres' ? escaped : escaped.replaceAll('\\', '\\\\')}'`;
-}
-
-function quoteName(engine: Source['engine'], name: string): string {
-  return engine === 'postgres' ? `"${name.replaceAll('"', '""')}"` : `\`${name.replaceAll('`', '``')}\``;
-}
-
 /** One query per batch of tables: table, expected rows (the manifest), found, verdict. */
-export function rowCountQueries(engine: Source['engine'], tables: readonly ManifestTable[]): string[] {
-  const count = engine === 'postgres' ? 'count(*)' : 'COUNT(*)';
+export function rowCountQueries(engineName: Source['engine'], tables: readonly ManifestTable[]): string[] {
+  const engine = engineOf(engineName);
+  const { literal } = engine.sql;
+  const count = engine.runbook.countRows;
   const queries: string[] = [];
   for (let start = 0; start < tables.length; start += COUNT_BATCH) {
     const parts = tables.slice(start, start + COUNT_BATCH).map((table) => {
-      const from = engine === 'postgres'
-        ? `ONLY ${quoteName(engine, table.schema)}.${quoteName(engine, table.name)}`
-        : `${quoteName(engine, table.schema)}.${quoteName(engine, table.name)}`;
+      const from = engine.runbook.countFrom(engine, table.schema, table.name);
       const expected = table.exact ? String(table.rows) : `~${table.rows}`;
       const verdict = table.exact ? `CASE WHEN ${count} = ${table.rows} THEN 'ok' ELSE 'DIFFERENT' END` : `'estimate, not compared'`;
-      return `SELECT ${sqlString(engine, tableDisplayName(table))} AS table_name, ${sqlString(engine, expected)} AS expected, ${count} AS found, ${verdict} AS verdict FROM ${from}`;
+      return `SELECT ${literal(tableDisplayName(table))} AS table_name, ${literal(expected)} AS expected, ${count} AS found, ${verdict} AS verdict FROM ${from}`;
     });
     queries.push(`${parts.join('\nUNION ALL\n')};`);
   }
@@ -190,23 +181,16 @@ export function rowCountQueries(engine: Source['engine'], tables: readonly Manif
 }
 
 /** The tables of one database that differ from the manifest's set: no row when they are the same. */
-export function tableSetQuery(engine: Source['engine'], tables: readonly ManifestTable[]): string {
-  const str = (value: string) => sqlString(engine, value);
+export function tableSetQuery(engineName: Source['engine'], tables: readonly ManifestTable[]): string {
+  const engine = engineOf(engineName);
+  const str = engine.sql.literal;
   const expected = tables.length === 0
-    ? `SELECT CAST(NULL AS ${engine === 'postgres' ? 'text' : 'CHAR'}) AS schema_name, CAST(NULL AS ${engine === 'postgres' ? 'text' : 'CHAR'}) AS table_name${engine === 'postgres' ? '' : ' FROM DUAL'} WHERE 1 = 0`
+    ? engine.runbook.emptyTableSet
     : tables.map((table, index) => (index === 0
       ? `SELECT ${str(table.schema)} AS schema_name, ${str(table.name)} AS table_name`
       : `  UNION ALL SELECT ${str(table.schema)}, ${str(table.name)}`)).join('\n');
   // The same listing as the drill's (lib/drill/run-drill.ts): tables whose rows a dump holds.
-  const found = engine === 'postgres'
-    ? `SELECT n.nspname::text AS schema_name, c.relname::text AS table_name
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-   WHERE c.relkind IN ('r', 'p') AND c.relpersistence IN ('p', 'u')
-     AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
-     AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')`
-    : `SELECT TABLE_SCHEMA AS schema_name, TABLE_NAME AS table_name
-    FROM information_schema.TABLES
-   WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED')`;
+  const found = engine.runbook.tableListing();
   return [
     `WITH expected AS (\n${expected}\n), found AS (\n  ${found}\n)`,
     "SELECT 'missing after the restore' AS problem, e.schema_name, e.table_name FROM expected e",
@@ -214,17 +198,6 @@ export function tableSetQuery(engine: Source['engine'], tables: readonly Manifes
     'UNION ALL',
     "SELECT 'not in the manifest', f.schema_name, f.table_name FROM found f",
     ' WHERE NOT EXISTS (SELECT 1 FROM expected e WHERE e.schema_name = f.schema_name AND e.table_name = f.table_name);',
-  ].join('\n');
-}
-
-/** PostgreSQL: every extension the manifest records for one database, and whether it is installed. */
-export function extensionsQuery(extensions: Manifest['extensions']): string {
-  const expected = extensions.map((extension, index) => (index === 0
-    ? `SELECT ${sqlString('postgres', extension.name)} AS name, ${sqlString('postgres', extension.version)} AS expected_version`
-    : `  UNION ALL SELECT ${sqlString('postgres', extension.name)}, ${sqlString('postgres', extension.version)}`)).join('\n');
-  return [
-    `SELECT e.name, e.expected_version, x.extversion AS found_version, CASE WHEN x.extname IS NULL THEN 'MISSING' ELSE 'ok' END AS verdict`,
-    `  FROM (\n${expected}\n) e LEFT JOIN pg_extension x ON x.extname::text = e.name;`,
   ].join('\n');
 }
 
@@ -237,10 +210,8 @@ export function renderRunbook(facts: RunbookFacts): string {
   const { config, source, bucket, latest, drills, now } = facts;
   const offsiteBucket = printable(facts.offsiteBucket, 'OFFSITE_ACCOUNT');
   const manifest = latest?.manifest;
-  const engine = source.engine;
-  const isPg = engine === 'postgres';
-  const scheme = isPg ? 'postgres' : engine;
-  const sqlClient = engine === 'mariadb' ? 'mariadb' : 'mysql';
+  const engine = engineOf(source.engine);
+  const { runbook } = engine;
   const names = storageNames(config);
   const primaryAccount = names.primaryAccount ?? 'PRIMARY_ACCOUNT';
   const offsiteAccount = names.offsiteAccount ?? names.primaryAccount ?? 'OFFSITE_ACCOUNT';
@@ -263,7 +234,7 @@ export function renderRunbook(facts: RunbookFacts): string {
   push(`# Disaster recovery runbook: ${source.name}`, '');
   push(`Generated ${now.toISOString()} by Lifeboat ${LIFEBOAT_VERSION} from the config and from s3://${bucket}. Regenerate it after every drill and keep a copy outside AWS: \`npx lifeboat runbook ${source.name} --out runbook-${source.name}.md\`.`, '');
   push('| | |', '|---|---|');
-  push(`| Source | \`${source.name}\`: ${engine} at ${source.connection.host}:${source.connection.port}, databases ${source.connection.databases.map((name) => `\`${name}\``).join(', ')} |`);
+  push(`| Source | \`${source.name}\`: ${engine.name} at ${source.connection.host}:${source.connection.port}, databases ${source.connection.databases.map((name) => `\`${name}\``).join(', ')} |`);
   push(`| Tier | ${source.tier.name}: RPO ${formatDuration(source.tier.rpoSeconds)}, RTO ${rto}, backups every ${formatDuration(source.tier.scheduleSeconds)} (${source.tier.timezone}), kept ${formatDuration(source.tier.retentionSeconds)}, drilled every ${formatDuration(source.tier.drillSeconds)} |`);
   push(`| Recovery point | ${latest && manifest && dataTime ? `run **${latest.runId}**, data as of ${dataTime.toISOString()} (${formatDuration((now.getTime() - dataTime.getTime()) / 1000)} before this runbook was generated)` : '**no verified run**'} |`);
   push(`| Recovery time | ${estimates?.[0] && today ? `${estimate(estimates[0].totalSeconds)} for today's size (estimate from ${throughput?.drills.length} drill(s); RTO ${rto}: ${estimates[0].withinRto ? 'within' : '**exceeds**'}), see [Recovery time](#recovery-time-estimate) |` : 'not measured: no drill has restored this source (see [Recovery time](#recovery-time-estimate)) |'}`, '');
@@ -277,7 +248,7 @@ export function renderRunbook(facts: RunbookFacts): string {
   push('**Access.** Everything below reads the backups; nothing writes or deletes them.', '');
   push(`- Primary region (${primaryRegion}, account ${primaryAccount}): the operator role \`${operatorRole}\` reads both copies (or attach the \`OperatorPolicyArn\` output of stack \`${primaryStack}\` to your own role).`);
   push(`- Offsite (${offsiteRegion}, account ${offsiteAccount}${names.crossAccount ? ', not the primary account' : ''}): when the primary region or account is lost, the offsite account's restore role \`${offsiteRole}\` reads the offsite copy and needs nothing of the primary account.`);
-  push(`- The target database server: a user that may create databases${isPg ? ' and roles (globals.sql)' : ''} there, and network access to it from where you run the restore.`, '');
+  push(`- The target database server: a user that may create databases${runbook.targetUserAlsoNeeds} there, and network access to it from where you run the restore.`, '');
   push('**Credentials.** Assume the role (in its account, as a principal that account trusts), and export what it returns:', '');
   code(
     `aws sts assume-role --role-arn ${operatorRole} --role-session-name restore-${source.name}`,
@@ -286,27 +257,12 @@ export function renderRunbook(facts: RunbookFacts): string {
     '# then: export AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… AWS_SESSION_TOKEN=…',
     `export LIFEBOAT_BUCKET=${bucket} AWS_REGION=${primaryRegion}   # the lifeboat commands below read the primary bucket`,
   );
-  push(`The target server's password comes from the environment, never from the command line (command lines are visible to every user of the machine): \`LIFEBOAT_DB_PASSWORD\` for \`lifeboat restore\`, ${isPg ? '`PGPASSWORD` for psql and pg_restore' : '`MYSQL_PWD` for the mysql/mariadb client'}. Read it without echo, so that it stays out of the shell history too:`, '');
+  push(`The target server's password comes from the environment, never from the command line (command lines are visible to every user of the machine): \`LIFEBOAT_DB_PASSWORD\` for \`lifeboat restore\`, \`${engine.passwordEnv}\` for ${runbook.passwordReaders}. Read it without echo, so that it stays out of the shell history too:`, '');
   code(
-    `read -rs -p 'target password: ' ${isPg ? 'PGPASSWORD' : 'MYSQL_PWD'} && export ${isPg ? 'PGPASSWORD' : 'MYSQL_PWD'} && export LIFEBOAT_DB_PASSWORD="$${isPg ? 'PGPASSWORD' : 'MYSQL_PWD'}"`,
+    `read -rs -p 'target password: ' ${engine.passwordEnv} && export ${engine.passwordEnv} && export LIFEBOAT_DB_PASSWORD="$${engine.passwordEnv}"`,
   );
   push('**Tools and versions.**', '');
-  if (isPg) {
-    const major = manifest ? Math.max(manifest.server.major, manifest.client.major) : undefined;
-    push(manifest
-      ? `- \`pg_restore\` and \`psql\` of PostgreSQL **${major} or newer** (the run was dumped from PostgreSQL ${manifest.server.version} by ${manifest.client.tool} ${manifest.client.version}; an older pg_restore cannot read the archive): \`pg_restore --version\`.`
-      : '- `pg_restore` and `psql` at least as new as the source server\'s major version: `pg_restore --version`.');
-    push(manifest
-      ? `- A target server of PostgreSQL ${manifest.server.major} or newer (the source's major).`
-      : '- A target server of the source\'s PostgreSQL major version or newer.');
-  } else {
-    const compressions = [...new Set((manifest?.artifacts ?? []).map((artifact) => artifact.compression.split(':')[0]))];
-    push(manifest
-      ? `- The \`${sqlClient}\` client (the run was dumped from ${engine} ${manifest.server.version} by ${manifest.client.tool} ${manifest.client.version}), and a target server of ${engine} ${manifest.server.major} or newer: \`${sqlClient} --version\`.`
-      : `- The \`${sqlClient}\` client and a target server of the source's ${engine} version or newer: \`${sqlClient} --version\`.`);
-    if (compressions.includes('zstd')) push('- `zstd` (the artifacts are zstd-compressed SQL): `zstd --version`.');
-    if (compressions.includes('gzip')) push('- `gzip` (the artifacts are gzip-compressed SQL).');
-  }
+  push(...runbook.toolPrerequisites(engine, manifest));
   push('- For the stock-tool path: the AWS CLI v2 (`aws --version`), `jq` and `sha256sum`. For the Lifeboat path: this repository checked out with `npm ci` (`npx lifeboat --help`).', '');
   push('**Disk space.**', '');
   if (manifest) {
@@ -394,67 +350,49 @@ export function renderRunbook(facts: RunbookFacts): string {
   // 5. Restore
   push('## 5. Restore', '');
   push(`**Stop application traffic first.** Stop every service, worker, scheduled job and queue consumer that writes to ${source.connection.databases.map((name) => `\`${name}\``).join(', ')} on ${source.connection.host}:${source.connection.port} (scale it to zero, or put it in maintenance mode), and remove or block its connections. Why: a write that lands during the restore is lost or collides with restored rows, a \`--clean\` restore drops tables the application is using, and an application still running against the damaged database keeps making the damage (and the data-loss window) larger.`, '');
-  push(isPg
-    ? `Who is still connected (run it on the server you stop): \`psql -h ${source.connection.host} -p ${source.connection.port} -d postgres -c "SELECT datname, usename, application_name, client_addr FROM pg_stat_activity WHERE datname IN (${source.connection.databases.map((name) => sqlString('postgres', name)).join(', ')})"\``
-    : `Who is still connected (run it on the server you stop): \`${sqlClient} -h ${source.connection.host} -P ${source.connection.port} -e "SELECT user, host, db, command FROM information_schema.PROCESSLIST WHERE db IN (${source.connection.databases.map((name) => sqlString(engine, name)).join(', ')})"\``, '');
+  push(runbook.whoIsConnected(engine, source.connection), '');
   push(`Pause this source's backup schedule too (EventBridge Scheduler in ${primaryRegion}, the schedule described "Lifeboat: back up ${source.name} (${source.tier.name}) …"): a backup of the damaged or half-restored database would otherwise become the newest verified run.`, '');
   push('Then set the target once (a new server, or the old one once it is safe to overwrite):', '');
   code(`export TARGET_HOST=… TARGET_PORT=${source.connection.port} TARGET_USER=…`);
   push('**With Lifeboat** (downloads, checks every SHA-256 against the manifest before it touches the target, refuses a target database that holds tables unless `--clean`, prints each phase\'s time):', '');
   code(
     `npx lifeboat restore ${source.name} --run ${runId} --bucket ${bucket} --region ${primaryRegion} \\`,
-    `  --target-url ${scheme}://$TARGET_USER@$TARGET_HOST:$TARGET_PORT${isPg ? ' --globals --jobs 4' : ''}`,
+    `  --target-url ${engine.urlScheme}://$TARGET_USER@$TARGET_HOST:$TARGET_PORT${runbook.lifeboatRestoreFlags}`,
     '# the primary region or account is gone: the offsite copy alone is enough',
     `npx lifeboat restore ${source.name} --run ${runId} --from offsite --bucket ${offsiteBucket} --region ${offsiteRegion} \\`,
-    `  --target-url ${scheme}://$TARGET_USER@$TARGET_HOST:$TARGET_PORT${isPg ? ' --globals --jobs 4' : ''}`,
+    `  --target-url ${engine.urlScheme}://$TARGET_USER@$TARGET_HOST:$TARGET_PORT${runbook.lifeboatRestoreFlags}`,
   );
-  if (isPg) push('`--globals` creates the source\'s roles first (globals.sql, no passwords), so the restored objects keep their owners; `--no-owner` instead restores without owners and grants. `--jobs`: one per CPU of the machine running the restore.', '');
+  if (runbook.lifeboatRestoreNote) push(runbook.lifeboatRestoreNote, '');
   push(`**With stock tools only** (no Lifeboat installed), in the folder of step 4, whose files you just checked:`, '');
   const artifacts = manifest?.artifacts ?? source.connection.databases.map((database) => ({
-    database, key: `${runFolder}${database}${isPg ? '.pgdump' : '.sql.zst'}`, compression: isPg ? 'gzip' : 'zstd:3',
+    database, key: `${runFolder}${database}${runbook.plannedArtifact.suffix}`, compression: runbook.plannedArtifact.compression,
   }));
-  if (isPg) {
-    const connect = '-h "$TARGET_HOST" -p "$TARGET_PORT" -U "$TARGET_USER"';
-    code(
-      ...(manifest ? (manifest.globals ? [`psql -X ${connect} -d postgres -f globals.sql   # the roles; "already exists" errors are harmless`] : []) : ['psql -X ' + connect + ' -d postgres -f globals.sql   # the roles']),
-      ...artifacts.flatMap((artifact) => [
-        `createdb ${connect} ${artifact.database}`,
-        `pg_restore ${connect} -d ${artifact.database} --jobs 4 --exit-on-error ${fileName(artifact.key)}`,
-      ]),
-    );
-  } else {
-    code(...artifacts.map((artifact) => {
-      const method = artifact.compression.split(':')[0];
-      const file = fileName(artifact.key);
-      const feed = method === 'zstd' ? `zstd -dc ${file} | ` : method === 'gzip' ? `gzip -dc ${file} | ` : '';
-      return `${feed}${sqlClient} -h "$TARGET_HOST" -P "$TARGET_PORT" -u "$TARGET_USER"${feed ? '' : ` < ${file}`}   # creates database ${artifact.database} (the dump has CREATE DATABASE)`;
-    }));
-  }
+  code(...runbook.stockRestore(engine, manifest, artifacts.map((artifact) => ({
+    database: artifact.database, file: fileName(artifact.key), compression: artifact.compression,
+  }))));
 
   // 6. Verify the recovery
   push('## 6. Verify the recovery', '');
   push('The drill\'s checks, to paste into the restored server. Each query prints the expected value (from the manifest, recorded at dump time) next to what it finds.', '');
   if (manifest) {
     const databases = [...new Set(manifest.artifacts.map((artifact) => artifact.database))];
-    const connect = (database: string) => (isPg
-      ? `psql -X -h "$TARGET_HOST" -p "$TARGET_PORT" -U "$TARGET_USER" -d ${database} <<'SQL'`
-      : `${sqlClient} -h "$TARGET_HOST" -P "$TARGET_PORT" -u "$TARGET_USER" --table ${database} <<'SQL'`);
+    const connect = (database: string) => runbook.checkSession(engine, database);
     for (const database of databases) {
       const tables = manifest.tables.filter((table) => table.database === database);
       push(`**Database \`${database}\`**`, '');
       push(`The table set: expect **no row** (the manifest lists ${tables.length} table(s)).`, '');
-      code(connect(database), tableSetQuery(engine, tables), 'SQL');
+      code(connect(database), tableSetQuery(source.engine, tables), 'SQL');
       if (tables.length > 0) {
         push(`Row counts: expect \`ok\` in every row (${tables.filter((table) => table.exact).length} exact count(s); counts marked \`~\` are the planner's estimates, not compared).`, '');
-        code(connect(database), ...rowCountQueries(engine, tables), 'SQL');
+        code(connect(database), ...rowCountQueries(source.engine, tables), 'SQL');
         push('| Table | Expected rows |', '|---|---|');
         for (const table of tables) push(`| ${tableDisplayName(table)} | ${table.exact ? table.rows : `~${table.rows} (estimate)`} |`);
         push('');
       }
       const extensions = manifest.extensions.filter((extension) => extension.database === database);
-      if (isPg && extensions.length > 0) {
+      if (runbook.extensionsQuery && extensions.length > 0) {
         push(`Extensions: expect \`ok\` in every row (${extensions.map((extension) => `${extension.name} ${extension.version}`).join(', ')}).`, '');
-        code(connect(database), extensionsQuery(extensions), 'SQL');
+        code(connect(database), runbook.extensionsQuery(engine, extensions), 'SQL');
       }
     }
   } else {
@@ -465,9 +403,7 @@ export function renderRunbook(facts: RunbookFacts): string {
     for (const check of source.drillChecks) {
       const database = check.database ?? source.connection.databases[0] as string;
       push(`- ${check.name} (database \`${database}\`):`, '');
-      code(isPg
-        ? `psql -X -h "$TARGET_HOST" -p "$TARGET_PORT" -U "$TARGET_USER" -d ${database} -c ${shellQuote(check.sql)}`
-        : `${sqlClient} -h "$TARGET_HOST" -P "$TARGET_PORT" -u "$TARGET_USER" ${database} -e ${shellQuote(check.sql)}`);
+      code(runbook.checkCommand(engine, database, shellQuote(check.sql)));
     }
   } else {
     push('The source has no drill checks of its own (config `drillChecks`): add the queries that tell your application\'s data is sound, and the drills run them too.', '');
