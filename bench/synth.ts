@@ -23,6 +23,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:f
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { LifeboatConfig, Source, Tier } from '../lib/config/types';
+import { engineOf } from '../lib/engines/registry';
 import { createStacks } from '../lib/stacks';
 import { testApp } from '../test/fixtures/cdk-app';
 import { testConfig, tier1, tier3 } from '../test/fixtures/config';
@@ -53,7 +54,7 @@ export function generatedConfig(count: number): LifeboatConfig {
       connection: {
         ...template.connection,
         host: `db-${i}.cluster-abc.eu-west-1.rds.amazonaws.com`,
-        port: engine === 'postgres' ? 5432 : 3306,
+        port: engineOf(engine).defaultPort,
         databases: [`app${i}`],
         passwordSecretArn: `arn:aws:secretsmanager:eu-west-1:111111111111:secret:lifeboat/db-${i}-AbCdEf`,
       },

@@ -23,6 +23,7 @@ import * as path from 'node:path';
 import { dumpCommand } from '../cli/dump';
 import { formatSize } from '../lib/config';
 import { manifestKey } from '../lib/domain/layout';
+import { engineOf } from '../lib/engines/registry';
 import { parseManifest } from '../lib/domain/manifest';
 import { startMariaDb, type MariaDbServer } from '../test/harness/mariadb';
 import { startPostgres, type PgServer } from '../test/harness/postgres';
@@ -85,7 +86,8 @@ async function measure(s3: S3Server, work: string, label: string, source: string
   await plainRead(client, key, copy); // also warms the server's page cache for both readers alike
   const file = path.join(work, path.basename(key));
   writeFileSync(file, Buffer.concat(copy));
-  const tool = manifest.engine === 'postgres' ? ['pg_restore', '--file=/dev/null', file] : ['zstd', '-q', '-t', file];
+  // The ceiling of a reader of this artifact format: pg_restore reads a custom archive, zstd -t a compressed script.
+  const tool = engineOf(manifest.engine).artifactFormat === 'pg-custom' ? ['pg_restore', '--file=/dev/null', file] : ['zstd', '-q', '-t', file];
   const ceiling = await timed(tool[0]!, tool.slice(1), process.env);
   rmSync(file);
   // Floor and verifier alternate, REPEAT times: each ratio compares neighbours on a VM whose

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { DEFAULT_TIERS, formatDuration, formatSize, parseDuration, parseSize, type Engine } from '../lib/config';
 import { lifeboatError } from '../lib/domain/errors';
+import { engineOf, engineOfUrl } from '../lib/engines/registry';
 import { isRunId, slotRunId } from '../lib/domain/run-id';
 import { tlsFromUrl, type TlsOptions } from '../lib/domain/tls';
 import type { BackupJob } from '../worker/job';
@@ -29,7 +30,6 @@ commit protocol and prints the manifest summary. The password is read from the e
   --size-hint SIZE        expected size, e.g. 20GB (sizes the upload parts)
 `;
 
-const SCHEMES: Record<string, Engine> = { postgres: 'postgres', postgresql: 'postgres', mysql: 'mysql', mariadb: 'mariadb' };
 
 /** Builds a job from the command line and the environment; every problem at once. */
 export function dumpJobFromArgs(argv: readonly string[], env: NodeJS.ProcessEnv, now: Date): BackupJob {
@@ -50,7 +50,7 @@ export function dumpJobFromArgs(argv: readonly string[], env: NodeJS.ProcessEnv,
   } catch {
     problems.push(`--source-url: ${values['source-url'] === undefined ? 'required' : 'not a URL'} (valid: postgres://user@host:5432/db)`);
   }
-  const engine = url ? SCHEMES[url.protocol.replace(/:$/, '')] : undefined;
+  const engine = url ? engineOfUrl(url)?.name : undefined;
   if (url && !engine) problems.push(`--source-url: unknown scheme "${url.protocol}" (valid: postgres://, mysql://, mariadb://)`);
   if (url?.password) {
     // Report without echoing the URL: it holds the password.
@@ -83,10 +83,11 @@ export function dumpJobFromArgs(argv: readonly string[], env: NodeJS.ProcessEnv,
   }
   const sizeHintBytes = values['size-hint'] ? parseSize(values['size-hint']) : undefined;
   if (values['size-hint'] && sizeHintBytes === undefined) problems.push(`--size-hint: "${values['size-hint']}" is not valid (valid: e.g. 500MB, 20GB)`);
-  const port = url?.port ? Number(url.port) : engine === 'postgres' ? 5432 : 3306;
+  const facts = engine ? engineOf(engine) : undefined;
+  const port = url?.port ? Number(url.port) : facts?.defaultPort;
   if (problems.length > 0) throw lifeboatError('InvalidInput', `lifeboat dump: invalid arguments:\n  - ${problems.join('\n  - ')}`);
 
-  const password = env.LIFEBOAT_DB_PASSWORD || (engine === 'postgres' ? env.PGPASSWORD : env.MYSQL_PWD) || undefined;
+  const password = env.LIFEBOAT_DB_PASSWORD || (facts ? env[facts.passwordEnv] : undefined) || undefined;
   return {
     source: values.source as string,
     engine: engine as Engine,
@@ -94,9 +95,9 @@ export function dumpJobFromArgs(argv: readonly string[], env: NodeJS.ProcessEnv,
     runId: runId as string,
     target: {
       host: (url as URL).hostname,
-      port,
+      port: port as number,
       databases,
-      username: decodeURIComponent((url as URL).username) || (engine === 'postgres' ? 'postgres' : 'root'),
+      username: decodeURIComponent((url as URL).username) || (facts as NonNullable<typeof facts>).defaultUser,
       password,
       tls,
     },

@@ -5,9 +5,8 @@
  */
 import { parseArgs } from 'node:util';
 import { DEFAULT_CONFIG_FILE, loadConfig, type Source } from '../lib/config';
-import { mysqlGrantsSql, type ServerVersionParts } from '../worker/engines/mysql-privileges';
-import { mysqlDumpArgs } from '../worker/engines/mysql';
-import { postgresGrantsSql } from '../worker/engines/postgres-privileges';
+import { engineGrantsSql } from '../worker/engines/grants';
+import type { ServerVersionParts } from '../worker/engines/mysql-privileges';
 import type { DbPlatform } from '../worker/engines/privileges';
 
 export const GRANTS_USAGE = `Usage: lifeboat grants SOURCE [--config FILE] [--server-version VERSION] [--platform rds|self-managed]
@@ -36,42 +35,9 @@ export function platformOf(host: string): DbPlatform {
   return RDS_HOST.test(host) ? 'rds' : 'self-managed';
 }
 
-/** The SQL for one source. */
+/** The SQL for one source: its engine's (worker/engines/grants.ts), for the platform its host is on. */
 export function grantsFor(source: Source, options: { serverVersion?: ServerVersionParts; platform?: DbPlatform } = {}): string {
-  const { connection } = source;
-  const platform = options.platform ?? platformOf(connection.host);
-  if (source.engine === 'postgres') {
-    const version = options.serverVersion;
-    return postgresGrantsSql({
-      source: source.name,
-      username: connection.username,
-      databases: connection.databases,
-      passwordSecretArn: connection.passwordSecretArn,
-      platform,
-      serverMajor: version === undefined ? undefined : version.major >= 10 ? version.major : version.major + version.minor / 10,
-    });
-  }
-  // The client the worker image runs for this flavour (mysqlClientCandidates picks it first).
-  const flavor = source.engine;
-  const dumpArgs = mysqlDumpArgs({
-    client: { flavor, major: flavor === 'mysql' ? 8 : 10 },
-    serverFlavor: flavor,
-    host: connection.host,
-    port: connection.port,
-    username: connection.username,
-    databases: connection.databases,
-  });
-  return mysqlGrantsSql({
-    source: source.name,
-    username: connection.username,
-    databases: connection.databases,
-    passwordSecretArn: connection.passwordSecretArn,
-    flavor,
-    platform,
-    dumpArgs,
-    tool: flavor === 'mysql' ? 'mysqldump' : 'mariadb-dump',
-    serverVersion: options.serverVersion,
-  });
+  return engineGrantsSql(source, { serverVersion: options.serverVersion, platform: options.platform ?? platformOf(source.connection.host) });
 }
 
 /** `15`, `9.6`, `8.0.20`, `10.11` → parts; undefined when it is not a version. */

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig, type LifeboatConfig } from '../lib/config';
 import { tlsFromUrl } from '../lib/domain/tls';
+import { engineOfUrl } from '../lib/engines/registry';
 import { FAULTS, faultHooks, isFault } from '../local/faults';
 import type { LocalRunHooks } from '../local/runner';
 import { abortOnTermination } from '../worker/signals';
@@ -103,10 +104,12 @@ function targetFromUrl(text: string | undefined) {
   if (url.password) throw Object.assign(new Error('--target-url: contains a password; put it in LIFEBOAT_DB_PASSWORD instead'), { name: 'InvalidInput' });
   const { tls, problems } = tlsFromUrl(url, '--target-url');
   if (problems.length > 0) throw Object.assign(new Error(problems.join('; ')), { name: 'InvalidInput' });
+  const engine = engineOfUrl(url);
+  if (!engine) throw Object.assign(new Error(`--target-url: unknown scheme "${url.protocol}" (valid: postgres://, mysql://, mariadb://)`), { name: 'InvalidInput' });
   return {
     host: url.hostname,
-    port: Number(url.port) || (url.protocol.startsWith('postgres') ? 5432 : 3306),
-    username: decodeURIComponent(url.username) || (url.protocol.startsWith('postgres') ? 'postgres' : 'root'),
+    port: Number(url.port) || engine.defaultPort,
+    username: decodeURIComponent(url.username) || engine.defaultUser,
     password: process.env.LIFEBOAT_DB_PASSWORD || undefined,
     tls,
   };

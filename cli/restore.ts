@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { createS3Client } from '../lib/aws/s3-client';
 import { DEFAULT_CONFIG_FILE, formatSize, loadConfig, type LifeboatConfig } from '../lib/config';
 import { redact } from '../lib/domain/errors';
+import { engineOf, engineOfUrl } from '../lib/engines/registry';
 import { runIdToDate } from '../lib/domain/run-id';
 import { tlsFromUrl, type TlsOptions } from '../lib/domain/tls';
 import { chooseRun } from '../lib/restore/choose-run';
@@ -36,7 +37,6 @@ already holds tables is refused unless --clean. The password is read from the en
   --no-owner         PostgreSQL: pg_restore --no-owner --no-privileges
 `;
 
-const SCHEMES: Record<string, RestoreTarget['engine']> = { postgres: 'postgres', postgresql: 'postgres', mysql: 'mysql', mariadb: 'mariadb' };
 
 export interface RestoreRequest {
   readonly source: string;
@@ -90,7 +90,7 @@ export function parseRestoreArgs(argv: readonly string[], env: NodeJS.ProcessEnv
   } catch {
     problems.push(`--target-url: ${values['target-url'] === undefined ? 'required' : 'not a URL'} (valid: postgres://user@host:5432/db)`);
   }
-  const engine = url ? SCHEMES[url.protocol.replace(/:$/, '')] : undefined;
+  const engine = url ? engineOfUrl(url)?.name : undefined;
   if (url && !engine) problems.push(`--target-url: unknown scheme "${url.protocol}" (valid: postgres://, mysql://, mariadb://)`);
   if (url?.password) {
     // Report without echoing the URL: it holds the password.
@@ -116,9 +116,9 @@ export function parseRestoreArgs(argv: readonly string[], env: NodeJS.ProcessEnv
     jobs = Number(values.jobs);
     if (!/^\d+$/.test(values.jobs) || jobs < 1) problems.push(`--jobs: "${values.jobs}" is not valid (valid: a whole number of at least 1)`);
   }
-  const isPg = engine === 'postgres';
-  if (engine && !isPg && (values.globals || values['no-owner'])) problems.push('--globals and --no-owner: PostgreSQL only');
-  if (engine && !isPg && targetDatabase) {
+  const facts = engine ? engineOf(engine) : undefined;
+  if (facts && !facts.hasGlobals && (values.globals || values['no-owner'])) problems.push('--globals and --no-owner: PostgreSQL only');
+  if (facts && !facts.restoresUnderAnotherName && targetDatabase) {
     problems.push('--target-url: a MySQL/MariaDB artifact recreates its database under its own name; give no /db (valid: mariadb://user@host:3306)');
   }
   const bucket = values.bucket ?? (from === 'primary' ? env.LIFEBOAT_BUCKET || undefined : undefined);
@@ -133,9 +133,9 @@ export function parseRestoreArgs(argv: readonly string[], env: NodeJS.ProcessEnv
     target: {
       engine: engine as RestoreTarget['engine'],
       host: u.hostname.replace(/^\[(.*)\]$/, '$1'),
-      port: u.port ? Number(u.port) : isPg ? 5432 : 3306,
-      username: decodeURIComponent(u.username) || (isPg ? 'postgres' : 'root'),
-      password: env.LIFEBOAT_DB_PASSWORD || (isPg ? env.PGPASSWORD : env.MYSQL_PWD) || undefined,
+      port: u.port ? Number(u.port) : (facts as NonNullable<typeof facts>).defaultPort,
+      username: decodeURIComponent(u.username) || (facts as NonNullable<typeof facts>).defaultUser,
+      password: env.LIFEBOAT_DB_PASSWORD || env[(facts as NonNullable<typeof facts>).passwordEnv] || undefined,
       tls,
     },
     ...(targetDatabase ? { targetDatabase } : {}),

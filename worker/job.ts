@@ -1,5 +1,6 @@
 import { lifeboatError } from '../lib/domain/errors';
 import { formatRunId, isRunId } from '../lib/domain/run-id';
+import { ENGINE_NAMES, engineOf } from '../lib/engines/registry';
 import type { Engine, ObjectLockMode } from '../lib/config/types';
 import { defaultCaFile, missingRdsCaHint, TLS_MODES, type TlsMode } from '../lib/domain/tls';
 
@@ -72,7 +73,6 @@ export const JOB_ENV = {
   deadlineSeconds: 'LIFEBOAT_DEADLINE_SECONDS',
 } as const;
 
-const ENGINES: readonly Engine[] = ['postgres', 'mysql', 'mariadb'];
 
 /**
  * Reads a job from the environment, reporting every missing or invalid variable at once
@@ -98,7 +98,7 @@ export function jobFromEnv(env: Record<string, string | undefined>): BackupJob {
   const list = (text: string | undefined) => (text ?? '').split(',').map((item) => item.trim()).filter(Boolean);
 
   const engine = required(JOB_ENV.engine) as Engine;
-  if (engine && !ENGINES.includes(engine)) problems.push(`${JOB_ENV.engine}: "${engine}" is not valid (valid: ${ENGINES.join(', ')})`);
+  if (engine && !ENGINE_NAMES.includes(engine)) problems.push(`${JOB_ENV.engine}: "${engine}" is not valid (valid: ${ENGINE_NAMES.join(', ')})`);
   const runId = runIdFrom(env, problems);
   const source = required(JOB_ENV.source);
   if (source && !/^[a-z0-9-]+$/.test(source)) problems.push(`${JOB_ENV.source}: "${source}" is not valid (valid: a-z, 0-9 and "-")`);
@@ -107,7 +107,7 @@ export function jobFromEnv(env: Record<string, string | undefined>): BackupJob {
   if (lockText !== 'GOVERNANCE' && lockText !== 'COMPLIANCE') {
     problems.push(`${JOB_ENV.objectLockMode}: "${env[JOB_ENV.objectLockMode]}" is not valid (valid: GOVERNANCE, COMPLIANCE)`);
   }
-  const defaultPort = engine === 'postgres' ? 5432 : 3306;
+  const defaultPort = ENGINE_NAMES.includes(engine) ? engineOf(engine).defaultPort : undefined;
   const host = required(JOB_ENV.host);
 
   const job: BackupJob = {
@@ -117,7 +117,7 @@ export function jobFromEnv(env: Record<string, string | undefined>): BackupJob {
     runId,
     target: {
       host,
-      port: optionalInt(JOB_ENV.port, 1) ?? defaultPort,
+      port: optionalInt(JOB_ENV.port, 1) ?? (defaultPort as number),
       databases,
       username: required(JOB_ENV.username),
       password: env[JOB_ENV.password] || undefined,

@@ -15,7 +15,6 @@ import {
 import { describeTls, type TlsOptions } from '../lib/domain/tls';
 import { LIFEBOAT_VERSION } from '../lib/domain/version';
 import {
-  dumpGlobals,
   engineFor as defaultEngine,
   type ClientOptions,
   type DumpEngine,
@@ -139,8 +138,8 @@ async function backupWith(target: DumpTarget, job: BackupJob, deps: RunBackupDep
   // Roles and tablespaces are dumped while the databases are: pg_dumpall's start-up and upload
   // then cost no wall time. Its progress is its own; the databases' uploads count the run's bytes.
   let globalsUpload: Promise<UploadResult> | undefined;
-  if (job.engine === 'postgres') {
-    const dump = dumpGlobals(target, { ...deps.clientOptions, preflight });
+  if (engine.dumpGlobals) {
+    const dump = engine.dumpGlobals(target, { ...deps.clientOptions, preflight });
     const stop = () => dump.stdout.destroy();
     stops.add(stop);
     const done = () => void stops.delete(stop);

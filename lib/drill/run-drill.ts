@@ -13,7 +13,8 @@
  * with the report attached as `report`. The throwaway server is always stopped.
  */
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import type { Engine, Source } from '../config/types';
+import type { Source } from '../config/types';
+import { engineOf } from '../engines/registry';
 import { DRILL_REPORT_SCHEMA_VERSION, serializeDrillReport, type DrillReport } from '../domain/drill-report';
 import { lifeboatError } from '../domain/errors';
 import { drillReportKey } from '../domain/layout';
@@ -82,7 +83,8 @@ export async function runDrill(opts: RunDrillOptions): Promise<DrillReport> {
         : error;
     });
     // Before the restore: only the server's own database exists.
-    const version = (await server.query(versionSql(manifest.engine), manifest.engine === 'postgres' ? 'postgres' : 'mysql')).trim();
+    const engine = engineOf(manifest.engine);
+    const version = (await server.query(engine.sql.versionQuery, engine.sql.adminDatabase)).trim();
     const major = majorOf(version);
     serverInfo = { version: version || 'unknown', major: major ?? manifest.server.major };
     log(`drill ${source.name}: throwaway ${manifest.engine} ${serverInfo.version} on port ${server.target.port} (the source was ${manifest.engine} ${manifest.server.version})`);
@@ -90,14 +92,14 @@ export async function runDrill(opts: RunDrillOptions): Promise<DrillReport> {
     // major than its source's (a pass there would prove nothing about the real recovery).
     // MySQL and MariaDB majors do not compare (a MariaDB server restores MySQL dumps). A source
     // before 10 has a two-part major (9.6): its first part is what a server's major compares with.
-    if (manifest.engine === 'postgres' && (major === undefined || major < Math.floor(manifest.server.major))) {
+    if (engine.majorsOrdered && (major === undefined || major < Math.floor(manifest.server.major))) {
       throw lifeboatError('NoDrillServer',
         `run ${source.name}/${run.runId} was dumped from postgres ${manifest.server.version} (major ${manifest.server.major}); ` +
           `the throwaway server is postgres ${serverInfo.version} (major ${major ?? 'unknown'}), older: a drill never restores into an older major than the source's`);
     }
 
     // The roles first, as a real recovery would: the restored objects keep their owners.
-    const globals = manifest.engine === 'postgres' && manifest.globals !== undefined;
+    const globals = engine.hasGlobals && manifest.globals !== undefined;
     const restored = await restoreRun({ s3: opts.s3, bucket: opts.bucket, run, target: server.target, globals, log, signal: opts.signal, workDir: opts.workDir });
     timings.downloadSeconds = (restored.downloadMs + restored.verifyMs) / 1000;
     timings.restoreSeconds = (restored.restoreMs + (restored.globalsMs ?? 0)) / 1000;
@@ -152,45 +154,9 @@ export async function runDrill(opts: RunDrillOptions): Promise<DrillReport> {
   return report;
 }
 
-function versionSql(engine: Engine): string {
-  return engine === 'postgres' ? 'SHOW server_version' : 'SELECT VERSION()';
-}
-
 function majorOf(version: string): number | undefined {
   const major = Number(/^(\d+)/.exec(version)?.[1]);
   return Number.isInteger(major) && major > 0 ? major : undefined;
-}
-
-function quotePg(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
-}
-
-function quoteMysql(name: string): string {
-  return `\`${name.replaceAll('`', '``')}\``;
-}
-
-/** Tables whose rows the dump holds: the same listing as the worker's (worker/engines). */
-function listTablesSql(engine: Engine): string {
-  return engine === 'postgres'
-    ? `SELECT coalesce(json_agg(json_build_array(n.nspname, c.relname)), '[]')
-         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.relkind IN ('r', 'p') AND c.relpersistence IN ('p', 'u')
-          AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
-          AND NOT EXISTS (SELECT 1 FROM pg_depend d
-                           WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')`
-    : `SELECT COALESCE(JSON_ARRAYAGG(JSON_ARRAY(TABLE_SCHEMA, TABLE_NAME)), '[]')
-         FROM information_schema.TABLES
-        WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED')`;
-}
-
-/** One query counting a batch of tables (`count(*) FROM ONLY`, as the worker counted them). */
-function countSql(engine: Engine, tables: readonly ManifestTable[]): string {
-  const parts = tables.map((table, index) => (engine === 'postgres'
-    ? `SELECT ${index} AS i, count(*) AS n FROM ONLY ${quotePg(table.schema)}.${quotePg(table.name)}`
-    : `SELECT ${index} AS i, COUNT(*) AS n FROM ${quoteMysql(table.schema)}.${quoteMysql(table.name)}`));
-  return engine === 'postgres'
-    ? `SELECT coalesce(json_agg(json_build_array(i, n)), '[]') FROM (${parts.join(' UNION ALL ')}) x`
-    : `SELECT COALESCE(JSON_ARRAYAGG(JSON_ARRAY(i, n)), '[]') FROM (${parts.join(' UNION ALL ')}) x`;
 }
 
 function parseJson<T>(text: string, what: string): T {
@@ -203,11 +169,11 @@ function parseJson<T>(text: string, what: string): T {
 
 /** Reads the restored server and judges it against the manifest and the source's SQL checks. */
 async function inspectRestore(server: DrillServer, manifest: Manifest, source: Source): Promise<DrillJudgement[]> {
-  const engine = manifest.engine;
+  const engine = engineOf(manifest.engine).drill;
   const databases = [...new Set(manifest.artifacts.map((artifact) => artifact.database))];
   const found: TableRef[] = [];
   for (const database of databases) {
-    const rows = parseJson<[string, string][]>(await server.query(listTablesSql(engine), database), `the tables of ${database}`);
+    const rows = parseJson<[string, string][]>(await server.query(engine.listTables, database), `the tables of ${database}`);
     found.push(...rows.map(([schema, name]) => ({ database, schema, name })));
   }
   const expected = manifest.tables.filter((table) => databases.includes(table.database));
@@ -219,16 +185,16 @@ async function inspectRestore(server: DrillServer, manifest: Manifest, source: S
     const countable = expected.filter((table) => table.database === database && present.has(tableKey(table)));
     for (let start = 0; start < countable.length; start += COUNT_BATCH) {
       const batch = countable.slice(start, start + COUNT_BATCH);
-      const counted = parseJson<[number, number | string][]>(await server.query(countSql(engine, batch), database), `row counts of ${database}`);
+      const counted = parseJson<[number, number | string][]>(await server.query(engine.countRows(batch), database), `row counts of ${database}`);
       for (const [index, rows] of counted) foundRows.set(tableKey(batch[index] as ManifestTable), Number(rows));
     }
   }
   checks.push(checkRowCounts(expected, foundRows));
 
-  if (engine === 'postgres') {
+  if (engine.listExtensions !== undefined) {
     const extensions: { database: string; name: string }[] = [];
     for (const database of databases) {
-      const names = parseJson<string[]>(await server.query(`SELECT coalesce(json_agg(extname), '[]') FROM pg_extension`, database), `the extensions of ${database}`);
+      const names = parseJson<string[]>(await server.query(engine.listExtensions, database), `the extensions of ${database}`);
       extensions.push(...names.map((name) => ({ database, name })));
     }
     checks.push(checkExtensions(manifest.extensions, extensions));

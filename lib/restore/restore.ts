@@ -31,6 +31,7 @@ import type { ManifestArtifact } from '../domain/manifest';
 import {
   classifyTlsFailure, defaultCaFile, describeTls, mysqlTlsArgs, pgTlsEnv, tlsFailureHint, type TlsFailure, type TlsOptions,
 } from '../domain/tls';
+import { engineOf } from '../engines/registry';
 import { restoreError } from './errors';
 
 export interface RestoreTarget {
@@ -127,8 +128,9 @@ export async function restoreRun(opts: RestoreOptions): Promise<RestoreResult> {
   if (run.status !== 'verified' || !manifest) {
     throw restoreError('RunNotVerified', `run ${run.source}/${run.runId} is ${run.status}, not verified${run.reason ? `: ${run.reason}` : ''}; only a verified run is restored`);
   }
-  const pgTarget = target.engine === 'postgres';
-  if (pgTarget !== (manifest.engine === 'postgres')) {
+  const into = engineOf(target.engine);
+  const pgTarget = into.artifactFormat === 'pg-custom';
+  if (!engineOf(manifest.engine).restoresInto(target.engine)) {
     throw restoreError('InvalidInput', `run ${run.source}/${run.runId} is a ${manifest.engine} backup; it cannot be restored into a ${target.engine} server`);
   }
   const unknown = Object.keys(opts.databases ?? {}).filter((name) => !manifest.artifacts.some((artifact) => artifact.database === name));
@@ -153,7 +155,7 @@ export async function restoreRun(opts: RestoreOptions): Promise<RestoreResult> {
   // Clients first: finding out after a 40-minute download that pg_restore is missing helps no one.
   const tools = pgTarget
     ? { restore: resolveTool(['pg_restore']), psql: opts.globals ? resolveTool(['psql']) : undefined }
-    : { sql: resolveTool(target.engine === 'mariadb' ? ['mariadb', 'mysql'] : ['mysql', 'mariadb']) };
+    : { sql: resolveTool(into.sqlClients) };
 
   const workDir = opts.workDir ?? mkdtempSync(join(tmpdir(), 'lifeboat-restore-'));
   try {

@@ -515,4 +515,4 @@ export function dumpGlobals(
   return { stdout: out, completion: quiet(run()) };
 }
 
-export const postgresEngine: DumpEngine = { preflight, startDump };
+export const postgresEngine: DumpEngine = { preflight, startDump, dumpGlobals };

@@ -214,6 +214,11 @@ export interface PreflightOptions {
 export interface DumpEngine {
   preflight(target: DumpTarget, client?: ClientOptions, options?: PreflightOptions): Promise<Preflight>;
   startDump(target: DumpTarget, options: DumpOptions): DumpProcess;
+  /**
+   * The server's roles and tablespaces (`globals.sql`), dumped beside the databases, for an
+   * engine whose databases do not hold them (PostgreSQL). Absent: the run has no globals.
+   */
+  dumpGlobals?(target: DumpTarget, options: ClientOptions & { readonly preflight?: Preflight }): { stdout: Readable; completion: Promise<void> };
 }
 
 /** What the state machine's Retry/Catch match on. */

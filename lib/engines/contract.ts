@@ -1,0 +1,65 @@
+/**
+ * The engine contract: what differs between the kinds of database Lifeboat backs up, and
+ * nothing else. The states, the CLI commands, the restore, the drill, status and the runbook
+ * ask the source's engine (`engineOf(source.engine)`, lib/engines/registry.ts); they never
+ * branch on an engine's name. Registering an engine is one line in the registry.
+ *
+ * What lives where (docs/architecture.md, "The engine contract"):
+ * - lib/engines: the facts and the SQL of each engine (this contract), read by the CLI, the
+ *   restore, the drill, the runbook and the constructs: code that runs in Lambda, in the CLI
+ *   and in the drill task, and must not pull in the dump clients;
+ * - worker/engines: the dump itself (preflight, the client processes, row counts), which runs
+ *   in the worker image only, behind `DumpEngine` (worker/engines/types.ts).
+ */
+import type { Engine } from '../config/types';
+import type { EngineDrill } from './drill-contract';
+import type { EngineRunbook } from './runbook-contract';
+
+/** How an engine's SQL quotes, and where a query can run on a server that holds nothing yet. */
+export interface SqlDialect {
+  /** An identifier: `"name"` for PostgreSQL, `` `name` `` for MySQL/MariaDB. */
+  quoteName(name: string): string;
+  /** A string literal the server reads back as `value` (MySQL/MariaDB escape backslashes too). */
+  literal(value: string): string;
+  /** A query whose one value is the server's version string. */
+  readonly versionQuery: string;
+  /** The database every server has, for queries before a restore. */
+  readonly adminDatabase: string;
+  /** The FROM of one table's row count as the dump counted it (PostgreSQL: `ONLY`, no child tables). */
+  countFrom(schema: string, table: string): string;
+}
+
+export interface DatabaseEngine {
+  readonly name: Engine;
+  /** For people: PostgreSQL, MySQL, MariaDB. */
+  readonly label: string;
+  /** The scheme of its URLs on the command line (`postgres://…`). */
+  readonly urlScheme: string;
+  /** Other schemes a URL may use for it (`postgresql`). */
+  readonly urlAliases: readonly string[];
+  readonly defaultPort: number;
+  /** The user a URL without one connects as. */
+  readonly defaultUser: string;
+  /** The stock clients' password variable (PGPASSWORD, MYSQL_PWD), read after LIFEBOAT_DB_PASSWORD. */
+  readonly passwordEnv: string;
+  /** The stock SQL client a person runs (psql, mariadb, mysql), in the runbook and the restore. */
+  readonly sqlClients: readonly string[];
+  /**
+   * The artifacts' format, which decides how they are restored: PostgreSQL's custom archive
+   * (pg_restore, parallel, selective) or a SQL script fed to the stock client.
+   */
+  readonly artifactFormat: 'pg-custom' | 'sql-script';
+  /** Whether a run also holds the server's roles (`globals.sql`), restored first with `--globals`. */
+  readonly hasGlobals: boolean;
+  /** Whether one database of a run may be restored under another name (`--target-url …/name`). */
+  readonly restoresUnderAnotherName: boolean;
+  /** Whether a dump must never be restored into an older major than its source's (a drill refuses). */
+  readonly majorsOrdered: boolean;
+  /** Which restore target engines can take this engine's artifacts. */
+  restoresInto(target: Engine): boolean;
+  readonly sql: SqlDialect;
+  /** What a drill reads from the restored server to compare it with the manifest. */
+  readonly drill: EngineDrill;
+  /** What the runbook prints for it: the stock-tool commands. */
+  readonly runbook: EngineRunbook;
+}
