@@ -105,6 +105,8 @@ test('SIGTERM to the worker process: exit 1, the upload aborted, nothing committ
       AWS_ACCESS_KEY_ID: TEST_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: TEST_CREDENTIALS.secretAccessKey, AWS_REGION: 'us-east-1',
       LIFEBOAT_SOURCE: 'app', LIFEBOAT_ENGINE: 'postgres', LIFEBOAT_TIER: 'tier2', LIFEBOAT_RUN_ID: runId,
       LIFEBOAT_DB_HOST: pg.host, LIFEBOAT_DB_PORT: String(pg.port), LIFEBOAT_DB_NAMES: 'app', LIFEBOAT_DB_USER: pg.user,
+      // The throwaway server offers no TLS; the worker's default is verify-full.
+      LIFEBOAT_DB_TLS_MODE: 'disable',
       LIFEBOAT_BUCKET: BUCKET, LIFEBOAT_S3_ENDPOINT: s3.endpoint,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
