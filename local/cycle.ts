@@ -188,19 +188,24 @@ function pickSource(config: LifeboatConfig, name: string | undefined): Source {
   return source;
 }
 
-async function throwawayDatabase(source: Source, cleanups: (() => Promise<void>)[], log: (line: string) => void): Promise<LocalTarget> {
-  // Every database the source lists, each seeded with the demo shop data.
+type DemoDatabase = (source: Source, cleanups: (() => Promise<void>)[], log: (line: string) => void) => Promise<LocalTarget>;
+
+/** PostgreSQL: every database the source lists, each seeded with the demo shop data. */
+const postgresDemo: DemoDatabase = async (source, cleanups, log) => {
   const databases = source.connection.databases;
-  if (source.engine === 'postgres') {
-    const server = await startPostgres();
-    cleanups.push(() => server.stop());
-    for (const database of databases) {
-      await server.createDatabase(database);
-      await server.psql(readFileSync(path.join(__dirname, 'demo-seed.sql'), 'utf8'), database);
-    }
-    log(`  throwaway PostgreSQL ${server.version} at ${server.host}:${server.port} stands in for ${source.connection.host}, databases ${databases.join(', ')} seeded with the demo shop data`);
-    return { host: server.host, port: server.port, username: server.user };
+  const server = await startPostgres();
+  cleanups.push(() => server.stop());
+  for (const database of databases) {
+    await server.createDatabase(database);
+    await server.psql(readFileSync(path.join(__dirname, 'demo-seed.sql'), 'utf8'), database);
   }
+  log(`  throwaway PostgreSQL ${server.version} at ${server.host}:${server.port} stands in for ${source.connection.host}, databases ${databases.join(', ')} seeded with the demo shop data`);
+  return { host: server.host, port: server.port, username: server.user };
+};
+
+/** MySQL and MariaDB: a throwaway MariaDB, every database the source lists seeded with demo data. */
+const mariaDbDemo: DemoDatabase = async (source, cleanups, log) => {
+  const databases = source.connection.databases;
   const server = await startMariaDb();
   cleanups.push(() => server.stop());
   for (const database of databases) {
@@ -208,4 +213,10 @@ async function throwawayDatabase(source: Source, cleanups: (() => Promise<void>)
   }
   log(`  throwaway MariaDB ${server.version} at ${server.host}:${server.port} stands in for ${source.connection.host}, databases ${databases.join(', ')} seeded with demo data`);
   return { host: server.host, port: server.port, username: server.user };
+};
+
+const DEMO_DATABASES: Readonly<Record<Source['engine'], DemoDatabase>> = { postgres: postgresDemo, mysql: mariaDbDemo, mariadb: mariaDbDemo };
+
+function throwawayDatabase(source: Source, cleanups: (() => Promise<void>)[], log: (line: string) => void): Promise<LocalTarget> {
+  return DEMO_DATABASES[source.engine](source, cleanups, log);
 }

@@ -1,14 +1,14 @@
 /**
  * Throwaway servers a restore drill restores into: the same ones the local cycle and the tests
- * use (local/servers), started in a temp dir on a random loopback port, trust authentication,
+ * use (lib/servers), started in a temp dir on a random loopback port, trust authentication,
  * and removed when stopped. A drill never touches the source's own server.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Engine } from '../config/types';
 import { PG_CLIENT_MAJOR, PG_CLIENT_MAJOR_SOURCE } from '../domain/versions';
-import { defaultPgBinDir, startPostgres } from '../../local/servers/postgres';
-import { startMariaDb } from '../../local/servers/mariadb';
+import { defaultPgBinDir, startPostgres } from '../servers/postgres';
+import { startMariaDb } from '../servers/mariadb';
 import type { RestoreTarget } from '../restore/restore';
 
 export interface DrillServer {
@@ -102,21 +102,32 @@ export function unescapeBatchValue(text: string): string {
   return text.replace(/\\(.)/g, (_all, c: string) => (c === 'n' ? '\n' : c === 't' ? '\t' : c === '0' ? '\0' : c));
 }
 
-/** PostgreSQL: see pgServerFor; MySQL and MariaDB: the installed MariaDB. */
-export const startDrillServer: DrillServerFactory = async (engine, major) => {
-  if (engine === 'postgres') {
-    const { binDir } = pgServerFor(major);
-    const server = await startPostgres({ binDir });
-    return {
-      target: { engine, host: server.host, port: server.port, username: server.user },
-      query: async (sql, database) => (await server.psql(sql, database)).replace(/\n$/, ''),
-      stop: () => server.stop(),
-    };
-  }
+/** PostgreSQL: the major pgServerFor picks, so a dump never lands on an older server. */
+async function postgresDrillServer(engine: Engine, major: number): Promise<DrillServer> {
+  const { binDir } = pgServerFor(major);
+  const server = await startPostgres({ binDir });
+  return {
+    target: { engine, host: server.host, port: server.port, username: server.user },
+    query: async (sql, database) => (await server.psql(sql, database)).replace(/\n$/, ''),
+    stop: () => server.stop(),
+  };
+}
+
+/** MySQL and MariaDB: the installed MariaDB (it restores MySQL dumps; the majors do not compare). */
+async function mariaDbDrillServer(engine: Engine): Promise<DrillServer> {
   const server = await startMariaDb();
   return {
     target: { engine, host: server.host, port: server.port, username: server.user },
     query: async (sql, database) => unescapeBatchValue((await server.sql(sql, database)).replace(/\n$/, '')),
     stop: () => server.stop(),
   };
+}
+
+/** The throwaway server each engine's drill restores into: one line per engine. */
+const DRILL_SERVERS: Readonly<Record<Engine, DrillServerFactory>> = {
+  postgres: postgresDrillServer,
+  mysql: mariaDbDrillServer,
+  mariadb: mariaDbDrillServer,
 };
+
+export const startDrillServer: DrillServerFactory = (engine, major) => DRILL_SERVERS[engine](engine, major);
