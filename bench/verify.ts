@@ -87,7 +87,7 @@ async function measure(s3: S3Server, work: string, label: string, source: string
   const file = path.join(work, path.basename(key));
   writeFileSync(file, Buffer.concat(copy));
   // The ceiling of a reader of this artifact format: pg_restore reads a custom archive, zstd -t a compressed script.
-  const tool = engineOf(manifest.engine).artifactFormat === 'pg-custom' ? ['pg_restore', '--file=/dev/null', file] : ['zstd', '-q', '-t', file];
+  const tool = engineOf(manifest.engine).verify.stockReadCommand(manifest.artifacts[0]!, file);
   const ceiling = await timed(tool[0]!, tool.slice(1), process.env);
   rmSync(file);
   // Floor and verifier alternate, REPEAT times: each ratio compares neighbours on a VM whose

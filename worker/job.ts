@@ -7,7 +7,8 @@ import { defaultCaFile, missingRdsCaHint, TLS_MODES, type TlsMode } from '../lib
 /** One backup run of one source: everything the worker needs, secrets included. */
 export interface BackupJob {
   readonly source: string;
-  readonly engine: Engine;
+  /** A registered engine's name; a job's environment names a built-in one. */
+  readonly engine: string;
   readonly tier: string;
   readonly runId: string;
   readonly target: {

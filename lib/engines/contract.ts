@@ -5,15 +5,17 @@
  * branch on an engine's name. Registering an engine is one line in the registry.
  *
  * What lives where (docs/architecture.md, "The engine contract"):
- * - lib/engines: the facts and the SQL of each engine (this contract), read by the CLI, the
- *   restore, the drill, the runbook and the constructs: code that runs in Lambda, in the CLI
- *   and in the drill task, and must not pull in the dump clients;
+ * - lib/engines: the facts and the SQL of each engine (this contract), with its verify
+ *   (lib/verify) and its restore (lib/restore), read by the CLI, the verifier, the restore, the
+ *   drill, the runbook and the constructs: code that runs in Lambda, in the CLI and in the
+ *   drill task, and must not pull in the dump clients;
  * - worker/engines: the dump itself (preflight, the client processes, row counts), which runs
  *   in the worker image only, behind `DumpEngine` (worker/engines/types.ts).
  */
-import type { Engine } from '../config/types';
 import type { EngineDrill } from './drill-contract';
+import type { EngineRestore } from './restore-contract';
 import type { EngineRunbook } from './runbook-contract';
+import type { EngineVerify } from './verify-contract';
 
 /** How an engine's SQL quotes, and where a query can run on a server that holds nothing yet. */
 export interface SqlDialect {
@@ -30,7 +32,8 @@ export interface SqlDialect {
 }
 
 export interface DatabaseEngine {
-  readonly name: Engine;
+  /** The config's and the manifest's name of the engine (`postgres`, `mysql`, `mariadb`). */
+  readonly name: string;
   /** For people: PostgreSQL, MySQL, MariaDB. */
   readonly label: string;
   /** The scheme of its URLs on the command line (`postgres://…`). */
@@ -44,11 +47,6 @@ export interface DatabaseEngine {
   readonly passwordEnv: string;
   /** The stock SQL client a person runs (psql, mariadb, mysql), in the runbook and the restore. */
   readonly sqlClients: readonly string[];
-  /**
-   * The artifacts' format, which decides how they are restored: PostgreSQL's custom archive
-   * (pg_restore, parallel, selective) or a SQL script fed to the stock client.
-   */
-  readonly artifactFormat: 'pg-custom' | 'sql-script';
   /** Whether a run also holds the server's roles (`globals.sql`), restored first with `--globals`. */
   readonly hasGlobals: boolean;
   /** Whether one database of a run may be restored under another name (`--target-url …/name`). */
@@ -56,8 +54,12 @@ export interface DatabaseEngine {
   /** Whether a dump must never be restored into an older major than its source's (a drill refuses). */
   readonly majorsOrdered: boolean;
   /** Which restore target engines can take this engine's artifacts. */
-  restoresInto(target: Engine): boolean;
+  restoresInto(target: string): boolean;
   readonly sql: SqlDialect;
+  /** What reading every byte of its artifacts means: the checks the verifier feeds. */
+  readonly verify: EngineVerify;
+  /** How a run is restored into a server of this engine: the clients, the inspection, the write. */
+  readonly restore: EngineRestore;
   /** What a drill reads from the restored server to compare it with the manifest. */
   readonly drill: EngineDrill;
   /** What the runbook prints for it: the stock-tool commands. */

@@ -2,7 +2,8 @@
  * Logical MySQL and MariaDB: one SQL dump per database (mysqldump / mariadb-dump), restored by
  * the stock client. Two registered engines, one module: they differ in their clients' names.
  */
-import type { Engine } from '../config/types';
+import { sqlScriptRestore } from '../restore/mysql';
+import { sqlScriptVerify } from '../verify/sql-script';
 import type { DatabaseEngine, SqlDialect } from './contract';
 import type { TableName } from './drill-contract';
 import { mysqlRunbook } from './mysql-runbook';
@@ -33,13 +34,14 @@ function mysqlFamily(name: 'mysql' | 'mariadb', label: string, sqlClients: reado
     defaultUser: 'root',
     passwordEnv: 'MYSQL_PWD',
     sqlClients,
-    artifactFormat: 'sql-script',
     hasGlobals: false,
     restoresUnderAnotherName: false,
     // A MariaDB server restores MySQL dumps and the majors do not compare.
     majorsOrdered: false,
-    restoresInto: (target: Engine) => target === 'mysql' || target === 'mariadb',
+    restoresInto: (target: string) => target === 'mysql' || target === 'mariadb',
     sql: mysqlSql,
+    verify: sqlScriptVerify,
+    restore: sqlScriptRestore(sqlClients),
     drill: {
       listTables: `SELECT COALESCE(JSON_ARRAYAGG(JSON_ARRAY(schema_name, table_name)), '[]') FROM (${MYSQL_TABLES}) t`,
       countRows: (tables: readonly TableName[]) =>

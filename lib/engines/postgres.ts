@@ -1,4 +1,6 @@
 /** Logical PostgreSQL: pg_dump's custom format per database, pg_dumpall's roles, pg_restore. */
+import { postgresRestore } from '../restore/postgres';
+import { postgresVerify } from '../verify/pg-archive';
 import type { DatabaseEngine, SqlDialect } from './contract';
 import type { TableName } from './drill-contract';
 import { postgresRunbook } from './postgres-runbook';
@@ -30,12 +32,13 @@ export const postgres: DatabaseEngine = {
   defaultUser: 'postgres',
   passwordEnv: 'PGPASSWORD',
   sqlClients: ['psql'],
-  artifactFormat: 'pg-custom',
   hasGlobals: true,
   restoresUnderAnotherName: true,
   majorsOrdered: true,
   restoresInto: (target) => target === 'postgres',
   sql: postgresSql,
+  verify: postgresVerify,
+  restore: postgresRestore,
   drill: {
     listTables: `SELECT coalesce(json_agg(json_build_array(schema_name, table_name)), '[]') FROM (${PG_TABLES}) t`,
     countRows: (tables: readonly TableName[]) =>

@@ -1,7 +1,8 @@
 /**
  * The verifier: reads every byte of every artifact of a run once, and from that one read
  * checks the size and SHA-256 against the manifest, reads the archive to its end with the
- * engine's own tools, and compares the tables inside with the manifest's. Used by the Verify
+ * engine's own tools (the checks of the artifact's format, lib/engines/verify-contract.ts), and
+ * compares the tables inside with the manifest's. Used by the Verify
  * Lambda, the Fargate verifier and the CLI; its dependencies are passed in.
  *
  * `verifyRun` returns the verdict (ok or failed) and throws only when it could not judge
@@ -19,13 +20,11 @@ import { manifestKey } from '../domain/layout';
 import { parseManifest, type Manifest, type ManifestArtifact } from '../domain/manifest';
 import { VERIFICATION_SCHEMA_VERSION, type Verification, type VerificationCheck } from '../domain/verification';
 import { LIFEBOAT_VERSION } from '../domain/version';
-import { pgClientTooOldHint } from '../domain/versions';
-import { VERIFY_ERROR_PRIORITY, type VerifyErrorName } from './errors';
+import { artifactFormats, engineOfFormat } from '../engines/registry';
+import type { ArtifactVerifier, Finding } from '../engines/verify-contract';
+import { VERIFY_ERROR_PRIORITY } from './errors';
 import { fanOut, type Consumer } from './fan-out';
-import { PG_BIN_DIR_ENV, pgRestoreMajor, resolvePgRestore, startPgArchiveChecks } from './postgres';
 import { DEFAULT_SUSPICIOUS_SHRINK, judgeSize } from './size';
-import { compressionMethod, startSqlArtifactChecks } from './sql-checks';
-import { diffTableSets, pgDisplayName, summarizeToc, type QualifiedName } from './toc';
 
 export interface VerifyRunOptions {
   /** Built with lib/aws/s3-client's createS3Client. */
@@ -68,11 +67,6 @@ export interface VerifyRunOptions {
 }
 
 type ArtifactReport = Verification['artifacts'][number];
-
-interface Finding {
-  readonly name: VerifyErrorName;
-  readonly message: string;
-}
 
 interface Judged {
   readonly report: ArtifactReport;
@@ -136,15 +130,19 @@ export async function verifyRun(options: VerifyRunOptions): Promise<Verification
     }]);
   }
 
-  const needsPgRestore = manifest.artifacts.some((artifact) => artifact.format === 'pg_dump-custom');
-  const pgRestore = needsPgRestore ? await choosePgRestore(options, manifest) : undefined;
+  // Each format's tools are found and checked once, before the first byte is read.
+  const verifiers = new Map<string, ArtifactVerifier | undefined>();
+  for (const format of new Set(manifest.artifacts.map((artifact) => artifact.format))) {
+    const engine = engineOfFormat(format);
+    verifiers.set(format, engine && (await engine.verify.prepare(manifest, { env: options.env ?? process.env, pgBinDir: options.pgBinDir })));
+  }
   let bytesBefore = 0;
   const progress = (bytes: number) => options.onProgress?.(bytesBefore + bytes);
   const reports: ArtifactReport[] = [];
   const findings: Finding[] = [];
   for (const artifact of manifest.artifacts) {
     log(`verifying s3://${options.bucket}/${artifact.key} (${artifact.bytes} bytes, ${artifact.format}, ${artifact.compression})`);
-    const judged = await verifyArtifact(options, manifest, artifact, pgRestore, progress);
+    const judged = await verifyArtifact(options, manifest, artifact, verifiers.get(artifact.format), progress);
     bytesBefore += judged.report.bytes;
     reports.push(judged.report);
     findings.push(...judged.findings);
@@ -167,23 +165,6 @@ export async function verifyRun(options: VerifyRunOptions): Promise<Verification
   const result = verdict(reports, findings);
   log(`${run}: ${result.verdict}${result.error ? ` (${result.error.name})` : ''} in ${result.durationMs} ms`);
   return result;
-}
-
-async function choosePgRestore(options: VerifyRunOptions, manifest: Manifest): Promise<string> {
-  const env = options.env ?? process.env;
-  const path = resolvePgRestore(options.pgBinDir ?? (env[PG_BIN_DIR_ENV] || undefined), env.PATH ?? process.env.PATH);
-  const major = await pgRestoreMajor(path);
-  // An archive from a newer pg_dump has a header version this pg_restore refuses: that says
-  // nothing about the backup, so it is not a verdict.
-  if (manifest.client.major > major) {
-    throw lifeboatError(
-      'ClientTooOld',
-      `run ${manifest.source}/${manifest.runId} was dumped by ${manifest.client.tool} ${manifest.client.version}; ` +
-        `${path} is version ${major} and cannot read it; ${pgClientTooOldHint('pg_restore', major, manifest.client.major)} ` +
-        `(or set ${PG_BIN_DIR_ENV} to a PostgreSQL ${manifest.client.major} or newer bin directory)`,
-    );
-  }
-  return path;
 }
 
 /** The object's text and version, or undefined when it does not exist. */
@@ -283,157 +264,34 @@ async function verifyArtifact(
   options: VerifyRunOptions,
   manifest: Manifest,
   artifact: ManifestArtifact,
-  pgRestore: string | undefined,
+  verifier: ArtifactVerifier | undefined,
   onProgress: (bytes: number) => void,
 ): Promise<Judged> {
   const expectedTables = manifest.tables
     .filter((table) => table.database === artifact.database)
     .map(({ schema, name, rows }) => ({ schema, name, rows }));
-  if (artifact.format === 'sql' && compressionMethod(artifact.compression) === undefined) {
-    return {
-      report: { key: artifact.key, bytes: 0, sha256: '', checks: [] },
-      findings: [{ name: 'InvalidManifest', message: `${artifact.key}: unknown compression "${artifact.compression}" (known: zstd, gzip, none)` }],
-    };
+  const refused = verifier
+    ? verifier.refuse(artifact)
+    : { name: 'InvalidManifest' as const, message: `${artifact.key}: unknown artifact format "${artifact.format}" (known: ${artifactFormats().join(', ')})` };
+  if (refused || !verifier) {
+    return { report: { key: artifact.key, bytes: 0, sha256: '', checks: [] }, findings: [refused as Finding] };
   }
   const body = await getBody(options, artifact.key, artifact.versionId);
   if (body === undefined) {
     return missingReport(artifact.key, `${artifact.key}${artifact.versionId ? ` (version ${artifact.versionId})` : ''} is listed in the manifest but not in the bucket`);
   }
 
-  if (artifact.format === 'pg_dump-custom') {
-    const checks = startPgArchiveChecks(pgRestore as string);
-    const onAbort = () => checks.kill();
-    options.signal?.addEventListener('abort', onAbort, { once: true });
-    try {
-      const read = await readThrough(options, artifact, body, checks.consumers, onProgress, () => checks.kill());
-      const archive = await checks.result();
-      const judged = judgePgArchive(artifact, expectedTables, archive);
-      return {
-        report: { ...read.report, checks: [...read.report.checks, ...judged.checks], ...(judged.objectCounts ? { objectCounts: judged.objectCounts } : {}) },
-        findings: [...read.findings, ...judged.findings],
-      };
-    } finally {
-      options.signal?.removeEventListener('abort', onAbort);
-    }
+  const checks = verifier.start(artifact, expectedTables);
+  const onAbort = () => checks.kill();
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    const read = await readThrough(options, artifact, body, checks.consumers, onProgress, () => checks.kill());
+    const judged = await checks.result();
+    return {
+      report: { ...read.report, checks: [...read.report.checks, ...judged.checks], ...(judged.objectCounts ? { objectCounts: judged.objectCounts } : {}) },
+      findings: [...read.findings, ...judged.findings],
+    };
+  } finally {
+    options.signal?.removeEventListener('abort', onAbort);
   }
-
-  const checks = startSqlArtifactChecks(artifact.compression);
-  const read = await readThrough(options, artifact, body, [checks.consumer], onProgress, () => undefined);
-  const judged = judgeSqlArtifact(artifact, expectedTables, await checks.result());
-  return { report: { ...read.report, checks: [...read.report.checks, ...judged.checks] }, findings: [...read.findings, ...judged.findings] };
-}
-
-interface EngineJudgement {
-  readonly checks: VerificationCheck[];
-  readonly findings: Finding[];
-  readonly objectCounts?: Record<string, number>;
-}
-
-type ExpectedTable = QualifiedName & { readonly rows: number };
-
-const MAX_NAMES = 10;
-function nameList(names: readonly string[]): string {
-  return names.length <= MAX_NAMES ? names.join(', ') : `${names.slice(0, MAX_NAMES).join(', ')} and ${names.length - MAX_NAMES} more`;
-}
-
-function tableSetCheck(
-  artifact: ManifestArtifact,
-  expected: readonly QualifiedName[],
-  found: readonly QualifiedName[],
-  display: (table: QualifiedName) => string,
-  note: string,
-): { check: VerificationCheck; finding?: Finding } {
-  const diff = diffTableSets(expected, found);
-  const ok = diff.missing.length === 0 && diff.unexpected.length === 0;
-  const detail = ok
-    ? `${expected.length} tables in the manifest, the same ${found.length} in the artifact${note}`
-    : `manifest ${expected.length} tables, artifact ${found.length}` +
-      (diff.missing.length > 0 ? `; missing from the artifact: ${nameList(diff.missing.map(display))}` : '') +
-      (diff.unexpected.length > 0 ? `; not in the manifest: ${nameList(diff.unexpected.map(display))}` : '');
-  return {
-    check: { name: 'table-set', ok, detail },
-    ...(ok ? {} : { finding: { name: 'TableSetMismatch' as const, message: `${artifact.key} (database ${artifact.database}): ${detail}` } }),
-  };
-}
-
-/** From the two pg_restore runs to checks and findings. */
-export function judgePgArchive(
-  artifact: ManifestArtifact,
-  expected: readonly ExpectedTable[],
-  archive: { listing?: string; tocError?: string; fullReadError?: string },
-): EngineJudgement {
-  const checks: VerificationCheck[] = [];
-  const findings: Finding[] = [];
-  let objectCounts: Record<string, number> | undefined;
-
-  if (archive.listing === undefined) {
-    const detail = archive.tocError ?? 'pg_restore --list failed';
-    checks.push({ name: 'toc', ok: false, detail });
-    findings.push({ name: 'ArchiveCorrupt', message: `${artifact.key}: the archive's table of contents cannot be read (${detail})` });
-  } else {
-    const toc = summarizeToc(archive.listing, expected.map((table) => table.schema));
-    objectCounts = toc.objectCounts;
-    const counts = Object.entries(toc.objectCounts).sort(([a], [b]) => a.localeCompare(b)).map(([desc, n]) => `${n} ${desc}`).join(', ');
-    const dbname = /^;\s+dbname: (.*)$/m.exec(archive.listing)?.[1];
-    checks.push({ name: 'toc', ok: true, detail: `${toc.entries.length} entries${dbname !== undefined ? ` of database ${dbname}` : ''}: ${counts}` });
-
-    // Partitioned tables hold no rows of their own: a definition without a data entry is
-    // present when the manifest counted 0 rows for it.
-    const emptyInManifest = new Set(expected.filter((table) => table.rows === 0).map((table) => JSON.stringify([table.schema, table.name])));
-    const withoutData = toc.tablesWithoutData.filter((table) => emptyInManifest.has(JSON.stringify([table.schema, table.name])));
-    const note =
-      (withoutData.length > 0 ? `, ${withoutData.length} of them without rows of their own (partitioned)` : '') +
-      (toc.extensionData.length > 0 ? `; ${toc.extensionData.length} extension configuration table(s) not compared` : '');
-    const tableSet = tableSetCheck(artifact, expected, [...toc.dataTables, ...withoutData], pgDisplayName, note);
-    if (dbname !== undefined && dbname !== artifact.database) {
-      checks.push({ name: 'database', ok: false, detail: `manifest database ${artifact.database}, archive of database ${dbname}` });
-      findings.push({ name: 'TableSetMismatch', message: `${artifact.key} is an archive of database ${dbname}, the manifest says ${artifact.database}` });
-    }
-    checks.push(tableSet.check);
-    if (tableSet.finding) findings.push(tableSet.finding);
-  }
-
-  if (archive.fullReadError !== undefined) {
-    checks.push({ name: 'full-read', ok: false, detail: archive.fullReadError });
-    findings.push({ name: 'ArchiveCorrupt', message: `${artifact.key} cannot be read to its end by pg_restore (${archive.fullReadError})` });
-  } else {
-    checks.push({ name: 'full-read', ok: true, detail: 'pg_restore --file=/dev/null read every entry to the end of the archive' });
-  }
-  return { checks, findings, ...(objectCounts ? { objectCounts } : {}) };
-}
-
-/** From the decompressed SQL scan to checks and findings. */
-export function judgeSqlArtifact(
-  artifact: ManifestArtifact,
-  expected: readonly QualifiedName[],
-  result: { scan: { tables: readonly { database: string; name: string }[]; completed: boolean; bytes: number }; decompressError?: string; method: string },
-): EngineJudgement {
-  const checks: VerificationCheck[] = [];
-  const findings: Finding[] = [];
-  if (result.decompressError !== undefined) {
-    checks.push({ name: 'decompress', ok: false, detail: result.decompressError });
-    findings.push({ name: 'ArchiveCorrupt', message: `${artifact.key} does not decompress to its end (${result.decompressError})` });
-  } else {
-    checks.push({
-      name: 'decompress',
-      ok: true,
-      detail: result.method === 'none' ? `uncompressed, ${result.scan.bytes} bytes of SQL` : `${result.method}: ${result.scan.bytes} bytes of SQL`,
-    });
-  }
-  if (result.scan.completed) {
-    checks.push({ name: 'completion-marker', ok: true, detail: 'ends with the dump client\'s "-- Dump completed" line' });
-  } else {
-    const detail = 'no "-- Dump completed" line at the end: the dump client did not finish writing this dump';
-    checks.push({ name: 'completion-marker', ok: false, detail });
-    findings.push({ name: 'IncompleteDump', message: `${artifact.key}: ${detail}` });
-  }
-  const found = result.scan.tables.map((table) => ({ schema: table.database, name: table.name }));
-  const display = (table: QualifiedName) => {
-    const quote = (part: string) => (/^[A-Za-z0-9_$]+$/.test(part) ? part : `\`${part.replaceAll('`', '``')}\``);
-    return table.schema === '' ? quote(table.name) : `${quote(table.schema)}.${quote(table.name)}`;
-  };
-  const tableSet = tableSetCheck(artifact, expected, found, display, '');
-  checks.push(tableSet.check);
-  if (tableSet.finding) findings.push(tableSet.finding);
-  return { checks, findings };
 }

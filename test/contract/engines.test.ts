@@ -1,13 +1,17 @@
 /**
  * The engine contract (engine-contract.ts) for every engine Lifeboat backs up, each with its real
- * clients against throwaway servers. A new engine joins with a subject here.
+ * clients against throwaway servers, and for a third engine defined in one test module
+ * (file-engine.ts), which shows what adding an engine takes. A new engine joins with a subject here.
  */
-import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { mariaDbTableDigests, pgTableDigests } from '../harness/digests';
 import { startMariaDb, type MariaDbServer } from '../harness/mariadb';
 import { startPostgres, type PgServer } from '../harness/postgres';
 import { engineContractSuite, type ContractServer, type EngineSubject } from './engine-contract';
+import { FILE_ENGINE, fileSessions, filesUnder, initFileServer } from './file-engine';
 
 const PG_SEED = readFileSync(path.join(__dirname, '../fixtures/seed-postgres.sql'), 'utf8');
 const MARIADB_SEED = readFileSync(path.join(__dirname, '../fixtures/seed-mariadb.sql'), 'utf8');
@@ -91,5 +95,62 @@ const mariadb: EngineSubject = {
   restoreTarget: (server) => ({ engine: 'mariadb', host: server.host, port: server.port, username: server.user, password: server.password, tls: TLS_OFF }),
 };
 
+const FILE_DATABASES = ['docs', 'media'];
+/** The slow runs' folder: one sparse file, read by tar as zeros at memory speed, uploaded in many 8 MiB parts. */
+const BULK_BYTES = 768 * 1024 ** 2;
+
+function fileServer(root: string, password: string): ContractServer {
+  return {
+    host: root, port: 0, user: 'files', password,
+    tableDigests: async () => Object.fromEntries(FILE_DATABASES.flatMap((database) => filesUnder(path.join(root, database)).map((file) => {
+      const bytes = readFileSync(path.join(root, database, file));
+      return [`${database}/${file}`, `${bytes.length} ${createHash('sha256').update(bytes).digest('hex')}`];
+    }))),
+    changeOneRow: async () => {
+      const file = path.join(root, 'docs', 'Kunden Ümlaut.csv');
+      writeFileSync(file, readFileSync(file, 'utf8').split('\n').slice(1).join('\n'));
+    },
+    runSessions: async () => fileSessions(root),
+    stop: async () => rmSync(root, { recursive: true, force: true }),
+  };
+}
+
+function startFileServer(password: string): string {
+  const root = mkdtempSync(path.join(tmpdir(), 'lifeboat-files-'));
+  initFileServer(root, password);
+  return root;
+}
+
+/** A third engine, defined in one module (file-engine.ts): it joins the suite as the two real ones do. */
+const files: EngineSubject = {
+  name: 'a file engine defined in one test module (tar)',
+  source: 'handbook',
+  dumpClients: ['tar'],
+  startSource: async (password) => {
+    const root = startFileServer(password);
+    mkdirSync(path.join(root, 'docs', 'chapters', 'ß and spaces'), { recursive: true });
+    writeFileSync(path.join(root, 'docs', 'Kunden Ümlaut.csv'), Array.from({ length: 500 }, (_, i) => `${i},Kunde ${i},${i * 7}`).join('\n'));
+    writeFileSync(path.join(root, 'docs', 'chapters', 'one.md'), '# One\n'.repeat(1000));
+    writeFileSync(path.join(root, 'docs', 'chapters', 'ß and spaces', 'two.md'), '# Two\n');
+    writeFileSync(path.join(root, 'docs', 'empty'), '');
+    mkdirSync(path.join(root, 'media'));
+    writeFileSync(path.join(root, 'media', 'random.bin'), createHash('sha512').update('seed').digest().toString('hex').repeat(4096));
+    mkdirSync(path.join(root, 'bulk'));
+    writeFileSync(path.join(root, 'bulk', 'large.img'), '');
+    truncateSync(path.join(root, 'bulk', 'large.img'), BULK_BYTES);
+    return fileServer(root, password);
+  },
+  startTarget: async (password) => fileServer(startFileServer(password), password),
+  job: (server, runId, bucket, opts = {}) => ({
+    source: 'handbook', engine: FILE_ENGINE, tier: 'tier2', runId, bucket, objectLockMode: 'GOVERNANCE', excludeTables: [],
+    target: {
+      host: server.host, port: server.port, databases: opts.slow ? ['bulk'] : FILE_DATABASES, username: server.user,
+      password: opts.password ?? server.password, tls: TLS_OFF,
+    },
+  }),
+  restoreTarget: (server) => ({ engine: FILE_ENGINE, host: server.host, port: server.port, username: server.user, password: server.password, tls: TLS_OFF }),
+};
+
 engineContractSuite(postgres);
 engineContractSuite(mariadb);
+engineContractSuite(files);

@@ -1,5 +1,6 @@
 import { formatProgress, parseAt, parseRestoreArgs, resolveBucket, restoreCommand } from '../../cli/restore';
-import { onlyCleanDropsFailed, pgRestoreArgs, mysqlClientArgs } from '../../lib/restore/restore';
+import { mysqlClientArgs } from '../../lib/restore/mysql';
+import { onlyCleanDropsFailed, pgRestoreArgs } from '../../lib/restore/postgres';
 import { testConfig } from '../fixtures/config';
 
 const PG_URL = 'postgres://restorer@db.internal:6432/shop';

@@ -9,7 +9,8 @@
  */
 import type { Readable } from 'node:stream';
 
-export type EngineName = 'postgres' | 'mysql' | 'mariadb';
+/** A registered engine's name (lib/engines/registry.ts). */
+export type EngineName = string;
 
 export type { TlsMode, TlsOptions } from '../../lib/domain/tls';
 import type { TlsOptions } from '../../lib/domain/tls';
@@ -73,7 +74,7 @@ export interface ClientVersion {
   readonly version: string;
   readonly major: number;
   /** Which project built the client; MySQL and MariaDB dump clients take different flags. */
-  readonly flavor: 'postgres' | 'mysql' | 'mariadb';
+  readonly flavor: string;
   /** First line of `--version`. */
   readonly versionString: string;
 }
@@ -179,7 +180,8 @@ export interface TableCount {
 export interface ArtifactInfo {
   /** With the leading dot: `.pgdump`, `.sql.zst`, `.sql.gz`, `.sql`. */
   readonly fileExtension: string;
-  readonly format: 'pg_dump-custom' | 'sql';
+  /** The manifest's artifact format: the verifier reads it with the checks of the engine that reads it. */
+  readonly format: string;
   /** `zstd:3`, `gzip:1`, `none`, … */
   readonly compression: string;
 }
