@@ -56,6 +56,12 @@ export interface DatabaseEngine {
   /** Which restore target engines can take this engine's artifacts. */
   restoresInto(target: string): boolean;
   readonly sql: SqlDialect;
+  /**
+   * The names of its backup's errors (worker/engines/types.ts, EngineErrorName) that another
+   * attempt may cure, a minute later: the Dump state retries them. Every other error of its
+   * backup fails the run at once, named as it was raised.
+   */
+  readonly retryableErrors: readonly string[];
   /** What reading every byte of its artifacts means: the checks the verifier feeds. */
   readonly verify: EngineVerify;
   /** How a run is restored into a server of this engine: the clients, the inspection, the write. */

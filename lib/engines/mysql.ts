@@ -40,6 +40,8 @@ function mysqlFamily(name: 'mysql' | 'mariadb', label: string, sqlClients: reado
     majorsOrdered: false,
     restoresInto: (target: string) => target === 'mysql' || target === 'mariadb',
     sql: mysqlSql,
+    // The source did not answer (restarting, failing over), or the dump client failed or was cut off.
+    retryableErrors: ['SourceUnreachable', 'DumpFailed'],
     verify: sqlScriptVerify,
     restore: sqlScriptRestore(sqlClients),
     drill: {

@@ -37,6 +37,8 @@ export const postgres: DatabaseEngine = {
   majorsOrdered: true,
   restoresInto: (target) => target === 'postgres',
   sql: postgresSql,
+  // The source did not answer (restarting, failing over), or the dump client failed or was cut off.
+  retryableErrors: ['SourceUnreachable', 'DumpFailed'],
   verify: postgresVerify,
   restore: postgresRestore,
   drill: {

@@ -1,6 +1,6 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import { StateMachine } from 'aws-local-stepfunctions';
-import { RUN_ID_FROM_SCHEDULED_TIME } from '../../lib/constructs/backup-workflow';
+import { RUN_ID_FROM_SCHEDULED_TIME } from '../../lib/constructs/backup-run-states';
 import { flexibleWindowFor, scheduleFor } from '../../lib/constructs/backup-schedules';
 import { dumpDeadlineSeconds } from '../../lib/constructs/dump-task';
 import { createStacks } from '../../lib/stacks';

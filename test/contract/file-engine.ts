@@ -148,6 +148,7 @@ export const fileEngine: DatabaseEngine = {
   restoresUnderAnotherName: true,
   majorsOrdered: false,
   restoresInto: (target) => target === FILE_ENGINE,
+  retryableErrors: ['SourceUnreachable', 'DumpFailed'],
   sql: outsideTheSuite('SQL'),
   drill: outsideTheSuite('drill queries'),
   runbook: outsideTheSuite('runbook commands'),

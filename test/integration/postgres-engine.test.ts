@@ -14,7 +14,8 @@ import { startPostgres, type PgServer } from '../harness/postgres';
 import { PG_CLIENT_MAJOR, pgClientTooOldHint } from '../../lib/domain/versions';
 import { EMBEDDED_PG_BIN_DIR, embeddedPgMajor } from '../../lib/drill/servers';
 import { resolveClient } from '../../worker/engines/common';
-import { dumpGlobals, preflight, quotePgIdent, startDump } from '../../worker/engines/postgres';
+import { quotePgIdent } from '../../worker/engines/postgres-clients';
+import { dumpGlobals, preflight, startDump } from '../../worker/engines/postgres';
 import type { DumpProcess, DumpTarget, Preflight, TableCount } from '../../worker/engines/types';
 
 const SEED = readFileSync(join(__dirname, '../fixtures/seed-postgres.sql'), 'utf8');

@@ -13,30 +13,25 @@ import {
   chooseMysqlCompression,
   mysqlArtifact,
   mysqlClientCandidates,
-  mysqlConnectError,
   mysqlDumpArgs,
-  mysqlEngine,
-  mysqlTlsArgs,
   parseMysqlClientVersion,
   parseMysqlServerVersion,
-  quoteMysqlIdent,
-  threadsWithReadView,
   type MysqlDumpArgsInput,
-} from '../../worker/engines/mysql';
+} from '../../worker/engines/mysql-clients';
+import { mysqlConnectError } from '../../worker/engines/mysql-connection';
+import { mysqlEngine, mysqlTlsArgs, quoteMysqlIdent, threadsWithReadView } from '../../worker/engines/mysql';
 import {
   checkPgClientVersion,
   choosePgCompression,
   parsePgClientVersion,
   parsePgServerVersion,
   pgCompressArg,
-  pgConnectError,
-  pgConninfo,
   pgDumpallGlobalsArgs,
   pgDumpArgs,
-  postgresEngine,
   quotePgIdent,
-  targetConninfo,
-} from '../../worker/engines/postgres';
+} from '../../worker/engines/postgres-clients';
+import { pgConnectError, pgConninfo, targetConninfo } from '../../worker/engines/postgres-connection';
+import { postgresEngine } from '../../worker/engines/postgres';
 import { PG_CLIENT_MAJOR } from '../../lib/domain/versions';
 import { withStdioBuffers } from '../../lib/process/stdio-buffers';
 import { engineFor } from '../../worker/engines';

@@ -7,10 +7,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { grantsCommand, grantsFor, parseServerVersion, platformOf } from '../../cli/grants';
-import { TRANSIENT_DUMP_ERRORS } from '../../lib/constructs/backup-workflow';
+import { TRANSIENT_DUMP_ERRORS } from '../../lib/constructs/backup-run-states';
 import { errorName } from '../../lib/domain/errors';
 import { describeFailure, FIRST_CHECK } from '../../lib/steps/record-failure';
-import { mysqlDumpArgs } from '../../worker/engines/mysql';
+import { mysqlDumpArgs } from '../../worker/engines/mysql-clients';
 import {
   databasePatternMatches,
   MYSQL_PASSWORD_PLACEHOLDER,
@@ -22,7 +22,7 @@ import {
   type MysqlGrantsInput,
   type MysqlPrivilegeContext,
 } from '../../worker/engines/mysql-privileges';
-import { pgDumpallGlobalsArgs } from '../../worker/engines/postgres';
+import { pgDumpallGlobalsArgs } from '../../worker/engines/postgres-clients';
 import { EngineError } from '../../worker/engines/types';
 import { PG_PASSWORD_VARIABLE, pgIdent, pgPrivilegeError, postgresGrantsSql, type PgGrantsInput, type PgPrivilegeGaps } from '../../worker/engines/postgres-privileges';
 import { testConfig } from '../fixtures/config';

@@ -1,5 +1,5 @@
 import type { Source } from '../../lib/config/types';
-import { mysqlDumpArgs } from './mysql';
+import { mysqlDumpArgs } from './mysql-clients';
 import { mysqlGrantsSql, type ServerVersionParts } from './mysql-privileges';
 import { postgresGrantsSql } from './postgres-privileges';
 import type { DbPlatform } from './privileges';

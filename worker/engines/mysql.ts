@@ -16,15 +16,11 @@
  * Non-transactional tables (MyISAM, Aria, …) are never snapshot-consistent: with any of them the
  * run's consistency is `separate-snapshot`.
  */
-import * as mysql from 'mysql2/promise';
 import { constants as zlibConstants, createGzip, createZstdCompress } from 'node:zlib';
 import {
   childEnv,
   clientVersionLine,
   findClient,
-  formatCompression,
-  parseCompression,
-  redact,
   resolveClient,
   runClient,
   startDumpProcess,
@@ -34,13 +30,15 @@ import {
 } from './common';
 import { CLIENT_PIPE_BUFFER_BYTES } from '../../lib/process/stdio-buffers';
 import { mysqlTlsArgs } from '../../lib/domain/tls';
-import { engineTls, readCaBundle, tlsEngineError, type TlsSession } from './tls';
+import {
+  chooseMysqlCompression, mysqlArtifact, mysqlClientCandidates, mysqlDumpArgs, older, parseMysqlClientVersion, parseMysqlServerVersion,
+} from './mysql-clients';
+import { engineTls, tlsEngineError } from './tls';
+import { connectMysql, query, showGrants, type MysqlConnection } from './mysql-connection';
 import { MysqlGrants, mysqlDumpNeeds, mysqlPrivilegeError, quoteMysqlIdent, type MysqlDatabaseFacts } from './mysql-privileges';
 import {
-  DEFAULT_CONNECT_TIMEOUT_SECONDS,
   DEFAULT_EXACT_COUNT_MAX_BYTES,
   EngineError,
-  type ArtifactInfo,
   type ClientOptions,
   type DatabaseInfo,
   type DumpEngine,
@@ -50,7 +48,6 @@ import {
   type Preflight,
   type PreflightOptions,
   type TableCount,
-  type TlsOptions,
 } from './types';
 
 /** FLUSH TABLES WITH READ LOCK gives up after this long rather than stall production behind a long query. */
@@ -59,232 +56,10 @@ const GLOBAL_LOCK_WAIT_SECONDS = 5;
 const GLOBAL_LOCK_MAX_HOLD_MS = 10_000;
 const POLL_MS = 5;
 
-export interface MysqlVersion {
-  readonly flavor: 'mysql' | 'mariadb';
-  /** `10.11.19`, `8.0.36`, `8.0` (Aurora). */
-  readonly version: string;
-  readonly major: number;
-  readonly minor: number;
-}
-
-function versionParts(version: string): { major: number; minor: number } {
-  const [major, minor] = version.split('.').map(Number);
-  return { major: major ?? 0, minor: minor ?? 0 };
-}
-
-/**
- * `mariadb-dump  Ver 10.19 Distrib 10.11.19-MariaDB, for debian-linux-gnu (x86_64)`,
- * `mariadb-dump from 11.4.2-MariaDB, client 10.19 for …`, `mysqldump  Ver 8.0.36 for Linux …`,
- * `mysqldump  Ver 10.13 Distrib 5.7.44, for Linux (x86_64)`. The version is the distribution's,
- * not the tool's own (10.19, 10.13).
- */
-export function parseMysqlClientVersion(line: string): MysqlVersion & { tool: string } {
-  const tool = /^(\S+)/.exec(line.trim())?.[1] ?? '';
-  const version =
-    /Distrib\s+(\d+\.\d+\.\d+)/.exec(line)?.[1] ?? /\bfrom\s+(\d+\.\d+\.\d+)/.exec(line)?.[1] ?? /\bVer\s+(\d+\.\d+\.\d+)/.exec(line)?.[1];
-  if (!tool || !version) throw new Error(`cannot parse a MySQL/MariaDB client version from "${line}"`);
-  return { tool: tool.replace(/^.*\//, ''), flavor: /mariadb/i.test(line) ? 'mariadb' : 'mysql', version, ...versionParts(version) };
-}
-
-/**
- * `@@version` (`10.11.6-MariaDB-log`, `5.5.5-10.11.6-MariaDB`, `8.0.36`, `8.0.mysql_aurora.3.05.2`)
- * and `@@version_comment` (`MariaDB Server`, `MySQL Community Server - GPL`, `Source distribution`).
- */
-export function parseMysqlServerVersion(version: string, comment = ''): MysqlVersion {
-  const flavor = /mariadb/i.test(`${version} ${comment}`) ? 'mariadb' : 'mysql';
-  const stripped = version.trim().replace(/^5\.5\.5-(?=\d+\.\d+\.\d+-MariaDB)/i, '');
-  const short = /^(\d+\.\d+(?:\.\d+)?)/.exec(stripped)?.[1];
-  if (!short) throw new Error(`cannot parse a MySQL/MariaDB server version from "${version}"`);
-  return { flavor, version: short, ...versionParts(short) };
-}
-
-function older(a: MysqlVersion, b: MysqlVersion): boolean {
-  return a.major < b.major || (a.major === b.major && a.minor < b.minor);
-}
-
-/** Client binaries to try, in order, for a server flavour. */
-export function mysqlClientCandidates(server: 'mysql' | 'mariadb'): string[] {
-  return server === 'mariadb' ? ['mariadb-dump', 'mysqldump'] : ['mysqldump', 'mariadb-dump'];
-}
-
-/** `zstd:3` by default; lz4 has no stock streaming decompressor on a database host. */
-export function chooseMysqlCompression(requested?: string): Compression {
-  const compression = parseCompression(requested ?? 'zstd:3');
-  if (compression.method === 'lz4') {
-    throw new EngineError('InvalidDumpOptions', `compression: ${requested} is not offered for MySQL/MariaDB (zstd, gzip, none)`);
-  }
-  return compression;
-}
-
-export function mysqlArtifact(compression: Compression): ArtifactInfo {
-  const ext = compression.method === 'zstd' ? '.sql.zst' : compression.method === 'gzip' ? '.sql.gz' : '.sql';
-  return { fileExtension: ext, format: 'sql', compression: formatCompression(compression) };
-}
-
-export interface MysqlDumpArgsInput {
-  readonly client: { readonly flavor: 'mysql' | 'mariadb'; readonly major: number };
-  readonly serverFlavor: 'mysql' | 'mariadb';
-  readonly host: string;
-  readonly port: number;
-  readonly username: string;
-  readonly databases: readonly string[];
-  /** @default - { mode: 'prefer' } */
-  readonly tls?: TlsOptions;
-  /** Exact [database, table] names. */
-  readonly ignoreTables?: readonly (readonly [string, string])[];
-}
-
-/**
- * The dump client's argv (the password is in MYSQL_PWD). `--no-defaults` first so no option
- * file on the machine changes the dump; `--databases` so the artifact recreates the databases.
- */
-export function mysqlDumpArgs(input: MysqlDumpArgsInput): string[] {
-  const mysqlClient = input.client.flavor === 'mysql';
-  const args = [
-    '--no-defaults',
-    '--protocol=TCP',
-    `--host=${input.host}`,
-    `--port=${input.port}`,
-    `--user=${input.username}`,
-    '--single-transaction',
-    '--skip-lock-tables',
-    '--quick',
-    '--routines',
-    '--triggers',
-    '--events',
-    '--hex-blob',
-    // Tablespace DDL needs PROCESS on MySQL 8 and is meaningless on RDS; tables restore without it.
-    '--no-tablespaces',
-    '--default-character-set=utf8mb4',
-    '--max-allowed-packet=1G',
-  ];
-  // A logical backup restores into a fresh server with its own GTID history.
-  if (mysqlClient) args.push('--set-gtid-purged=OFF');
-  // MySQL 8's mysqldump queries column histograms, which MariaDB does not have.
-  if (mysqlClient && input.client.major >= 8 && input.serverFlavor === 'mariadb') args.push('--column-statistics=0');
-  args.push(...mysqlTlsArgs(input.client.flavor, input.tls ?? { mode: 'prefer' }));
-  for (const [database, table] of input.ignoreTables ?? []) args.push(`--ignore-table=${database}.${table}`);
-  args.push('--databases', ...input.databases);
-  return args;
-}
-
 /** TLS flags per client flavour (lib/domain/tls.ts, shared with the restore's client). */
 export { mysqlTlsArgs };
 
 export { quoteMysqlIdent };
-
-const AUTH_ERRNOS = new Set([1044, 1045, 1698, 1251, 1862]);
-
-/** Maps a mysql2 connection error to an EngineError without the password. */
-export function mysqlConnectError(err: unknown, target: DumpTarget): EngineError {
-  if (err instanceof EngineError) return err;
-  const tls = tlsEngineError(err, target, 'MySQL/MariaDB');
-  if (tls) return tls;
-  const e = err as { code?: string; errno?: number; message?: string };
-  const message = redact(
-    `cannot connect to MySQL/MariaDB as ${target.username}@${target.host}:${target.port}: ${e.message ?? String(err)}`,
-    [target.password],
-  );
-  if ((e.errno !== undefined && AUTH_ERRNOS.has(e.errno)) || /access denied/i.test(e.message ?? '')) {
-    return new EngineError('AuthenticationFailed', message);
-  }
-  if (e.errno === 1049) return new EngineError('DatabaseNotFound', message);
-  return new EngineError('SourceUnreachable', message);
-}
-
-type MysqlConnection = mysql.Connection;
-
-/**
- * mysql2's TLS options: verify-full checks the chain against the CA bundle (rejectUnauthorized)
- * and the host name (verifyIdentity, which mysql2 leaves off unless asked); require encrypts
- * and checks nothing. With either, a server without TLS fails (HANDSHAKE_NO_SSL_SUPPORT).
- */
-function mysqlSsl(target: DumpTarget): mysql.ConnectionOptions['ssl'] {
-  const tls = engineTls(target);
-  if (tls.mode === 'disable') return undefined;
-  if (tls.mode === 'verify-full') return { ca: readCaBundle(tls, target), rejectUnauthorized: true, verifyIdentity: true };
-  return { rejectUnauthorized: false, verifyIdentity: false };
-}
-
-/** The session's TLS as the server reports it; undefined in plain text. */
-async function mysqlTlsSession(connection: MysqlConnection): Promise<TlsSession | undefined> {
-  const rows = (await query<{ Variable_name: string; Value: string }>(connection,
-    "SHOW SESSION STATUS WHERE Variable_name IN ('Ssl_version', 'Ssl_cipher')"))
-    .map((row) => ({ name: row.Variable_name.toUpperCase(), value: row.Value }));
-  const value = (name: string) => rows.find((row) => row.name.toUpperCase() === name)?.value ?? '';
-  return value('SSL_CIPHER') ? { protocol: value('SSL_VERSION'), cipher: value('SSL_CIPHER') } : undefined;
-}
-
-/**
- * A connected mysql2 connection honouring the TLS mode (`prefer` falls back to plain TCP;
- * verify-full and require never do). `tls` is what the server reports for the session:
- * verify-full and require fail with `TlsRequired` should it ever say plain text.
- */
-export async function connectMysql(target: DumpTarget): Promise<{ connection: MysqlConnection; tls: boolean; session?: TlsSession }> {
-  const mode = engineTls(target).mode;
-  const attempt = async (ssl: mysql.ConnectionOptions['ssl']): Promise<MysqlConnection> => {
-    const connection = await mysql.createConnection({
-      host: target.host,
-      port: target.port,
-      user: target.username,
-      password: target.password,
-      ssl,
-      connectTimeout: (target.connectTimeoutSeconds ?? DEFAULT_CONNECT_TIMEOUT_SECONDS) * 1000,
-      charset: 'utf8mb4_general_ci',
-      supportBigNumbers: true,
-      bigNumberStrings: true,
-      multipleStatements: false,
-    });
-    // A server that goes away emits 'error' on an idle connection; the next query reports it.
-    connection.on('error', () => undefined);
-    return connection;
-  };
-  const ssl = mysqlSsl(target);
-  let connection: MysqlConnection;
-  try {
-    connection = await attempt(ssl);
-  } catch (err) {
-    if (mode === 'prefer' && (err as { code?: string }).code === 'HANDSHAKE_NO_SSL_SUPPORT') {
-      try {
-        return { connection: await attempt(undefined), tls: false };
-      } catch (plainErr) {
-        throw mysqlConnectError(plainErr, target);
-      }
-    }
-    throw mysqlConnectError(err, target);
-  }
-  if (ssl === undefined) return { connection, tls: false };
-  try {
-    const session = await mysqlTlsSession(connection);
-    if (!session && mode !== 'prefer') {
-      throw tlsEngineError({ name: 'TlsRequired', cause: 'the server reports this session as plain text' }, target, 'MySQL/MariaDB');
-    }
-    return { connection, tls: session !== undefined, session };
-  } catch (err) {
-    await connection.end().catch(() => undefined);
-    throw mysqlConnectError(err, target);
-  }
-}
-
-async function query<T>(connection: MysqlConnection, sql: string, values: unknown[] = []): Promise<T[]> {
-  const [rows] = await connection.query(sql, values);
-  return rows as T[];
-}
-
-/**
- * The privileges of this session, as SHOW GRANTS lists them: its own and its active roles'.
- * MariaDB lists the current role's grants itself; MySQL 8 only with `USING` the active roles.
- */
-async function showGrants(connection: MysqlConnection, flavor: 'mysql' | 'mariadb'): Promise<string[]> {
-  let sql = 'SHOW GRANTS';
-  if (flavor === 'mysql') {
-    const [row] = await query<{ roles: string | null }>(connection, 'SELECT CURRENT_ROLE() AS roles');
-    // CURRENT_ROLE() is NONE or a list of quoted accounts (`r`@`%`,…), as USING takes it.
-    if (row?.roles && row.roles !== 'NONE') sql = `SHOW GRANTS FOR CURRENT_USER() USING ${row.roles}`;
-  }
-  const rows = await query<Record<string, unknown>>(connection, sql);
-  return rows.map((row) => String(Object.values(row)[0] ?? ''));
-}
 
 /**
  * Versions, the client to use, sizes and character sets of the databases, and privileges:
