@@ -17,7 +17,8 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { crc32 } from 'node:zlib';
 import { startS3, type S3Server } from '../harness/s3';
-import { MiB, streamToS3, UPLOAD_ATTEMPT_METADATA, type StreamToS3Options } from '../../worker/upload';
+import { MiB, UPLOAD_ATTEMPT_METADATA } from '../../worker/upload-parts';
+import { streamToS3, type StreamToS3Options } from '../../worker/upload';
 
 const BUCKET = 'runs';
 

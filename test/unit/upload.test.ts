@@ -10,7 +10,7 @@ import {
   MiB,
   MIN_PART_SIZE,
   SIZE_HINT_HEADROOM,
-} from '../../worker/upload';
+} from '../../worker/upload-parts';
 
 const GiB = 1024 * MiB;
 const TiB = 1024 * GiB;
