@@ -68,6 +68,12 @@ export const manifestSchema = z.strictObject({
   artifacts: z.array(artifactSchema).min(1),
   globals: z.strictObject({ key: z.string().min(1), bytes: z.number().int().nonnegative(), sha256, versionId: z.string().min(1).optional() }).optional(),
   tables: z.array(tableSchema),
+  /**
+   * Runs of the same source this run needs to be restored (an incremental's base, a
+   * differential's full): the pruner keeps them while it keeps this run. Absent: the run
+   * restores on its own, as every logical dump does.
+   */
+  dependsOn: z.array(z.string().refine(isRunId, { error: 'expected a run id such as 20261126T030000Z' })).min(1).optional(),
   /** How the row counts relate to the dump: see the engines' documentation. */
   rowCountConsistency: z.enum(['same-snapshot', 'separate-snapshot']),
   extensions: z.array(z.strictObject({ database: z.string().min(1), name: z.string().min(1), version: z.string() })),

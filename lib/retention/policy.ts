@@ -39,6 +39,12 @@ export interface RetentionPolicy {
 export interface RunRef {
   readonly runId: string;
   readonly status: RunStatus;
+  /**
+   * Runs of the same source this one needs to be restored (its manifest's `dependsOn`: an
+   * incremental's base, a differential's full). While this run is kept, they are too.
+   * @default - none: the run restores on its own (every logical dump does)
+   */
+  readonly dependsOn?: readonly string[];
 }
 
 export interface Decision {
@@ -208,5 +214,37 @@ export function decide(runs: readonly RunRef[], policy: RetentionPolicy, now: Da
     if (reasons.length > 0) decided(keep, run, reasons);
     else decided(remove, run, [`verified, older than ${within} and outside every keep count`]);
   }
-  return { keep, remove };
+  return keepDependencies({ keep, remove }, byId);
+}
+
+/**
+ * A kept run keeps every run it depends on, and theirs in turn: removing a base would leave a
+ * kept incremental that cannot be restored. A dependency that is not among the runs (already
+ * gone) cannot be kept; the verifier and the restore say what it lacks.
+ */
+function keepDependencies(decision: RetentionDecision, runs: ReadonlyMap<string, RunRef>): RetentionDecision {
+  const removed = new Map(decision.remove.map((entry) => [entry.runId, entry]));
+  const needed = new Map<string, string[]>();
+  const pending = decision.keep.map((entry) => entry.runId);
+  while (pending.length > 0) {
+    const runId = pending.pop() as string;
+    for (const base of runs.get(runId)?.dependsOn ?? []) {
+      if (!removed.has(base) && !needed.has(base)) continue;
+      const dependents = needed.get(base) ?? [];
+      if (!dependents.includes(runId)) dependents.push(runId);
+      if (!needed.has(base)) pending.push(base);
+      needed.set(base, dependents);
+    }
+  }
+  if (needed.size === 0) return decision;
+  const newestFirst = (a: Decision, b: Decision) => (a.runId < b.runId ? 1 : a.runId > b.runId ? -1 : 0);
+  const kept = [...needed].map(([runId, dependents]): Decision => {
+    const { status } = removed.get(runId) as Decision;
+    const reasons = [`needed by kept run ${dependents.sort().join(', ')}`];
+    return { runId, status, reasons, reason: reasons.join('; ') };
+  });
+  return {
+    keep: [...decision.keep, ...kept].sort(newestFirst),
+    remove: decision.remove.filter((entry) => !needed.has(entry.runId)),
+  };
 }

@@ -105,7 +105,7 @@ export async function pruneSource(opts: PruneOptions): Promise<DecisionRow[]> {
   const versions = await listRunVersions(s3, bucket, source);
   const listed = new Set(runs.map((run) => run.runId));
   const hidden = [...versions].filter(([runId, runVersions]) => !listed.has(runId) && !runVersions.some((v) => v.isLatest && !v.deleteMarker)).map(([runId]) => runId);
-  const refs: RunRef[] = [...runs.map(({ runId, status }) => ({ runId, status })), ...hidden.map((runId) => ({ runId, status: 'unverified' as const }))];
+  const refs: RunRef[] = [...runs.map(({ runId, status, manifest }) => ({ runId, status, ...(manifest?.dependsOn ? { dependsOn: manifest.dependsOn } : {}) })), ...hidden.map((runId) => ({ runId, status: 'unverified' as const }))];
   const hiddenIds = new Set(hidden);
   const rows = decisionRows(decide(refs, policy, now)).map((row) => (hiddenIds.has(row.runId) ? { ...row, reason: `${row.reason}; ${HIDDEN}` } : row));
 

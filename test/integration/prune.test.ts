@@ -352,3 +352,19 @@ test('a bucket without Object Lock: no version can be locked, the policy alone d
   expect(byAction(rows, 'remove')).toEqual([13, 12, 11, 4, 3].map(runIdOf).sort());
   expect([...new Set((await versions(bucket)).map((version) => runOf(version.key)))].sort()).toEqual(byAction(rows, 'keep'));
 });
+
+test('a run that a kept run depends on (its manifest\'s dependsOn) is kept with it, saying why; the rest is decided as before', async () => {
+  const bucket = await newBucket({});
+  // Day 10 is kept (daily 7); it needs day 12, which the policy alone removes. Day 11 needs day 13, but day 11 goes itself.
+  const bases: Record<number, number> = { 10: 12, 11: 13 };
+  await Promise.all(Object.entries(HISTORY).map(async ([daysAgo, kind]) => {
+    const base = bases[Number(daysAgo)];
+    const run = buildRun(SOURCE, runIdOf(Number(daysAgo)), base === undefined ? {} : { dependsOn: [runIdOf(base)] });
+    if (kind === 'interrupted') await put(s3, bucket, [...run.objects.keys()][0], 'partial');
+    else await writeRun(s3, bucket, run, { verification: kind, offsite: kind === 'ok' });
+  }));
+  const rows = await pruneSource({ s3, bucket, source: SOURCE, policy: POLICY, now: NOW, dryRun: false });
+  expect(byAction(rows, 'remove')).toEqual([13, 11, 4, 3].map(runIdOf).sort());
+  expect(reasonOf(rows, runIdOf(12))).toBe(`needed by kept run ${runIdOf(10)}`);
+  expect([...new Set((await versions(bucket)).map((version) => runOf(version.key)))].sort()).toEqual(byAction(rows, 'keep'));
+});

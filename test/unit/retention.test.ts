@@ -179,6 +179,57 @@ describe('invariants over random histories', () => {
   });
 });
 
+describe('retention dependencies (a run that needs other runs to be restored)', () => {
+  const keepOne: RetentionPolicy = { keepWithinSeconds: 0, keepLast: 1, daily: 0, weekly: 0, monthly: 0, yearly: 0, minVerified: 0, failedGraceSeconds: 0 };
+
+  test('a kept run keeps its base and the base\'s base, saying which run needs each', () => {
+    const decision = decide([
+      { runId: '20261125T030000Z', status: 'verified', dependsOn: ['20261124T030000Z'] },
+      { runId: '20261124T030000Z', status: 'verified', dependsOn: ['20261122T030000Z'] },
+      { runId: '20261123T030000Z', status: 'verified' },
+      { runId: '20261122T030000Z', status: 'verified' },
+    ], keepOne, NOW);
+    expect(decision.keep.map((d) => `${d.runId} ${d.reason}`)).toEqual([
+      '20261125T030000Z last 1 (1 of 1)',
+      '20261124T030000Z needed by kept run 20261125T030000Z',
+      '20261122T030000Z needed by kept run 20261124T030000Z',
+    ]);
+    expect(decision.remove.map((d) => d.runId)).toEqual(['20261123T030000Z']);
+  });
+
+  test('a removed run keeps nothing; a dependency that is gone already is not invented', () => {
+    const decision = decide([
+      { runId: '20261125T030000Z', status: 'verified', dependsOn: ['20261101T030000Z'] },
+      { runId: '20261124T030000Z', status: 'verified', dependsOn: ['20261123T030000Z'] },
+      { runId: '20261123T030000Z', status: 'verified' },
+    ], keepOne, NOW);
+    expect(decision.keep.map((d) => d.runId)).toEqual(['20261125T030000Z']);
+    expect(decision.remove.map((d) => d.runId)).toEqual(['20261124T030000Z', '20261123T030000Z']);
+  });
+
+  test.each(SEEDS.slice(0, 100))('seed %i: every run a kept run depends on is kept, and nothing else changes', (seed) => {
+    const { runs, policy } = randomHistory(seed);
+    const random = prng(seed * 7919);
+    const sorted = newestFirst(runs);
+    // Chains as a full + differential + incremental engine would make them: each run on an earlier one.
+    const withBases = sorted.map((run, index) => {
+      const older = sorted.slice(index + 1, index + 8);
+      return older.length > 0 && random() < 0.6 ? { ...run, dependsOn: [older[Math.floor(random() * older.length)].runId] } : run;
+    });
+    const alone = decide(runs, policy, NOW);
+    const decision = decide(withBases, policy, NOW);
+    const kept = ids(decision, 'keep');
+    for (const run of withBases) {
+      if (kept.has(run.runId)) for (const base of run.dependsOn ?? []) expect(kept.has(base) ? base : `${base} (needed by ${run.runId})`).toBe(base);
+    }
+    // Only dependencies move, and only from remove to keep.
+    for (const runId of ids(alone, 'keep')) expect(kept.has(runId)).toBe(true);
+    const moved = [...kept].filter((runId) => !ids(alone, 'keep').has(runId));
+    for (const runId of moved) expect(decision.keep.find((d) => d.runId === runId)?.reason).toMatch(/^needed by kept run /);
+    expect(decision.keep.length + decision.remove.length).toBe(new Set(runs.map((run) => run.runId)).size);
+  });
+});
+
 describe('calendar buckets', () => {
   test.each([
     ['20261126T040000Z', '2026-W48'],
