@@ -11,6 +11,7 @@ import { abortOnTermination } from '../worker/signals';
 import { DRILL_USAGE, drillCommand } from './drill';
 import { DUMP_USAGE, dumpCommand } from './dump';
 import { GRANTS_USAGE, grantsCommand } from './grants';
+import { PITR_USAGE, pitrCommand } from './pitr';
 import { LIST_USAGE, listCommand } from './list';
 import { renderPlan } from './plan';
 import { PRUNE_USAGE, pruneCommand } from './prune';
@@ -43,6 +44,8 @@ Commands:
                                       each source's retention decisions (a dry run unless --apply)
   restore SOURCE --target-url URL …   restore a verified run into a server (lifeboat restore --help)
   grants SOURCE [--config FILE]       the least-privilege SQL for the source's backup user (lifeboat grants --help)
+  pitr setup SOURCE --bucket B --key-arn K
+                                      what a PostgreSQL host needs for point-in-time recovery (lifeboat pitr --help)
 
 With --local, list, verify, restore, drill, status, runbook and prune work on the local stack of
 \`lifeboat local up\`, each as the role it has in AWS.
@@ -155,6 +158,13 @@ export async function main(argv: readonly string[], local: LocalCycleEmbedding =
     }
     const signal = abortOnTermination('the restore (the target may be partly restored)', (line) => console.error(line));
     return maybeLocal('restore', rest, (args, env) => restoreCommand(args, env, { signal }));
+  }
+  if (command === 'pitr') {
+    if (rest.includes('--help')) {
+      process.stdout.write(PITR_USAGE);
+      return 0;
+    }
+    return pitrCommand(rest);
   }
   if (command === 'grants') {
     if (rest.includes('--help')) {

@@ -1,5 +1,6 @@
-import { formatDuration, formatSize, type LifeboatConfig } from '../lib/config';
+import { formatDuration, formatSize, type LifeboatConfig, type Source } from '../lib/config';
 import { renderTable } from '../lib/format/table';
+import { describePitrPlan } from '../lib/pitr/plan';
 
 /** The protection plan a config promises: one row per source. */
 export function renderPlan(config: LifeboatConfig): string {
@@ -8,7 +9,7 @@ export function renderPlan(config: LifeboatConfig): string {
     source.name,
     source.engine,
     source.tier.name,
-    `every ${formatDuration(source.tier.scheduleSeconds)} ${source.tier.timezone}`,
+    source.methods.includes('logical') ? `every ${formatDuration(source.tier.scheduleSeconds)} ${source.tier.timezone}` : 'pitr (below)',
     formatDuration(source.tier.rpoSeconds),
     formatDuration(source.tier.rtoSeconds),
     formatDuration(source.tier.retentionSeconds),
@@ -24,5 +25,20 @@ export function renderPlan(config: LifeboatConfig): string {
       : []),
     '',
     renderTable(['SOURCE', 'ENGINE', 'TIER', 'SCHEDULE', 'RPO', 'RTO', 'RETENTION', 'DRILL', 'SIZE', 'OFFSITE'], rows),
+    ...config.sources.flatMap(pitrLines),
   ].join('\n');
+}
+
+/** A PITR source's backups and archive, under the table (the SCHEDULE column is its logical dumps'). */
+function pitrLines(source: Source): string[] {
+  if (!source.pitr) return [];
+  const host = 'instanceId' in source.pitr.host ? source.pitr.host.instanceId : `the instance tagged ${source.pitr.host.tag.key}=${source.pitr.host.tag.value}`;
+  return [
+    '',
+    `${source.name}: point-in-time recovery with pgBackRest on ${host} (stanza ${source.pitr.stanza}, ${source.pitr.dataDirectory}), ` +
+      `repository s3://<primary bucket>/pitr/${source.name}/` +
+      (source.methods.includes('logical') ? '; logical dumps as in the table, for long portable retention' : '; no logical dumps'),
+    ...describePitrPlan(source.pitr.plan).map((line) => `  ${line}`),
+    `  setup on the host: lifeboat pitr setup ${source.name}`,
+  ];
 }

@@ -143,6 +143,9 @@ const tierSchema = z.strictObject({
   drill: duration.optional(),
 });
 
+/** How a source is protected (see `method`). */
+export const SOURCE_METHODS = ['logical', 'pitr'] as const;
+
 const sourceSchema = z.strictObject({
   name: z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$/, {
     error: 'invalid source name (valid: 1-40 characters of a-z, 0-9 and "-", not starting or ending with "-")',
@@ -190,6 +193,32 @@ const sourceSchema = z.strictObject({
         .optional(),
       exactCountMaxSize: size.optional(),
       excludeTables: z.array(z.string().min(1)).optional(),
+    })
+    .optional(),
+  /**
+   * How the source is protected: `logical` (dumps, the default), `pitr` (PostgreSQL: pgBackRest
+   * base backups and continuous WAL archiving, see `pitr`), or both (`['logical', 'pitr']`:
+   * dumps for long, portable retention, PITR for the RPO).
+   */
+  method: z
+    .union([z.enum(SOURCE_METHODS), z.array(z.enum(SOURCE_METHODS)).min(1)], {
+      error: "unknown method (valid: 'logical', 'pitr', or both as ['logical', 'pitr'])",
+    })
+    .optional(),
+  /** Point-in-time recovery with pgBackRest on the database host (method 'pitr'). */
+  pitr: z
+    .strictObject({
+      /** How Lifeboat reaches the host to run pgBackRest: AWS Systems Manager, by instance id (`mi-…` for an on-premises host under a hybrid activation) or by tag. */
+      host: z.union([
+        z.strictObject({ instanceId: z.string().regex(/^(i|mi)-[0-9a-f]{8,17}$/, { error: 'invalid instance id (valid: an EC2 instance id such as "i-0a1b2c3d4e5f60718", or a managed instance id "mi-…")' }) }),
+        z.strictObject({ tag: z.strictObject({ key: z.string().min(1).max(128), value: z.string().max(256) }) }),
+      ], { error: 'pitr.host: give instanceId, or tag: { key, value } (the SSM-managed host that runs PostgreSQL)' }),
+      /** pgBackRest's stanza. @default - the source's name */
+      stanza: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/, { error: 'invalid stanza (valid: 1-63 letters, digits, "_" and "-")' }).optional(),
+      /** The cluster's data directory on the host (PGDATA). */
+      dataDirectory: z.string().regex(/^\/[^\0\n]*$/, { error: 'invalid dataDirectory (valid: an absolute path such as "/var/lib/postgresql/15/main")' }),
+      /** The OS user that runs PostgreSQL on the host. @default 'postgres' */
+      osUser: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, { error: 'invalid osUser (valid: a Unix user name such as "postgres")' }).optional(),
     })
     .optional(),
   sizeHint: size.optional(),

@@ -7,6 +7,8 @@
 import type { ConfigTlsMode } from '../domain/tls';
 
 export type { ConfigTlsMode };
+import type { PitrPlan } from '../pitr/plan';
+
 export type Engine = 'postgres' | 'mysql' | 'mariadb';
 export type ObjectLockMode = 'GOVERNANCE' | 'COMPLIANCE';
 /** Classes the offsite copy can be read from without a restore (no GLACIER, no DEEP_ARCHIVE). */
@@ -66,9 +68,26 @@ export interface DumpOptions {
   readonly excludeTables: readonly string[];
 }
 
+export type SourceMethod = 'logical' | 'pitr';
+
+/** Point-in-time recovery of a PostgreSQL source with pgBackRest on its host (lib/pitr). */
+export interface PitrSource {
+  /** The SSM-managed host that runs PostgreSQL: by instance id (`i-…`, `mi-…`) or by tag. */
+  readonly host: { readonly instanceId: string } | { readonly tag: { readonly key: string; readonly value: string } };
+  readonly stanza: string;
+  readonly dataDirectory: string;
+  readonly osUser: string;
+  /** The tier's backup types and archive_timeout (lib/pitr/plan.ts). */
+  readonly plan: PitrPlan;
+}
+
 export interface Source {
   readonly name: string;
   readonly engine: Engine;
+  /** How it is protected: logical dumps, PITR, or both; at least one. */
+  readonly methods: readonly SourceMethod[];
+  /** Present when `methods` has 'pitr'. */
+  readonly pitr?: PitrSource;
   readonly tier: Tier;
   readonly connection: SourceConnection;
   readonly network: SourceNetwork;

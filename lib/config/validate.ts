@@ -1,9 +1,11 @@
 import type { z } from 'zod';
 import { flexibleWindowFor } from '../constructs/backup-schedules';
-import { configSchema, type LifeboatConfigInput, type ParsedConfig } from './schema';
+import { pitrPlan, type PitrPlan } from '../pitr/plan';
+import { configSchema, SOURCE_METHODS, type LifeboatConfigInput, type ParsedConfig } from './schema';
 import { DEFAULT_DUMP_THROUGHPUT_BYTES_PER_SECOND, DEFAULT_TIERS, TIER_FIELDS, type TierInput } from './tiers';
-import { defaultCaFile, missingRdsCaHint } from '../domain/tls';
-import type { ConfigTlsMode, Engine, LifeboatConfig, Source, SourceConnection, Tier, TlsCa } from './types';
+import { defaultCaFile, missingRdsCaHint, rdsEndpoint } from '../domain/tls';
+import { ENGINE_NAMES, engineOf } from '../engines/registry';
+import type { ConfigTlsMode, Engine, LifeboatConfig, PitrSource, Source, SourceConnection, SourceMethod, Tier, TlsCa } from './types';
 import { formatDuration, formatSize, parseDuration, parseSize } from './units';
 
 /** An invalid config: `problems` lists every problem found, one line each. */
@@ -194,7 +196,10 @@ function crossFieldProblems(input: unknown): string[] {
       problems.push(`${at}.connection.database: required (valid: a database name, or databases: a list of names)`);
     }
 
-    const dump = expectedDump(source);
+    const methods = looseMethods(source.method);
+    problems.push(...pitrProblems(at, source, methods, tierName, tier));
+
+    const dump = methods.includes('logical') ? expectedDump(source) : undefined;
     if (dump !== undefined && tier?.scheduleSeconds !== undefined) {
       if (dump.seconds > tier.scheduleSeconds) {
         problems.push(
@@ -207,6 +212,46 @@ function crossFieldProblems(input: unknown): string[] {
     }
   });
   problems.push(...rpoProblems(tiers, dumps));
+  return problems;
+}
+
+/** The methods a source names, as far as they can be read (the schema reports the rest). */
+function looseMethods(method: unknown): string[] {
+  if (method === undefined) return ['logical'];
+  if (typeof method === 'string') return [method];
+  return Array.isArray(method) ? method.filter((item): item is string => typeof item === 'string') : [];
+}
+
+/**
+ * `pitr` goes with method 'pitr' (and only then), on an engine Lifeboat runs point-in-time
+ * recovery for, on a self-managed server (RDS and Aurora archive their own logs), and with a
+ * tier whose RPO the archive can keep.
+ */
+function pitrProblems(at: string, source: Loose, methods: readonly string[], tierName: string | undefined, tier: PartialTierSeconds | undefined): string[] {
+  const wantsPitr = methods.includes('pitr');
+  if (!wantsPitr) {
+    return source.pitr === undefined ? [] : [`${at}.pitr: given, but method does not include 'pitr' (valid: method: 'pitr' or ['logical', 'pitr'], or no pitr block)`];
+  }
+  const problems: string[] = [];
+  if (source.pitr === undefined) {
+    problems.push(`${at}.pitr: required with method 'pitr' (valid: { host: { instanceId } or { tag: { key, value } }, dataDirectory, stanza?, osUser? })`);
+  }
+  const engineName = asString(source.engine);
+  const engine = engineName !== undefined && ENGINE_NAMES.includes(engineName as Engine) ? engineOf(engineName) : undefined;
+  if (engine && !engine.pitr) {
+    const offered = ENGINE_NAMES.map(engineOf).filter((candidate) => candidate.pitr).map((candidate) => candidate.label);
+    problems.push(`${at}.method: 'pitr' is not offered for ${engine.label} yet (valid: 'logical'; 'pitr' is offered for ${offered.join(', ')})`);
+  }
+  const host = isObject(source.connection) ? asString(source.connection.host) : undefined;
+  const rds = host === undefined ? undefined : rdsEndpoint(host);
+  if (rds) {
+    problems.push(`${at}.method: 'pitr' runs pgBackRest on a host Lifeboat reaches through SSM; ${host} is an RDS/Aurora endpoint, ` +
+      "whose own point-in-time recovery archives its logs (valid: method 'logical' for this source)");
+  }
+  if (tierName !== undefined && tier?.rpoSeconds !== undefined && tier.scheduleSeconds !== undefined) {
+    const { problem } = pitrPlan({ name: tierName, rpoSeconds: tier.rpoSeconds, scheduleSeconds: tier.scheduleSeconds });
+    if (problem) problems.push(`${at}.tier: ${problem}`);
+  }
   return problems;
 }
 
@@ -389,6 +434,8 @@ function resolve(parsed: ParsedConfig): LifeboatConfig {
   const sources: Source[] = parsed.sources.map((source) => ({
     name: source.name,
     engine: source.engine,
+    methods: sourceMethods(source.method),
+    ...(source.pitr ? { pitr: resolvePitr(source.name, source.pitr, tiers[source.tier]) } : {}),
     tier: tiers[source.tier],
     connection: {
       host: source.connection.host,
@@ -433,6 +480,23 @@ function resolve(parsed: ParsedConfig): LifeboatConfig {
       httpsEndpoints: parsed.notifications?.httpsEndpoints ?? [],
       heartbeatUrls: parsed.notifications?.heartbeatUrls ?? [],
     },
+  };
+}
+
+/** `method` as written ('pitr', or a list) → the distinct methods in a fixed order; logical by default. */
+function sourceMethods(method: SourceMethod | readonly SourceMethod[] | undefined): SourceMethod[] {
+  const written = method === undefined ? ['logical'] : typeof method === 'string' ? [method] : method;
+  return SOURCE_METHODS.filter((known) => written.includes(known));
+}
+
+function resolvePitr(name: string, pitr: NonNullable<ParsedConfig['sources'][number]['pitr']>, tier: Tier): PitrSource {
+  // Only called after validation: the tier's RPO is one the archive can keep.
+  return {
+    host: pitr.host,
+    stanza: pitr.stanza ?? name,
+    dataDirectory: pitr.dataDirectory,
+    osUser: pitr.osUser ?? 'postgres',
+    plan: pitrPlan(tier).plan as PitrPlan,
   };
 }
 

@@ -37,3 +37,15 @@ export function pgClientTooOldHint(tool: string, clientMajor: number, neededMajo
   return `the Lifeboat images carry PostgreSQL ${PG_CLIENT_MAJOR} clients, this ${tool} is ${clientMajor}: ` +
     `run it from the worker image, or use a PostgreSQL ${neededMajor} or newer ${tool}`;
 }
+
+/**
+ * The pgBackRest the images run (the PITR verifier, the drills, the pruner's expire) and that
+ * `lifeboat pitr setup` installs on a database host: host and image must agree, since a
+ * repository written by a newer pgBackRest may not be read by an older one.
+ */
+export const PGBACKREST_VERSION = '2.59.1';
+
+/** pgBackRest releases Lifeboat refuses, with the reason. */
+export const REFUSED_PGBACKREST_VERSIONS: Readonly<Record<string, string>> = {
+  '2.55.0': 'it broke uploads to buckets with Object Lock (it stopped sending Content-MD5; fixed in 2.55.1)',
+};

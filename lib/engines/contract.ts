@@ -53,6 +53,11 @@ export interface DatabaseEngine {
   readonly restoresUnderAnotherName: boolean;
   /** Whether a dump must never be restored into an older major than its source's (a drill refuses). */
   readonly majorsOrdered: boolean;
+  /**
+   * The engine Lifeboat runs for method 'pitr' (point-in-time recovery on a self-managed server),
+   * for people: `pgBackRest`. Absent: the engine has no 'pitr' method yet.
+   */
+  readonly pitr?: string;
   /** Which restore target engines can take this engine's artifacts. */
   restoresInto(target: string): boolean;
   readonly sql: SqlDialect;

@@ -35,6 +35,7 @@ export const postgres: DatabaseEngine = {
   hasGlobals: true,
   restoresUnderAnotherName: true,
   majorsOrdered: true,
+  pitr: 'pgBackRest',
   restoresInto: (target) => target === 'postgres',
   sql: postgresSql,
   // The source did not answer (restarting, failing over), or the dump client failed or was cut off.

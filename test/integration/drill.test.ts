@@ -37,6 +37,7 @@ let goodRun: Manifest;
 const shop = (overrides: Partial<Source> = {}): Source => ({
   name: 'shop',
   engine: 'postgres',
+  methods: ['logical'],
   tier: tier1,
   connection: { host: '127.0.0.1', port: 5432, databases: ['shop'], username: 'postgres', passwordSecretArn: 'arn:aws:secretsmanager:eu-west-1:111111111111:secret:x', tls: 'prefer' },
   network: { vpcId: 'vpc-1', subnetIds: ['subnet-1'], securityGroupIds: ['sg-1'] },
