@@ -43,6 +43,8 @@ export const ERROR_NAMES = [
   // Restore drills (lib/drill): TableSetMismatch above is shared with the verifier.
   'RowCountMismatch', 'ExtensionMissing', 'DrillCheckFailed', 'RtoExceeded', 'NoVerifiedRun', 'RunNotVerified', 'TargetNotEmpty',
   'NoDrillServer', 'TargetUnreachable', 'RestoreFailed',
+  // Point-in-time recovery (lib/pitr): pgBackRest failed, or its host or repository cannot be reached.
+  'BackupFailed', 'HostUnreachable',
 ] as const;
 export type ErrorName = (typeof ERROR_NAMES)[number];
 

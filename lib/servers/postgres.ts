@@ -21,6 +21,8 @@ export interface PgServer {
   /** Postmaster pid. */
   readonly pid: number;
   readonly dataDir: string;
+  /** The directory of the server's Unix socket (`-k`), inside the server's temp dir. */
+  readonly socketDir: string;
   /** The server's log (stderr): with `logConnections`, a line per connection saying whether it is TLS. */
   readonly logPath: string;
   /** Environment for libpq clients: PGHOST, PGPORT, PGUSER and, with a password, PGPASSWORD. */
@@ -60,6 +62,31 @@ export interface StartPostgresOptions {
   readonly tls?: { readonly certFile: string; readonly keyFile: string; readonly only?: boolean };
   /** log_connections = on: the log says, per connection, whether it was TLS. @default false */
   readonly logConnections?: boolean;
+  /**
+   * More server settings, each passed as `-c name=value` after the built-in ones (so they win
+   * over postgresql.conf and postgresql.auto.conf), e.g. `{ archive_mode: 'on', archive_command: '…' }`.
+   * Names are PostgreSQL parameter names (letters, digits, `_` and `.`).
+   * @default - none
+   */
+  readonly settings?: Readonly<Record<string, string>>;
+  /**
+   * Variables added to the server's environment (PATH, LC_ALL, LANG and TZ otherwise, which
+   * these cannot override): what its archive_command or restore_command needs, e.g. a backup
+   * tool's credentials. They are not in argv, so not in `ps`; /proc/<pid>/environ is readable
+   * by the server's user and root only.
+   * @default - none
+   */
+  readonly env?: Readonly<Record<string, string>>;
+  /**
+   * Start on this EXISTING data directory (e.g. one a restore wrote) instead of running initdb;
+   * it must belong to the server's OS user (the `postgres` user when running as root) with mode
+   * 0700. Its own pg_hba.conf and authentication stay as they are (but for `tls.only`, which
+   * writes pg_hba.conf as for a fresh cluster): `password` then only sets `PgServer.password`
+   * and `env`. The socket and the log go to a fresh temp dir as usual, and `stop()` removes
+   * that temp dir but NOT this data directory, which stays the caller's.
+   * @default - a fresh cluster from initdb in the temp dir
+   */
+  readonly existingDataDir?: string;
 }
 
 const SUPERUSER = 'postgres';
@@ -122,38 +149,26 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Pg
   const owner = unprivilegedUser('postgres');
   const binDir = binDirReachableBy(opts.binDir ?? defaultPgBinDir(), owner);
   const dir = makeTempDir('pg');
-  const dataDir = join(dir, 'data');
+  const dataDir = opts.existingDataDir ?? join(dir, 'data');
   const socketDir = join(dir, 'sock');
   mkdirSync(socketDir);
   if (owner) {
     chownSync(dir, owner.uid, owner.gid);
     chownSync(socketDir, owner.uid, owner.gid);
   }
-  const childEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C', LANG: 'C', TZ: 'UTC' };
+  const childEnv = { ...opts.env, PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C', LANG: 'C', TZ: 'UTC' };
 
   try {
-    const initArgs = ['-D', dataDir, '-U', SUPERUSER, '-E', 'UTF8', '--no-locale', '--no-sync', '--no-instructions'];
-    let pwFile: string | undefined;
-    if (opts.password !== undefined) {
-      pwFile = join(dir, 'pwfile');
-      writeFileSync(pwFile, `${opts.password}\n`, { mode: 0o600 });
-      if (owner) chownSync(pwFile, owner.uid, owner.gid);
-      initArgs.push('--auth=scram-sha-256', `--pwfile=${pwFile}`);
-    } else {
-      initArgs.push('--auth=trust');
-    }
-    const init = await run(join(binDir, 'initdb'), initArgs, { env: childEnv, uid: owner?.uid, gid: owner?.gid, cwd: dir });
-    if (pwFile) writeFileSync(pwFile, '');
-    if (init.code !== 0) throw new Error(`initdb failed (exit ${init.code}): ${init.stderr.trim()}`);
+    if (opts.existingDataDir === undefined) await initCluster(binDir, dir, dataDir, opts, owner, childEnv);
     const version = Number(readFileSync(join(dataDir, 'PG_VERSION'), 'utf8').trim());
-    const settings = serverSettings(dir, dataDir, opts, owner);
+    const settings = [...serverSettings(dir, dataDir, opts, owner), ...extraSettings(opts.settings)];
 
     let lastError: Error | undefined;
     for (let attempt = 0; attempt < PORT_ATTEMPTS; attempt++) {
       const port = await freePort();
       try {
         const managed = await launch(binDir, dataDir, socketDir, port, dir, childEnv, owner, settings);
-        return makeServer(managed, port, version, dataDir, opts.password);
+        return makeServer(managed, port, version, dir, dataDir, socketDir, opts.password);
       } catch (err) {
         lastError = err as Error;
         if (!/could not bind|already in use/i.test(lastError.message)) break;
@@ -164,6 +179,38 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Pg
     removeTempDir(dir);
     throw err;
   }
+}
+
+/** `opts.settings` as `-c name=value` arguments; a name that is no parameter name is refused. */
+function extraSettings(settings: Readonly<Record<string, string>> = {}): string[] {
+  return Object.entries(settings).flatMap(([name, value]) => {
+    if (!/^[A-Za-z_][A-Za-z0-9_.]*$/.test(name)) throw new Error(`startPostgres: invalid setting name ${JSON.stringify(name)}`);
+    return ['-c', `${name}=${value}`];
+  });
+}
+
+/** initdb into `dataDir`, as the server's user, with the authentication `opts` asks for. */
+async function initCluster(
+  binDir: string,
+  dir: string,
+  dataDir: string,
+  opts: StartPostgresOptions,
+  owner: OsUser | undefined,
+  childEnv: Record<string, string>,
+): Promise<void> {
+  const initArgs = ['-D', dataDir, '-U', SUPERUSER, '-E', 'UTF8', '--no-locale', '--no-sync', '--no-instructions'];
+  let pwFile: string | undefined;
+  if (opts.password !== undefined) {
+    pwFile = join(dir, 'pwfile');
+    writeFileSync(pwFile, `${opts.password}\n`, { mode: 0o600 });
+    if (owner) chownSync(pwFile, owner.uid, owner.gid);
+    initArgs.push('--auth=scram-sha-256', `--pwfile=${pwFile}`);
+  } else {
+    initArgs.push('--auth=trust');
+  }
+  const init = await run(join(binDir, 'initdb'), initArgs, { env: childEnv, uid: owner?.uid, gid: owner?.gid, cwd: dir });
+  if (pwFile) writeFileSync(pwFile, '');
+  if (init.code !== 0) throw new Error(`initdb failed (exit ${init.code}): ${init.stderr.trim()}`);
 }
 
 /**
@@ -249,8 +296,15 @@ function tail(path: string): string {
   }
 }
 
-function makeServer(managed: ManagedProcess, port: number, version: number, dataDir: string, password: string | undefined): PgServer {
-  const dir = dirname(dataDir);
+function makeServer(
+  managed: ManagedProcess,
+  port: number,
+  version: number,
+  dir: string,
+  dataDir: string,
+  socketDir: string,
+  password: string | undefined,
+): PgServer {
   const env: Record<string, string> = { PGHOST: '127.0.0.1', PGPORT: String(port), PGUSER: SUPERUSER };
   if (password !== undefined) env.PGPASSWORD = password;
   let stopped: Promise<void> | undefined;
@@ -276,6 +330,7 @@ function makeServer(managed: ManagedProcess, port: number, version: number, data
     version,
     pid: managed.pid,
     dataDir,
+    socketDir,
     logPath: join(dir, `postgres-${port}.log`),
     env,
     psql,
