@@ -89,7 +89,12 @@ export interface PgBackRestOptions {
   readonly onLog?: (line: string) => void;
 }
 
-export type RestoreTarget = { readonly time: Date } | 'latest';
+/**
+ * A time (recovery stops just before the first commit after it), the end of the archive
+ * (`latest`), or the end of the set itself (`immediate`: the set's consistent point, no WAL
+ * after it).
+ */
+export type RestoreTarget = { readonly time: Date } | 'latest' | 'immediate';
 
 export interface RestoreOptions {
   /** An empty (or missing) directory; it becomes the restored cluster, mode 0700, owned by `osUser`. */
@@ -371,6 +376,8 @@ export function pgBackRest(opts: PgBackRestOptions): PgBackRest {
       const args = ['restore', `--pg1-path=${dataDir}`, `--archive-mode=${archiveMode}`];
       if (target === 'latest') {
         args.push('--type=default');
+      } else if (target === 'immediate') {
+        args.push('--type=immediate', '--target-action=promote');
       } else {
         const targetText = formatTargetTime(target.time);
         const { sets } = await info();

@@ -17,24 +17,13 @@
  * WAL) and to the latest WAL (from the differential), each into its own empty directory, started
  * and compared table by table with its snapshot; a time before the first backup is refused.
  */
-import { PutObjectLockConfigurationCommand } from '@aws-sdk/client-s3';
-import { chownSync, copyFileSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  pgBackRest,
-  pgBackRestArchiveCommand,
-  pgBackRestServerEnvironment,
-  type BackupSet,
-  type PgBackRest,
-  type PgBackRestOptions,
-  type PgBackRestRepository,
-} from '../../lib/pitr/pgbackrest';
+import { pgBackRest, type BackupSet } from '../../lib/pitr/pgbackrest';
 import { pgTableDigests } from '../harness/digests';
-import { startPostgres, type PgServer } from '../harness/postgres';
-import { delay, freePort, makeTempDir, removeTempDir, unprivilegedUser } from '../harness/processes';
-import { startS3, TEST_CREDENTIALS, type S3Server } from '../harness/s3';
-import { startS3TlsFront, type S3TlsFront } from '../harness/s3-tls';
-import { makeCertificates, type TestCertificates } from '../harness/tls-certs';
+import { delay, freePort } from '../harness/processes';
+import { TEST_CREDENTIALS } from '../harness/s3';
+import { startPitrStack, type PitrStack } from '../harness/pitr';
 
 /**
  * The target the server's log says recovery started towards, as a time. PostgreSQL prints it
@@ -45,48 +34,24 @@ function recoveryTarget(log: string): Date | undefined {
   return match ? new Date(`${match[1].replace(' ', 'T')}Z`) : undefined;
 }
 
-const BUCKET = 'lifeboat-pitr';
-const STANZA = 'orders';
 const DATABASE = 'shop';
-const owner = unprivilegedUser('postgres');
 
 interface Snapshot {
   readonly time: Date;
   readonly digests: Record<string, string>;
 }
 
-let certs: TestCertificates;
-let s3: S3Server;
-let front: S3TlsFront;
-let work: string;
-let source: PgServer;
-let runner: PgBackRest;
-let repository: PgBackRestRepository;
-const restored: PgServer[] = [];
+let stack: PitrStack;
 /** Everything pgBackRest and the runner printed, and every error message: no key may be in it. */
 const captured: string[] = [];
 const sets: Record<'full' | 'incr' | 'diff', BackupSet> = {} as never;
-const snapshots: Record<'A' | 'B' | 'C', Snapshot> = {} as never;
-
-function options(overrides: Partial<PgBackRestOptions> = {}): PgBackRestOptions {
-  return {
-    repository,
-    stanza: { name: STANZA, pgPath: source.dataDir, pgPort: source.port, pgSocketPath: source.socketDir, pgUser: source.user },
-    workDir: join(work, 'pgbackrest'),
-    osUser: owner,
-    compressType: 'zst',
-    // Small, so that an unreachable S3 fails a command in seconds rather than minutes.
-    timeouts: { io: 10, db: 20, protocol: 30, archive: 30 },
-    onLog: (line) => captured.push(line),
-    ...overrides,
-  };
-}
+const snapshots: Record<'F' | 'A' | 'B' | 'C', Snapshot> = {} as never;
 
 let batch = 0;
 /** A batch of rows in both tables, committed. */
 async function insertRows(count: number): Promise<void> {
   batch++;
-  await source.psql(`INSERT INTO orders (batch, item, amount) SELECT ${batch}, 'item-' || g, g * ${batch} FROM generate_series(1, ${count}) g;
+  await stack.source.psql(`INSERT INTO orders (batch, item, amount) SELECT ${batch}, 'item-' || g, g * ${batch} FROM generate_series(1, ${count}) g;
     INSERT INTO events (batch, payload) SELECT ${batch}, md5(g::text || '${batch}') FROM generate_series(1, ${Math.ceil(count / 2)}) g;`, DATABASE);
 }
 
@@ -96,97 +61,45 @@ async function insertRows(count: number): Promise<void> {
  * commit is later than the target and recovery to it stops right here.
  */
 async function snapshot(): Promise<Snapshot> {
-  const digests = await pgTableDigests(source, DATABASE);
-  await source.psql('SELECT pg_switch_wal();');
-  const micros = Number((await source.psql("SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint")).trim());
+  const digests = await pgTableDigests(stack.source, DATABASE);
+  await stack.source.psql('SELECT pg_switch_wal();');
+  const micros = Number((await stack.source.psql("SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint")).trim());
   const time = new Date(Math.ceil(micros / 1000));
-  while ((await source.psql(`SELECT clock_timestamp() > to_timestamp(${time.getTime()} / 1000.0)`)).trim() !== 't') await delay(5);
+  while ((await stack.source.psql(`SELECT clock_timestamp() > to_timestamp(${time.getTime()} / 1000.0)`)).trim() !== 't') await delay(5);
   return { time, digests };
 }
 
-/** Restores into a fresh directory, starts PostgreSQL on it and waits for the end of recovery. */
-async function restoreAndStart(name: string, target: { time: Date } | 'latest'): Promise<{ server: PgServer; set?: string; log: string }> {
-  const dataDir = join(work, `restore-${name}`);
-  const { set } = await runner.restore({ dataDir, target });
-  // The restored server reads WAL with archive-get (restore_command): it needs the keys too. No
-  // archive_command: it must not push its new timeline into the source's repository.
-  const server = await startPostgres({ existingDataDir: dataDir, env: runner.serverEnvironment() });
-  restored.push(server);
-  while ((await server.psql('SELECT pg_is_in_recovery()')).trim() !== 'f') await delay(50);
-  return { server, set, log: readFileSync(server.logPath, 'utf8') };
-}
-
 beforeAll(async () => {
-  certs = makeCertificates(['DNS:localhost', 'IP:127.0.0.1']);
-  s3 = await startS3();
-  await s3.createBucket(BUCKET, { objectLock: true });
-  const admin = s3.client();
-  await admin.send(new PutObjectLockConfigurationCommand({
-    Bucket: BUCKET,
-    ObjectLockConfiguration: { ObjectLockEnabled: 'Enabled', Rule: { DefaultRetention: { Mode: 'GOVERNANCE', Days: 1 } } },
-  }));
-  admin.destroy();
-  front = await startS3TlsFront({ targetPort: s3.port, certFile: certs.serverCertFile, keyFile: certs.serverKeyFile, recordRequests: true });
-
-  work = makeTempDir('pgbackrest');
-  // pgBackRest runs as the server's user: the work dir and the CA must be reachable by it.
-  if (owner) chownSync(work, owner.uid, owner.gid);
-  const caFile = join(work, 'ca.crt');
-  copyFileSync(certs.caFile, caFile);
-  repository = {
-    bucket: BUCKET,
-    region: 'us-east-1',
-    endpoint: front.host,
-    port: front.port,
-    caFile,
-    path: `/pitr/${STANZA}`,
-    uriStyle: 'path',
-    credentials: { type: 'shared', ...TEST_CREDENTIALS },
-  };
-  const workDir = join(work, 'pgbackrest');
-  source = await startPostgres({
-    settings: {
-      wal_level: 'replica',
-      archive_mode: 'on',
-      archive_command: pgBackRestArchiveCommand({ workDir, stanza: { name: STANZA } }),
-    },
-    // archive-push inherits the postmaster's environment: the keys reach it there, not in argv or a file.
-    env: pgBackRestServerEnvironment(repository),
-  });
-  runner = pgBackRest(options());
-  await source.createDatabase(DATABASE);
-  await source.psql(`CREATE TABLE orders (id bigserial PRIMARY KEY, batch int NOT NULL, item text NOT NULL, amount numeric(12, 2) NOT NULL);
+  stack = await startPitrStack({ recordRequests: true, onLog: (line) => captured.push(line) });
+  await stack.source.createDatabase(DATABASE);
+  await stack.source.psql(`CREATE TABLE orders (id bigserial PRIMARY KEY, batch int NOT NULL, item text NOT NULL, amount numeric(12, 2) NOT NULL);
     CREATE TABLE events (id bigserial PRIMARY KEY, batch int NOT NULL, payload text);`, DATABASE);
 }, 180_000);
 
 afterAll(async () => {
-  await Promise.all(restored.map((server) => server.stop()));
-  await source?.stop();
-  await front?.stop();
-  await s3?.stop();
-  if (work) removeTempDir(work);
-  certs?.remove();
+  await stack?.stop();
 });
 
 test('version() parses pgBackRest 2.45', async () => {
-  expect(await runner.version()).toEqual({ major: 2, minor: 45, text: 'pgBackRest 2.45' });
+  expect(await stack.runner.version()).toEqual({ major: 2, minor: 45, text: 'pgBackRest 2.45' });
 });
 
 test('stanza-create, check, then full, incremental and differential backups between batches of rows', async () => {
-  await runner.stanzaCreate();
-  await runner.check();
+  await stack.runner.stanzaCreate();
+  await stack.runner.check();
   await insertRows(2000);
-  sets.full = await runner.backup({ type: 'full' });
+  snapshots.F = await snapshot();
+  sets.full = await stack.runner.backup({ type: 'full' });
   await insertRows(300);
   snapshots.A = await snapshot();
-  sets.incr = await runner.backup({ type: 'incr' });
+  sets.incr = await stack.runner.backup({ type: 'incr' });
   await insertRows(300);
   snapshots.B = await snapshot();
-  sets.diff = await runner.backup({ type: 'diff' });
+  sets.diff = await stack.runner.backup({ type: 'diff' });
   await insertRows(300);
   snapshots.C = await snapshot();
-  // The WAL after the differential reaches the repository (check switches and waits for it).
-  await runner.check();
+  // The WAL after the differential reaches the stack.repository (check switches and waits for it).
+  await stack.runner.check();
 
   expect(Object.values(snapshots.C.digests)).toHaveLength(2);
   expect(snapshots.A.digests).not.toEqual(snapshots.B.digests);
@@ -194,7 +107,7 @@ test('stanza-create, check, then full, incremental and differential backups betw
 }, 180_000);
 
 test('info() lists the three sets with their types, priors, times, LSNs, WAL and sizes, and the archive range', async () => {
-  const info = await runner.info();
+  const info = await stack.runner.info();
   expect(info.status.code).toBe(0);
   expect(info.sets.map((s) => [s.label, s.type])).toEqual([[sets.full.label, 'full'], [sets.incr.label, 'incr'], [sets.diff.label, 'diff']]);
   const [full, incr, diff] = info.sets;
@@ -230,7 +143,7 @@ test('info() lists the three sets with their types, priors, times, LSNs, WAL and
 });
 
 test('restore to a time right after the full: the full set and its WAL give back snapshot A', async () => {
-  const { server, set, log } = await restoreAndStart('a', { time: snapshots.A.time });
+  const { server, set, log } = await stack.restoreAndStart('a', { time: snapshots.A.time });
   expect(set).toBe(sets.full.label);
   // Recovery stopped at the target (the next commit is later), not at the end of the WAL, and promoted.
   expect(recoveryTarget(log)).toEqual(snapshots.A.time);
@@ -240,29 +153,36 @@ test('restore to a time right after the full: the full set and its WAL give back
 }, 120_000);
 
 test('restore to a time between the incremental and the differential: full + incremental + WAL give back snapshot B', async () => {
-  const { server, set, log } = await restoreAndStart('b', { time: snapshots.B.time });
+  const { server, set, log } = await stack.restoreAndStart('b', { time: snapshots.B.time });
   expect(set).toBe(sets.incr.label);
   expect(log).toMatch(/recovery stopping before commit of transaction \d+/);
   expect(await pgTableDigests(server, DATABASE)).toEqual(snapshots.B.digests);
 }, 120_000);
 
+test('restore of the full set alone (immediate: its consistent point, no WAL after it) gives back what it copied', async () => {
+  const { server, set } = await stack.restoreAndStart('f', 'immediate', sets.full.label);
+  expect(set).toBe(sets.full.label);
+  expect(await pgTableDigests(server, DATABASE)).toEqual(snapshots.F.digests);
+  expect(snapshots.F.digests).not.toEqual(snapshots.A.digests);
+}, 120_000);
+
 test('restore to the latest WAL: the differential and every WAL after it give back snapshot C', async () => {
-  const { server } = await restoreAndStart('c', 'latest');
+  const { server } = await stack.restoreAndStart('c', 'latest');
   expect(await pgTableDigests(server, DATABASE)).toEqual(snapshots.C.digests);
-  // The copy was restored with archive_mode=off: it pushes nothing into the source's repository.
+  // The copy was restored with archive_mode=off: it pushes nothing into the stack.source's stack.repository.
   expect((await server.psql('SHOW archive_mode')).trim()).toBe('off');
 }, 120_000);
 
 test('a target before the first backup is refused before anything is written', async () => {
-  const dataDir = join(work, 'restore-d');
+  const dataDir = join(stack.work, 'restore-d');
   const before = new Date(sets.full.startTime.getTime() - 60_000);
-  const error = await runner.restore({ dataDir, target: { time: before } }).catch((err: Error) => err);
+  const error = await stack.runner.restore({ dataDir, target: { time: before } }).catch((err: Error) => err);
   expect(error).toBeInstanceOf(Error);
   expect((error as Error).name).toBe('InvalidInput');
   expect((error as Error).message).toMatch(new RegExp(`is before the first backup: the earliest set \\(${sets.full.label}\\) stopped at`));
   captured.push((error as Error).message);
   // A named set that stopped after the target is refused too.
-  const named = await runner.restore({ dataDir, target: { time: before }, set: sets.full.label }).catch((err: Error) => err);
+  const named = await stack.runner.restore({ dataDir, target: { time: before }, set: sets.full.label }).catch((err: Error) => err);
   expect((named as Error).name).toBe('InvalidInput');
   captured.push((named as Error).message);
   expect(() => readdirSync(dataDir)).toThrow(/ENOENT/);
@@ -270,9 +190,9 @@ test('a target before the first backup is refused before anything is written', a
 
 test('an unreachable repository is HostUnreachable, and a missing client ClientNotFound', async () => {
   const closedPort = await freePort();
-  const unreachable = pgBackRest(options({
-    repository: { ...repository, port: closedPort },
-    workDir: join(work, 'pgbackrest-unreachable'),
+  const unreachable = pgBackRest(stack.options({
+    repository: { ...stack.repository, port: closedPort },
+    workDir: join(stack.work, 'pgbackrest-unreachable'),
     timeouts: { io: 1, db: 1, protocol: 2 },
   }));
   const error = await unreachable.info().catch((err: Error) => err);
@@ -280,17 +200,17 @@ test('an unreachable repository is HostUnreachable, and a missing client ClientN
   expect((error as Error).message).toMatch(/HostConnectError.*Connection refused/);
   captured.push((error as Error).message);
 
-  const missing = pgBackRest(options({ command: join(work, 'no-such-pgbackrest'), workDir: join(work, 'pgbackrest-missing') }));
+  const missing = pgBackRest(stack.options({ command: join(stack.work, 'no-such-pgbackrest'), workDir: join(stack.work, 'pgbackrest-missing') }));
   await expect(missing.version()).rejects.toMatchObject({ name: 'ClientNotFound' });
 }, 60_000);
 
 test('pgBackRest sent Content-MD5 with every PUT (what S3 requires with Object Lock)', () => {
-  const puts = front.requests.filter((r) => r.method === 'PUT');
-  expect(front.unparsed).toBe(0);
+  const puts = stack.front.requests.filter((r) => r.method === 'PUT');
+  expect(stack.front.unparsed).toBe(0);
   expect(puts.length).toBeGreaterThan(100);
   expect(puts.filter((r) => !r.headers['content-md5'])).toEqual([]);
   // The repository's objects went where the options said: /<bucket>/pitr/<stanza>/…
-  expect(puts.every((r) => r.path.startsWith(`/${BUCKET}/pitr/${STANZA}/`))).toBe(true);
+  expect(puts.every((r) => r.path.startsWith(`/${stack.bucket}/pitr/${stack.stanza}/`))).toBe(true);
 });
 
 test('the S3 keys appear in no output, config, log or server setting', async () => {
@@ -298,15 +218,15 @@ test('the S3 keys appear in no output, config, log or server setting', async () 
   // where archive-push and archive-get print, and their settings are read raw.
   const texts = [
     ...captured,
-    readFileSync(runner.configFile, 'utf8'),
-    readFileSync(source.logPath, 'utf8'),
-    ...restored.map((server) => readFileSync(server.logPath, 'utf8')),
-    ...restored.map((server) => readFileSync(join(server.dataDir, 'postgresql.auto.conf'), 'utf8')),
-    await source.psql('SHOW archive_command'),
-    ...(await Promise.all(restored.map((server) => server.psql('SHOW restore_command')))),
+    readFileSync(stack.runner.configFile, 'utf8'),
+    readFileSync(stack.source.logPath, 'utf8'),
+    ...stack.restored.map((server) => readFileSync(server.logPath, 'utf8')),
+    ...stack.restored.map((server) => readFileSync(join(server.dataDir, 'postgresql.auto.conf'), 'utf8')),
+    await stack.source.psql('SHOW archive_command'),
+    ...(await Promise.all(stack.restored.map((server) => server.psql('SHOW restore_command')))),
   ];
   expect(captured.length).toBeGreaterThan(20);
-  expect(restored).toHaveLength(3);
+  expect(stack.restored).toHaveLength(4);
   for (const text of texts) {
     expect(text).not.toContain(TEST_CREDENTIALS.accessKeyId);
     expect(text).not.toContain(TEST_CREDENTIALS.secretAccessKey);
