@@ -20,6 +20,8 @@ export const VERIFY_ERROR_NAMES = [
   'TableSetMismatch',
   /** The run is much smaller than the recent verified runs of the source. */
   'SuspiciousSize',
+  /** A point-in-time set: the archive lacks a WAL segment the set needs (lib/pitr/wal.ts). */
+  'WalGap',
 ] as const;
 
 export const ERROR_NAMES = [

@@ -120,6 +120,14 @@ export interface PgBackRest {
   check(): Promise<void>;
   backup(opts: { readonly type: BackupType }): Promise<BackupSet>;
   info(): Promise<PgBackRestInfo>;
+  /**
+   * `pgbackrest verify`: reads every file of every backup set and every archived WAL segment in
+   * the repository and checks each against its recorded checksum and size. `ok` is false when
+   * pgBackRest found something wrong; `report` is its own account (what, where). It checks only
+   * what is there: a WAL segment missing from the archive is not its finding (lib/pitr/wal.ts
+   * is). Throws only when it could not judge (the repository unreachable, the client missing).
+   */
+  verify(): Promise<{ readonly ok: boolean; readonly report: string }>;
   restore(opts: RestoreOptions): Promise<{ readonly set?: string }>;
 }
 
@@ -355,6 +363,18 @@ export function pgBackRest(opts: PgBackRestOptions): PgBackRest {
 
     async check() {
       await runCommand('check', ['check'], 'BackupFailed');
+    },
+
+    async verify() {
+      const outcome = await exec([...baseArgs, 'verify', '--output=text', '--verbose'], true);
+      if (outcome.code !== 0 && (CONNECT_ERRORS.has(outcome.code ?? -1) || UNREACHABLE.test(outcome.stderr))) {
+        throw failure('verify', outcome, 'HostUnreachable');
+      }
+      const report = `${outcome.stdout}${outcome.stderr}`.trim();
+      // verify exits 0 ("completed successfully") whatever it found: its verdict is the stanza's
+      // status line (`status: ok` / `status: error`) of the text output.
+      const statuses = [...report.matchAll(/^\s*status: (\S+)/gm)].map((match) => match[1]);
+      return { ok: outcome.code === 0 && statuses.length > 0 && statuses.every((status) => status === 'ok'), report };
     },
 
     async backup({ type }) {

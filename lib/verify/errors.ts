@@ -15,6 +15,7 @@ export type VerifyErrorName = (typeof VERIFY_ERROR_NAMES)[number];
 export const VERIFY_ERROR_PRIORITY: readonly VerifyErrorName[] = [
   'InvalidManifest',
   'ArtifactMissing',
+  'WalGap',
   'SizeMismatch',
   'ChecksumMismatch',
   'ArchiveCorrupt',
