@@ -29,6 +29,11 @@ export interface S3TlsFront {
   readonly unparsed: number;
   /** Connections accepted so far. */
   readonly connections: number;
+  /**
+   * An outage of the S3 endpoint as its clients see it: while `down`, every open connection is
+   * destroyed and each new one is closed as soon as it is accepted; `outage(false)` ends it.
+   */
+  outage(down: boolean): void;
   /** Stops listening and destroys every open connection (both sides). Idempotent. */
   stop(): Promise<void>;
 }
@@ -101,8 +106,13 @@ export async function startS3TlsFront(opts: S3TlsFrontOptions): Promise<S3TlsFro
   let unparsed = 0;
   let connections = 0;
 
+  let down = false;
   const server = createServer({ cert: readFileSync(opts.certFile), key: readFileSync(opts.keyFile) }, (client) => {
     connections++;
+    if (down) {
+      client.destroy();
+      return;
+    }
     const upstream = connect({ host: '127.0.0.1', port: opts.targetPort });
     for (const socket of [client, upstream]) {
       sockets.add(socket);
@@ -143,6 +153,12 @@ export async function startS3TlsFront(opts: S3TlsFrontOptions): Promise<S3TlsFro
     },
     get connections() {
       return connections;
+    },
+    outage(value: boolean): void {
+      down = value;
+      if (!down) return;
+      for (const socket of sockets) socket.destroy();
+      sockets.clear();
     },
     stop(): Promise<void> {
       stopped ??= new Promise<void>((resolve) => {

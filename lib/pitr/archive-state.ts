@@ -1,0 +1,115 @@
+/**
+ * The WAL archive of a PITR source as the bucket shows it — what the watchdog and `lifeboat
+ * status` measure for such a source, read from S3 alone (no host, no pgBackRest): the newest
+ * archived segment and its age (the RPO achieved: a change after it exists only on the host),
+ * any gap between the oldest and the newest segment of a timeline, and the restorable window
+ * (from the end of the oldest set whose WAL is all there, to the newest segment).
+ */
+import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import type { BackupSet } from './pgbackrest-info';
+import { parseSegment, segmentOfArchiveKey, walContinuity } from './wal';
+
+export interface ArchivedSegment {
+  readonly name: string;
+  /** When S3 stored it (LastModified): when it reached the archive. */
+  readonly archivedAt: Date;
+}
+
+export interface ArchiveGap {
+  readonly timeline: number;
+  /** The first missing segments, oldest first (at most 10). */
+  readonly missing: readonly string[];
+  readonly missingCount: number;
+}
+
+export interface ArchiveState {
+  /** Segments of the sequence in the archive (history, backup labels and partial files excluded). */
+  readonly segments: number;
+  readonly oldest?: ArchivedSegment;
+  readonly newest?: ArchivedSegment;
+  /** Seconds between the newest segment's arrival and `now`; undefined for an empty archive. */
+  readonly ageSeconds?: number;
+  /** Holes between the oldest and the newest segment of each timeline: a restore cannot cross them. */
+  readonly gaps: readonly ArchiveGap[];
+}
+
+export interface ArchiveLocation {
+  readonly s3: S3Client;
+  readonly bucket: string;
+  /** The repository's path in the bucket (pgbackrest.conf's repo1-path, e.g. `/pitr/orders`). */
+  readonly repoPath: string;
+  readonly stanza: string;
+  readonly signal?: AbortSignal;
+}
+
+export function archivePrefix(location: Pick<ArchiveLocation, 'repoPath' | 'stanza'>): string {
+  return `${location.repoPath.replace(/^\/+/, '').replace(/\/+$/, '')}/archive/${location.stanza}/`;
+}
+
+/** Every segment in the archive with its arrival time, oldest name first. */
+export async function listArchivedSegments(location: ArchiveLocation): Promise<ArchivedSegment[]> {
+  const segments = new Map<string, ArchivedSegment>();
+  let token: string | undefined;
+  do {
+    const page = await location.s3.send(new ListObjectsV2Command({ Bucket: location.bucket, Prefix: archivePrefix(location), ContinuationToken: token }), { abortSignal: location.signal });
+    for (const object of page.Contents ?? []) {
+      const name = object.Key ? segmentOfArchiveKey(object.Key) : undefined;
+      if (name && object.LastModified) segments.set(name, { name, archivedAt: object.LastModified });
+    }
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+  return [...segments.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+export async function archiveState(location: ArchiveLocation, now: Date): Promise<ArchiveState> {
+  return summarizeArchive(await listArchivedSegments(location), now);
+}
+
+export function summarizeArchive(segments: readonly ArchivedSegment[], now: Date): ArchiveState {
+  if (segments.length === 0) return { segments: 0, gaps: [] };
+  const byTimeline = new Map<number, string[]>();
+  for (const segment of segments) {
+    const { timeline } = parseSegment(segment.name);
+    byTimeline.set(timeline, [...(byTimeline.get(timeline) ?? []), segment.name]);
+  }
+  const gaps: ArchiveGap[] = [];
+  for (const [timeline, names] of byTimeline) {
+    const continuity = walContinuity(names, names[0], names[names.length - 1]);
+    if (!continuity.complete) gaps.push({ timeline, missing: continuity.missing, missingCount: continuity.missingCount });
+  }
+  // The newest to arrive, not the highest name: after a timeline switch both are the same segment's successors.
+  const newest = segments.reduce((a, b) => (b.archivedAt > a.archivedAt || (b.archivedAt.getTime() === a.archivedAt.getTime() && b.name > a.name) ? b : a));
+  return {
+    segments: segments.length,
+    oldest: segments[0],
+    newest,
+    ageSeconds: Math.max(0, (now.getTime() - newest.archivedAt.getTime()) / 1000),
+    gaps,
+  };
+}
+
+export interface RestorableWindow {
+  /** The end of the oldest set whose WAL is all in the archive. */
+  readonly earliest?: Date;
+  /** When the newest segment reached the archive: no later change can be restored. */
+  readonly latest?: Date;
+  /** The sets that cannot be restored, with their first missing segment. */
+  readonly unrestorable: readonly { readonly set: string; readonly missing: string }[];
+}
+
+/** The window a restore to a point can reach, from the sets (pgbackrest info) and the archive. */
+export function restorableWindow(sets: readonly BackupSet[], segments: readonly ArchivedSegment[]): RestorableWindow {
+  const names = segments.map((segment) => segment.name);
+  const unrestorable: { set: string; missing: string }[] = [];
+  let earliest: Date | undefined;
+  for (const set of [...sets].sort((a, b) => a.stopTime.getTime() - b.stopTime.getTime())) {
+    const continuity = walContinuity(names, set.walStart, set.walStop);
+    if (!continuity.complete) {
+      unrestorable.push({ set: set.label, missing: continuity.missing[0] });
+      continue;
+    }
+    earliest ??= set.stopTime;
+  }
+  const latest = segments.length === 0 ? undefined : new Date(Math.max(...segments.map((segment) => segment.archivedAt.getTime())));
+  return { ...(earliest ? { earliest } : {}), ...(earliest && latest ? { latest } : {}), unrestorable };
+}
