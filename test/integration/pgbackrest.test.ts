@@ -19,7 +19,9 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { listArchivedSegments } from '../../lib/pitr/archive-state';
 import { pgBackRest, type BackupSet } from '../../lib/pitr/pgbackrest';
+import { planPitrRestore } from '../../lib/pitr/restore-plan';
 import { pgTableDigests } from '../harness/digests';
 import { delay, freePort } from '../harness/processes';
 import { TEST_CREDENTIALS } from '../harness/s3';
@@ -165,6 +167,24 @@ test('restore of the full set alone (immediate: its consistent point, no WAL aft
   expect(await pgTableDigests(server, DATABASE)).toEqual(snapshots.F.digests);
   expect(snapshots.F.digests).not.toEqual(snapshots.A.digests);
 }, 120_000);
+
+test('the plan of a restore to a point names the set the restore used, and refuses a target past the newest archived WAL, naming the window', async () => {
+  const client = stack.s3.client();
+  try {
+    const segments = await listArchivedSegments({ s3: client, bucket: stack.bucket, repoPath: stack.repository.path, stanza: stack.stanza });
+    const { sets: all } = await stack.runner.info();
+    expect(planPitrRestore(all, segments, { time: snapshots.A.time }).plan?.set.label).toBe(sets.full.label);
+    expect(planPitrRestore(all, segments, { time: snapshots.B.time }).plan?.set.label).toBe(sets.incr.label);
+    const latest = planPitrRestore(all, segments, 'latest').plan;
+    expect(latest).toMatchObject({ set: { label: sets.diff.label }, wal: { from: sets.diff.walStart } });
+    expect(latest!.wal.segments).toBeGreaterThanOrEqual(1);
+    const future = new Date(Date.now() + 3_600_000);
+    expect(planPitrRestore(all, segments, { time: future }).problem).toMatch(
+      new RegExp(`^target ${future.toISOString().replace(/\./g, '\\.')} is after the newest archived WAL \\(.+\\): a restore would stop there, short of the target \\(the window is ${sets.full.stopTime.toISOString().replace(/\./g, '\\.')} to `));
+  } finally {
+    client.destroy();
+  }
+}, 60_000);
 
 test('restore to the latest WAL: the differential and every WAL after it give back snapshot C', async () => {
   const { server } = await stack.restoreAndStart('c', 'latest');
