@@ -46,7 +46,7 @@ export const ERROR_NAMES = [
   'RowCountMismatch', 'ExtensionMissing', 'DrillCheckFailed', 'RtoExceeded', 'NoVerifiedRun', 'RunNotVerified', 'TargetNotEmpty',
   'NoDrillServer', 'TargetUnreachable', 'RestoreFailed',
   // Point-in-time recovery (lib/pitr): pgBackRest failed, or its host or repository cannot be reached.
-  'BackupFailed', 'HostUnreachable',
+  'BackupFailed', 'HostUnreachable', 'VersionMismatch',
 ] as const;
 export type ErrorName = (typeof ERROR_NAMES)[number];
 

@@ -38,6 +38,8 @@ export interface BackupSet {
   readonly checksumErrors: boolean;
   /** The PostgreSQL major version of the set's database (from the stanza's db list). */
   readonly pgVersion?: string;
+  /** The pgBackRest that wrote the set (its `backrest.version`), e.g. `2.45`. */
+  readonly writtenBy?: string;
 }
 
 export interface ArchiveRange {
@@ -72,6 +74,7 @@ const databaseRef = z.looseObject({ id: z.number().int() });
 
 const backupSchema = z.looseObject({
   archive: z.looseObject({ start: z.string().nullable(), stop: z.string().nullable() }),
+  backrest: z.looseObject({ version: z.string() }).optional(),
   database: databaseRef,
   error: z.boolean().optional(),
   info: z.looseObject({
@@ -147,6 +150,7 @@ export function parseInfo(json: string, stanza: string): PgBackRestInfo {
       repoDelta: b.info.repository.delta,
       checksumErrors: b.error ?? false,
       pgVersion: versions.get(b.database.id),
+      ...(b.backrest ? { writtenBy: b.backrest.version } : {}),
     })),
   };
 }

@@ -14,7 +14,7 @@ import type { BackupSet, PgBackRest } from './pgbackrest';
 import { segmentOfArchiveKey, walContinuity } from './wal';
 
 /** The verifier's names (lib/domain/errors.ts) a set's verdict uses. */
-export type SetFindingName = Extract<VerifyErrorName, 'WalGap' | 'ArchiveCorrupt'>;
+export type SetFindingName = Extract<VerifyErrorName, 'WalGap' | 'ArchiveCorrupt'> | 'VersionMismatch';
 
 export interface SetFinding {
   readonly name: SetFindingName;
@@ -40,6 +40,13 @@ export interface VerifySetOptions {
   readonly runner: PgBackRest;
   /** The set to judge (from `runner.info()`). */
   readonly set: BackupSet;
+  /**
+   * The pgBackRest Lifeboat's images run (lib/domain/versions.ts PGBACKREST_VERSION): a set
+   * written by another one fails `VersionMismatch`, since the host and the images must agree
+   * (an older pgBackRest may not read a newer one's repository).
+   * @default - not checked
+   */
+  readonly expectedVersion?: string;
   readonly signal?: AbortSignal;
 }
 
@@ -67,6 +74,13 @@ export async function verifySet(opts: VerifySetOptions): Promise<SetVerdict> {
       message: `set ${set.label} needs WAL ${set.walStart} to ${set.walStop} (${continuity.expected} segments); ` +
         `${continuity.missingCount} missing from s3://${opts.bucket}/${archivePrefix}: ${continuity.missing.join(', ')}` +
         `${continuity.missingCount > continuity.missing.length ? ', …' : ''}; the set cannot be restored`,
+    });
+  }
+  if (opts.expectedVersion !== undefined && set.writtenBy !== opts.expectedVersion) {
+    findings.push({
+      name: 'VersionMismatch',
+      message: `set ${set.label} was written by pgBackRest ${set.writtenBy ?? '(unknown)'}, Lifeboat's images run ${opts.expectedVersion}: ` +
+        `install pgBackRest ${opts.expectedVersion} on the host (lifeboat pitr setup prints the line)`,
     });
   }
   const { ok, report } = await opts.runner.verify();

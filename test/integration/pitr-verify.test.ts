@@ -2,9 +2,11 @@
  * The verdict on a pgBackRest set (lib/pitr/verify-set.ts), on real components (test/harness/pitr.ts):
  * a sound set passes; a WAL segment the set needs, removed from the archive, fails WalGap naming
  * it — which `pgbackrest verify` alone does not see (it checks only what is there); a backup
- * file damaged in place (its stored bytes, as bit rot would) fails ArchiveCorrupt naming it.
+ * file damaged in place (its stored bytes, as bit rot would) fails ArchiveCorrupt naming it; a
+ * set written by another pgBackRest than the images' fails VersionMismatch.
  */
 import { DeleteObjectCommand, GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { PGBACKREST_VERSION } from '../../lib/domain/versions';
 import type { BackupSet } from '../../lib/pitr/pgbackrest';
 import { verifySet } from '../../lib/pitr/verify-set';
 import { startPitrStack, type PitrStack } from '../harness/pitr';
@@ -40,6 +42,20 @@ test('a sound set passes: pgBackRest read every file, and every WAL segment it n
   expect(verdict).toMatchObject({ verdict: 'ok', set: full.label, findings: [], wal: { from: full.walStart, to: full.walStop, missingCount: 0 } });
   expect(verdict.wal.expected).toBeGreaterThan(0);
   expect(verdict.report).toMatch(/backup: \S+, status: valid, total files checked: \d+/);
+}, 60_000);
+
+test('a set written by another pgBackRest than the images\' fails VersionMismatch, naming both versions and the fix', async () => {
+  const installed = await stack.runner.version();
+  expect(full.writtenBy).toBe(`${installed.major}.${installed.minor}`);
+  const same = await verifySet({ s3, bucket: stack.bucket, repoPath: stack.repository.path, stanza: stack.stanza, runner: stack.runner, set: full, expectedVersion: full.writtenBy });
+  expect(same.findings).toEqual([]);
+  const images = await verifySet({ s3, bucket: stack.bucket, repoPath: stack.repository.path, stanza: stack.stanza, runner: stack.runner, set: full, expectedVersion: PGBACKREST_VERSION });
+  expect(images.verdict).toBe('failed');
+  expect(images.findings).toEqual([{
+    name: 'VersionMismatch',
+    message: `set ${full.label} was written by pgBackRest ${full.writtenBy}, Lifeboat's images run ${PGBACKREST_VERSION}: ` +
+      `install pgBackRest ${PGBACKREST_VERSION} on the host (lifeboat pitr setup prints the line)`,
+  }]);
 }, 60_000);
 
 test('a WAL segment the incremental needs, removed from the archive: WalGap naming it, which pgbackrest verify alone misses', async () => {
