@@ -8,6 +8,7 @@ import { latestDrillReport } from '../lib/catalog/drills';
 import type { DrillReport } from '../lib/domain/drill-report';
 import { runIdToDate } from '../lib/domain/run-id';
 import { renderTable } from '../lib/format/table';
+import { describePitrStatus, pitrStatus, type PitrStatus } from '../lib/pitr/pitr-status';
 
 export interface SourceStatus {
   readonly source: Source;
@@ -16,6 +17,8 @@ export interface SourceStatus {
   /** Seconds since the last verified run's slot. */
   readonly ageSeconds?: number;
   readonly lastDrill?: DrillReport;
+  /** A PITR source's sets, archive and window (lib/pitr/pitr-status.ts). */
+  readonly pitr?: PitrStatus;
   readonly verdict: 'OK' | 'AT RISK' | 'NO BACKUP';
   readonly reasons: readonly string[];
 }
@@ -23,24 +26,30 @@ export interface SourceStatus {
 /** Reads the catalog for each source and judges it against its tier. */
 export async function sourceStatuses(s3: S3Client, bucket: string, sources: readonly Source[], now = new Date()): Promise<SourceStatus[]> {
   return Promise.all(sources.map(async (source) => {
-    const [runs, lastDrill] = await Promise.all([
-      listRuns(s3, bucket, source.name, { newestFirst: true, limit: 50 }),
+    const logical = source.methods.includes('logical');
+    const [runs, lastDrill, pitr] = await Promise.all([
+      logical ? listRuns(s3, bucket, source.name, { newestFirst: true, limit: 50 }) : Promise.resolve([]),
       latestDrillReport(s3, bucket, source.name),
+      source.pitr ? pitrStatus(s3, bucket, source, now) : Promise.resolve(undefined),
     ]);
     const lastVerified = runs.find((run) => run.status === 'verified');
     const lastRun = runs[0];
     const slot = lastVerified ? runIdToDate(lastVerified.runId) : undefined;
     const ageSeconds = slot ? Math.max(0, (now.getTime() - slot.getTime()) / 1000) : undefined;
     const reasons: string[] = [];
-    if (!lastVerified) reasons.push('no verified backup');
-    else if ((ageSeconds ?? 0) > source.tier.rpoSeconds) reasons.push(`last verified backup older than the RPO (${formatDuration(source.tier.rpoSeconds)})`);
-    if (lastVerified && !lastVerified.offsite) reasons.push('offsite copy not confirmed');
-    if (lastRun && lastRun.status === 'failed') reasons.push(`last run ${lastRun.runId} failed verification`);
+    if (logical) {
+      if (!lastVerified) reasons.push('no verified backup');
+      else if ((ageSeconds ?? 0) > source.tier.rpoSeconds) reasons.push(`last verified backup older than the RPO (${formatDuration(source.tier.rpoSeconds)})`);
+      if (lastVerified && !lastVerified.offsite) reasons.push('offsite copy not confirmed');
+      if (lastRun && lastRun.status === 'failed') reasons.push(`last run ${lastRun.runId} failed verification`);
+    }
+    if (pitr) reasons.push(...pitr.problems.map((problem) => `pitr: ${problem}`));
     if (!lastDrill) reasons.push('never drilled');
     else if (lastDrill.verdict !== 'ok') reasons.push(`last drill failed (${lastDrill.error?.name ?? 'see its report'})`);
     else if (now.getTime() - Date.parse(lastDrill.finishedAt) > 2 * source.tier.drillSeconds * 1000) reasons.push('last drill is overdue');
-    const verdict = !lastVerified ? 'NO BACKUP' : reasons.length > 0 ? 'AT RISK' : 'OK';
-    return { source, lastVerified, lastRun, ageSeconds, lastDrill, verdict, reasons };
+    const hasBackup = logical ? lastVerified !== undefined : pitr?.newest.full !== undefined;
+    const verdict = !hasBackup ? 'NO BACKUP' : reasons.length > 0 ? 'AT RISK' : 'OK';
+    return { source, lastVerified, lastRun, ageSeconds, lastDrill, ...(pitr ? { pitr } : {}), verdict, reasons };
   }));
 }
 
@@ -59,7 +68,9 @@ export function renderStatus(statuses: readonly SourceStatus[]): string {
       verdict + (reasons.length > 0 ? ` (${reasons.join('; ')})` : ''),
     ];
   });
-  return renderTable(['SOURCE', 'TIER', 'LAST VERIFIED RUN', 'AGE / RPO', 'SIZE', 'OFFSITE', 'LAST DRILL', 'RTO (MEASURED / TARGET)', 'VERDICT'], rows);
+  const table = renderTable(['SOURCE', 'TIER', 'LAST VERIFIED RUN', 'AGE / RPO', 'SIZE', 'OFFSITE', 'LAST DRILL', 'RTO (MEASURED / TARGET)', 'VERDICT'], rows);
+  const pitr = statuses.flatMap((status) => (status.pitr ? ['', ...describePitrStatus(status.source, status.pitr)] : []));
+  return [table, ...pitr].join('\n');
 }
 
 /** Measured times: tenths of a second below a minute, where formatDuration would say 0s. */
