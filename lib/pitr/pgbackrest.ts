@@ -129,6 +129,13 @@ export interface PgBackRest {
    */
   verify(): Promise<{ readonly ok: boolean; readonly report: string }>;
   restore(opts: RestoreOptions): Promise<{ readonly set?: string }>;
+  /**
+   * Removes what Lifeboat's retention decided (lib/pitr/retention.ts), never by pgBackRest's own
+   * policy: each of `sets` (dependents before what they depend on), then, with `archiveFulls`,
+   * the WAL no kept set needs (`repo1-retention-archive-type=full`, `repo1-retention-archive` =
+   * the number of fulls kept). The full-backup retention stays at its maximum: nothing else goes.
+   */
+  expire(opts: { readonly sets: readonly string[]; readonly archiveFulls?: number }): Promise<void>;
 }
 
 /** Retention is Lifeboat's (its pruner): the expire that follows each backup keeps every set (pgBackRest's maximum). */
@@ -388,6 +395,17 @@ export function pgBackRest(opts: PgBackRestOptions): PgBackRest {
     },
 
     info,
+
+    async expire({ sets, archiveFulls }) {
+      for (const set of sets) {
+        if (!/^\d{8}-\d{6}F(_\d{8}-\d{6}[DI])?$/.test(set)) invalid(`expire: ${JSON.stringify(set)} is not a backup set label`);
+        await runCommand(`expire --set=${set}`, ['expire', `--set=${set}`], 'BackupFailed');
+      }
+      if (archiveFulls !== undefined) {
+        if (!Number.isInteger(archiveFulls) || archiveFulls < 1) invalid(`expire: archiveFulls must be a whole number of at least 1, got ${archiveFulls}`);
+        await runCommand('expire (archive)', ['expire', '--repo1-retention-archive-type=full', `--repo1-retention-archive=${archiveFulls}`], 'BackupFailed');
+      }
+    },
 
     async restore({ dataDir, target, set, archiveMode = 'off' }) {
       if (!isAbsolute(dataDir)) invalid(`restore dataDir must be absolute: ${dataDir}`);

@@ -1,0 +1,48 @@
+/**
+ * Retention of a PITR source's sets, decided by Lifeboat's policy (lib/retention/policy.ts),
+ * never by the host's pgBackRest: each set is a run at its start time, depending on the sets it
+ * references and on its prior chain (pgBackRest expires a set's dependents with it), so a kept
+ * differential or incremental keeps its full and its chain; the newest sets are never removed. The decision becomes `pgbackrest expire --set` of
+ * each removed set, dependents first, then the WAL no kept set needs (the archive kept from the
+ * oldest kept full on).
+ */
+import { formatRunId } from '../domain/run-id';
+import { decide, type Decision, type RetentionPolicy } from '../retention/policy';
+import type { BackupSet } from './pgbackrest-info';
+
+export interface PitrRetentionDecision {
+  /** Newest first, with the rules that keep each. */
+  readonly keep: readonly (Decision & { readonly set: string })[];
+  readonly remove: readonly (Decision & { readonly set: string })[];
+  /** What `PgBackRest.expire` is given: the removed sets, dependents before their bases, and the fulls kept. */
+  readonly expire: { readonly sets: readonly string[]; readonly archiveFulls: number };
+}
+
+export function decidePitrRetention(sets: readonly BackupSet[], policy: RetentionPolicy, now: Date): PitrRetentionDecision {
+  const runIdOf = new Map(sets.map((set) => [set.label, formatRunId(set.startTime)]));
+  if (new Set(runIdOf.values()).size !== sets.length) {
+    throw Object.assign(new Error('pitr retention: two sets started in the same second'), { name: 'InvalidInput' });
+  }
+  const labelOf = new Map([...runIdOf].map(([label, runId]) => [runId, label]));
+  const decision = decide(sets.map((set) => ({
+    runId: runIdOf.get(set.label) as string,
+    // A set pgBackRest lists in backup.info completed; its own verdict is the verifier's (verify-set.ts).
+    status: 'verified' as const,
+    // What a restore reads (references), and the prior chain: pgBackRest expires a set's dependents with it.
+    dependsOn: [...new Set([...(set.references ?? []), ...(set.prior ? [set.prior] : [])])]
+      .map((label) => runIdOf.get(label)).filter((runId): runId is string => runId !== undefined),
+  })), policy, now);
+  const named = (entries: readonly Decision[]) => entries.map((entry) => ({ ...entry, set: labelOf.get(entry.runId) as string }));
+  const keep = named(decision.keep);
+  const remove = named(decision.remove);
+  const kept = new Set(keep.map((entry) => entry.set));
+  const byLabel = new Map(sets.map((set) => [set.label, set]));
+  // Dependents (differentials, incrementals) first, newest first; fulls last.
+  const order = [...remove].sort((a, b) => {
+    const fullA = byLabel.get(a.set)?.type === 'full' ? 1 : 0;
+    const fullB = byLabel.get(b.set)?.type === 'full' ? 1 : 0;
+    return fullA - fullB || (a.set < b.set ? 1 : -1);
+  });
+  const archiveFulls = Math.max(1, sets.filter((set) => set.type === 'full' && kept.has(set.label)).length);
+  return { keep, remove, expire: { sets: order.map((entry) => entry.set), archiveFulls } };
+}
