@@ -20,7 +20,7 @@ import { manifestKey } from '../domain/layout';
 import { parseManifest, type Manifest, type ManifestArtifact } from '../domain/manifest';
 import { VERIFICATION_SCHEMA_VERSION, type Verification, type VerificationCheck } from '../domain/verification';
 import { LIFEBOAT_VERSION } from '../domain/version';
-import { artifactFormats, engineOfFormat } from '../engines/registry';
+import { artifactFormats, ENGINE_NAMES, engineOf, engineOfFormat, type DatabaseEngine } from '../engines/registry';
 import type { ArtifactVerifier, Finding } from '../engines/verify-contract';
 import { VERIFY_ERROR_PRIORITY } from './errors';
 import { fanOut, type Consumer } from './fan-out';
@@ -130,6 +130,19 @@ export async function verifyRun(options: VerifyRunOptions): Promise<Verification
     }]);
   }
 
+  // The manifest's engine must be one Lifeboat knows, and read each artifact's format.
+  const engine = knownEngine(manifest.engine);
+  if (!engine) {
+    return verdict([], [{ name: 'InvalidManifest', message: `s3://${options.bucket}/${manifestAt}: unknown engine "${manifest.engine}" (known: ${ENGINE_NAMES.join(', ')})` }]);
+  }
+  const foreign = manifest.artifacts.filter((artifact) => !engine.verify.formats.includes(artifact.format));
+  if (foreign.length > 0) {
+    return verdict([], [{
+      name: 'InvalidManifest',
+      message: `s3://${options.bucket}/${manifestAt}: a ${manifest.engine} run with artifacts of format ${[...new Set(foreign.map((a) => a.format))].join(', ')} ` +
+        `(${engine.label} writes ${engine.verify.formats.join(', ')})`,
+    }]);
+  }
   // Each format's tools are found and checked once, before the first byte is read.
   const verifiers = new Map<string, ArtifactVerifier | undefined>();
   for (const format of new Set(manifest.artifacts.map((artifact) => artifact.format))) {
@@ -293,5 +306,14 @@ async function verifyArtifact(
     };
   } finally {
     options.signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+/** The registered engine of that name, or undefined. */
+function knownEngine(name: string): DatabaseEngine | undefined {
+  try {
+    return engineOf(name);
+  } catch {
+    return undefined;
   }
 }

@@ -251,6 +251,16 @@ describe('PostgreSQL', () => {
     expect(error.message).toMatch(/not JSON/);
   });
 
+  test('a manifest of an engine Lifeboat does not know, or with artifacts its engine does not write: InvalidManifest', async () => {
+    const unknown = await cloneRun('shop', PG_RUN, { editManifest: (manifest) => Object.assign(manifest, { engine: 'oracle' }) });
+    const { error } = await expectFailure('shop', unknown.runId, 'InvalidManifest');
+    expect(error.message).toMatch(/: unknown engine "oracle" \(known: postgres, mysql, mariadb\)$/);
+
+    const foreign = await cloneRun('shop', PG_RUN, { editManifest: (manifest) => Object.assign(manifest, { engine: 'mariadb' }) });
+    const { error: mismatch } = await expectFailure('shop', foreign.runId, 'InvalidManifest');
+    expect(mismatch.message).toMatch(/: a mariadb run with artifacts of format pg_dump-custom \(MariaDB writes sql\)$/);
+  });
+
   test('suspicious size: below half the trailing median of 3+ verified runs fails with the figures; with 2 it is not judged', async () => {
     const { runId, manifest } = await cloneRun('shop', PG_RUN);
     const bytes = manifest.artifacts[0]?.bytes as number;
