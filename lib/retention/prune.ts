@@ -109,16 +109,43 @@ export async function pruneSource(opts: PruneOptions): Promise<DecisionRow[]> {
   const hiddenIds = new Set(hidden);
   const rows = decisionRows(decide(refs, policy, now)).map((row) => (hiddenIds.has(row.runId) ? { ...row, reason: `${row.reason}; ${HIDDEN}` } : row));
 
+  // Locks first, for every run the policy removes: a locked run stays, and so must every run it
+  // depends on, which the policy may have meant to remove with it.
   const locks = new LockReader(s3, bucket, now);
+  const held = new Map<string, string>();
+  await mapLimit(rows.filter((row) => row.action === 'remove'), RUN_CONCURRENCY, async (row) => {
+    const hold = await locks.holdOf(versions.get(row.runId) ?? []);
+    if (hold) held.set(row.runId, hold);
+  });
+  const neededByLocked = dependenciesOf([...held.keys()], refs);
   return mapLimit(rows, RUN_CONCURRENCY, async (row): Promise<DecisionRow> => {
     if (row.action !== 'remove') return row;
+    const hold = held.get(row.runId);
+    if (hold) return { ...row, action: 'skip-locked', reason: `${row.reason}; kept: ${hold}` };
+    const dependents = neededByLocked.get(row.runId);
+    if (dependents) return { ...row, action: 'keep', reason: `${row.reason}; kept: needed by locked run ${dependents.join(', ')}` };
     const runVersions = versions.get(row.runId) ?? [];
-    const held = await locks.holdOf(runVersions);
-    if (held) return { ...row, action: 'skip-locked', reason: `${row.reason}; kept: ${held}` };
     if (opts.dryRun) return row;
     const refused = await deleteRunVersions(s3, bucket, source, row.runId, runVersions);
     return refused ? { ...row, action: 'skip-locked', reason: `${row.reason}; kept: ${refused}` } : row;
   });
+}
+
+/** Every run the `from` runs depend on, transitively, with the `from` runs that need it. */
+function dependenciesOf(from: readonly string[], refs: readonly RunRef[]): Map<string, string[]> {
+  const dependsOn = new Map(refs.map((ref) => [ref.runId, ref.dependsOn ?? []]));
+  const needed = new Map<string, string[]>();
+  for (const start of from) {
+    const pending = [...(dependsOn.get(start) ?? [])];
+    while (pending.length > 0) {
+      const runId = pending.pop() as string;
+      const by = needed.get(runId) ?? [];
+      if (by.includes(start)) continue;
+      needed.set(runId, [...by, start]);
+      pending.push(...(dependsOn.get(runId) ?? []));
+    }
+  }
+  return needed;
 }
 
 /** Every version and delete marker under `runs/<source>/`, grouped by run id (keys that are not under a run id are ignored). */

@@ -368,3 +368,30 @@ test('a run that a kept run depends on (its manifest\'s dependsOn) is kept with 
   expect(reasonOf(rows, runIdOf(12))).toBe(`needed by kept run ${runIdOf(10)}`);
   expect([...new Set((await versions(bucket)).map((version) => runOf(version.key)))].sort()).toEqual(byAction(rows, 'keep'));
 });
+
+test('a run the policy removes but its lock keeps keeps what it depends on: the base stays, saying which locked run needs it', async () => {
+  const bucket = await newBucket();
+  const plan: LockPlan = {
+    // Day 11 is locked for another day (a longer retention when it was written); the rest as tier3.
+    until: (runId, key) => (runId === runIdOf(11) ? NOW.getTime() + DAY_MS : tierLock(TIER3.retentionSeconds).until(runId, key)),
+  };
+  const client = lockingClient(plan);
+  try {
+    for (const [daysAgo, kind] of Object.entries(HISTORY).sort(([a], [b]) => Number(b) - Number(a))) {
+      const run = buildRun(SOURCE, runIdOf(Number(daysAgo)), Number(daysAgo) === 11 ? { dependsOn: [runIdOf(12)] } : {});
+      setServerClock(slot(Number(daysAgo)).getTime() + 10 * 60_000);
+      if (kind === 'interrupted') await put(client, bucket, [...run.objects.keys()][0], 'partial');
+      else await writeRun(client, bucket, run, { verification: kind, offsite: kind === 'ok' });
+    }
+  } finally {
+    client.destroy();
+    setServerClock(NOW.getTime());
+  }
+  const rows = await pruneSource({ s3, bucket, source: SOURCE, policy: POLICY, now: NOW, dryRun: false });
+  expect(rows.find((row) => row.runId === runIdOf(11))?.action).toBe('skip-locked');
+  expect(rows.find((row) => row.runId === runIdOf(12))).toMatchObject({ action: 'keep', reason: expect.stringContaining(`; kept: needed by locked run ${runIdOf(11)}`) });
+  expect(byAction(rows, 'remove')).toEqual([runIdOf(13)]);
+  const left = new Set((await versions(bucket)).map((version) => runOf(version.key)));
+  expect(left.has(runIdOf(12))).toBe(true);
+  expect(left.has(runIdOf(13))).toBe(false);
+});
