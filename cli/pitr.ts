@@ -18,7 +18,8 @@ point-in-time recovery with pgBackRest:
     backup key, the instance profile's credentials; the host never expires anything;
   - the postgresql.conf lines (wal_level, archive_mode, archive_command, archive_timeout at
     most a third of the tier's RPO);
-  - the IAM policy of the host's instance profile: its own prefix, read and write, never delete.
+  - the IAM policy of the host's instance profile: its own prefix, read and write; it can never
+    remove a version (a delete leaves a marker, every version stays under its lock).
 
   --bucket BUCKET   the primary bucket (the PrimaryBucketName output of the primary stack)
   --key-arn ARN     its KMS key (aws s3api get-bucket-encryption --bucket BUCKET)
@@ -46,8 +47,12 @@ export async function pitrCommand(argv: readonly string[], out: (text: string) =
   if (values.bucket && !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(values.bucket)) problems.push(`--bucket: "${values.bucket}" is not a bucket name`);
   const keyArn = values['key-arn'];
   if (!keyArn) problems.push('--key-arn: required (valid: the primary bucket\'s KMS key ARN, from aws s3api get-bucket-encryption --bucket BUCKET)');
-  if (keyArn && !/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)\/[A-Za-z0-9/_-]+$/.test(keyArn)) {
-    problems.push(`--key-arn: "${keyArn}" is not a KMS key ARN (valid: arn:aws:kms:REGION:ACCOUNT:key/ID)`);
+  // A key's ARN: an alias ARN in a policy's Resource grants nothing on the key behind it.
+  if (keyArn && !/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+$/.test(keyArn)) {
+    problems.push(`--key-arn: "${keyArn}" is not a KMS key ARN (valid: arn:aws:kms:REGION:ACCOUNT:key/ID; not an alias ARN, which a policy cannot grant)`);
+  }
+  if (values.region !== undefined && !/^[a-z]{2}(-[a-z]+)+-\d$/.test(values.region)) {
+    problems.push(`--region: "${values.region}" is not an AWS region (valid: a region such as eu-west-1)`);
   }
   const only = values.only as Part | undefined;
   if (only !== undefined && !PARTS.includes(only)) problems.push(`--only: "${only}" is not a part (valid: ${PARTS.join(', ')})`);

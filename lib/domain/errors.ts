@@ -22,6 +22,8 @@ export const VERIFY_ERROR_NAMES = [
   'SuspiciousSize',
   /** A point-in-time set: the archive lacks a WAL segment the set needs (lib/pitr/wal.ts). */
   'WalGap',
+  /** A point-in-time set written by another pgBackRest than the images run. */
+  'VersionMismatch',
 ] as const;
 
 export const ERROR_NAMES = [
@@ -46,7 +48,7 @@ export const ERROR_NAMES = [
   'RowCountMismatch', 'ExtensionMissing', 'DrillCheckFailed', 'RtoExceeded', 'NoVerifiedRun', 'RunNotVerified', 'TargetNotEmpty',
   'NoDrillServer', 'TargetUnreachable', 'RestoreFailed',
   // Point-in-time recovery (lib/pitr): pgBackRest failed, or its host or repository cannot be reached.
-  'BackupFailed', 'HostUnreachable', 'VersionMismatch',
+  'BackupFailed', 'HostUnreachable',
 ] as const;
 export type ErrorName = (typeof ERROR_NAMES)[number];
 

@@ -8,7 +8,7 @@
  * The targets alternate: the latest WAL, and a random second of the last day that the window
  * covers (lib/pitr/restore-plan.ts refuses one it does not).
  */
-import { readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { run } from '../servers/processes';
 import type { PgServer } from '../servers/postgres';
@@ -33,7 +33,7 @@ export interface PitrDrillReport {
 export interface PitrDrillOptions {
   readonly runner: PgBackRest;
   readonly target: { readonly time: Date } | 'latest';
-  /** An empty directory the drill restores into and removes afterwards. */
+  /** A directory that does not exist yet: the drill restores into it and removes it afterwards. */
   readonly dataDir: string;
   /** Starts PostgreSQL (of the source's major) on the restored directory. */
   readonly startServer: (dataDir: string) => Promise<PgServer>;
@@ -61,6 +61,10 @@ async function outOfRecovery(server: PgServer, timeoutSeconds: number): Promise<
 export async function runPitrDrill(opts: PitrDrillOptions): Promise<PitrDrillReport> {
   const target: RestoreTarget = opts.target;
   const targetText = target === 'latest' ? 'latest' : target.time.toISOString();
+  // The drill removes its directory afterwards: it must be one it makes, never one that holds anything.
+  if (existsSync(opts.dataDir)) {
+    throw Object.assign(new Error(`drill dataDir ${opts.dataDir} already exists: a drill restores into a directory of its own, which it removes afterwards`), { name: 'InvalidInput' });
+  }
   let server: PgServer | undefined;
   try {
     const restoreStarted = process.hrtime.bigint();

@@ -19,6 +19,12 @@ export interface PitrRestorePlan {
   /** The WAL replayed after the set: from its first segment to the one that reaches the target. */
   readonly wal: { readonly from: string; readonly to: string; readonly segments: number; readonly bytes: number };
   readonly window: RestorableWindow;
+  /**
+   * What the plan cannot rule out from the bucket: a segment reaches the archive some time after
+   * it was written, so the segment that holds the target may be later than the one chosen; a gap
+   * after it then stops recovery with an error before anything is promoted (never silently short).
+   */
+  readonly warnings: readonly string[];
 }
 
 const iso = (time: Date | undefined) => time?.toISOString() ?? '(none)';
@@ -65,8 +71,16 @@ export function planPitrRestore(
   if (!continuity.complete) {
     return { problem: `the WAL from set ${set.label} to the target has a gap at ${continuity.missing[0]} (${continuity.missingCount} segment(s) missing): a restore cannot pass it (${span})` };
   }
+  const newestOnTimeline = segments.filter((segment) => parseSegment(segment.name, segmentBytes).timeline === from.timeline)
+    .reduce((a, b) => (b.name > a.name ? b : a));
+  const beyond = walContinuity(segments.map((segment) => segment.name), set.walStart, newestOnTimeline.name, { segmentBytes });
+  const warnings = beyond.complete ? [] : [
+    `the archive has a gap at ${beyond.missing[0]}, after the WAL this plan replays: if the target's WAL reached the archive late and lies past it, ` +
+      'recovery stops with an error before promoting anything',
+  ];
   return {
     plan: {
+      warnings,
       target,
       set,
       wal: { from: set.walStart, to: end, segments: continuity.expected, bytes: continuity.expected * segmentBytes },

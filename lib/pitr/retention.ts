@@ -6,6 +6,7 @@
  * each removed set, dependents first, then the WAL no kept set needs (the archive kept from the
  * oldest kept full on).
  */
+import type { RunStatus } from '../catalog/catalog';
 import { formatRunId } from '../domain/run-id';
 import { decide, type Decision, type RetentionPolicy } from '../retention/policy';
 import type { BackupSet } from './pgbackrest-info';
@@ -18,7 +19,18 @@ export interface PitrRetentionDecision {
   readonly expire: { readonly sets: readonly string[]; readonly archiveFulls: number };
 }
 
-export function decidePitrRetention(sets: readonly BackupSet[], policy: RetentionPolicy, now: Date): PitrRetentionDecision {
+/**
+ * `statuses`: each set's verdict by label (its verify-set verdict: `verified` or `failed`); a
+ * set without one is `unverified`. As for logical runs, only verified sets fill the keep counts
+ * and the newest verified ones are never removed, so a run of failed sets never pushes the last
+ * restorable one out.
+ */
+export function decidePitrRetention(
+  sets: readonly BackupSet[],
+  statuses: Readonly<Record<string, RunStatus>>,
+  policy: RetentionPolicy,
+  now: Date,
+): PitrRetentionDecision {
   const runIdOf = new Map(sets.map((set) => [set.label, formatRunId(set.startTime)]));
   if (new Set(runIdOf.values()).size !== sets.length) {
     throw Object.assign(new Error('pitr retention: two sets started in the same second'), { name: 'InvalidInput' });
@@ -26,8 +38,7 @@ export function decidePitrRetention(sets: readonly BackupSet[], policy: Retentio
   const labelOf = new Map([...runIdOf].map(([label, runId]) => [runId, label]));
   const decision = decide(sets.map((set) => ({
     runId: runIdOf.get(set.label) as string,
-    // A set pgBackRest lists in backup.info completed; its own verdict is the verifier's (verify-set.ts).
-    status: 'verified' as const,
+    status: statuses[set.label] ?? 'unverified',
     // What a restore reads (references), and the prior chain: pgBackRest expires a set's dependents with it.
     dependsOn: [...new Set([...(set.references ?? []), ...(set.prior ? [set.prior] : [])])]
       .map((label) => runIdOf.get(label)).filter((runId): runId is string => runId !== undefined),

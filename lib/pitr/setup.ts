@@ -4,7 +4,8 @@
  * repository in the primary bucket under `pitr/<source>/` (SSE-KMS with the backup key,
  * instance-profile credentials), the `postgresql.conf` lines, the stanza's creation and check,
  * and the IAM policy of the host's instance profile: its own prefix, read and write, never a
- * delete. The host never expires anything (`expire-auto=n`, retention at pgBackRest's maximum):
+ * version removed (a delete leaves a marker; every version stays under its lock). The host never
+ * expires anything (`expire-auto=n`, retention at pgBackRest's maximum):
  * Lifeboat's pruner decides what goes, with its retention policy.
  *
  * Nothing here is a secret: the host's credentials are its instance profile's.
@@ -48,7 +49,7 @@ export function renderPgbackrestConf(source: Source, target: PitrSetupTarget): s
     'repo1-type=s3',
     `repo1-s3-bucket=${target.bucket}`,
     `repo1-s3-region=${target.region}`,
-    `repo1-s3-endpoint=s3.${target.region}.amazonaws.com`,
+    `repo1-s3-endpoint=s3.${target.region}.${domainOf(target.partition ?? 'aws')}`,
     '# The instance profile\'s credentials (no key in this file).',
     'repo1-s3-key-type=auto',
     `repo1-s3-kms-key-id=${target.keyArn}`,
@@ -91,6 +92,18 @@ export function renderPostgresqlConf(source: Source): string {
   ].join('\n');
 }
 
+/** S3's and KMS's endpoint domain in a partition (`amazonaws.com`, `amazonaws.com.cn` in China). */
+function domainOf(partition: string): string {
+  return partition === 'aws-cn' ? 'amazonaws.com.cn' : 'amazonaws.com';
+}
+
+/**
+ * The host's instance profile, after pgBackRest's own sample policy: list the bucket's root and
+ * the repository's prefix, read and write under it, and DeleteObject there — pgBackRest removes
+ * files when it resumes or cleans an interrupted backup. In the versioned, Object-Locked bucket
+ * that delete only leaves a marker: every version stays under its lock, and what would remove or
+ * unlock a version (DeleteObjectVersion, retention, legal hold, governance bypass) is denied.
+ */
 export function pitrHostPolicy(source: Source, target: PitrSetupTarget): Record<string, unknown> {
   const partition = target.partition ?? 'aws';
   const bucketArn = `arn:${partition}:s3:::${target.bucket}`;
@@ -98,19 +111,31 @@ export function pitrHostPolicy(source: Source, target: PitrSetupTarget): Record<
   return {
     Version: '2012-10-17',
     Statement: [
+      {
+        Sid: 'ListBucketRoot',
+        Effect: 'Allow',
+        Action: 's3:ListBucket',
+        Resource: bucketArn,
+        Condition: { StringEquals: { 's3:prefix': ['', prefix.slice(0, -1)], 's3:delimiter': ['/'] } },
+      },
       { Sid: 'ListOwnPrefix', Effect: 'Allow', Action: 's3:ListBucket', Resource: bucketArn, Condition: { StringLike: { 's3:prefix': [`${prefix}*`] } } },
-      { Sid: 'ReadWriteOwnPrefix', Effect: 'Allow', Action: ['s3:GetObject', 's3:PutObject'], Resource: `${bucketArn}/${prefix}*` },
+      {
+        Sid: 'ReadWriteOwnPrefix',
+        Effect: 'Allow',
+        Action: ['s3:GetObject', 's3:GetObjectVersion', 's3:PutObject', 's3:PutObjectTagging', 's3:DeleteObject'],
+        Resource: `${bucketArn}/${prefix}*`,
+      },
       {
         Sid: 'BackupKeyThroughS3',
         Effect: 'Allow',
         Action: ['kms:GenerateDataKey', 'kms:Decrypt'],
         Resource: target.keyArn,
-        Condition: { StringEquals: { 'kms:ViaService': `s3.${target.region}.amazonaws.com` } },
+        Condition: { StringEquals: { 'kms:ViaService': `s3.${target.region}.${domainOf(partition)}` } },
       },
       {
-        Sid: 'NeverDelete',
+        Sid: 'NeverRemoveAVersion',
         Effect: 'Deny',
-        Action: ['s3:DeleteObject', 's3:DeleteObjectVersion', 's3:PutObjectRetention', 's3:PutObjectLegalHold', 's3:BypassGovernanceRetention'],
+        Action: ['s3:DeleteObjectVersion', 's3:PutObjectRetention', 's3:PutObjectLegalHold', 's3:BypassGovernanceRetention'],
         Resource: `${bucketArn}/*`,
       },
     ],

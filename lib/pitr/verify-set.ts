@@ -14,7 +14,7 @@ import type { BackupSet, PgBackRest } from './pgbackrest';
 import { segmentOfArchiveKey, walContinuity } from './wal';
 
 /** The verifier's names (lib/domain/errors.ts) a set's verdict uses. */
-export type SetFindingName = Extract<VerifyErrorName, 'WalGap' | 'ArchiveCorrupt'> | 'VersionMismatch';
+export type SetFindingName = Extract<VerifyErrorName, 'WalGap' | 'ArchiveCorrupt' | 'VersionMismatch'>;
 
 export interface SetFinding {
   readonly name: SetFindingName;
@@ -66,8 +66,13 @@ export async function verifySet(opts: VerifySetOptions): Promise<SetVerdict> {
   const { set } = opts;
   const archivePrefix = `${opts.repoPath.replace(/^\/+/, '').replace(/\/+$/, '')}/archive/${opts.stanza}/`;
   const archived = (await listKeys(opts.s3, opts.bucket, archivePrefix, opts.signal)).map(segmentOfArchiveKey).filter((name): name is string => name !== undefined);
-  const continuity = walContinuity(archived, set.walStart, set.walStop);
   const findings: SetFinding[] = [];
+  if (set.walStart === '' || set.walStop === '') {
+    findings.push({ name: 'WalGap', message: `set ${set.label} records no WAL range (pgBackRest did not complete it): it cannot be restored` });
+  }
+  const continuity = findings.length > 0
+    ? { complete: true, expected: 0, missing: [], missingCount: 0 }
+    : walContinuity(archived, set.walStart, set.walStop);
   if (!continuity.complete) {
     findings.push({
       name: 'WalGap',

@@ -14,6 +14,7 @@ export type VerifyErrorName = (typeof VERIFY_ERROR_NAMES)[number];
  */
 export const VERIFY_ERROR_PRIORITY: readonly VerifyErrorName[] = [
   'InvalidManifest',
+  'VersionMismatch',
   'ArtifactMissing',
   'WalGap',
   'SizeMismatch',

@@ -4,6 +4,7 @@
  * (recovery stopped at the target, pg_amcheck over the whole cluster, the source's drill checks)
  * and timed; a drill check that fails fails the drill, naming it.
  */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runPitrDrill } from '../../lib/pitr/drill';
 import { defaultPgBinDir, startPostgres } from '../harness/postgres';
@@ -67,3 +68,11 @@ test('a drill to the latest WAL: every row; a failing drill check fails the dril
   expect(report.checks.filter((check) => !check.ok).map((check) => check.name)).toEqual(['check: impossible']);
   expect(report.checks.find((check) => check.name === 'check: every order')?.ok).toBe(true);
 }, 120_000);
+
+test('a drill into a directory that already exists is refused, and the directory is left as it was', async () => {
+  const dir = join(stack.work, 'drill-occupied');
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'keep.txt'), 'not the drill\'s');
+  await expect(drill('occupied', 'latest', [])).rejects.toMatchObject({ name: 'InvalidInput', message: expect.stringContaining(`drill dataDir ${dir} already exists`) });
+  expect(readFileSync(join(dir, 'keep.txt'), 'utf8')).toBe('not the drill\'s');
+});

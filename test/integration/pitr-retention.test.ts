@@ -50,11 +50,16 @@ afterAll(async () => {
 
 test('the first chain expires, incremental first; the second chain and its WAL stay, verify and restore', async () => {
   const [full1, incr1, full2, incr2] = sets;
-  const decision = decidePitrRetention((await stack.runner.info()).sets, POLICY, new Date());
+  const listed = (await stack.runner.info()).sets;
+  const location = { s3, bucket: stack.bucket, repoPath: stack.repository.path, stanza: stack.stanza };
+  // Each set's verdict, as the PITR Verify step gives it.
+  const statuses = Object.fromEntries(await Promise.all(listed.map(async (set) =>
+    [set.label, (await verifySet({ ...location, runner: stack.runner, set })).verdict === 'ok' ? 'verified' as const : 'failed' as const])));
+  expect(Object.values(statuses)).toEqual(['verified', 'verified', 'verified', 'verified']);
+  const decision = decidePitrRetention(listed, statuses, POLICY, new Date());
   expect(decision.keep.map((entry) => entry.set)).toEqual([incr2.label, full2.label]);
   expect(decision.expire).toEqual({ sets: [incr1.label, full1.label], archiveFulls: 1 });
 
-  const location = { s3, bucket: stack.bucket, repoPath: stack.repository.path, stanza: stack.stanza };
   const oldestBefore = (await listArchivedSegments(location))[0].name;
   await stack.runner.expire(decision.expire);
 

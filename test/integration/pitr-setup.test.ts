@@ -87,15 +87,27 @@ test('the probe above sees an option pgBackRest does not know', async () => {
   expect(`${run.stdout}${run.stderr}`).toContain("configuration file contains invalid option 'expire-bogus'");
 });
 
-test('the instance profile may read and write its own prefix, list only it, use the key through S3, and never delete', () => {
+test('the instance profile may list the root and its own prefix, read and write there, use the key through S3, and never remove a version', () => {
   const statements = setup.iamPolicy.Statement as { Sid: string; Effect: string; Action: string | string[]; Resource: string; Condition?: unknown }[];
   const allowed = statements.filter((statement) => statement.Effect === 'Allow');
-  expect(allowed.flatMap((statement) => statement.Action)).toEqual(['s3:ListBucket', 's3:GetObject', 's3:PutObject', 'kms:GenerateDataKey', 'kms:Decrypt']);
-  expect(allowed.find((statement) => statement.Sid === 'ReadWriteOwnPrefix')?.Resource).toBe(`arn:aws:s3:::${TARGET.bucket}/pitr/orders/*`);
+  expect(allowed.map((statement) => statement.Sid)).toEqual(['ListBucketRoot', 'ListOwnPrefix', 'ReadWriteOwnPrefix', 'BackupKeyThroughS3']);
+  expect(allowed.find((statement) => statement.Sid === 'ListBucketRoot')?.Condition).toEqual({ StringEquals: { 's3:prefix': ['', 'pitr/orders'], 's3:delimiter': ['/'] } });
   expect(allowed.find((statement) => statement.Sid === 'ListOwnPrefix')?.Condition).toEqual({ StringLike: { 's3:prefix': ['pitr/orders/*'] } });
+  const readWrite = allowed.find((statement) => statement.Sid === 'ReadWriteOwnPrefix');
+  expect(readWrite?.Resource).toBe(`arn:aws:s3:::${TARGET.bucket}/pitr/orders/*`);
+  // pgBackRest deletes when it resumes or cleans an interrupted backup: in a versioned, locked bucket that is a marker.
+  expect(readWrite?.Action).toEqual(['s3:GetObject', 's3:GetObjectVersion', 's3:PutObject', 's3:PutObjectTagging', 's3:DeleteObject']);
   expect(allowed.find((statement) => statement.Sid === 'BackupKeyThroughS3')?.Condition).toEqual({ StringEquals: { 'kms:ViaService': 's3.eu-west-1.amazonaws.com' } });
   const denied = statements.find((statement) => statement.Effect === 'Deny');
-  expect(denied?.Action).toEqual(expect.arrayContaining(['s3:DeleteObject', 's3:DeleteObjectVersion', 's3:BypassGovernanceRetention']));
+  expect(denied).toMatchObject({ Resource: `arn:aws:s3:::${TARGET.bucket}/*` });
+  expect(denied?.Action).toEqual(['s3:DeleteObjectVersion', 's3:PutObjectRetention', 's3:PutObjectLegalHold', 's3:BypassGovernanceRetention']);
+});
+
+test('in the China partition, the endpoint and the key\'s service are amazonaws.com.cn', () => {
+  const china = pitrHostSetup(config.sources[0], { ...TARGET, region: 'cn-north-1', partition: 'aws-cn', keyArn: 'arn:aws-cn:kms:cn-north-1:111111111111:key/0a1b2c3d-0000-4000-8000-00000000abcd' });
+  expect(china.pgbackrestConf).toContain('repo1-s3-endpoint=s3.cn-north-1.amazonaws.com.cn');
+  expect(JSON.stringify(china.iamPolicy)).toContain('"kms:ViaService":"s3.cn-north-1.amazonaws.com.cn"');
+  expect(JSON.stringify(china.iamPolicy)).toContain('arn:aws-cn:s3:::');
 });
 
 test('the CLI prints one part with --only, and refuses what is missing, naming it', async () => {
@@ -113,6 +125,12 @@ test('the CLI prints one part with --only, and refuses what is missing, naming i
   try {
     expect(await pitrCommand(['setup', 'orders', '--config', file], () => undefined)).toBe(2);
     expect(stderr.mock.calls.map(([text]) => String(text)).join('')).toContain('--bucket: required (valid: the primary bucket, the PrimaryBucketName output of the primary stack)');
+    stderr.mockClear();
+    const alias = 'arn:aws:kms:eu-west-1:111111111111:alias/lifeboat';
+    expect(await pitrCommand(['setup', 'orders', '--config', file, '--bucket', TARGET.bucket, '--key-arn', alias, '--region', 'eu-west-1\nLIFEBOAT_CONF'], () => undefined)).toBe(2);
+    const said = stderr.mock.calls.map(([text]) => String(text)).join('');
+    expect(said).toContain(`--key-arn: "${alias}" is not a KMS key ARN (valid: arn:aws:kms:REGION:ACCOUNT:key/ID; not an alias ARN, which a policy cannot grant)`);
+    expect(said).toContain('--region: "eu-west-1\nLIFEBOAT_CONF" is not an AWS region (valid: a region such as eu-west-1)');
   } finally {
     stderr.mockRestore();
   }

@@ -31,12 +31,14 @@ function history(count: number, random: () => number, fullEvery = 8): BackupSet[
   return sets;
 }
 
+const verified = (sets: readonly BackupSet[]) => Object.fromEntries(sets.map((set) => [set.label, 'verified' as const]));
+
 const POLICY: RetentionPolicy = { keepWithinSeconds: 0, keepLast: 2, daily: 0, weekly: 0, monthly: 0, yearly: 0, minVerified: 1, failedGraceSeconds: 0 };
 
 test('a kept incremental keeps its chain and its full; what goes is expired dependents first, and the WAL from the kept fulls on', () => {
   const sets = history(6, prng(1), 4);
   expect([sets[0].type, sets[4].type]).toEqual(['full', 'full']);
-  const decision = decidePitrRetention(sets, POLICY, NOW);
+  const decision = decidePitrRetention(sets, verified(sets), POLICY, NOW);
   const newest = sets[sets.length - 1];
   expect(decision.keep.map((entry) => entry.set)).toEqual(expect.arrayContaining([newest.label, newest.prior]));
   for (const entry of decision.remove) expect(sets.find((set) => set.label === entry.set)!.stopTime < sets[4].startTime).toBe(true);
@@ -49,7 +51,7 @@ test.each(Array.from({ length: 100 }, (_, i) => i + 1))('seed %i: every kept set
   const random = prng(seed);
   const sets = history(5 + Math.floor(random() * 60), random, 2 + Math.floor(random() * 10));
   const policy: RetentionPolicy = { ...POLICY, keepLast: Math.floor(random() * 6), keepWithinSeconds: Math.floor(random() * 20) * 3600, minVerified: 1 + Math.floor(random() * 3) };
-  const decision = decidePitrRetention(sets, policy, NOW);
+  const decision = decidePitrRetention(sets, verified(sets), policy, NOW);
   const kept = new Set(decision.keep.map((entry) => entry.set));
   for (const set of sets.filter((candidate) => kept.has(candidate.label))) {
     for (const needed of [...(set.references ?? []), ...(set.prior ? [set.prior] : [])]) expect(kept.has(needed) ? needed : `${needed} (needed by ${set.label})`).toBe(needed);
@@ -58,4 +60,19 @@ test.each(Array.from({ length: 100 }, (_, i) => i + 1))('seed %i: every kept set
   expect(sets.some((set) => set.type === 'full' && kept.has(set.label))).toBe(true);
   expect(decision.keep.length + decision.remove.length).toBe(sets.length);
   expect(decision.expire.archiveFulls).toBe(sets.filter((set) => set.type === 'full' && kept.has(set.label)).length);
+});
+
+test('failed sets do not fill the keep counts: the newest verified chain survives behind a run of failed ones', () => {
+  const sets = history(12, prng(7), 4);
+  // The newest full's chain (sets 8..11) failed verification, all of it.
+  const statuses = { ...verified(sets), ...Object.fromEntries(sets.slice(8).map((set) => [set.label, 'failed' as const])) };
+  const decision = decidePitrRetention(sets, statuses, { ...POLICY, keepLast: 1, minVerified: 1, failedGraceSeconds: 0 }, NOW);
+  const kept = new Set(decision.keep.map((entry) => entry.set));
+  // The newest verified set (7) and what it needs stay; the failed ones, past the grace, go.
+  expect(kept.has(sets[7].label)).toBe(true);
+  for (const needed of [...(sets[7].references ?? []), ...(sets[7].prior ? [sets[7].prior] : [])]) expect(kept.has(needed)).toBe(true);
+  for (const failed of sets.slice(8)) expect(kept.has(failed.label)).toBe(false);
+  // A set without a verdict is unverified: it counts for nothing either.
+  const none = decidePitrRetention(sets, {}, { ...POLICY, failedGraceSeconds: 365 * 86_400 }, NOW);
+  expect(none.remove).toEqual([]);
 });
