@@ -94,12 +94,16 @@ const tierLock = (retentionSeconds: number): LockPlan => ({
 
 type Kind = 'ok' | 'failed' | 'interrupted';
 
-/** Daily runs, `daysAgo` → kind, each written at its slot (the server's clock) with `plan`'s locks. */
-async function writeHistory(bucket: string, history: Record<number, Kind>, plan: LockPlan = tierLock(TIER3.retentionSeconds)): Promise<void> {
+/**
+ * Daily runs, `daysAgo` → kind, each written at its slot (the server's clock) with `plan`'s locks;
+ * `bases`: `daysAgo` → the day whose run that run's manifest depends on.
+ */
+async function writeHistory(bucket: string, history: Record<number, Kind>, plan: LockPlan = tierLock(TIER3.retentionSeconds), bases: Record<number, number> = {}): Promise<void> {
   const client = lockingClient(plan);
   try {
     for (const [daysAgo, kind] of Object.entries(history).sort(([a], [b]) => Number(b) - Number(a))) {
-      const run = buildRun(SOURCE, runIdOf(Number(daysAgo)));
+      const base = bases[Number(daysAgo)];
+      const run = buildRun(SOURCE, runIdOf(Number(daysAgo)), base === undefined ? {} : { dependsOn: [runIdOf(base)] });
       setServerClock(slot(Number(daysAgo)).getTime() + 10 * 60_000);
       if (kind === 'interrupted') await put(client, bucket, [...run.objects.keys()][0], 'partial');
       else await writeRun(client, bucket, run, { verification: kind, offsite: kind === 'ok' });
@@ -375,18 +379,7 @@ test('a run the policy removes but its lock keeps keeps what it depends on: the 
     // Day 11 is locked for another day (a longer retention when it was written); the rest as tier3.
     until: (runId, key) => (runId === runIdOf(11) ? NOW.getTime() + DAY_MS : tierLock(TIER3.retentionSeconds).until(runId, key)),
   };
-  const client = lockingClient(plan);
-  try {
-    for (const [daysAgo, kind] of Object.entries(HISTORY).sort(([a], [b]) => Number(b) - Number(a))) {
-      const run = buildRun(SOURCE, runIdOf(Number(daysAgo)), Number(daysAgo) === 11 ? { dependsOn: [runIdOf(12)] } : {});
-      setServerClock(slot(Number(daysAgo)).getTime() + 10 * 60_000);
-      if (kind === 'interrupted') await put(client, bucket, [...run.objects.keys()][0], 'partial');
-      else await writeRun(client, bucket, run, { verification: kind, offsite: kind === 'ok' });
-    }
-  } finally {
-    client.destroy();
-    setServerClock(NOW.getTime());
-  }
+  await writeHistory(bucket, HISTORY, plan, { 11: 12 });
   const rows = await pruneSource({ s3, bucket, source: SOURCE, policy: POLICY, now: NOW, dryRun: false });
   expect(rows.find((row) => row.runId === runIdOf(11))?.action).toBe('skip-locked');
   expect(rows.find((row) => row.runId === runIdOf(12))).toMatchObject({ action: 'keep', reason: expect.stringContaining(`; kept: needed by locked run ${runIdOf(11)}`) });
