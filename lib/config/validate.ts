@@ -4,7 +4,7 @@ import { pitrPlan, type PitrPlan } from '../pitr/plan';
 import { configSchema, SOURCE_METHODS, type LifeboatConfigInput, type ParsedConfig } from './schema';
 import { DEFAULT_DUMP_THROUGHPUT_BYTES_PER_SECOND, DEFAULT_TIERS, TIER_FIELDS, type TierInput } from './tiers';
 import { defaultCaFile, missingRdsCaHint, rdsEndpoint } from '../domain/tls';
-import { ENGINE_NAMES, engineOf } from '../engines/registry';
+import { ENGINE_NAMES, engineNamed, engineOf } from '../engines/registry';
 import type { ConfigTlsMode, Engine, LifeboatConfig, PitrSource, Source, SourceConnection, SourceMethod, Tier, TlsCa } from './types';
 import { formatDuration, formatSize, parseDuration, parseSize } from './units';
 
@@ -237,7 +237,7 @@ function pitrProblems(at: string, source: Loose, methods: readonly string[], tie
     problems.push(`${at}.pitr: required with method 'pitr' (valid: { host: { instanceId } or { tag: { key, value } }, dataDirectory, stanza?, osUser? })`);
   }
   const engineName = asString(source.engine);
-  const engine = engineName !== undefined && ENGINE_NAMES.includes(engineName as Engine) ? engineOf(engineName) : undefined;
+  const engine = engineName === undefined ? undefined : engineNamed(engineName);
   if (engine && !engine.pitr) {
     const offered = ENGINE_NAMES.map(engineOf).filter((candidate) => candidate.pitr).map((candidate) => candidate.label);
     problems.push(`${at}.method: 'pitr' is not offered for ${engine.label} yet (valid: 'logical'; 'pitr' is offered for ${offered.join(', ')})`);

@@ -26,8 +26,13 @@ export function registerEngine(engine: DatabaseEngine): void {
   ENGINES[engine.name] = engine;
 }
 
+/** The registered engine of that name, or undefined. */
+export function engineNamed(name: string): DatabaseEngine | undefined {
+  return Object.hasOwn(ENGINES, name) ? ENGINES[name] : undefined;
+}
+
 export function engineOf(name: string): DatabaseEngine {
-  const engine = Object.hasOwn(ENGINES, name) ? ENGINES[name] : undefined;
+  const engine = engineNamed(name);
   if (!engine) throw Object.assign(new Error(`unknown engine "${String(name)}" (valid: ${Object.keys(ENGINES).join(', ')})`), { name: 'InvalidInput' });
   return engine;
 }

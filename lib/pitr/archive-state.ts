@@ -42,8 +42,13 @@ export interface ArchiveLocation {
   readonly signal?: AbortSignal;
 }
 
+/** A key inside the repository at `repoPath` (pgbackrest.conf's repo1-path, `/pitr/orders`): `pitr/orders/<parts>`. */
+export function repositoryKey(repoPath: string, ...parts: readonly string[]): string {
+  return [repoPath.replace(/^\/+/, '').replace(/\/+$/, ''), ...parts].join('/');
+}
+
 export function archivePrefix(location: Pick<ArchiveLocation, 'repoPath' | 'stanza'>): string {
-  return `${location.repoPath.replace(/^\/+/, '').replace(/\/+$/, '')}/archive/${location.stanza}/`;
+  return repositoryKey(location.repoPath, 'archive', location.stanza, '');
 }
 
 /** Every segment in the archive with its arrival time, oldest name first. */

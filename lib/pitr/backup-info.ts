@@ -5,6 +5,7 @@
  */
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { z } from 'zod';
+import { repositoryKey } from './archive-state';
 import type { BackupSet } from './pgbackrest-info';
 
 const setSchema = z.looseObject({
@@ -68,7 +69,7 @@ export function parseBackupInfo(text: string, where = 'backup.info'): BackupSet[
 
 /** The sets of `stanza` in the repository at `repoPath`; none when backup.info does not exist yet. */
 export async function readBackupSets(location: { s3: S3Client; bucket: string; repoPath: string; stanza: string; signal?: AbortSignal }): Promise<BackupSet[]> {
-  const key = `${location.repoPath.replace(/^\/+/, '').replace(/\/+$/, '')}/backup/${location.stanza}/backup.info`;
+  const key = repositoryKey(location.repoPath, 'backup', location.stanza, 'backup.info');
   try {
     const object = await location.s3.send(new GetObjectCommand({ Bucket: location.bucket, Key: key }), { abortSignal: location.signal });
     return parseBackupInfo(await object.Body!.transformToString(), `s3://${location.bucket}/${key}`);

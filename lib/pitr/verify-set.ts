@@ -8,10 +8,11 @@
  * Like the logical verifier it writes nothing and throws only when it cannot judge (S3 or the
  * repository unreachable).
  */
-import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import type { VerifyErrorName } from '../verify/errors';
 import type { BackupSet, PgBackRest } from './pgbackrest';
-import { segmentOfArchiveKey, walContinuity } from './wal';
+import { archivePrefix, listArchivedSegments } from './archive-state';
+import { walContinuity } from './wal';
 
 /** The verifier's names (lib/domain/errors.ts) a set's verdict uses. */
 export type SetFindingName = Extract<VerifyErrorName, 'WalGap' | 'ArchiveCorrupt' | 'VersionMismatch'>;
@@ -50,22 +51,10 @@ export interface VerifySetOptions {
   readonly signal?: AbortSignal;
 }
 
-/** Every key under `prefix`, paged. */
-async function listKeys(s3: S3Client, bucket: string, prefix: string, signal?: AbortSignal): Promise<string[]> {
-  const keys: string[] = [];
-  let token: string | undefined;
-  do {
-    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }), { abortSignal: signal });
-    for (const object of page.Contents ?? []) if (object.Key) keys.push(object.Key);
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (token);
-  return keys;
-}
-
 export async function verifySet(opts: VerifySetOptions): Promise<SetVerdict> {
   const { set } = opts;
-  const archivePrefix = `${opts.repoPath.replace(/^\/+/, '').replace(/\/+$/, '')}/archive/${opts.stanza}/`;
-  const archived = (await listKeys(opts.s3, opts.bucket, archivePrefix, opts.signal)).map(segmentOfArchiveKey).filter((name): name is string => name !== undefined);
+  const prefix = archivePrefix(opts);
+  const archived = (await listArchivedSegments(opts)).map((segment) => segment.name);
   const findings: SetFinding[] = [];
   if (set.walStart === '' || set.walStop === '') {
     findings.push({ name: 'WalGap', message: `set ${set.label} records no WAL range (pgBackRest did not complete it): it cannot be restored` });
@@ -77,7 +66,7 @@ export async function verifySet(opts: VerifySetOptions): Promise<SetVerdict> {
     findings.push({
       name: 'WalGap',
       message: `set ${set.label} needs WAL ${set.walStart} to ${set.walStop} (${continuity.expected} segments); ` +
-        `${continuity.missingCount} missing from s3://${opts.bucket}/${archivePrefix}: ${continuity.missing.join(', ')}` +
+        `${continuity.missingCount} missing from s3://${opts.bucket}/${prefix}: ${continuity.missing.join(', ')}` +
         `${continuity.missingCount > continuity.missing.length ? ', …' : ''}; the set cannot be restored`,
     });
   }

@@ -20,7 +20,7 @@ import { manifestKey } from '../domain/layout';
 import { parseManifest, type Manifest, type ManifestArtifact } from '../domain/manifest';
 import { VERIFICATION_SCHEMA_VERSION, type Verification, type VerificationCheck } from '../domain/verification';
 import { LIFEBOAT_VERSION } from '../domain/version';
-import { artifactFormats, ENGINE_NAMES, engineOf, engineOfFormat, type DatabaseEngine } from '../engines/registry';
+import { artifactFormats, ENGINE_NAMES, engineNamed, engineOfFormat } from '../engines/registry';
 import type { ArtifactVerifier, Finding } from '../engines/verify-contract';
 import { VERIFY_ERROR_PRIORITY } from './errors';
 import { fanOut, type Consumer } from './fan-out';
@@ -131,7 +131,7 @@ export async function verifyRun(options: VerifyRunOptions): Promise<Verification
   }
 
   // The manifest's engine must be one Lifeboat knows, and read each artifact's format.
-  const engine = knownEngine(manifest.engine);
+  const engine = engineNamed(manifest.engine);
   if (!engine) {
     return verdict([], [{ name: 'InvalidManifest', message: `s3://${options.bucket}/${manifestAt}: unknown engine "${manifest.engine}" (known: ${ENGINE_NAMES.join(', ')})` }]);
   }
@@ -309,11 +309,3 @@ async function verifyArtifact(
   }
 }
 
-/** The registered engine of that name, or undefined. */
-function knownEngine(name: string): DatabaseEngine | undefined {
-  try {
-    return engineOf(name);
-  } catch {
-    return undefined;
-  }
-}

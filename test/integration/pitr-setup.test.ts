@@ -5,12 +5,12 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pitrCommand } from '../../cli/pitr';
 import { parseConfig, type LifeboatConfig } from '../../lib/config';
 import { pitrHostSetup, pitrPrefix } from '../../lib/pitr/setup';
+import { freePort } from '../harness/processes';
 
 const TARGET = { bucket: 'lifeboat-primary-backupsbucket2936a3aa', region: 'eu-west-1', keyArn: 'arn:aws:kms:eu-west-1:111111111111:key/0a1b2c3d-0000-4000-8000-00000000abcd' };
 
@@ -35,21 +35,12 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** A loopback port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 /**
  * `pgbackrest info` with the file's options as they are; only where it connects is overridden,
  * to a closed loopback port with throwaway keys: nothing leaves this machine.
  */
 async function infoWith(conf: string) {
-  const port = await closedPort();
+  const port = await freePort();
   return spawnSync('pgbackrest', [
     `--config=${conf}`, '--stanza=orders', '--log-level-file=off', `--lock-path=${dir}`, '--io-timeout=1',
     '--repo1-s3-endpoint=localhost', `--repo1-storage-port=${port}`, '--repo1-s3-uri-style=path', '--repo1-s3-key-type=shared', 'info',
