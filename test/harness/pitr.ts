@@ -40,6 +40,11 @@ export interface PitrStack {
   readonly owner: ReturnType<typeof unprivilegedUser>;
   /** The runner's options, with `overrides` (another work dir, another command, …). */
   options(overrides?: Partial<PgBackRestOptions>): PgBackRestOptions;
+  /**
+   * A database seeded with `sql`, then the stanza created and checked (a WAL segment reached the
+   * repository): what every test does before its first backup.
+   */
+  seed(sql: string, database?: string): Promise<void>;
   /** Restores into `<work>/restore-<name>`, starts PostgreSQL on it and waits for the end of recovery. */
   restoreAndStart(name: string, target: RestoreTarget, set?: string): Promise<{ server: PgServer; set?: string; log: string }>;
   stop(): Promise<void>;
@@ -137,7 +142,13 @@ export async function startPitrStack(opts: PitrStackOptions = {}): Promise<PitrS
       while ((await server.psql('SELECT pg_is_in_recovery()')).trim() !== 'f') await delay(50);
       return { server, set: restoredSet.set, log: readFileSync(server.logPath, 'utf8') };
     };
-    return { s3, front, source, runner, repository, work, bucket, stanza, restored, owner, options, restoreAndStart, stop };
+    const seed = async (sql: string, database = 'shop') => {
+      await source.createDatabase(database);
+      await source.psql(sql, database);
+      await runner.stanzaCreate();
+      await runner.check();
+    };
+    return { s3, front, source, runner, repository, work, bucket, stanza, restored, owner, options, seed, restoreAndStart, stop };
   } catch (error) {
     await stop();
     throw error;

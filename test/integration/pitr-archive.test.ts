@@ -39,10 +39,7 @@ beforeAll(async () => {
   // archive_timeout keeps an idle server archiving; S3 is read directly (s3.client()), never through the host's path.
   stack = await startPitrStack({ settings: { archive_timeout: '60' } });
   s3 = stack.s3.client();
-  await stack.source.createDatabase('shop');
-  await stack.source.psql('CREATE TABLE orders (id int, item text);', 'shop');
-  await stack.runner.stanzaCreate();
-  await stack.runner.check();
+  await stack.seed('CREATE TABLE orders (id int, item text);');
   full = await stack.runner.backup({ type: 'full' });
 }, 180_000);
 

@@ -28,11 +28,7 @@ const drill = (name: string, to: { time: Date } | 'latest', drillChecks: { name:
 
 beforeAll(async () => {
   stack = await startPitrStack();
-  await stack.source.createDatabase('shop');
-  await stack.source.psql('CREATE TABLE orders (id int PRIMARY KEY, item text NOT NULL); CREATE INDEX ON orders (item);', 'shop');
-  await stack.source.psql('INSERT INTO orders SELECT g, md5(g::text) FROM generate_series(1, 5000) g;', 'shop');
-  await stack.runner.stanzaCreate();
-  await stack.runner.check();
+  await stack.seed(`CREATE TABLE orders (id int PRIMARY KEY, item text NOT NULL); CREATE INDEX ON orders (item); INSERT INTO orders SELECT g, md5(g::text) FROM generate_series(1, 5000) g;`);
   await stack.runner.backup({ type: 'full' });
   await stack.source.psql('INSERT INTO orders SELECT g, md5(g::text) FROM generate_series(5001, 6000) g;', 'shop');
   rowsAtTarget = 6000;

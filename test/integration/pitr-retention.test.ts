@@ -29,10 +29,7 @@ async function write(from: number): Promise<void> {
 beforeAll(async () => {
   stack = await startPitrStack();
   s3 = stack.s3.client();
-  await stack.source.createDatabase('shop');
-  await stack.source.psql('CREATE TABLE orders (id int, item text);', 'shop');
-  await stack.runner.stanzaCreate();
-  await stack.runner.check();
+  await stack.seed('CREATE TABLE orders (id int, item text);');
   for (const [index, type] of (['full', 'incr', 'full', 'incr'] as const).entries()) {
     await write(index * 1000);
     sets.push(await stack.runner.backup({ type }));

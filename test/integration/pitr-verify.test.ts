@@ -23,10 +23,7 @@ const verify = (set: BackupSet) => verifySet({ s3, bucket: stack.bucket, repoPat
 beforeAll(async () => {
   stack = await startPitrStack();
   s3 = stack.s3.client();
-  await stack.source.createDatabase('shop');
-  await stack.source.psql('CREATE TABLE orders AS SELECT g AS id, md5(g::text) AS item FROM generate_series(1, 20000) g;', 'shop');
-  await stack.runner.stanzaCreate();
-  await stack.runner.check();
+  await stack.seed('CREATE TABLE orders AS SELECT g AS id, md5(g::text) AS item FROM generate_series(1, 20000) g;');
   full = await stack.runner.backup({ type: 'full' });
   await stack.source.psql('INSERT INTO orders SELECT g, md5(g::text) FROM generate_series(20001, 40000) g;', 'shop');
   incr = await stack.runner.backup({ type: 'incr' });
