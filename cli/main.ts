@@ -43,6 +43,8 @@ Commands:
   prune  [--config FILE] [--bucket B] [--apply]
                                       each source's retention decisions (a dry run unless --apply)
   restore SOURCE --target-url URL …   restore a verified run into a server (lifeboat restore --help)
+  restore SOURCE --at TIME|latest --target-dir DIR
+                                      restore a PITR source to a point into an empty directory
   grants SOURCE [--config FILE]       the least-privilege SQL for the source's backup user (lifeboat grants --help)
   pitr setup SOURCE --bucket B --key-arn K
                                       what a PostgreSQL host needs for point-in-time recovery (lifeboat pitr --help)

@@ -10,8 +10,10 @@ import { chooseRun } from '../lib/restore/choose-run';
 import { restoreError } from '../lib/restore/errors';
 import { restoreRun, type RestoreProgress, type RestoreTarget } from '../lib/restore/restore';
 import { storageNames } from '../lib/stacks/naming';
+import { RESTORE_PITR_USAGE, restorePitrCommand, type PitrRestoreDeps } from './restore-pitr';
 
 export const RESTORE_USAGE = `Usage: lifeboat restore SOURCE --target-url URL [options]
+       lifeboat restore SOURCE --at TIME|latest --target-dir DIR [options]   (a PITR source, below)
 
 Restores a verified run of SOURCE into a database server. Every artifact is downloaded and its
 SHA-256 checked against the manifest before the target is touched; a target database that
@@ -35,7 +37,7 @@ already holds tables is refused unless --clean. The password is read from the en
   --clean            replace what is in a non-empty target database (drops what the artifact replaces)
   --globals          PostgreSQL: create the source's roles from globals.sql first
   --no-owner         PostgreSQL: pg_restore --no-owner --no-privileges
-`;
+${RESTORE_PITR_USAGE}`;
 
 
 export interface RestoreRequest {
@@ -183,8 +185,15 @@ export interface RestoreDeps {
   readonly signal?: AbortSignal;
 }
 
-/** `lifeboat restore`: returns the exit code (0 restored, 1 failed, 2 invalid arguments). */
-export async function restoreCommand(argv: readonly string[], env: NodeJS.ProcessEnv, deps: RestoreDeps = {}): Promise<number> {
+/** `--target-dir` on the command line: the PITR form (cli/restore-pitr.ts). */
+const isPitrForm = (argv: readonly string[]) => argv.some((arg) => arg === '--target-dir' || arg.startsWith('--target-dir='));
+
+/**
+ * `lifeboat restore`: returns the exit code (0 restored, 1 failed, 2 invalid arguments). With
+ * `--target-dir`, a PITR source to a point (cli/restore-pitr.ts); else a logical run into a server.
+ */
+export async function restoreCommand(argv: readonly string[], env: NodeJS.ProcessEnv, deps: RestoreDeps & PitrRestoreDeps = {}): Promise<number> {
+  if (isPitrForm(argv)) return restorePitrCommand(argv, env, deps);
   const log = deps.log ?? ((line: string) => console.log(line));
   const stderr = deps.stderr ?? process.stderr;
   let request: RestoreRequest;

@@ -7,6 +7,9 @@ import { DRILLS_PREFIX, RUNS_PREFIX } from '../domain/layout';
 import { OFFSITE_READER_PATHS } from './dump-task';
 import { acknowledgeWildcardResource } from './nag';
 
+/** The root of the PITR repositories, `pitr/<source>/` (lib/pitr/setup.ts, pitrPrefix). */
+const PITR_PREFIX = 'pitr/';
+
 export interface OperatorAccessProps {
   /** The bucket the operator commands read (the primary's, or the offsite's in its own account). */
   readonly bucket: s3.IBucket;
@@ -34,7 +37,8 @@ export interface OperatorAccessProps {
 /**
  * The minimal access the operator commands need (`lifeboat status`, `runbook`, `restore`,
  * `prune` without --apply, `drill` of a copy): read runs and drill reports, exact versions
- * and their locks included, list them, decrypt them through S3; and read the stack's outputs.
+ * and their locks included, list them, decrypt them through S3; read the PITR repositories of
+ * the bucket (`restore --at`); and read the stack's outputs.
  * Nothing is written or deleted (`prune --apply` is the pruner's job, the only role that
  * deletes). As a managed policy, to attach to a team's own SSO role, and as a role of its own
  * that principals of this account may assume (under `/lifeboat/operator/`, the path the
@@ -64,6 +68,17 @@ export class OperatorAccess extends Construct {
       }));
     };
     read('Runs', props.bucket.bucketArn);
+    // `lifeboat restore --at`: pgBackRest reads the PITR repositories (backup.info, the sets, the
+    // archived WAL) with the operator's keys; the plan lists the archive. Reads only, and only of
+    // this bucket: the SSE-KMS objects decrypt with the same key grant as the runs.
+    const pitrObjects = `${props.bucket.bucketArn}/${PITR_PREFIX}*`;
+    statements.push(new iam.PolicyStatement({ sid: 'ReadPitrRepositories', actions: ['s3:GetObject', 's3:GetObjectVersion'], resources: [pitrObjects] }));
+    statements.push(new iam.PolicyStatement({
+      sid: 'ListPitrRepositories',
+      actions: ['s3:ListBucket'],
+      resources: [props.bucket.bucketArn],
+      conditions: { StringLike: { 's3:prefix': [`${PITR_PREFIX}*`] } },
+    }));
     statements.push(new iam.PolicyStatement({ sid: 'DecryptRuns', actions: ['kms:Decrypt'], resources: [props.key.keyArn] }));
     let offsiteObjects: string[] = [];
     let offsiteKeys: string | undefined;
@@ -98,6 +113,8 @@ export class OperatorAccess extends Construct {
 
     const reason = 'Operators read the runs and drill reports of any source (exact versions and their locks), whose keys are made at run time under runs/ and drills/; reads only.';
     for (const resource of [...readable(props.bucket.bucketArn), ...offsiteObjects]) acknowledgeWildcardResource(this.policy, resource, reason);
+    acknowledgeWildcardResource(this.policy, pitrObjects,
+      'lifeboat restore --at reads the pgBackRest repository of any PITR source, whose keys pgBackRest makes under pitr/<source>/ (sets, WAL segments); reads only.');
     if (offsiteKeys) {
       acknowledgeWildcardResource(this.policy, offsiteKeys, 'The offsite key lives in another region (and account) and is named by alias; kms:ViaService limits the grant to S3 there, and in another account the offsite key policy admits only the primary account\'s offsite readers, by role path.');
     }

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { run } from '../servers/processes';
 import type { PgServer } from '../servers/postgres';
 import type { PgBackRest, RestoreTarget } from './pgbackrest';
+import { checkRecoveryReachedTime, secondsSince as seconds, waitForRecoveryEnd } from './recovery';
 
 export interface PitrDrillCheck {
   readonly name: string;
@@ -48,16 +49,6 @@ export interface PitrDrillOptions {
   readonly recoveryTimeoutSeconds?: number;
 }
 
-const seconds = (since: bigint) => Number(process.hrtime.bigint() - since) / 1e9;
-
-async function outOfRecovery(server: PgServer, timeoutSeconds: number): Promise<void> {
-  const deadline = Date.now() + timeoutSeconds * 1000;
-  while ((await server.psql('SELECT pg_is_in_recovery()')).trim() !== 'f') {
-    if (Date.now() > deadline) throw Object.assign(new Error(`recovery did not end within ${timeoutSeconds}s`), { name: 'RestoreFailed' });
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 export async function runPitrDrill(opts: PitrDrillOptions): Promise<PitrDrillReport> {
   const target: RestoreTarget = opts.target;
   const targetText = target === 'latest' ? 'latest' : target.time.toISOString();
@@ -73,23 +64,15 @@ export async function runPitrDrill(opts: PitrDrillOptions): Promise<PitrDrillRep
 
     const replayStarted = process.hrtime.bigint();
     server = await opts.startServer(opts.dataDir);
-    await outOfRecovery(server, opts.recoveryTimeoutSeconds ?? 120);
+    const psql = (sql: string) => (server as PgServer).psql(sql);
+    await waitForRecoveryEnd(psql, opts.recoveryTimeoutSeconds ?? 120);
     const replaySeconds = seconds(replayStarted);
 
     const checkStarted = process.hrtime.bigint();
     const checks: PitrDrillCheck[] = [];
     if (target !== 'latest') {
-      const replayed = (await server.psql("SELECT coalesce(to_char(pg_last_xact_replay_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), '')")).trim();
-      const log = readFileSync(server.logPath, 'utf8');
-      const stopped = /recovery stopping (before|after) commit of transaction \d+, time ([^\n]+)/.exec(log);
-      const lastOk = replayed !== '' && Date.parse(replayed) <= target.time.getTime();
-      checks.push({
-        name: 'recovery-target',
-        ok: lastOk && stopped !== null,
-        detail: stopped
-          ? `recovery stopped ${stopped[1]} a commit at ${stopped[2]}; the last replayed commit was at ${replayed || '(none)'}, target ${targetText}`
-          : `recovery ended without reaching the target (no "recovery stopping" in the log): the archive ends before ${targetText}; last replayed commit ${replayed || '(none)'}`,
-      });
+      const { name, ok, detail } = await checkRecoveryReachedTime(psql, readFileSync(server.logPath, 'utf8'), target.time);
+      checks.push({ name, ok, detail });
     }
     const amcheck = await run(join(opts.pgBinDir, 'pg_amcheck'), ['--all', '--install-missing', '--heapallindexed', '--no-password'], { env: { ...process.env, ...server.env } });
     checks.push({

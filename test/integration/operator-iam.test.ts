@@ -3,9 +3,11 @@
  * real `lifeboat status`, `runbook`, `restore` and `prune` code, run as the primary stack's
  * operator role (its managed policy, the role's only grant) and, for a restore when the primary
  * account is lost, as the offsite stack's restore role. What the policy does not allow (a
- * prune that deletes) is denied, naming the call.
+ * prune that deletes) is denied, naming the call. `restore --at` of a PITR source too: its own
+ * reads evaluated as they are made, and every request pgBackRest made with the operator's keys
+ * (recorded on the wire) replayed against the synthesized policies.
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { pruneCommand } from '../../cli/prune';
@@ -15,10 +17,12 @@ import { statusCommand } from '../../cli/status';
 import { loadConfig, type Source } from '../../lib/config';
 import { runIdToDate, slotRunId } from '../../lib/domain/run-id';
 import { startLocalAws, type LocalAws } from '../../local/aws';
-import { asPrincipal } from '../../local/iam';
+import { asPrincipal, requestsForCall } from '../../local/iam';
 import { LocalReplicator } from '../../local/replicator';
 import { runLocalDrillExecution, runLocalExecution } from '../../local/runner';
+import { startPitrStack, type PitrStack } from '../harness/pitr';
 import { startPostgres, type PgServer } from '../harness/postgres';
+import type { RecordedRequest } from '../harness/s3-tls';
 
 const CONFIG_FILE = path.resolve(__dirname, '../../lifeboat.config.ts');
 const config = loadConfig(CONFIG_FILE);
@@ -127,4 +131,85 @@ test('prune, as the operator role: the decisions are read (a dry run); a delete 
     resource: `${aws.model.bucket(aws.services.primaryBucket).arn}/runs/orders/${RUN_ID}/manifest.json`,
   });
   expect(decision).toMatchObject({ allowed: false, explanation: expect.stringMatching(/^no identity-based policy allows the s3:DeleteObjectVersion action/) });
+});
+
+describe('restore --at of a PITR source, as the operator role', () => {
+  let pitr: PitrStack;
+  let pitrConfig: string;
+
+  beforeAll(async () => {
+    // The repository in a bucket of the synthesized primary bucket's name: the operator's calls
+    // are evaluated against its policies, while pgBackRest reaches it through the TLS front.
+    pitr = await startPitrStack({ bucket: aws.services.primaryBucket, recordRequests: true });
+    await pitr.seed('CREATE TABLE orders AS SELECT g AS id FROM generate_series(1, 2000) g;');
+    await pitr.runner.backup({ type: 'full' });
+    await pitr.source.psql('INSERT INTO orders SELECT g FROM generate_series(2001, 3000) g;', 'shop');
+    await pitr.runner.check();
+    pitrConfig = path.join(pitr.work, 'lifeboat.json');
+    writeFileSync(pitrConfig, JSON.stringify({
+      primary: { region: config.primary.region, account: '111111111111' }, offsite: { region: config.offsite.region, account: '222222222222' },
+      sources: [{
+        name: 'orders', engine: 'postgres', tier: 'tier1', method: 'pitr',
+        pitr: { host: { instanceId: 'i-0a1b2c3d4e5f60718' }, stanza: pitr.stanza, dataDirectory: pitr.source.dataDir },
+        connection: { host: 'orders.example.internal', database: 'shop', username: 'backup', passwordSecretArn: 'arn:aws:secretsmanager:eu-west-1:111111111111:secret:orders-AbCdEf' },
+        network: { vpcId: 'vpc-0a1b2c3d' },
+      }],
+    }));
+  }, 180_000);
+
+  afterAll(async () => {
+    await pitr?.stop();
+  });
+
+  /** The S3 call a request pgBackRest made is; a restore only reads, so anything else fails the test. */
+  const asCall = (request: RecordedRequest): { command: string; input: Record<string, unknown> } => {
+    const url = new URL(request.path, 'https://localhost');
+    const [, bucket, ...rest] = decodeURIComponent(url.pathname).split('/');
+    const key = rest.join('/');
+    if (request.method === 'GET' && key === '') {
+      return { command: 'ListObjectsV2', input: { Bucket: bucket, Prefix: url.searchParams.get('prefix') ?? '', ...(url.searchParams.has('delimiter') ? { Delimiter: url.searchParams.get('delimiter') } : {}) } };
+    }
+    if (request.method === 'GET') return { command: 'GetObject', input: { Bucket: bucket, Key: key } };
+    if (request.method === 'HEAD') return { command: 'HeadObject', input: { Bucket: bucket, Key: key } };
+    throw new Error(`a restore wrote to the repository: ${request.method} ${request.path}`);
+  };
+
+  test('the plan, the restore and the replay are allowed: each SDK call as made, each of pgBackRest\'s requests replayed', async () => {
+    const recorded = pitr.front.requests.length;
+    const deniedBefore = aws.evaluator!.denials.length;
+    const lines: string[] = [];
+    let err = '';
+    const s3 = pitr.s3.client();
+    const code = await asOperator(() => restoreCommand([
+      'orders', '--at', 'latest', '--target-dir', path.join(pitr.work, 'restored-as-operator'), '--config', pitrConfig, '--bucket', aws.services.primaryBucket,
+      '--region', config.primary.region, '--repo-endpoint', `https://${pitr.front.host}:${pitr.front.port}`, '--repo-ca-file', pitr.repository.caFile as string,
+    ], env, { s3, log: (line) => lines.push(line), stderr: { write: (text: string) => (err += text) } }));
+    s3.destroy();
+    expect(err).toBe('');
+    expect(code).toBe(0);
+    expect(lines.join('\n')).toMatch(/^restored orders to latest/m);
+    // The plan's own reads (backup.info, the archive's listing, the drill reports), evaluated as they were made.
+    expect(aws.evaluator!.denials.slice(deniedBefore)).toEqual([]);
+    // pgBackRest's: the restore (backup.info, manifest, the set's files) and the replay's archive-get.
+    const calls = pitr.front.requests.slice(recorded).map(asCall);
+    expect(calls.map((call) => call.command)).toEqual(expect.arrayContaining(['ListObjectsV2', 'GetObject']));
+    expect(calls.some((call) => String(call.input.Key).startsWith('pitr/orders/archive/orders/'))).toBe(true);
+    const denied: string[] = [];
+    for (const { command, input } of calls) {
+      for (const request of requestsForCall(aws.model, aws.roles.operator, 'S3', command, input).requests) {
+        const decision = await aws.evaluator!.evaluate(request);
+        if (!decision.allowed) denied.push(`${request.action} ${request.resource}: ${decision.explanation}`);
+      }
+    }
+    expect([...new Set(denied)]).toEqual([]);
+  }, 180_000);
+
+  test.each([
+    ['write a PITR repository', 'PutObject', { Key: 'pitr/orders/archive/orders/archive.info' }],
+    ['remove a set\'s file', 'DeleteObject', { Key: 'pitr/orders/backup/orders/backup.info' }],
+  ])('the operator may not %s', async (_what, command, input) => {
+    const { requests } = requestsForCall(aws.model, aws.roles.operator, 'S3', command, { Bucket: aws.services.primaryBucket, ...input });
+    const decisions = await Promise.all(requests.map((request) => aws.evaluator!.evaluate(request)));
+    expect(decisions.some((decision) => !decision.allowed)).toBe(true);
+  });
 });
