@@ -60,6 +60,8 @@ export function scheduleInput(
   scheduledTime: Date,
   env: LocalEnvironment = LOCAL_ENVIRONMENT,
   stateMachineSuffix = '-backup-run',
+  /** Of a source's schedules, the one whose input this accepts (the PITR run has one per backup type). */
+  matches: (input: Record<string, unknown>) => boolean = () => true,
 ): Record<string, unknown> {
   const stack = resolvedStack(template, env);
   const machine = stateMachineId(stack, stateMachineSuffix);
@@ -69,7 +71,7 @@ export function scheduleInput(
     const text = stack.resolve(target?.Input);
     if (typeof text !== 'string') continue;
     const input = JSON.parse(text.replace('<aws.scheduler.scheduled-time>', scheduledTime.toISOString().replace(/\.\d{3}Z$/, 'Z'))) as Record<string, unknown>;
-    if (input.source === source) return input;
+    if (input.source === source && matches(input)) return input;
   }
   throw new Error(`no schedule of the *${stateMachineSuffix} state machine for source "${source}" in the template`);
 }

@@ -30,6 +30,8 @@ import type { BackupProgress } from '../worker/run-backup';
 import { runVerifyJob, verifyJobFromEnv } from '../worker/verify-main';
 import { runDrillJob } from '../worker/drill-main';
 import { drillJobFromEnv } from '../worker/drill-job';
+import { pitrVerifyJobFromEnv, runPitrVerifyJob } from '../worker/pitr-verify-main';
+import type { LocalSsm } from './ssm';
 import { asPrincipal, requestsForCall, type AwsRequest } from './iam';
 import type { LocalAws } from './aws';
 import { scheduleInput, stateMachineDefinition } from './definition';
@@ -162,6 +164,7 @@ const CONTAINERS: Readonly<Record<string, ContainerEntry>> = {
   Worker: (env, task) => runJob(jobFromEnv(env), { progress: task.progress, log: task.log }),
   Verifier: (env, task) => runVerifyJob(verifyJobFromEnv(env), { log: task.log }),
   Drill: (env, task) => runDrillJob(drillJobFromEnv(env), { log: task.log }),
+  PitrVerifier: (env, task) => runPitrVerifyJob(pitrVerifyJobFromEnv(env), { log: task.log }),
 };
 
 interface StateJson {
@@ -185,6 +188,8 @@ interface ExecuteOptions {
   readonly afterTask?: (state: string, output: unknown) => Promise<void>;
   /** Called once per execution, while the first ECS task of this state runs and has uploaded bytes. */
   readonly duringTask?: { readonly state: string; readonly run: () => Promise<void> };
+  /** SSM Run Command on this machine (the PITR run's host). */
+  readonly ssm?: LocalSsm;
 }
 
 /**
@@ -321,6 +326,42 @@ export async function executeLocally(opts: ExecuteOptions): Promise<LocalRunResu
     return {} as never;
   };
 
+  // SSM Run Command: authorized as the state machine's role (the document, and each instance
+  // it reaches with its tags), then run on this machine (local/ssm.ts). Step Functions names an
+  // SDK error Ssm.<Name>Exception.
+  const ssmTask = (action: 'sendCommand' | 'listCommands' | 'listCommandInvocations') => async (input: unknown) => {
+    const ssm = opts.ssm;
+    if (!ssm) throw new Error(`state machine calls SSM ${action}, and this local run has no SSM stand-in`);
+    const { region, account } = aws.app.primary.env;
+    const call = `Step Functions → SSM ${action[0].toUpperCase()}${action.slice(1)}`;
+    const named = (error: unknown) => {
+      const name = (error as Error).name;
+      return Object.assign(new Error((error as Error).message), { name: `Ssm.${name.endsWith('Exception') ? name : `${name}Exception`}` });
+    };
+    try {
+      if (action === 'sendCommand') {
+        const command = input as { DocumentName: string; Targets: { Key: string; Values: string[] }[]; Parameters?: Record<string, string[]> };
+        const instances = ssm.resolveTargets(command.Targets);
+        await authorize([
+          { principal: role, action: 'ssm:SendCommand', resource: `arn:aws:ssm:${region}:${account}:document/${command.DocumentName}`, call },
+          ...instances.map((instance) => ({
+            principal: role, action: 'ssm:SendCommand', call,
+            resource: instance.instanceId.startsWith('mi-')
+              ? `arn:aws:ssm:${region}:${account}:managed-instance/${instance.instanceId}`
+              : `arn:aws:ec2:${region}:${account}:instance/${instance.instanceId}`,
+            context: Object.fromEntries(Object.entries(instance.tags).map(([key, value]) => [`ssm:resourceTag/${key}`, value])),
+          })),
+        ], 'Ssm.AccessDeniedException');
+        return ssm.sendCommand(command) as never;
+      }
+      await authorize([{ principal: role, action: `ssm:${action[0].toUpperCase()}${action.slice(1)}`, resource: '*', call }], 'Ssm.AccessDeniedException');
+      return (action === 'listCommands' ? ssm.listCommands(input as { CommandId: string }) : ssm.listCommandInvocations(input as { CommandId: string })) as never;
+    } catch (error) {
+      if ((error as Error).name.startsWith('Ssm.')) throw error;
+      throw named(error);
+    }
+  };
+
   // A task still running when the execution ends (a States.Runtime failure) must settle
   // before the caller stops the servers it uses.
   const inFlight = new Set<Promise<unknown>>();
@@ -341,6 +382,9 @@ export async function executeLocally(opts: ExecuteOptions): Promise<LocalRunResu
     else if (/:states:::sns:publish$/.test(resource)) bindings[name] = track(snsTask);
     else if (/:states:::events:putEvents$/.test(resource)) bindings[name] = track(eventsTask);
     else if (/:states:::aws-sdk:cloudwatch:putMetricData$/.test(resource)) bindings[name] = track(cloudWatchTask);
+    else if (/:states:::aws-sdk:ssm:(sendCommand|listCommands|listCommandInvocations)$/.test(resource)) {
+      bindings[name] = track(ssmTask(/:ssm:(\w+)$/.exec(resource)?.[1] as 'sendCommand'));
+    }
     else throw new Error(`state ${name}: no local binding for Resource ${resource}`);
   }
 
@@ -368,6 +412,7 @@ export async function executeLocally(opts: ExecuteOptions): Promise<LocalRunResu
   }
   await collecting;
   await Promise.allSettled([...inFlight]);
+  await opts.ssm?.settle();
   return { history, output, notifications };
 }
 
@@ -467,5 +512,37 @@ export async function runLocalDrillExecution(opts: {
     containerEnv: localContainerEnv(aws),
     log: opts.log ?? (() => undefined),
     retryIntervalOverrides: Object.fromEntries(Object.keys((definition as { States: object }).States).map((state) => [state, 10])),
+  });
+}
+
+/**
+ * Executes the synthesized PITR backup run for one source and backup type: the input its
+ * schedule sends, the host command through the SSM stand-in (the document's script on this
+ * machine), the PITR verifier with `verifierEnv` (pgBackRest's S3 endpoint: the local TLS front).
+ */
+export async function runLocalPitrExecution(opts: {
+  readonly aws: LocalAws;
+  readonly source: Source;
+  readonly type: 'full' | 'diff' | 'incr';
+  readonly scheduledTime: Date;
+  readonly ssm: LocalSsm;
+  readonly verifierEnv: Record<string, string>;
+  readonly log?: (line: string) => void;
+}): Promise<LocalRunResult> {
+  const { aws, source } = opts;
+  const machine = aws.model.stateMachineNamed('-pitr-run');
+  const definition = stateMachineDefinition(aws.app.primary, undefined, '-pitr-run');
+  const input = scheduleInput(aws.app.primary, source.name, opts.scheduledTime, undefined, '-pitr-run', (candidate) => candidate.type === opts.type);
+  return executeLocally({
+    aws,
+    definition,
+    stateMachineArn: machine.arn,
+    input,
+    executionName: `${source.name}-${opts.type}-${opts.scheduledTime.toISOString().replace(/[-:.]/g, '')}`,
+    containerEnv: { ...localContainerEnv(aws), ...opts.verifierEnv },
+    log: opts.log ?? (() => undefined),
+    waitTimeOverrides: { WaitForOffsite: 100, WaitForHost: 200 },
+    retryIntervalOverrides: Object.fromEntries(Object.keys((definition as { States: object }).States).map((state) => [state, 10])),
+    ssm: opts.ssm,
   });
 }

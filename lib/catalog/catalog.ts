@@ -254,6 +254,9 @@ async function readListedRun(
 export function missingArtifacts(manifest: Manifest, objects: readonly CatalogObject[]): string[] {
   const listed = new Set(objects.map((object) => object.key));
   return [...manifest.artifacts, ...(manifest.globals ? [manifest.globals] : [])]
+    // A PITR run's artifact is in its pgBackRest repository (pitr/<source>/), not under the run:
+    // its presence is pgbackrest verify's (and AwaitOffsite's) to judge.
+    .filter((artifact) => manifest.pitr === undefined || artifact.key.startsWith(RUNS_PREFIX))
     .filter((artifact) => !listed.has(artifact.key))
     .map((artifact) => `${artifact.key} is not in the bucket`);
 }

@@ -244,7 +244,8 @@ export class BackupBucket extends Construct {
       sid: 'AllowReadsFromPrimaryReaders',
       principals: [principal],
       actions: ['s3:GetObject', 's3:GetObjectVersion'],
-      resources: [this.bucket.arnForObjects('runs/*'), this.bucket.arnForObjects('drills/*')],
+      // pitr/*: the pgBackRest repositories of PITR sources, which drills and restores from the offsite copy read.
+      resources: [this.bucket.arnForObjects('runs/*'), this.bucket.arnForObjects('drills/*'), this.bucket.arnForObjects('pitr/*')],
       conditions,
     }));
     this.bucket.addToResourcePolicy(new iam.PolicyStatement({

@@ -43,7 +43,7 @@ export interface BackupRunStatesInputs {
 
 export function backupRunStates(parent: Construct, inputs: BackupRunStatesInputs): sfn.IChainable {
   const { props, cluster, verifyTask } = inputs;
-  const { verify, commit, awaitOffsite, record, recordFailure } = inputs.functions;
+  const { verify } = inputs.functions;
   // States live in their own scope: their ids are the state names users read in the
   // console, and several equal the names of the functions behind them.
   const scope = new Construct(parent, 'States');
@@ -51,38 +51,7 @@ export function backupRunStates(parent: Construct, inputs: BackupRunStatesInputs
   const network = {
     AwsvpcConfiguration: { 'Subnets.$': '$.target.subnets', 'SecurityGroups.$': '$.target.securityGroups', AssignPublicIp: 'DISABLED' },
   };
-
-  const failed = new sfn.Fail(scope, 'Failed', { errorPath: '$.failure.Error', causePath: '$.failure.Cause' });
-  const notifyFailure = new tasks.SnsPublish(scope, 'NotifyFailure', {
-    topic: props.alarmTopic,
-    subject: sfn.JsonPath.stringAt('$.notification.subject'),
-    message: sfn.TaskInput.fromJsonPathAt('$.notification.message'),
-    resultPath: sfn.JsonPath.DISCARD,
-  });
-  const recordFailureState = new tasks.LambdaInvoke(scope, 'RecordFailure', {
-    taskTimeout: sfn.Timeout.duration(Duration.minutes(2)),
-    lambdaFunction: recordFailure,
-    payloadResponseOnly: true,
-    resultPath: '$.notification',
-    retryOnServiceExceptions: true,
-  });
-  // If even the explanation fails, the on-call person still gets the raw error.
-  recordFailureState.addCatch(new sfn.Pass(scope, 'PlainFailureMessage', {
-    parameters: {
-      'subject': 'Lifeboat: backup run failed',
-      'message.$': "States.Format('Backup run {} failed: {} {}', $$.Execution.Name, $.failure.Error, $.failure.Cause)",
-    },
-    resultPath: '$.notification',
-  }).next(notifyFailure), { resultPath: '$.recordFailureError' });
-  recordFailureState.next(notifyFailure);
-  // If the message cannot be published, the execution still ends red with the run's own
-  // error: $.failure is kept (the publish error goes to $.notifyError).
-  notifyFailure.addCatch(failed, { errors: ['States.ALL'], resultPath: '$.notifyError' });
-  notifyFailure.next(failed);
-
-  /** Every state's failures go through a Pass that names the state, then RecordFailure. */
-  const onFailure = (state: string) =>
-    new sfn.Pass(scope, `${state} failed`, { result: sfn.Result.fromString(state), resultPath: '$.failedState' }).next(recordFailureState);
+  const { onFailure, lambdaStep, verifyFailed, verdict } = runStates(scope, props, inputs.functions);
 
   const dump = new sfn.CustomState(scope, 'Dump', {
     stateJson: {
@@ -117,26 +86,6 @@ export function backupRunStates(parent: Construct, inputs: BackupRunStatesInputs
   dump.addCatch(new sfn.Succeed(scope, 'Slot already committed'), { errors: ['AlreadyCommitted'], resultPath: '$.failure' });
   dump.addCatch(onFailure('Dump'), { errors: ['States.ALL'], resultPath: '$.failure' });
 
-  // The dump's summary names the run, its bucket and the version of its manifest.
-  /**
-   * A Lambda step whose result lands at `resultPath`: retried only on Lambda's own service
-   * errors (the function's errors are verdicts, not glitches), every failure caught.
-   */
-  /** `payload`: an object of JsonPaths, or a path whose value is the whole payload. */
-  const lambdaStep = (name: string, fn: lambda.IFunction, payload: sfn.TaskInput | string, resultPath: string, timeout: Duration, failedState = onFailure(name)) => {
-    const step = new tasks.LambdaInvoke(scope, name, {
-      taskTimeout: sfn.Timeout.duration(timeout),
-      lambdaFunction: fn,
-      ...(typeof payload === 'string' ? { inputPath: payload } : { payload }),
-      payloadResponseOnly: true,
-      resultPath,
-      retryOnServiceExceptions: false,
-    });
-    step.addRetry({ errors: LAMBDA_SERVICE_ERRORS, interval: Duration.seconds(5), maxAttempts: 3, backoffRate: 2 });
-    step.addCatch(failedState, { errors: ['States.ALL'], resultPath: '$.failure' });
-    return step;
-  };
-  const verifyFailed = onFailure('Verify');
   const verifyState = lambdaStep('Verify', verify, '$.dump', '$.verification', Duration.minutes(15), verifyFailed);
 
   const verifyOnFargate = new sfn.CustomState(scope, 'VerifyOnFargate', {
@@ -169,6 +118,113 @@ export function backupRunStates(parent: Construct, inputs: BackupRunStatesInputs
   verifyOnFargate.addRetry({ errors: ['ECS.AmazonECSException'], interval: Duration.minutes(1), maxAttempts: 2, backoffRate: 2 });
   verifyOnFargate.addCatch(onFailure('VerifyOnFargate'), { errors: ['States.ALL'], resultPath: '$.failure' });
 
+  const threshold = props.fargateVerifyThresholdBytes ?? 20e9;
+  const start = offsiteSeed(scope);
+  start.next(announceStart(scope, dump));
+  dump
+    .next(new sfn.Choice(scope, 'ChooseVerifier')
+      .when(sfn.Condition.numberGreaterThan('$.dump.bytes', threshold), verifyOnFargate)
+      .otherwise(verifyState)
+      .afterwards())
+    .next(verdict);
+  return start;
+}
+
+/** `Start`: seeds the offsite poll counter AwaitOffsite counts with. */
+export function offsiteSeed(scope: Construct): sfn.Pass {
+  return new sfn.Pass(scope, 'Start', {
+    comment: 'Seeds the offsite poll counter',
+    result: sfn.Result.fromObject({ attempts: 0, present: false }),
+    resultPath: '$.offsite',
+  });
+}
+
+export interface RunStateProps {
+  readonly alarmTopic: BackupWorkflowProps['alarmTopic'];
+  readonly offsitePollInterval?: Duration;
+}
+
+export interface RunFunctions {
+  readonly commit: lambda.IFunction;
+  readonly awaitOffsite: lambda.IFunction;
+  readonly record: lambda.IFunction;
+  readonly recordFailure: lambda.IFunction;
+}
+
+/** A Lambda step whose result lands at `resultPath` (see `runStates`). */
+export type LambdaStep = (name: string, fn: lambda.IFunction, payload: sfn.TaskInput | string, resultPath: string, timeout: Duration, failedState?: sfn.IChainable) => tasks.LambdaInvoke;
+
+/**
+ * What every backup run ends with, once `$.dump` (the manifest summary) and `$.verification`
+ * (the verifier's proposed verdict) are there: `Verdict?` → Commit (or RecordFailedVerdict) →
+ * AwaitOffsite, polled → Record → `Backed up`; and the failure path every state's catch goes
+ * through: `<state> failed` → RecordFailure → NotifyFailure → Failed. The logical run
+ * (backupRunStates) and the PITR run (pitr-workflow.ts) share them.
+ */
+export function runStates(scope: Construct, props: RunStateProps, functions: RunFunctions): {
+  readonly onFailure: (state: string) => sfn.IChainable;
+  readonly lambdaStep: LambdaStep;
+  readonly verifyFailed: sfn.IChainable;
+  readonly verdict: sfn.IChainable;
+} {
+  const { commit, awaitOffsite, record, recordFailure } = functions;
+  const failed = new sfn.Fail(scope, 'Failed', { errorPath: '$.failure.Error', causePath: '$.failure.Cause' });
+  const notifyFailure = new tasks.SnsPublish(scope, 'NotifyFailure', {
+    topic: props.alarmTopic,
+    subject: sfn.JsonPath.stringAt('$.notification.subject'),
+    message: sfn.TaskInput.fromJsonPathAt('$.notification.message'),
+    resultPath: sfn.JsonPath.DISCARD,
+  });
+  const recordFailureState = new tasks.LambdaInvoke(scope, 'RecordFailure', {
+    taskTimeout: sfn.Timeout.duration(Duration.minutes(2)),
+    lambdaFunction: recordFailure,
+    payloadResponseOnly: true,
+    resultPath: '$.notification',
+    retryOnServiceExceptions: true,
+  });
+  // If even the explanation fails, the on-call person still gets the raw error.
+  recordFailureState.addCatch(new sfn.Pass(scope, 'PlainFailureMessage', {
+    parameters: {
+      'subject': 'Lifeboat: backup run failed',
+      'message.$': "States.Format('Backup run {} failed: {} {}', $$.Execution.Name, $.failure.Error, $.failure.Cause)",
+    },
+    resultPath: '$.notification',
+  }).next(notifyFailure), { resultPath: '$.recordFailureError' });
+  recordFailureState.next(notifyFailure);
+  // If the message cannot be published, the execution still ends red with the run's own
+  // error: $.failure is kept (the publish error goes to $.notifyError).
+  notifyFailure.addCatch(failed, { errors: ['States.ALL'], resultPath: '$.notifyError' });
+  notifyFailure.next(failed);
+
+  /** Every state's failures go through a Pass that names the state (one per state), then RecordFailure. */
+  const failedStates = new Map<string, sfn.IChainable>();
+  const onFailure = (state: string) => {
+    const existing = failedStates.get(state);
+    if (existing) return existing;
+    const made = new sfn.Pass(scope, `${state} failed`, { result: sfn.Result.fromString(state), resultPath: '$.failedState' }).next(recordFailureState);
+    failedStates.set(state, made);
+    return made;
+  };
+
+  /**
+   * A Lambda step whose result lands at `resultPath`: retried only on Lambda's own service
+   * errors (the function's errors are verdicts, not glitches), every failure caught.
+   * `payload`: an object of JsonPaths, or a path whose value is the whole payload.
+   */
+  const lambdaStep: LambdaStep = (name, fn, payload, resultPath, timeout, failedState = onFailure(name)) => {
+    const step = new tasks.LambdaInvoke(scope, name, {
+      taskTimeout: sfn.Timeout.duration(timeout),
+      lambdaFunction: fn,
+      ...(typeof payload === 'string' ? { inputPath: payload } : { payload }),
+      payloadResponseOnly: true,
+      resultPath,
+      retryOnServiceExceptions: false,
+    });
+    step.addRetry({ errors: LAMBDA_SERVICE_ERRORS, interval: Duration.seconds(5), maxAttempts: 3, backoffRate: 2 });
+    step.addCatch(failedState, { errors: ['States.ALL'], resultPath: '$.failure' });
+    return step;
+  };
+  const verifyFailed = onFailure('Verify');
   const commitPayload = sfn.TaskInput.fromObject({ dump: sfn.JsonPath.objectAt('$.dump'), verification: sfn.JsonPath.objectAt('$.verification') });
   const commitState = lambdaStep('Commit', commit, commitPayload, '$.commit', Duration.minutes(2));
   // A failed verdict is recorded by Commit too (the one writer of verification.json), which
@@ -191,27 +247,15 @@ export function backupRunStates(parent: Construct, inputs: BackupRunStatesInputs
   });
   recordState.addCatch(onFailure('Record'), { errors: ['States.ALL'], resultPath: '$.failure' });
 
-  const threshold = props.fargateVerifyThresholdBytes ?? 20e9;
-  const start = new sfn.Pass(scope, 'Start', {
-    comment: 'Seeds the offsite poll counter',
-    result: sfn.Result.fromObject({ attempts: 0, present: false }),
-    resultPath: '$.offsite',
-  });
-  start.next(announceStart(scope, dump));
-  dump
-    .next(new sfn.Choice(scope, 'ChooseVerifier')
-      .when(sfn.Condition.numberGreaterThan('$.dump.bytes', threshold), verifyOnFargate)
-      .otherwise(verifyState)
-      .afterwards())
-    .next(new sfn.Choice(scope, 'Verdict?')
-      .when(sfn.Condition.stringEquals('$.verification.verdict', 'ok'), commitState)
-      .otherwise(recordFailedVerdict)
-      .afterwards({ includeOtherwise: false }))
+  const verdict = new sfn.Choice(scope, 'Verdict?')
+    .when(sfn.Condition.stringEquals('$.verification.verdict', 'ok'), commitState)
+    .otherwise(recordFailedVerdict)
+    .afterwards({ includeOtherwise: false })
     .next(awaitOffsiteState)
     .next(new sfn.Choice(scope, 'OffsiteCopied?')
       .when(sfn.Condition.booleanEquals('$.offsite.present', true), recordState.next(new sfn.Succeed(scope, 'Backed up')))
       .otherwise(waitForOffsite.next(awaitOffsiteState)));
-  return start;
+  return { onFailure, lambdaStep, verifyFailed, verdict };
 }
 
 /**

@@ -8,6 +8,8 @@
  *   runs/<source>/<runId>/verification.json   the verifier's verdict
  *   runs/<source>/<runId>/offsite.json        the replica's confirmation
  *   drills/<source>/<drillId>/report.json     restore drill evidence
+ *   pitr/<source>/                            pgBackRest's repository of a PITR source (its host writes it)
+ *   runs/<source>-pitr/<runId>/               the Lifeboat runs of its sets (manifest, verification, offsite)
  */
 
 export const RUNS_PREFIX = 'runs/';
@@ -15,6 +17,16 @@ export const DRILLS_PREFIX = 'drills/';
 
 export function sourcePrefix(source: string): string {
   return `${RUNS_PREFIX}${source}/`;
+}
+
+/**
+ * The catalog of a source's point-in-time recovery runs: `<source>-pitr`, so that a source with
+ * both methods keeps its logical runs (which restores, drills and the size rule read) apart from
+ * its PITR sets, and the two schedules' slots never share a run. The validator refuses a source
+ * named like another's PITR catalog.
+ */
+export function pitrCatalogName(source: string): string {
+  return `${source}-pitr`;
 }
 
 export function runPrefix(source: string, runId: string): string {

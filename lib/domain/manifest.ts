@@ -51,6 +51,38 @@ export const tableSchema = z.strictObject({
   exact: z.boolean(),
 });
 
+/**
+ * A point-in-time recovery run (lib/pitr): one pgBackRest backup set in the repository under
+ * `pitr/<source>/`, described here so that status, retention and restores read it like any
+ * run. Its artifact is the set's `backup.manifest` (pgBackRest's list of every file of the set
+ * with its checksum); the files and the WAL the set needs are pgBackRest's, verified by
+ * `pgbackrest verify` and Lifeboat's continuity check, and confirmed offsite by listing.
+ */
+export const pitrSetSchema = z.strictObject({
+  /** The repository's path in the bucket, no leading slash: `pitr/orders`. */
+  repository: z.string().min(1),
+  stanza: z.string().min(1),
+  /** pgBackRest's label: `20261203-154410F`, `20261203-154410F_20261203-154420I`. */
+  label: z.string().min(1),
+  type: z.enum(['full', 'diff', 'incr']),
+  /** The set this one is based on (diff, incr). */
+  prior: z.string().min(1).optional(),
+  /** Every set whose files this one references. */
+  references: z.array(z.string().min(1)).optional(),
+  startLsn: z.string().min(1),
+  stopLsn: z.string().min(1),
+  /** The set's own start and stop (the run's startedAt/finishedAt are the Lifeboat run's). */
+  startTime: timestamp,
+  stopTime: timestamp,
+  /** The first and last WAL segment a restore of the set needs. */
+  walStart: z.string().regex(/^[0-9A-F]{24}$/),
+  walStop: z.string().regex(/^[0-9A-F]{24}$/),
+  /** Bytes the set copied, and the same compressed in the repository. */
+  deltaBytes: z.number().int().nonnegative(),
+  repoBytes: z.number().int().nonnegative(),
+  repoDeltaBytes: z.number().int().nonnegative(),
+});
+
 export const manifestSchema = z.strictObject({
   schemaVersion: z.literal(MANIFEST_SCHEMA_VERSION),
   lifeboatVersion: z.string().min(1),
@@ -78,8 +110,11 @@ export const manifestSchema = z.strictObject({
   rowCountConsistency: z.enum(['same-snapshot', 'separate-snapshot']),
   extensions: z.array(z.strictObject({ database: z.string().min(1), name: z.string().min(1), version: z.string() })),
   objectLock: objectLockSchema.optional(),
+  /** Present for a point-in-time recovery run: the pgBackRest set it describes. */
+  pitr: pitrSetSchema.optional(),
 });
 
+export type PitrSetManifest = z.infer<typeof pitrSetSchema>;
 export type Manifest = z.infer<typeof manifestSchema>;
 export type ManifestArtifact = z.infer<typeof artifactSchema>;
 export type ManifestTable = z.infer<typeof tableSchema>;

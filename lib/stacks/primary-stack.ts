@@ -16,6 +16,7 @@ import { LifeboatAlarms } from '../constructs/alarms';
 import { LifeboatOverviewDashboard } from '../constructs/dashboard';
 import type { DumpTask } from '../constructs/dump-task';
 import { Heartbeats } from '../constructs/heartbeats';
+import { PitrWorkflow } from '../constructs/pitr-workflow';
 import { Pruner } from '../constructs/pruner';
 import { Watchdog } from '../constructs/watchdog';
 import { OffsiteReplication } from '../constructs/offsite-replication';
@@ -23,7 +24,7 @@ import { configurationAdmins, shortestRetentionDays, storageNames } from './nami
 import { KeyWatch } from '../constructs/key-watch';
 import { OperatorAccess } from '../constructs/operator-access';
 import { OFFSITE_READER_PATHS } from '../constructs/dump-task';
-import { DRILLS_PREFIX, RUNS_PREFIX } from '../domain/layout';
+import { DRILLS_PREFIX, pitrCatalogName, RUNS_PREFIX } from '../domain/layout';
 import { imageBuildArgs } from '../domain/versions';
 import { SOURCES_PER_SHARD, SourceShard, shardSources } from './source-shard';
 
@@ -43,6 +44,8 @@ export class PrimaryStack extends Stack {
   /** One dump task definition per source, by source name. */
   public readonly dumpTasks: Readonly<Record<string, DumpTask>>;
   public readonly workflow: BackupWorkflow;
+  /** Point-in-time recovery runs of the sources with method 'pitr' (none: undefined). */
+  public readonly pitr?: PitrWorkflow;
   public readonly watchdog: Watchdog;
   public readonly pruner: Pruner;
   public readonly heartbeats: Heartbeats;
@@ -105,7 +108,11 @@ export class PrimaryStack extends Stack {
       bucketKey: this.backupBucket.key,
       offsite: { bucketName: names.offsiteBucketName, region: config.offsite.region, account: names.offsiteAccount },
       alarmTopic: this.alarmTopic.topic,
-      rpoSecondsBySource: Object.fromEntries(config.sources.map((source) => [source.name, source.tier.rpoSeconds])),
+      // A PITR source's runs are cataloged as <source>-pitr (lib/domain/layout.ts).
+      rpoSecondsBySource: Object.fromEntries(config.sources.flatMap((source) => [
+        [source.name, source.tier.rpoSeconds],
+        ...(source.methods.includes('pitr') ? [[pitrCatalogName(source.name), source.tier.rpoSeconds]] : []),
+      ])),
       workerImage,
     });
     // The shared dead-letter queues and schedule groups; the schedules live in the shards.
@@ -114,6 +121,23 @@ export class PrimaryStack extends Stack {
       stateMachine: this.workflow.stateMachine,
       targets: {},
     });
+    const pitrSources = config.sources.filter((source) => source.methods.includes('pitr'));
+    if (pitrSources.length > 0) {
+      const { commit, awaitOffsite, record, recordFailure } = this.workflow.functions;
+      this.pitr = new PitrWorkflow(this, 'PitrRun', {
+        appName: config.appName,
+        sources: pitrSources,
+        bucket: this.backupBucket.bucket,
+        bucketKey: this.backupBucket.key,
+        alarmTopic: this.alarmTopic.topic,
+        workerImage,
+        cluster: this.workflow.cluster,
+        functions: { commit, awaitOffsite, record, recordFailure },
+        objectLockMode: config.objectLock.mode,
+        offsite: { bucketName: names.offsiteBucketName },
+        schedules: { group: this.schedules.group, deadLetterQueue: this.schedules.deadLetterQueue },
+      });
+    }
     // One writer per JSON document of a run, enforced by the bucket: Commit writes the verdict,
     // AwaitOffsite the offsite confirmation, the drill tasks their reports.
     this.backupBucket.restrictWriters('Verification', `${RUNS_PREFIX}*/verification.json`, [this.workflow.functions.commit.role!.roleArn]);

@@ -84,7 +84,9 @@ export class SourceShard extends NestedStack {
     const dumpTasks: Record<string, DumpTask> = {};
     const drillTasks: Record<string, DrillTask> = {};
     const targets: Record<string, SourceTarget> = {};
-    for (const source of sources) {
+    // Dumps and their drills are the logical method's; a PITR-only source has neither (its runs are PitrWorkflow's).
+    const logical = sources.filter((source) => source.methods.includes('logical'));
+    for (const source of logical) {
       dumpTasks[source.name] = new DumpTask(this, `Dump-${source.name}`, {
         source,
         bucket: props.bucket,
@@ -111,15 +113,15 @@ export class SourceShard extends NestedStack {
     this.drillTasks = drillTasks;
 
     this.schedules = new BackupSchedules(this, 'Schedules', {
-      sources,
+      sources: logical,
       stateMachine: props.backup.stateMachine,
       targets,
       shared: { deadLetterQueue: props.backup.deadLetterQueue, group: props.backup.group },
     });
     this.drillSchedules = new DrillSchedules(this, 'DrillSchedules', {
-      sources,
+      sources: logical,
       stateMachine: props.drill.stateMachine,
-      targets: drillTargets(sources, drillTasks, (source) => ({
+      targets: drillTargets(logical, drillTasks, (source) => ({
         subnets: targets[source.name].subnets,
         securityGroups: targets[source.name].securityGroups,
       })),

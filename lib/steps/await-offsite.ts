@@ -18,6 +18,7 @@
 import {
   GetObjectCommand,
   HeadObjectCommand,
+  paginateListObjectsV2,
   PutObjectCommand,
   type HeadObjectCommandOutput,
   type S3Client,
@@ -30,6 +31,7 @@ import { parseManifest, type Manifest } from '../domain/manifest';
 import { OFFSITE_SCHEMA_VERSION, parseOffsite, serializeOffsite, type OffsiteConfirmation } from '../domain/offsite';
 import { LIFEBOAT_VERSION } from '../domain/version';
 import { parseVerification } from '../domain/verification';
+import { segmentOfArchiveKey } from '../pitr/wal';
 import { dumpSummarySchema, isNotFound, isPreconditionFailed, objectLockParams, offsitePollSchema, parseInput, stepError } from './state';
 
 /** With the state machine's 60 s Wait: S3 Replication Time Control's 15 minutes plus a margin. */
@@ -90,6 +92,7 @@ export async function awaitOffsite(input: unknown, deps: AwaitOffsiteDeps): Prom
 
   const { manifest, expected } = await expectedObjects(deps, dump.source, dump.runId);
   const checks = await Promise.all(expected.map((object) => checkReplica(deps, object)));
+  if (manifest.pitr) checks.push(...(await pitrReplicaChecks(deps, manifest.pitr)));
   const notThere = checks.filter((check) => check.state !== 'same');
 
   if (notThere.length === 0) {
@@ -164,6 +167,44 @@ async function expectedObjects(deps: AwaitOffsiteDeps, source: string, runId: st
       json(vKey, verification),
     ],
   };
+}
+
+/**
+ * A PITR run's set and WAL (pgBackRest's objects, thousands for a large cluster): every file of
+ * the set and every WAL segment from its start to its stop is in the offsite bucket with the
+ * primary's size and ETag (replication keeps both), compared from two listings rather than one
+ * request per object.
+ */
+async function pitrReplicaChecks(deps: AwaitOffsiteDeps, pitr: NonNullable<Manifest['pitr']>): Promise<Check[]> {
+  const setPrefix = `${pitr.repository}/backup/${pitr.stanza}/${pitr.label}/`;
+  const archivePrefix = `${pitr.repository}/archive/${pitr.stanza}/`;
+  const inRange = (key: string) => {
+    const segment = segmentOfArchiveKey(key);
+    return segment !== undefined && segment >= pitr.walStart && segment <= pitr.walStop;
+  };
+  const [primarySet, primaryWal, offsiteSet, offsiteWal] = await Promise.all([
+    listObjects(deps.primary, deps.bucket, setPrefix),
+    listObjects(deps.primary, deps.bucket, archivePrefix),
+    listObjects(deps.offsite, deps.offsiteBucket, setPrefix),
+    listObjects(deps.offsite, deps.offsiteBucket, archivePrefix),
+  ]);
+  const replicas = new Map([...offsiteSet, ...offsiteWal].map((object) => [object.key, object]));
+  const wanted = [...primarySet, ...primaryWal.filter((object) => inRange(object.key))];
+  return wanted.map((object): Check => {
+    const replica = replicas.get(object.key);
+    if (!replica) return { key: object.key, state: 'missing' };
+    if (replica.size !== object.size) return { key: object.key, state: 'different', detail: `${replica.size} bytes, the primary's ${object.size}` };
+    if (replica.etag !== object.etag) return { key: object.key, state: 'different', detail: `ETag ${replica.etag}, the primary's ${object.etag}` };
+    return { key: object.key, state: 'same' };
+  });
+}
+
+async function listObjects(client: S3Client, bucket: string, prefix: string): Promise<{ key: string; size: number; etag: string }[]> {
+  const objects: { key: string; size: number; etag: string }[] = [];
+  for await (const page of paginateListObjectsV2({ client }, { Bucket: bucket, Prefix: prefix })) {
+    for (const object of page.Contents ?? []) objects.push({ key: object.Key as string, size: object.Size ?? 0, etag: object.ETag ?? '' });
+  }
+  return objects;
 }
 
 async function checkReplica(deps: AwaitOffsiteDeps, object: Expected): Promise<Check> {

@@ -1,0 +1,192 @@
+/**
+ * The PITR verifier as a Fargate task (the PITR run's VerifySet state): after the host's
+ * `pgbackrest backup`, finds the new set, writes its Lifeboat manifest and verifies it with the
+ * image's pgBackRest (lib/pitr/run.ts). Answers its task token with `{ dump, verification }`.
+ *
+ * Credentials: pgBackRest 2.45 cannot read ECS task-role credentials (pgbackrest#1532), and no
+ * release reads every provider the SDK does; the task resolves its role's credentials with the
+ * SDK (the same default chain its S3 client uses) and hands them to pgBackRest as
+ * `repo1-s3-key-type=shared` in the child's environment only (lib/pitr/pgbackrest.ts), never
+ * in argv or a file. They are temporary (the task role's session).
+ *
+ * Exit codes as worker/main.ts: 0 verified ok, 1 failed, 2 invalid environment.
+ */
+import { SFNClient } from '@aws-sdk/client-sfn';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createS3Client } from '../lib/aws/s3-client';
+import { lifeboatError } from '../lib/domain/errors';
+import { isRunId } from '../lib/domain/run-id';
+import { pgBackRest, type PgBackRestRepository } from '../lib/pitr/pgbackrest';
+import { verifyPitrRun, type PitrRunResult } from '../lib/pitr/run';
+import { containerMain, exitWithMain } from './signals';
+import { runTask, type TaskDeps } from './task-token';
+
+export const PITR_VERIFY_ENV = {
+  bucket: 'LIFEBOAT_BUCKET',
+  source: 'LIFEBOAT_SOURCE',
+  tier: 'LIFEBOAT_TIER',
+  runId: 'LIFEBOAT_RUN_ID',
+  type: 'LIFEBOAT_PITR_TYPE',
+  requestedAt: 'LIFEBOAT_PITR_REQUESTED_AT',
+  stanza: 'LIFEBOAT_PITR_STANZA',
+  repoPath: 'LIFEBOAT_PITR_REPO_PATH',
+  objectLockMode: 'LIFEBOAT_OBJECT_LOCK_MODE',
+  retentionSeconds: 'LIFEBOAT_RETENTION_SECONDS',
+  taskToken: 'LIFEBOAT_TASK_TOKEN',
+  s3Endpoint: 'LIFEBOAT_S3_ENDPOINT',
+  /** pgBackRest's S3 endpoint (host name, HTTPS), port, CA file and URI style: the region's by default; the local cycle's TLS front locally. */
+  pgbackrestEndpoint: 'LIFEBOAT_PGBACKREST_S3_ENDPOINT',
+  pgbackrestPort: 'LIFEBOAT_PGBACKREST_S3_PORT',
+  pgbackrestCaFile: 'LIFEBOAT_PGBACKREST_S3_CA_FILE',
+  pgbackrestUriStyle: 'LIFEBOAT_PGBACKREST_S3_URI_STYLE',
+  /** Writable directory for pgBackRest's config, lock and spool (the root filesystem is read-only). */
+  scratch: 'LIFEBOAT_SCRATCH_DIR',
+} as const;
+
+export interface PitrVerifyJob {
+  readonly bucket: string;
+  readonly source: string;
+  readonly tier: string;
+  readonly runId: string;
+  readonly type: 'full' | 'diff' | 'incr';
+  readonly requestedAt: Date;
+  readonly stanza: string;
+  readonly repoPath: string;
+  readonly region: string;
+  readonly objectLock?: { readonly mode: 'GOVERNANCE' | 'COMPLIANCE'; readonly retentionSeconds: number };
+  readonly taskToken?: string;
+  readonly s3Endpoint?: string;
+  readonly pgbackrest: { readonly endpoint: string; readonly port?: number; readonly caFile?: string; readonly uriStyle: 'host' | 'path' };
+  readonly scratch: string;
+}
+
+/** Reads the job, reporting every missing or invalid variable at once (`InvalidInput`). */
+export function pitrVerifyJobFromEnv(env: Record<string, string | undefined>): PitrVerifyJob {
+  const E = PITR_VERIFY_ENV;
+  const problems: string[] = [];
+  const required = (name: string): string => {
+    const value = env[name]?.trim();
+    if (!value) problems.push(`${name}: required`);
+    return value ?? '';
+  };
+  const bucket = required(E.bucket);
+  const source = required(E.source);
+  if (source && !/^[a-z0-9-]+$/.test(source)) problems.push(`${E.source}: "${source}" is not valid (valid: a-z, 0-9 and "-")`);
+  const tier = required(E.tier);
+  const runId = required(E.runId);
+  if (runId && !isRunId(runId)) problems.push(`${E.runId}: "${runId}" is not valid (valid: a UTC slot time such as 20261126T030000Z)`);
+  const type = required(E.type);
+  if (type && !['full', 'diff', 'incr'].includes(type)) problems.push(`${E.type}: "${type}" is not valid (valid: full, diff, incr)`);
+  const requestedText = required(E.requestedAt);
+  const requestedAt = new Date(requestedText);
+  if (requestedText && Number.isNaN(requestedAt.getTime())) problems.push(`${E.requestedAt}: "${requestedText}" is not valid (valid: an ISO-8601 time)`);
+  const stanza = required(E.stanza);
+  const repoPath = required(E.repoPath);
+  if (repoPath && !repoPath.startsWith('/')) problems.push(`${E.repoPath}: "${repoPath}" is not valid (valid: an absolute path such as /pitr/orders)`);
+  const region = env.AWS_REGION || env.AWS_DEFAULT_REGION || '';
+  if (!region) problems.push('AWS_REGION: required');
+  const mode = env[E.objectLockMode]?.trim();
+  const retentionText = env[E.retentionSeconds]?.trim();
+  let objectLock: PitrVerifyJob['objectLock'];
+  if (mode) {
+    const retentionSeconds = Number(retentionText);
+    if (mode !== 'GOVERNANCE' && mode !== 'COMPLIANCE') problems.push(`${E.objectLockMode}: "${mode}" is not valid (valid: GOVERNANCE, COMPLIANCE)`);
+    else if (!(Number.isInteger(retentionSeconds) && retentionSeconds > 0)) problems.push(`${E.retentionSeconds}: "${retentionText ?? ''}" is not valid (valid: whole seconds > 0)`);
+    else objectLock = { mode, retentionSeconds };
+  }
+  const portText = env[E.pgbackrestPort]?.trim();
+  const port = portText ? Number(portText) : undefined;
+  if (port !== undefined && !(Number.isInteger(port) && port > 0 && port < 65536)) problems.push(`${E.pgbackrestPort}: "${portText}" is not valid (valid: a TCP port)`);
+  const uriStyle = env[E.pgbackrestUriStyle]?.trim() || 'host';
+  if (uriStyle !== 'host' && uriStyle !== 'path') problems.push(`${E.pgbackrestUriStyle}: "${uriStyle}" is not valid (valid: host, path)`);
+  if (problems.length > 0) throw lifeboatError('InvalidInput', `invalid PITR verifier environment:\n  - ${problems.join('\n  - ')}`);
+  return {
+    bucket, source, tier, runId, type: type as PitrVerifyJob['type'], requestedAt, stanza, repoPath, region,
+    ...(objectLock ? { objectLock } : {}),
+    taskToken: env[E.taskToken] || undefined,
+    s3Endpoint: env[E.s3Endpoint] || undefined,
+    pgbackrest: {
+      endpoint: env[E.pgbackrestEndpoint]?.trim() || s3EndpointHost(region),
+      ...(port !== undefined ? { port } : {}),
+      ...(env[E.pgbackrestCaFile]?.trim() ? { caFile: env[E.pgbackrestCaFile]?.trim() } : {}),
+      uriStyle: uriStyle as 'host' | 'path',
+    },
+    scratch: env[E.scratch]?.trim() || tmpdir(),
+  };
+}
+
+/** The regional S3 endpoint pgBackRest talks to (aws-cn regions have their own domain). */
+export function s3EndpointHost(region: string): string {
+  return region.startsWith('cn-') ? `s3.${region}.amazonaws.com.cn` : `s3.${region}.amazonaws.com`;
+}
+
+export interface PitrVerifyOutcome {
+  readonly code: number;
+  readonly result?: PitrRunResult;
+  readonly error?: { readonly name: string; readonly message: string };
+}
+
+/** Runs the step; never throws: the outcome carries the exit code and the error. */
+export async function runPitrVerifyJob(job: PitrVerifyJob, deps: TaskDeps = {}): Promise<PitrVerifyOutcome> {
+  const log = deps.log ?? ((line: string) => console.log(line));
+  const s3 = deps.s3 ?? createS3Client({ region: job.region, endpoint: job.s3Endpoint });
+  const secrets: string[] = [];
+  log(`PITR verify ${job.source}/${job.runId} (${job.type}) in s3://${job.bucket}${job.repoPath}`);
+  const work = async (signal: AbortSignal) => {
+    const credentials = await s3.config.credentials();
+    secrets.push(credentials.secretAccessKey, ...(credentials.sessionToken ? [credentials.sessionToken] : []));
+    const repository: PgBackRestRepository = {
+      bucket: job.bucket,
+      region: job.region,
+      ...job.pgbackrest,
+      path: job.repoPath,
+      credentials: { type: 'shared', accessKeyId: credentials.accessKeyId, secretAccessKey: credentials.secretAccessKey, ...(credentials.sessionToken ? { sessionToken: credentials.sessionToken } : {}) },
+    };
+    // The verifier reads the repository only; pg1-path is required by the option set, never read.
+    const runner = pgBackRest({
+      repository,
+      stanza: { name: job.stanza, pgPath: '/var/lib/postgresql/data' },
+      workDir: mkdtempSync(join(job.scratch, 'pgbackrest-')),
+      onLog: (line) => log(line),
+    });
+    const version = await runner.version();
+    return verifyPitrRun(
+      { source: job.source, tier: job.tier, runId: job.runId, type: job.type, requestedAt: job.requestedAt },
+      {
+        s3, bucket: job.bucket, repoPath: job.repoPath, stanza: job.stanza, runner,
+        // The host must run the image's pgBackRest: the one this task runs (`pgBackRest 2.59.1` → 2.59.1).
+        expectedVersion: version.text.replace(/^pgBackRest\s+/, '').trim(),
+        ...(job.objectLock ? { objectLock: job.objectLock } : {}),
+        verifiedBy: 'fargate', log, signal,
+      },
+    );
+  };
+  const outcome = await runTask({
+    taskToken: job.taskToken,
+    sfn: () => deps.sfn ?? new SFNClient({ region: job.region }),
+    work,
+    output: (result) => result,
+    progress: () => 'verifying',
+    heartbeatIntervalMs: deps.heartbeatIntervalMs,
+    signal: deps.signal,
+    secrets,
+    log,
+  });
+  const code = outcome.code === 0 && outcome.result?.verification.verdict === 'failed' ? 1 : outcome.code;
+  return { code, result: outcome.result, error: outcome.error ?? (outcome.result?.verification.error && code !== 0 ? outcome.result.verification.error : undefined) };
+}
+
+/** The container entrypoint (`node /app/pitr-verify.js`). */
+export function main(env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  return containerMain({
+    env,
+    parse: pitrVerifyJobFromEnv,
+    what: 'the PITR verification (no verdict is recorded)',
+    run: (job, signal) => runPitrVerifyJob(job, { signal }),
+    summary: (outcome) => outcome.result?.verification,
+  });
+}
+
+exitWithMain(module, main);
