@@ -52,6 +52,26 @@ export default defineConfig({
       },
       sizeHint: '5GB',
     },
+    {
+      // Self-managed PostgreSQL on EC2 with point-in-time recovery: pgBackRest on the host
+      // (lifeboat pitr setup ledger prints its setup), WAL archived continuously for the RPO.
+      name: 'ledger',
+      engine: 'postgres',
+      tier: 'tier1',
+      method: 'pitr',
+      pitr: { host: { instanceId: 'i-0a1b2c3d4e5f60718' }, dataDirectory: '/var/lib/postgresql/15/main' },
+      connection: {
+        host: 'ledger.db.internal',
+        database: 'ledger',
+        username: 'lifeboat_backup',
+        passwordSecretArn: 'arn:aws:secretsmanager:eu-west-1:111111111111:secret:lifeboat/ledger-AbCdEf',
+      },
+      network: {
+        vpcId: 'vpc-0a1b2c3d4e5f60718',
+        subnetIds: ['subnet-0a1b2c3d4e5f60718'],
+        securityGroupIds: ['sg-2a1b2c3d4e5f60718'],
+      },
+    },
   ],
   notifications: {
     emails: ['oncall@example.com'],

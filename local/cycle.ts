@@ -13,7 +13,11 @@ import { stateMachineDefinition } from './definition';
 import { heartbeatBodies, postHeartbeats, startHeartbeatReceiver } from './heartbeats';
 import { renderHistory } from './history';
 import { LocalReplicator } from './replicator';
-import { runLocalDrillExecution, runLocalExecution, type LocalRunHooks, type LocalTarget } from './runner';
+import { runLocalDrillExecution, runLocalExecution, runLocalPitrExecution, type LocalRunHooks, type LocalTarget } from './runner';
+import { runPitrDrill } from '../lib/pitr/drill';
+import { defaultPgBinDir } from '../lib/servers/postgres';
+import { startLocalPitrSource } from './pitr-host';
+import { LocalSsm } from './ssm';
 import { startMariaDb } from './servers/mariadb';
 import { startPostgres } from './servers/postgres';
 import type { SynthesizedApp } from './synth';
@@ -127,10 +131,14 @@ export async function runLocalCycle(opts: LocalCycleOptions): Promise<number> {
     }
     let drillOk = true;
     if (result.history.status === 'SUCCEEDED') drillOk = await drillLocally(aws, source, log);
+    // Point-in-time recovery: the config's first PITR source (the first source, if it is one).
+    const pitrSource = source.pitr ? source : opts.config.sources.find((candidate) => candidate.pitr !== undefined);
+    const pitrOk = pitrSource ? await pitrLocally(aws, pitrSource, cleanups, log) : true;
     log('');
     log('Status (lifeboat status):');
     const operator = operatorPrincipal(aws);
-    log(renderStatus(await operator.run(() => sourceStatuses(services.s3, services.primaryBucket, [source]))));
+    const shown = pitrSource && pitrSource !== source ? [source, pitrSource] : [source];
+    log(renderStatus(await operator.run(() => sourceStatuses(services.s3, services.primaryBucket, shown))));
     const runbookFile = path.join(mkdtempSync(path.join(tmpdir(), 'lifeboat-runbook-')), `runbook-${source.name}.md`);
     const facts = await operator.run(() => readRunbookFacts(services.s3, services.primaryBucket, source.name));
     writeFileSync(runbookFile, renderRunbook({
@@ -140,7 +148,7 @@ export async function runLocalCycle(opts: LocalCycleOptions): Promise<number> {
     log('');
     logIamSummary(aws, log);
     await opts.onFinished?.(aws);
-    const ok = result.history.status === 'SUCCEEDED' && drillOk;
+    const ok = result.history.status === 'SUCCEEDED' && drillOk && pitrOk;
     log(`Local cycle ${ok ? 'completed' : 'FAILED'} in ${formatDuration((Date.now() - started) / 1000)}.`);
     return ok ? 0 : 1;
   } finally {
@@ -172,6 +180,48 @@ async function drillLocally(aws: LocalAws, source: Source, log: (line: string) =
     return false;
   }
   return report?.verdict === 'ok';
+}
+
+/**
+ * The PITR cycle of `source` on this machine: PostgreSQL archiving into the primary bucket with
+ * pgBackRest (the host), the synthesized PITR run executed for a full and, after more writes,
+ * an incremental (the host command through the SSM stand-in), then a PITR drill: restore to the
+ * end of the archive into a throwaway server of the source's major, recovery checked, pg_amcheck
+ * of heap and B-tree indexes, the drill checks, the measured RTO against the tier's.
+ */
+async function pitrLocally(aws: LocalAws, source: Source, cleanups: (() => Promise<void>)[], log: (line: string) => void): Promise<boolean> {
+  log('');
+  log(`Point-in-time recovery of ${source.name} (pgBackRest, the ${aws.app.config.appName}-pitr-run state machine):`);
+  const pitr = await startLocalPitrSource(aws, source, { seedSql: readFileSync(path.join(__dirname, 'demo-seed.sql'), 'utf8') });
+  cleanups.push(() => pitr.stop());
+  const database = source.connection.databases[0];
+  log(`  throwaway PostgreSQL ${pitr.host.source.version} stands in for ${pitr.instanceId} (${LocalSsm.NAME}), archiving its WAL with pgBackRest into s3://${aws.services.primaryBucket}/pitr/${source.name}/ through a local TLS front`);
+  let slot = Date.now() - (Date.now() % 300_000);
+  for (const type of ['full', 'incr'] as const) {
+    if (type === 'incr') await pitr.host.source.psql("INSERT INTO public.customers (name, email) SELECT 'Customer ' || g, 'pitr' || g || '@example.com' FROM generate_series(1, 200) g", database);
+    const scheduledTime = new Date((slot += 300_000));
+    const run = await runLocalPitrExecution({ aws, source, type, scheduledTime, ssm: pitr.ssm, verifierEnv: pitr.verifierEnv });
+    log('');
+    log(`Execution ${source.name}-${type} (${type} backup, slot ${scheduledTime.toISOString()}):`);
+    log(renderHistory(run.history));
+    if (run.history.status !== 'SUCCEEDED') return false;
+  }
+  log('');
+  log(`PITR drill of ${source.name}: restore to the end of the archive (latest) into a throwaway PostgreSQL ${pitr.host.source.version}:`);
+  const report = await runPitrDrill({
+    runner: pitr.host.runner,
+    target: 'latest',
+    dataDir: path.join(pitr.host.work, `drill-${Date.now()}`),
+    startServer: (dataDir) => startPostgres({ existingDataDir: dataDir, env: pitr.host.runner.serverEnvironment() }),
+    pgBinDir: defaultPgBinDir(),
+    database,
+    drillChecks: source.drillChecks.map((check) => ({ name: check.name, sql: check.sql, ...(check.database ? { database: check.database } : {}) })),
+    rtoSeconds: source.tier.rtoSeconds,
+  });
+  for (const check of report.checks) log(`  ${check.ok ? 'ok    ' : 'FAILED'} ${check.name}: ${check.detail}`);
+  const { restoreSeconds, replaySeconds, checkSeconds } = report.timings;
+  log(`  restore ${restoreSeconds.toFixed(2)} s + WAL replay ${replaySeconds.toFixed(2)} s + checks ${checkSeconds.toFixed(2)} s = measured RTO ${report.measuredRtoSeconds.toFixed(2)} s (target ${formatDuration(report.rtoSeconds)}): ${report.verdict.toUpperCase()}`);
+  return report.verdict === 'ok';
 }
 
 function printDrill(report: DrillReport, log: (line: string) => void): void {

@@ -541,7 +541,7 @@ export async function runLocalPitrExecution(opts: {
     executionName: `${source.name}-${opts.type}-${opts.scheduledTime.toISOString().replace(/[-:.]/g, '')}`,
     containerEnv: { ...localContainerEnv(aws), ...opts.verifierEnv },
     log: opts.log ?? (() => undefined),
-    waitTimeOverrides: { WaitForOffsite: 100, WaitForHost: 200 },
+    waitTimeOverrides: { WaitForOffsite: 100, WaitForHost: 1000 },
     retryIntervalOverrides: Object.fromEntries(Object.keys((definition as { States: object }).States).map((state) => [state, 10])),
     ssm: opts.ssm,
   });

@@ -170,6 +170,13 @@ function crossFieldProblems(input: unknown): string[] {
       else problems.push(`${at}.name: duplicate source name "${name}" (already used by sources[${first}]; valid: a unique name)`);
     }
 
+    // A PITR source's runs are cataloged as <name>-pitr (lib/domain/layout.ts pitrCatalogName): no source may be called that.
+    const catalogOwner = name?.endsWith('-pitr') ? sources.findIndex((other: unknown) => isObject(other) && asString(other.name) === name.slice(0, -'-pitr'.length)
+      && (Array.isArray(other.method) ? other.method : [other.method]).includes('pitr')) : -1;
+    if (name !== undefined && catalogOwner >= 0) {
+      problems.push(`${at}.name: "${name}" is the catalog of sources[${catalogOwner}]'s point-in-time recovery runs (runs/${name}/) (valid: a name not ending in -pitr, or another name for sources[${catalogOwner}])`);
+    }
+
     const tierName = asString(source.tier);
     const tier = tierName === undefined ? undefined : tiers.get(tierName);
     if (tierName !== undefined && tierName !== '' && !tiers.has(tierName)) {

@@ -21,7 +21,8 @@ export const PG_MAJOR_BUILD_ARG = 'PG_MAJOR';
 
 /** The Docker build args of every Lifeboat image. */
 export function imageBuildArgs(): Record<string, string> {
-  return { [PG_MAJOR_BUILD_ARG]: String(PG_CLIENT_MAJOR) };
+  // PGBACKREST_VERSION: the worker image's pgBackRest (the PITR verifier), which the hosts must match.
+  return { [PG_MAJOR_BUILD_ARG]: String(PG_CLIENT_MAJOR), PGBACKREST_VERSION };
 }
 
 /**

@@ -122,10 +122,14 @@ export async function verifyPitrRun(input: PitrRunInput, deps: PitrRunDeps): Pro
   };
 }
 
-/** The newest set of `type` that started at or after `since` (pgBackRest keeps seconds). */
+/**
+ * The newest set of `type` that started at or after `since` (pgBackRest keeps seconds). A
+ * differential or incremental with no full to build on is made a full by pgBackRest itself
+ * ("no prior backup exists"): that full is the run's set.
+ */
 export function newestSetSince(sets: readonly BackupSet[], type: BackupType, since: Date): BackupSet | undefined {
   const from = Math.floor(since.getTime() / 1000) * 1000;
-  return [...sets].reverse().find((set) => set.type === type && set.startTime.getTime() >= from);
+  return [...sets].reverse().find((set) => (set.type === type || set.type === 'full') && set.startTime.getTime() >= from);
 }
 
 interface StoredObject {

@@ -98,3 +98,11 @@ test('lifeboat plan shows a PITR source\'s backups and archive under the table; 
   expect(only).toContain('on the instance tagged db=orders (stanza orders, /srv/pg)');
   expect(only).toContain('; no logical dumps');
 });
+
+test('no source may be named like another\'s PITR catalog (its runs live under runs/<name>-pitr/)', () => {
+  const clash = { ...ORDERS, name: 'orders-pitr', method: 'logical', pitr: undefined } as unknown as SourceInput;
+  const input: LifeboatConfigInput = { primary: { region: 'eu-west-1' }, offsite: { region: 'eu-central-1' }, sources: [ORDERS, clash] };
+  expect(problems(input)).toContainEqual(expect.stringMatching(/^sources\[1\]\.name: "orders-pitr" is the catalog of sources\[0\]'s point-in-time recovery runs/));
+  const logicalOnly = { ...ORDERS, method: 'logical', pitr: undefined } as unknown as SourceInput;
+  expect(problems({ ...input, sources: [logicalOnly, clash] }).filter((problem) => problem.includes('catalog'))).toEqual([]);
+});

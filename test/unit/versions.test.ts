@@ -6,7 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { imageBuildArgs, PG_CLIENT_MAJOR, PG_CLIENT_MAJOR_SOURCE, pgClientTooOldHint } from '../../lib/domain/versions';
+import { imageBuildArgs, PGBACKREST_VERSION, PG_CLIENT_MAJOR, PG_CLIENT_MAJOR_SOURCE, pgClientTooOldHint } from '../../lib/domain/versions';
 
 const REPO = join(__dirname, '..', '..');
 const DOCKERFILES = ['worker/Dockerfile', 'lambdas/verify/Dockerfile'];
@@ -22,8 +22,16 @@ test('PG_CLIENT_MAJOR is a PostgreSQL major of the numbering since 10, and its s
   expect(readFileSync(join(REPO, PG_CLIENT_MAJOR_SOURCE), 'utf8')).toMatch(new RegExp(`export const PG_CLIENT_MAJOR = ${PG_CLIENT_MAJOR};`));
 });
 
-test('the images are built with PG_MAJOR = PG_CLIENT_MAJOR', () => {
-  expect(imageBuildArgs()).toEqual({ PG_MAJOR: String(PG_CLIENT_MAJOR) });
+test('the images are built with PG_MAJOR = PG_CLIENT_MAJOR and the pgBackRest the hosts are told to install', () => {
+  expect(imageBuildArgs()).toEqual({ PG_MAJOR: String(PG_CLIENT_MAJOR), PGBACKREST_VERSION });
+});
+
+test('the worker image installs pgBackRest PGBACKREST_VERSION (its default equals the constant) and checks what it got', () => {
+  const text = readFileSync(join(REPO, 'worker/Dockerfile'), 'utf8');
+  expect([...text.matchAll(/^ARG PGBACKREST_VERSION=(\S*)\s*$/gm)].map((match) => match[1])).toEqual([PGBACKREST_VERSION]);
+  expect(text).toContain('"pgbackrest=${PGBACKREST_VERSION}-*"');
+  expect(text).toContain('pgbackrest version | grep -qx "pgBackRest ${PGBACKREST_VERSION}"');
+  expect(text).toContain('/out/pitr-verify.js');
 });
 
 test.each(DOCKERFILES)('%s: ARG PG_MAJOR defaults to PG_CLIENT_MAJOR, once', (dockerfile) => {
