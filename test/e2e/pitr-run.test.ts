@@ -5,7 +5,7 @@
  * run's Commit, AwaitOffsite and Record — IAM-true for every SDK call, across two accounts.
  * Faults: a host SSM cannot reach, a backup that fails on the host, a set whose WAL is gone.
  */
-import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand } from '@aws-sdk/client-s3';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { listRuns } from '../../lib/catalog/catalog';
@@ -17,6 +17,7 @@ import { LocalReplicator } from '../../local/replicator';
 import { runLocalPitrExecution } from '../../local/runner';
 import { LocalSsm } from '../../local/ssm';
 import { documentsOf } from '../../local/pitr-host';
+import { listKeys } from '../harness/s3-objects';
 
 const config: LifeboatConfig = parseConfig({
   primary: { region: 'eu-west-1', account: '111111111111' },
@@ -109,7 +110,7 @@ test('a WAL segment the new set needs is gone from the archive: the run fails Wa
   lossy.register({
     ...pitr.instance,
     afterCommand: async () => {
-      const segments = (await listAll(s3, aws.services.primaryBucket, 'pitr/orders/archive/')).filter((key) => /\/[0-9A-F]{24}-/.test(key)).sort();
+      const segments = (await listKeys(s3, aws.services.primaryBucket, 'pitr/orders/archive/')).filter((key) => /\/[0-9A-F]{24}-/.test(key)).sort();
       removed = segments.at(-1);
       await s3.send(new DeleteObjectCommand({ Bucket: aws.services.primaryBucket, Key: removed }));
     },
@@ -125,14 +126,3 @@ test('a WAL segment the new set needs is gone from the archive: the run fails Wa
   expect(await verification.Body?.transformToString()).toContain('WalGap');
   expect(result.notifications.map((notification) => notification.message).join('\n')).toContain('WalGap');
 }, 180_000);
-
-async function listAll(s3: LocalAws['services']['s3'], bucket: string, prefix: string): Promise<string[]> {
-  const keys: string[] = [];
-  let token: string | undefined;
-  do {
-    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
-    keys.push(...(page.Contents ?? []).map((object) => object.Key as string));
-    token = page.NextContinuationToken;
-  } while (token);
-  return keys;
-}
