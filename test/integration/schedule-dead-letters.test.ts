@@ -13,7 +13,10 @@ import { synthApp } from '../../local/synth';
 const config = loadConfig(path.resolve(__dirname, '../../lifeboat.config.ts'));
 const app = synthApp(config);
 
-describe.each([['backup', '-backup-run'], ['drill', '-restore-drill']])('the %s schedules', (_kind, suffix) => {
+const logical = config.sources.filter((source) => source.methods.includes('logical')).length;
+const pitrTypes = config.sources.reduce((count, source) => count + (source.pitr?.plan.backups.length ?? 0), 0);
+
+describe.each([['backup', '-backup-run', logical], ['drill', '-restore-drill', logical], ['PITR backup', '-pitr-run', pitrTypes]])('the %s schedules', (_kind, suffix, expected) => {
   let aws: LocalAws;
   beforeAll(async () => {
     aws = await startLocalAws({ config, app });
@@ -22,8 +25,9 @@ describe.each([['backup', '-backup-run'], ['drill', '-restore-drill']])('the %s 
 
   test('start their state machine, and deliver a dead letter to their queue, as their own role', async () => {
     const schedules = schedulesOf(aws, suffix);
-    // One per source at least (drills from the offsite copy have schedules of their own).
-    expect(schedules.length).toBeGreaterThanOrEqual(config.sources.length);
+    // One per logical source at least (drills from the offsite copy have schedules of their own); one per PITR source and backup type.
+    expect(expected).toBeGreaterThan(0);
+    expect(schedules.length).toBeGreaterThanOrEqual(expected);
     for (const schedule of schedules) {
       await authorizeScheduledStart(aws, schedule);
       await deliverDeadLetter(aws, schedule, { source: 'orders', scheduledTime: '2026-11-26T03:00:00Z' });

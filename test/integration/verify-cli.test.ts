@@ -88,7 +88,7 @@ test('verify: an unverified run is judged too; a missing run and bad arguments a
   expect(missing.out).toBe(`verify orders: run 20261126T120000Z does not exist in s3://${BUCKET}/runs/orders/`);
   expect(missing.code).toBe(1);
   const bad = await cli(verifyCommand, ['nope', '--from', 'elsewhere', '--run', 'yesterday']);
-  expect(bad.out).toContain('SOURCE: unknown source "nope" (known: orders, catalogue)');
+  expect(bad.out).toContain('SOURCE: unknown source "nope" (known: orders, catalogue, ledger)');
   expect(bad.out).toContain('--run: "yesterday" is not valid (valid: a run id such as 20261126T030000Z)');
   expect(bad.out).toContain('--from: "elsewhere" is not valid (valid: primary, offsite)');
   expect(bad.code).toBe(2);
