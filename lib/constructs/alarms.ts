@@ -35,7 +35,7 @@ export interface LifeboatAlarmsProps {
   readonly alarmTopic: sns.ITopic;
   /**
    * The resolved sources, named in the descriptions of the shared alarms. No alarm here is
-   * per source: the watchdog already has two per source, and 200 sources must fit in one stack.
+   * per source: the watchdog already has two per source and method, and 200 sources must fit in one stack.
    */
   readonly sources: readonly Source[];
 }

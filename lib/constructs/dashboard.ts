@@ -23,7 +23,7 @@ export interface LifeboatDashboardProps {
   readonly alarms: readonly cloudwatch.IAlarm[];
   /**
    * Alarms of one source, shown at the top of the dashboard that holds that source
-   * (the watchdog's RPO and offsite alarms), by source name.
+   * (the watchdog's alarms: `WatchdogAlarms.bySource`), by source name.
    * @default - no per-source alarms
    */
   readonly sourceAlarms?: Readonly<Record<string, readonly cloudwatch.IAlarm[]>>;
@@ -43,7 +43,9 @@ export interface LifeboatDashboardProps {
  * CloudWatch dashboards of a few sources, one row each: on top the status of the alarms passed
  * in, then per source the age of its newest verified (and offsite) backup against its RPO, the
  * size of its artifacts, the duration of its runs, the offsite lag of each run and the RTO
- * its drills measured against the tier's RTO. One dashboard per `sourcesPerDashboard` sources.
+ * its drills measured against the tier's RTO. A PITR source shows its WAL archive instead (or
+ * as well, with both methods): the archive's age against the RPO, its gaps and the restorable
+ * window. One dashboard per `sourcesPerDashboard` sources.
  *
  * Its body grows with its sources (about 2.4 KB each): the primary stack holds one per source
  * shard, in the shard's nested stack, with the shard's watchdog alarms; the view of every
@@ -125,12 +127,23 @@ function sourceRow(source: Source, region: string): cloudwatch.IWidget[] {
       start,
       region,
     });
-  return [
-    graph('backup age vs RPO', [watchdog('SecondsSinceVerifiedBackup'), watchdog('SecondsSinceOffsiteBackup')],
-      { value: source.tier.rpoSeconds, label: 'RPO', color: cloudwatch.Color.RED }),
+  const rpo: cloudwatch.HorizontalAnnotation = { value: source.tier.rpoSeconds, label: 'RPO', color: cloudwatch.Color.RED };
+  // The WAL archive of a PITR source: its age against the RPO (the archive-age alarm's threshold
+  // is the RPO), the holes in it, and how far back a restore reaches without crossing one.
+  const archive = source.pitr ? [
+    graph('WAL archive age vs RPO', [watchdog('ArchiveAgeSeconds')], rpo),
+    graph('WAL archive gaps', [watchdog('ArchiveGaps')]),
+    graph('restorable window', [watchdog('RestorableWindowSeconds')]),
+  ] : [];
+  const logical = source.methods.includes('logical') ? [
+    graph('backup age vs RPO', [watchdog('SecondsSinceVerifiedBackup'), watchdog('SecondsSinceOffsiteBackup')], rpo),
     graph('artifact size', [record('BackupBytes')]),
     graph('run duration', [record('BackupDurationSeconds')]),
     graph('offsite lag', [record('OffsiteLagSeconds')], { value: OFFSITE_GRACE.toSeconds(), label: 'RTC', color: cloudwatch.Color.ORANGE }),
+  ] : [];
+  return [
+    ...logical,
+    ...archive,
     graph('drill RTO vs target', [watchdog('MeasuredRtoSeconds')], { value: source.tier.rtoSeconds, label: 'RTO', color: cloudwatch.Color.RED }),
   ];
 }
@@ -173,6 +186,7 @@ export interface LifeboatOverviewDashboardProps {
  * - the status of the alarms that are not per source (failed, timed-out or aborted runs, failed
  *   drills, dead letters, replication, suspicious dump sizes);
  * - the oldest verified backups and the oldest offsite copies, against the tiers' RPOs;
+ * - the oldest WAL archives of the PITR sources against the tiers' RPOs, and their gaps;
  * - failed runs per source, sources never backed up, the watchdog's heartbeat;
  * - the RTO the latest drills measured against the tiers' RTOs, and the slowest offsite copies
  *   against S3 Replication Time Control's 15 minutes;
@@ -252,6 +266,14 @@ export class LifeboatOverviewDashboard extends Construct {
         [ranked('MAX', 'SecondsSinceOffsiteBackup', 'source', WATCHDOG_INTERVAL)], { width: 12, annotations: rpoLines }),
     );
     this.dashboard.addWidgets(
+      // PITR sources: age of each one's newest archived WAL segment (the watchdog): the oldest first.
+      graph(`Oldest WAL archives (${top} PITR sources) vs tier RPO`,
+        [ranked('MAX', 'ArchiveAgeSeconds', 'source', WATCHDOG_INTERVAL)], { width: 12, annotations: rpoLines }),
+      // PITR sources with a hole in the WAL their kept sets need: no restore replays past it.
+      graph(`WAL archive gaps (${top} PITR sources)`,
+        [ranked('MAX', 'ArchiveGaps', 'source', WATCHDOG_INTERVAL)], { width: 12 }),
+    );
+    this.dashboard.addWidgets(
       // Runs that failed, per source per hour (RecordFailure): the SNS message of each says why.
       graph(`Failed runs per hour (${top} sources)`,
         [ranked('SUM', 'BackupFailed', 'service, source', Duration.hours(1))], { width: 8 }),
@@ -287,7 +309,7 @@ function tierLines(tiers: readonly Tier[], value: (tier: Tier) => number, what: 
 
 /**
  * The source typed in the `source` box (the dashboard variable replaces `defaultSource` in every
- * metric below): its ages, failed runs, run duration, offsite lag and measured RTO.
+ * metric below): its ages (a PITR source's WAL archive too), failed runs, run duration, offsite lag and measured RTO.
  */
 function oneSourceRow(defaultSource: string, region: string, rpoLines: cloudwatch.HorizontalAnnotation[], rtoLines: cloudwatch.HorizontalAnnotation[]): cloudwatch.IWidget[] {
   const metric = (metricName: string, statistic: string, period: Duration, service?: string) => new cloudwatch.Metric({
@@ -297,9 +319,10 @@ function oneSourceRow(defaultSource: string, region: string, rpoLines: cloudwatc
   const graph = (title: string, metrics: cloudwatch.IMetric[], annotations?: cloudwatch.HorizontalAnnotation[], start?: string) =>
     new cloudwatch.GraphWidget({ title: `The source in the box: ${title}`, left: metrics, leftYAxis: { min: 0 }, leftAnnotations: annotations, width: 6, height: 5, start, region });
   return [
-    graph('backup and offsite age vs tier RPO', [
+    graph('backup, offsite and WAL archive age vs tier RPO', [
       metric('SecondsSinceVerifiedBackup', cloudwatch.Stats.MAXIMUM, WATCHDOG_INTERVAL),
       metric('SecondsSinceOffsiteBackup', cloudwatch.Stats.MAXIMUM, WATCHDOG_INTERVAL),
+      metric('ArchiveAgeSeconds', cloudwatch.Stats.MAXIMUM, WATCHDOG_INTERVAL),
     ], rpoLines),
     graph('failed and verified runs per hour', [
       metric('BackupFailed', cloudwatch.Stats.SUM, Duration.hours(1), RECORD_FAILURE_SERVICE),

@@ -7,7 +7,7 @@
  */
 import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import type { BackupSet } from './pgbackrest-info';
-import { parseSegment, segmentOfArchiveKey, walContinuity } from './wal';
+import { parseSegment, segmentName, segmentOfArchiveKey, walContinuity } from './wal';
 
 export interface ArchivedSegment {
   readonly name: string;
@@ -117,4 +117,97 @@ export function restorableWindow(sets: readonly BackupSet[], segments: readonly 
   }
   const latest = segments.length === 0 ? undefined : new Date(Math.max(...segments.map((segment) => segment.archivedAt.getTime())));
   return { ...(earliest ? { earliest } : {}), ...(earliest && latest ? { latest } : {}), unrestorable };
+}
+
+/** Consecutive segments missing from the archive, on one timeline. */
+export interface WalHole {
+  readonly timeline: number;
+  /** The first and the last missing segment. */
+  readonly first: string;
+  readonly last: string;
+  readonly missingCount: number;
+  /** When the first segment after the hole reached the archive (undefined when a set's own WAL ends in it). */
+  readonly nextArrivedAt?: Date;
+}
+
+export interface ArchiveCoverage {
+  /**
+   * Holes in the WAL the sets need: on each timeline, from the oldest set's start segment (on a
+   * timeline no set starts on, from its oldest segment) to its newest segment or set stop. WAL
+   * before the oldest set, and timelines older than every set, are nobody's concern. Without a
+   * set, the holes between the oldest and the newest segment of each timeline.
+   */
+  readonly holes: readonly WalHole[];
+  /**
+   * The window a restore can reach up to the newest archived point without crossing a hole:
+   * from the stop of the oldest set whose WAL runs unbroken to the newest segment, to that
+   * segment's arrival. Absent when no set reaches it (no set, or a hole after every set).
+   */
+  readonly window?: { readonly earliest: Date; readonly latest: Date; readonly fromSet: string };
+}
+
+/**
+ * What of the archive the sets can use: the holes in the WAL they need (the watchdog's
+ * `ArchiveGaps`) and the unbroken window to the newest point (`RestorableWindowSeconds`). Sets
+ * with a start and stop on different timelines are not made by pgBackRest and not handled.
+ */
+export function archiveCoverage(
+  sets: readonly BackupSet[],
+  segments: readonly ArchivedSegment[],
+  options: {
+    /**
+     * A hole whose next segment arrived after this may still be filled (pgBackRest's asynchronous
+     * archive-push sends several segments in parallel): it is left out, and breaks no window.
+     * @default - every hole counts
+     */
+    readonly settledBefore?: Date;
+  } = {},
+): ArchiveCoverage {
+  const byTimeline = new Map<number, Map<number, ArchivedSegment>>();
+  for (const segment of segments) {
+    const { timeline, number } = parseSegment(segment.name);
+    if (!byTimeline.has(timeline)) byTimeline.set(timeline, new Map());
+    byTimeline.get(timeline)!.set(number, segment);
+  }
+  const ranges = sets.map((set) => ({ set, start: parseSegment(set.walStart), stop: parseSegment(set.walStop) }));
+  const lowest = ranges.length === 0 ? -Infinity : Math.min(...ranges.map((range) => range.start.timeline));
+  const timelines = [...new Set([...byTimeline.keys(), ...ranges.map((range) => range.start.timeline)])].filter((timeline) => timeline >= lowest).sort((a, b) => a - b);
+
+  const holes: WalHole[] = [];
+  for (const timeline of timelines) {
+    const present = byTimeline.get(timeline) ?? new Map<number, ArchivedSegment>();
+    const onTimeline = ranges.filter((range) => range.start.timeline === timeline);
+    // A loop, not Math.min(...): a week of WAL is tens of thousands of segments.
+    let [oldest, newest] = [Infinity, -Infinity];
+    for (const number of present.keys()) [oldest, newest] = [Math.min(oldest, number), Math.max(newest, number)];
+    let from = onTimeline.length > 0 ? Infinity : oldest;
+    let to = newest;
+    for (const range of onTimeline) [from, to] = [Math.min(from, range.start.number), Math.max(to, range.stop.number)];
+    let open: number | undefined;
+    for (let number = from; number <= to + 1; number++) {
+      const missing = number <= to && !present.has(number);
+      if (missing && open === undefined) open = number;
+      if (!missing && open !== undefined) {
+        holes.push({
+          timeline,
+          first: segmentName(timeline, open),
+          last: segmentName(timeline, number - 1),
+          missingCount: number - open,
+          ...(present.has(number) ? { nextArrivedAt: present.get(number)!.archivedAt } : {}),
+        });
+        open = undefined;
+      }
+    }
+  }
+
+  const { settledBefore } = options;
+  const settled = settledBefore
+    ? holes.filter((hole) => hole.nextArrivedAt === undefined || hole.nextArrivedAt.getTime() <= settledBefore.getTime())
+    : holes;
+  if (segments.length === 0) return { holes: settled };
+  const newest = segments.reduce((a, b) => (b.archivedAt > a.archivedAt ? b : a));
+  const reaches = (range: (typeof ranges)[number]) => !settled.some((hole) =>
+    hole.timeline > range.start.timeline || (hole.timeline === range.start.timeline && parseSegment(hole.last).number >= range.start.number));
+  const from = ranges.filter(reaches).sort((a, b) => a.set.stopTime.getTime() - b.set.stopTime.getTime())[0];
+  return from ? { holes: settled, window: { earliest: from.set.stopTime, latest: newest.archivedAt, fromSet: from.set.label } } : { holes: settled };
 }

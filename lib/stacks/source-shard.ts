@@ -140,8 +140,7 @@ export class SourceShard extends NestedStack {
     this.dashboard = new LifeboatDashboard(this, 'SourcesDashboard', {
       sources,
       alarms: [],
-      sourceAlarms: Object.fromEntries(sources.map((source) =>
-        [source.name, [this.watchdogAlarms.alarms[source.name], this.watchdogAlarms.offsiteAlarms[source.name]]])),
+      sourceAlarms: this.watchdogAlarms.bySource,
       sourcesPerDashboard: Math.max(1, sources.length),
       dashboardNamePrefix: props.dashboardNamePrefix,
     });

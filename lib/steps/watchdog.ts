@@ -1,38 +1,85 @@
 /**
  * The RPO watchdog: how old each source's newest verified backup (and newest verified backup
  * confirmed offsite) is, measured from the run's slot (its run id), and the metrics the RPO
- * alarms watch.
+ * alarms watch. For a source with method 'pitr', the same question of its WAL archive: how old
+ * the newest archived segment is, whether the WAL the kept sets need has a hole, and how far
+ * back a restore can reach up to the newest point — read from the bucket alone (the repository
+ * under `pitr/<source>/`: the archive's listing and `backup.info`), never from the host.
  *
  * Metrics (namespace from the Metrics instance, `Lifeboat` in the stack), per source with the
  * `source` dimension only (no `service`), so an alarm can name them exactly:
- * - `SecondsSinceVerifiedBackup` (Seconds)
- * - `SecondsSinceOffsiteBackup` (Seconds)
- * - `NeverBackedUp` = 1 (Count), instead of both ages, for a source with no verified run
+ * - `SecondsSinceVerifiedBackup` (Seconds), logical backups
+ * - `SecondsSinceOffsiteBackup` (Seconds), logical backups
+ * - `ArchiveAgeSeconds` (Seconds), PITR: since the newest WAL segment reached the archive
+ * - `ArchiveGaps` (Count), PITR: holes in the WAL the kept sets need
+ * - `RestorableWindowSeconds` (Seconds), PITR: from the oldest set a restore can replay from
+ *   without crossing a hole to the newest archived point; 0 when no set reaches it
+ * - `NeverBackedUp` = 1 (Count), for a source none of whose methods has anything to restore
+ *   (no verified run; no backup set)
  * and once per invocation, without a dimension, `WatchdogHeartbeat` = 1 (Count).
  *
  * A never-backed-up source publishes no age at all: its age alarm treats missing data as
  * breaching, so it is in ALARM from deployment until the first verified backup (and stays
- * there if every run fails) — which is what the team needs to hear.
+ * there if every run fails) — which is what the team needs to hear. The same holds for a PITR
+ * source's archive before its first backup set: WAL without a set restores nothing.
  */
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { latestVerifiedRun, type RunRecord } from '../catalog/catalog';
+import type { SourceMethod } from '../config/types';
 import { runIdToDate } from '../domain/run-id';
+import { archiveCoverage, listArchivedSegments } from '../pitr/archive-state';
+import { readBackupSets } from '../pitr/backup-info';
+import { pitrPrefix } from '../pitr/setup';
 import { configError } from './env';
 
 export interface WatchedSource {
   readonly name: string;
   readonly rpoSeconds: number;
+  /**
+   * How the source is protected: each method has its own measure.
+   * @default ['logical']
+   */
+  readonly methods?: readonly SourceMethod[];
+  /** The pgBackRest stanza of a source with method 'pitr' (its repository is `pitr/<name>/`). */
+  readonly stanza?: string;
 }
+
+const METHODS: readonly SourceMethod[] = ['logical', 'pitr'];
 
 /** `fresh`: verified within the RPO; `stale`: older than the RPO; `never`: no verified run at all. */
 export type AgeState = 'fresh' | 'stale' | 'never';
 
+/** The WAL archive of a PITR source, as the bucket shows it. */
+export interface ArchiveAge {
+  readonly stanza: string;
+  /**
+   * `fresh`: the newest segment arrived within the RPO; `stale`: earlier; `never`: no backup set
+   * (the WAL alone restores nothing) or no segment at all.
+   */
+  readonly state: AgeState;
+  /** Seconds from the newest segment's arrival in the archive to `now`; absent without a segment. */
+  readonly ageSeconds?: number;
+  readonly newestSegment?: string;
+  /** Backup sets in backup.info: the kept ones (the pruner expires the others). */
+  readonly sets: number;
+  /** Holes in the WAL the sets need, once settled (see `gapSettleSeconds`). */
+  readonly gaps: number;
+  readonly missingSegments: number;
+  readonly firstMissingSegment?: string;
+  /** How far back from the newest archived point a restore reaches without crossing a hole; 0 when none does. */
+  readonly restorableWindowSeconds: number;
+  readonly restorableFrom?: Date;
+  readonly restorableTo?: Date;
+}
+
 export interface SourceAge {
   readonly source: string;
   readonly rpoSeconds: number;
+  readonly methods: readonly SourceMethod[];
+  /** The worse of its methods' states: `never`, then `stale`, then `fresh`. */
   readonly state: AgeState;
-  /** Seconds from the newest verified run's slot to `now`; absent when `never`. */
+  /** Seconds from the newest verified run's slot to `now`; absent when `never` or without method 'logical'. */
   readonly secondsSinceVerified?: number;
   /**
    * Seconds from the slot of the newest verified run confirmed offsite to `now`. When none of
@@ -42,6 +89,8 @@ export interface SourceAge {
   readonly secondsSinceOffsite?: number;
   readonly lastVerifiedRunId?: string;
   readonly lastOffsiteRunId?: string;
+  /** Present for a source with method 'pitr'. */
+  readonly archive?: ArchiveAge;
 }
 
 export interface MeasureAgesInput {
@@ -54,9 +103,16 @@ export interface MeasureAgesInput {
    * @default 8
    */
   readonly offsiteLookback?: number;
+  /**
+   * How long after the segment that follows a hole arrived the hole counts as a gap: pgBackRest's
+   * asynchronous archive-push sends several segments at once, so a later one may land first.
+   * @default 300 (one watchdog interval)
+   */
+  readonly gapSettleSeconds?: number;
 }
 
 export const DEFAULT_OFFSITE_LOOKBACK = 8;
+export const DEFAULT_GAP_SETTLE_SECONDS = 300;
 
 /**
  * Each source's ages, in the order given. Every source is measured even when one cannot be
@@ -76,10 +132,35 @@ export async function measureAges(input: MeasureAgesInput): Promise<SourceAge[]>
 }
 
 async function measureSource(input: MeasureAgesInput, source: WatchedSource): Promise<SourceAge> {
+  const methods = source.methods ?? ['logical'];
+  const [logical, archive] = await Promise.all([
+    methods.includes('logical') ? measureLogical(input, source) : undefined,
+    methods.includes('pitr') ? measureArchive(input, source) : undefined,
+  ]);
+  const states = [logical?.state, archive?.state].filter((state): state is AgeState => state !== undefined);
+  return {
+    source: source.name,
+    rpoSeconds: source.rpoSeconds,
+    methods,
+    ...logical,
+    state: worst(states),
+    ...(archive ? { archive } : {}),
+  };
+}
+
+const STATE_RANK: Readonly<Record<AgeState, number>> = { fresh: 0, stale: 1, never: 2 };
+
+function worst(states: readonly AgeState[]): AgeState {
+  return states.reduce((a, b) => (STATE_RANK[b] > STATE_RANK[a] ? b : a), 'fresh');
+}
+
+type LogicalAge = Pick<SourceAge, 'state' | 'secondsSinceVerified' | 'secondsSinceOffsite' | 'lastVerifiedRunId' | 'lastOffsiteRunId'>;
+
+async function measureLogical(input: MeasureAgesInput, source: WatchedSource): Promise<LogicalAge> {
   const { s3, bucket, now } = input;
   const ageOf = (run: RunRecord) => Math.max(0, Math.round((now.getTime() - slotOf(run).getTime()) / 1000));
   const latest = await latestVerifiedRun(s3, bucket, source.name, { at: now });
-  if (!latest) return { source: source.name, rpoSeconds: source.rpoSeconds, state: 'never' };
+  if (!latest) return { state: 'never' };
 
   const secondsSinceVerified = ageOf(latest);
   let examined = latest;
@@ -91,13 +172,40 @@ async function measureSource(input: MeasureAgesInput, source: WatchedSource): Pr
     if (older.offsite) offsite = older;
   }
   return {
-    source: source.name,
-    rpoSeconds: source.rpoSeconds,
     state: secondsSinceVerified > source.rpoSeconds ? 'stale' : 'fresh',
     secondsSinceVerified,
     secondsSinceOffsite: ageOf(offsite ?? examined),
     lastVerifiedRunId: latest.runId,
     ...(offsite ? { lastOffsiteRunId: offsite.runId } : {}),
+  };
+}
+
+/**
+ * The archive of a PITR source from the bucket: its listing and backup.info, as `lifeboat
+ * status` reads them (lib/pitr/pitr-status.ts); nothing from the host.
+ */
+async function measureArchive(input: MeasureAgesInput, source: WatchedSource): Promise<ArchiveAge> {
+  const { s3, bucket, now } = input;
+  const stanza = source.stanza as string;
+  const location = { s3, bucket, repoPath: `/${pitrPrefix(source.name)}`, stanza };
+  const segments = await listArchivedSegments(location);
+  // No segment, no set (a backup waits for its WAL to be archived), and maybe no stanza yet: a
+  // GetObject of a missing backup.info would be AccessDenied in S3 (the role may not list there).
+  const sets = segments.length === 0 ? [] : await readBackupSets(location);
+  const settledBefore = new Date(now.getTime() - (input.gapSettleSeconds ?? DEFAULT_GAP_SETTLE_SECONDS) * 1000);
+  const { holes, window } = archiveCoverage(sets, segments, { settledBefore });
+  const newest = segments.length === 0 ? undefined : segments.reduce((a, b) => (b.archivedAt > a.archivedAt ? b : a));
+  const ageSeconds = newest ? Math.max(0, Math.round((now.getTime() - newest.archivedAt.getTime()) / 1000)) : undefined;
+  return {
+    stanza,
+    state: ageSeconds === undefined || sets.length === 0 ? 'never' : ageSeconds > source.rpoSeconds ? 'stale' : 'fresh',
+    ...(newest ? { ageSeconds, newestSegment: newest.name } : {}),
+    sets: sets.length,
+    gaps: holes.length,
+    missingSegments: holes.reduce((sum, hole) => sum + hole.missingCount, 0),
+    ...(holes.length > 0 ? { firstMissingSegment: holes[0].first } : {}),
+    restorableWindowSeconds: window ? Math.max(0, Math.round((window.latest.getTime() - window.earliest.getTime()) / 1000)) : 0,
+    ...(window ? { restorableFrom: window.earliest, restorableTo: window.latest } : {}),
   };
 }
 
@@ -126,11 +234,22 @@ export function publishAges(ages: readonly SourceAge[], metrics: WatchdogMetrics
     metrics.addMetadata('state', age.state);
     if (age.lastVerifiedRunId) metrics.addMetadata('lastVerifiedRunId', age.lastVerifiedRunId);
     if (age.lastOffsiteRunId) metrics.addMetadata('lastOffsiteRunId', age.lastOffsiteRunId);
-    if (age.state === 'never') {
-      metrics.addMetric('NeverBackedUp', MetricUnit.Count, 1);
-    } else {
-      metrics.addMetric('SecondsSinceVerifiedBackup', MetricUnit.Seconds, age.secondsSinceVerified as number);
+    if (neverBackedUp(age)) metrics.addMetric('NeverBackedUp', MetricUnit.Count, 1);
+    if (age.secondsSinceVerified !== undefined) {
+      metrics.addMetric('SecondsSinceVerifiedBackup', MetricUnit.Seconds, age.secondsSinceVerified);
       metrics.addMetric('SecondsSinceOffsiteBackup', MetricUnit.Seconds, age.secondsSinceOffsite as number);
+    }
+    const archive = age.archive;
+    if (archive) {
+      metrics.addMetadata('archiveState', archive.state);
+      if (archive.newestSegment) metrics.addMetadata('archiveNewestSegment', archive.newestSegment);
+      if (archive.firstMissingSegment) metrics.addMetadata('archiveFirstMissingSegment', archive.firstMissingSegment);
+      if (archive.restorableFrom) metrics.addMetadata('restorableFrom', archive.restorableFrom.toISOString());
+      if (archive.restorableTo) metrics.addMetadata('restorableTo', archive.restorableTo.toISOString());
+      // No age without a set: WAL alone restores nothing, and the missing age breaches the alarm.
+      if (archive.state !== 'never') metrics.addMetric('ArchiveAgeSeconds', MetricUnit.Seconds, archive.ageSeconds as number);
+      metrics.addMetric('ArchiveGaps', MetricUnit.Count, archive.gaps);
+      metrics.addMetric('RestorableWindowSeconds', MetricUnit.Seconds, archive.restorableWindowSeconds);
     }
     metrics.publishStoredMetrics();
   }
@@ -138,7 +257,17 @@ export function publishAges(ages: readonly SourceAge[], metrics: WatchdogMetrics
   metrics.publishStoredMetrics();
 }
 
-/** `LIFEBOAT_SOURCES_JSON`: `[{ "name": "orders", "rpoSeconds": 900 }]`; throws a message naming every problem. */
+/** None of the source's methods has anything to restore: no verified run, no backup set. */
+function neverBackedUp(age: SourceAge): boolean {
+  const logicalNever = !age.methods.includes('logical') || age.secondsSinceVerified === undefined;
+  const archiveNever = age.archive === undefined || age.archive.state === 'never';
+  return logicalNever && archiveNever;
+}
+
+/**
+ * `LIFEBOAT_SOURCES_JSON`: `[{ "name": "orders", "rpoSeconds": 900 }]`, a PITR source with its
+ * methods and stanza (`"methods": ["pitr"], "stanza": "orders"`); throws a message naming every problem.
+ */
 export function parseWatchedSources(text: string, variable = 'LIFEBOAT_SOURCES_JSON'): WatchedSource[] {
   let json: unknown;
   try {
@@ -156,7 +285,15 @@ export function parseWatchedSources(text: string, variable = 'LIFEBOAT_SOURCES_J
     if (typeof item.rpoSeconds !== 'number' || !(item.rpoSeconds > 0)) {
       problems.push(`[${index}].rpoSeconds: expected a positive number of seconds, got ${JSON.stringify(item.rpoSeconds)}`);
     }
+    const methods = item.methods;
+    if (methods !== undefined && (!Array.isArray(methods) || methods.length === 0 || methods.some((method) => !METHODS.includes(method as SourceMethod)))) {
+      problems.push(`[${index}].methods: expected a non-empty array of ${METHODS.map((method) => `"${method}"`).join(', ')}, got ${JSON.stringify(methods)}`);
+    } else if (Array.isArray(methods) && methods.includes('pitr') && (typeof item.stanza !== 'string' || item.stanza.trim() === '')) {
+      problems.push(`[${index}].stanza: a source with method "pitr" needs its pgBackRest stanza, got ${JSON.stringify(item.stanza)}`);
+    }
   });
   if (problems.length > 0) throw configError(`environment variable ${variable}: ${problems.join('; ')}`);
-  return (json as WatchedSource[]).map(({ name, rpoSeconds }) => ({ name, rpoSeconds }));
+  return (json as WatchedSource[]).map(({ name, rpoSeconds, methods, stanza }) => ({
+    name, rpoSeconds, ...(methods ? { methods } : {}), ...(methods?.includes('pitr') ? { stanza } : {}),
+  }));
 }

@@ -1,10 +1,13 @@
 /**
  * The RPO watchdog against a local S3 server: ages measured from the run slots, the states,
- * the offsite age, and the EMF documents the handler writes through Powertools.
+ * the offsite age, and the EMF documents the handler writes through Powertools. PITR sources
+ * from a repository laid out as pgBackRest writes it (archive keys, backup.info); the same on
+ * real PostgreSQL and pgBackRest, and IAM-true, is watchdog-pitr.test.ts.
  */
-import type { S3Client } from '@aws-sdk/client-s3';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Context } from 'aws-lambda';
 import { formatRunId } from '../../lib/domain/run-id';
+import { segmentName } from '../../lib/pitr/wal';
 import { measureAges, parseWatchedSources, publishAges, type SourceAge, type WatchdogMetrics } from '../../lib/steps/watchdog';
 import { buildRun, writeRun } from '../fixtures/runs';
 import { startS3, TEST_CREDENTIALS, type S3Server } from '../harness/s3';
@@ -47,16 +50,40 @@ afterAll(async () => {
   await server?.stop();
 });
 
+/** Segments of timeline 1 in the repository `pitr/<source>/` (stanza `main`), as pgBackRest names their keys. */
+async function archive(source: string, numbers: readonly number[]): Promise<void> {
+  for (const n of numbers) {
+    const name = segmentName(1, n);
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: `pitr/${source}/archive/main/15-1/${name.slice(0, 16)}/${name}-${'ab'.repeat(20)}.zst`, Body: 'wal' }));
+  }
+  // What the archive holds besides segments: never counted as one.
+  await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: `pitr/${source}/archive/main/archive.info`, Body: '[db]' }));
+}
+
+/** backup.info with one full set needing segments `walStart`..`walStop`, stopped `stopAgo` seconds before the real now. */
+async function backupInfo(source: string, walStart: number, walStop: number, stopAgo: number): Promise<void> {
+  const stop = Math.round(Date.now() / 1000) - stopAgo;
+  const value = {
+    'backrest-format': 5, 'backrest-version': '2.45', 'backup-archive-start': segmentName(1, walStart), 'backup-archive-stop': segmentName(1, walStop),
+    'backup-info-repo-size': 1, 'backup-info-repo-size-delta': 1, 'backup-info-size': 1, 'backup-info-size-delta': 1,
+    'backup-lsn-start': '0/3000028', 'backup-lsn-stop': '0/4000050', 'backup-timestamp-start': stop - 30, 'backup-timestamp-stop': stop, 'backup-type': 'full',
+  };
+  await s3.send(new PutObjectCommand({
+    Bucket: BUCKET, Key: `pitr/${source}/backup/main/backup.info`,
+    Body: `[backrest]\nbackrest-format=5\n\n[backup:current]\n${formatRunId(new Date(stop * 1000)).replace('T', '-').slice(0, 15)}F=${JSON.stringify(value)}\n`,
+  }));
+}
+
 const measure = (sources: [string, number][], opts: { offsiteLookback?: number } = {}) =>
   measureAges({ s3, bucket: BUCKET, now: NOW, sources: sources.map(([name, rpoSeconds]) => ({ name, rpoSeconds })), ...opts });
 
 test('fresh, stale, never-backed-up and only-failed sources', async () => {
   const ages = await measure([['fresh', 15 * MIN], ['stale', 15 * MIN], ['nothing', 15 * MIN], ['failing', 15 * MIN]]);
   expect(ages).toEqual([
-    { source: 'fresh', rpoSeconds: 900, state: 'fresh', secondsSinceVerified: 600, secondsSinceOffsite: 600, lastVerifiedRunId: runIdAgo(600), lastOffsiteRunId: runIdAgo(600) },
-    { source: 'stale', rpoSeconds: 900, state: 'stale', secondsSinceVerified: 7200, secondsSinceOffsite: 7200, lastVerifiedRunId: runIdAgo(7200), lastOffsiteRunId: runIdAgo(7200) },
-    { source: 'nothing', rpoSeconds: 900, state: 'never' },
-    { source: 'failing', rpoSeconds: 900, state: 'never' },
+    { source: 'fresh', rpoSeconds: 900, methods: ['logical'], state: 'fresh', secondsSinceVerified: 600, secondsSinceOffsite: 600, lastVerifiedRunId: runIdAgo(600), lastOffsiteRunId: runIdAgo(600) },
+    { source: 'stale', rpoSeconds: 900, methods: ['logical'], state: 'stale', secondsSinceVerified: 7200, secondsSinceOffsite: 7200, lastVerifiedRunId: runIdAgo(7200), lastOffsiteRunId: runIdAgo(7200) },
+    { source: 'nothing', rpoSeconds: 900, methods: ['logical'], state: 'never' },
+    { source: 'failing', rpoSeconds: 900, methods: ['logical'], state: 'never' },
   ]);
 });
 
@@ -96,8 +123,8 @@ test('publishAges: per source, only the source dimension; no age for a never-bac
     publishStoredMetrics: () => calls.push('flush'),
   };
   const ages: SourceAge[] = [
-    { source: 'orders', rpoSeconds: 900, state: 'fresh', secondsSinceVerified: 600, secondsSinceOffsite: 1200 },
-    { source: 'billing', rpoSeconds: 900, state: 'never' },
+    { source: 'orders', rpoSeconds: 900, methods: ['logical'], state: 'fresh', secondsSinceVerified: 600, secondsSinceOffsite: 1200 },
+    { source: 'billing', rpoSeconds: 900, methods: ['logical'], state: 'never' },
   ];
   publishAges(ages, double);
   expect(calls).toEqual([
@@ -114,6 +141,70 @@ test.each([
   ['[{"name": "", "rpoSeconds": 0}, {"name": "x"}]', '[0].name: expected a source name, got ""; [0].rpoSeconds: expected a positive number of seconds, got 0; [1].rpoSeconds'],
 ])('LIFEBOAT_SOURCES_JSON %s is refused', (text, message) => {
   expect(() => parseWatchedSources(text)).toThrow(message);
+});
+
+describe('a PITR source, from its repository in the bucket', () => {
+  const HOUR = 3600;
+  beforeAll(async () => {
+    await archive('ledger', [1, 2, 3, 4, 5, 6]);
+    await backupInfo('ledger', 2, 3, HOUR);
+    // A hole (segment 5) after the only set: nothing restores to the newest point.
+    await archive('holed', [1, 2, 3, 4, 6]);
+    await backupInfo('holed', 2, 3, HOUR);
+    // Archiving, but no set yet: WAL alone restores nothing.
+    await archive('unset', [1, 2]);
+    // Both methods: logical runs and an archive.
+    // A slot before the real now (the measure here is against it).
+    await writeRun(s3, BUCKET, buildRun('both', formatRunId(new Date(Math.floor(Date.now() / 900_000) * 900_000))), { offsite: true });
+    await archive('both', [1, 2, 3]);
+    await backupInfo('both', 1, 2, HOUR);
+  });
+  /** Measures at the real now plus `later` seconds: the server stamps LastModified with the real time. */
+  const measurePitr = (sources: { name: string; methods: ('logical' | 'pitr')[] }[], later: number, rpoSeconds = 15 * MIN) =>
+    measureAges({ s3, bucket: BUCKET, now: new Date(Date.now() + later * 1000), sources: sources.map((source) => ({ ...source, rpoSeconds, stanza: 'main' })) });
+
+  test('the archive\'s age, no gap, and the window from the set to the newest segment; no logical measure for a PITR-only source', async () => {
+    const [ledger] = await measurePitr([{ name: 'ledger', methods: ['pitr'] }], 60);
+    expect(ledger).toEqual({
+      source: 'ledger', rpoSeconds: 900, methods: ['pitr'], state: 'fresh',
+      archive: expect.objectContaining({ stanza: 'main', state: 'fresh', newestSegment: segmentName(1, 6), sets: 1, gaps: 0, missingSegments: 0 }),
+    });
+    expect(ledger.archive?.ageSeconds).toBeGreaterThanOrEqual(59);
+    expect(ledger.archive?.ageSeconds).toBeLessThan(120);
+    // The set stopped an hour ago; the newest segment arrived just now.
+    expect(ledger.archive?.restorableWindowSeconds).toBeGreaterThanOrEqual(HOUR - 5);
+    expect(ledger.archive?.restorableWindowSeconds).toBeLessThan(HOUR + 60);
+  });
+
+  test('older than the RPO: stale', async () => {
+    const [ledger] = await measurePitr([{ name: 'ledger', methods: ['pitr'] }], 400, 300);
+    expect(ledger).toMatchObject({ state: 'stale', archive: { state: 'stale', gaps: 0 } });
+  });
+
+  test('a hole counts once the segment after it has been there for the settle time (a parallel push may still fill it)', async () => {
+    const [fresh] = await measurePitr([{ name: 'holed', methods: ['pitr'] }], 60);
+    expect(fresh.archive).toMatchObject({ gaps: 0, missingSegments: 0 });
+    const [settled] = await measurePitr([{ name: 'holed', methods: ['pitr'] }], 400, 1000);
+    expect(settled.archive).toMatchObject({ state: 'fresh', gaps: 1, missingSegments: 1, firstMissingSegment: segmentName(1, 5), restorableWindowSeconds: 0 });
+    expect(settled.archive?.restorableFrom).toBeUndefined();
+  });
+
+  test('WAL but no backup set: never (its age is known, but not published)', async () => {
+    const [unset] = await measurePitr([{ name: 'unset', methods: ['pitr'] }], 60);
+    expect(unset).toMatchObject({ state: 'never', archive: { state: 'never', sets: 0, gaps: 0, restorableWindowSeconds: 0 } });
+    expect(unset.archive?.ageSeconds).toBeGreaterThanOrEqual(59);
+  });
+
+  test('both methods: the logical ages and the archive\'s, the state the worse of the two', async () => {
+    const [both] = await measurePitr([{ name: 'both', methods: ['logical', 'pitr'] }], 60, HOUR);
+    expect(both).toMatchObject({ methods: ['logical', 'pitr'], state: 'fresh', archive: { state: 'fresh', gaps: 0 } });
+    expect(both.secondsSinceVerified).toBeGreaterThan(0);
+    const [late] = await measurePitr([{ name: 'both', methods: ['logical', 'pitr'] }], 400, 300);
+    expect(late).toMatchObject({ state: 'stale', archive: { state: 'stale' } });
+    const [nothing] = await measurePitr([{ name: 'unset', methods: ['logical', 'pitr'] }], 60);
+    expect(nothing).toMatchObject({ state: 'never', archive: { state: 'never' } });
+    expect(nothing.secondsSinceVerified).toBeUndefined();
+  });
 });
 
 describe('the handler', () => {
@@ -193,5 +284,28 @@ describe('the handler', () => {
     expect(failing).not.toHaveProperty('SecondsSinceVerifiedBackup');
     expect(heartbeat).toMatchObject({ WatchdogHeartbeat: 1 });
     expect(heartbeat._aws?.CloudWatchMetrics[0].Dimensions).toEqual([]);
+  });
+
+  test('a PITR source: ArchiveAgeSeconds, ArchiveGaps and RestorableWindowSeconds with only the source dimension, the window in the metadata', async () => {
+    const handler = load({ LIFEBOAT_BUCKET: BUCKET, LIFEBOAT_SOURCES_JSON: JSON.stringify([{ name: 'ledger', rpoSeconds: 900, methods: ['pitr'], stanza: 'main' }]) });
+    const lines: string[] = [];
+    const spy = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      lines.push(...chunk.toString().split('\n').filter(Boolean));
+      return true;
+    });
+    try {
+      await handler({}, context);
+    } finally {
+      spy.mockRestore();
+    }
+    const [ledger] = lines.map((line) => JSON.parse(line) as Record<string, unknown> & { _aws?: { CloudWatchMetrics: { Dimensions: string[][]; Metrics: { Name: string; Unit: string }[] }[] } })
+      .filter((doc) => doc._aws && doc.source === 'ledger');
+    expect(ledger._aws?.CloudWatchMetrics).toEqual([expect.objectContaining({
+      Dimensions: [['source']],
+      Metrics: [{ Name: 'ArchiveAgeSeconds', Unit: 'Seconds' }, { Name: 'ArchiveGaps', Unit: 'Count' }, { Name: 'RestorableWindowSeconds', Unit: 'Seconds' }],
+    })]);
+    expect(ledger).toMatchObject({ ArchiveGaps: 0, archiveState: 'fresh', archiveNewestSegment: segmentName(1, 6), restorableFrom: expect.any(String), restorableTo: expect.any(String) });
+    expect(ledger).not.toHaveProperty('SecondsSinceVerifiedBackup');
+    expect(ledger).not.toHaveProperty('NeverBackedUp');
   });
 });
