@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { AssetManifestArtifact } from 'aws-cdk-lib/cx-api';
 import { createStacks } from '../../lib/stacks';
-import { PG_CLIENT_MAJOR } from '../../lib/domain/versions';
+import { PGBACKREST_VERSION, PG_CLIENT_MAJOR } from '../../lib/domain/versions';
 import { testApp } from '../fixtures/cdk-app';
 import { testConfig } from '../fixtures/config';
 
@@ -27,7 +27,7 @@ test('the primary stack builds two images: worker/Dockerfile and lambdas/verify/
   expect(images.map((image) => image.source.dockerFile).sort()).toEqual(['lambdas/verify/Dockerfile', 'worker/Dockerfile']);
 });
 
-test.each(['worker/Dockerfile', 'lambdas/verify/Dockerfile'])('%s is built with PG_MAJOR = PG_CLIENT_MAJOR', (dockerFile) => {
+test.each(['worker/Dockerfile', 'lambdas/verify/Dockerfile'])('%s is built with PG_MAJOR = PG_CLIENT_MAJOR (and the pgBackRest the hosts run)', (dockerFile) => {
   const image = images.find((candidate) => candidate.source.dockerFile === dockerFile);
-  expect(image?.source.dockerBuildArgs).toEqual({ PG_MAJOR: String(PG_CLIENT_MAJOR) });
+  expect(image?.source.dockerBuildArgs).toEqual({ PG_MAJOR: String(PG_CLIENT_MAJOR), PGBACKREST_VERSION });
 });
