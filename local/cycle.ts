@@ -14,8 +14,6 @@ import { heartbeatBodies, postHeartbeats, startHeartbeatReceiver } from './heart
 import { renderHistory } from './history';
 import { LocalReplicator } from './replicator';
 import { runLocalDrillExecution, runLocalExecution, runLocalPitrExecution, type LocalRunHooks, type LocalTarget } from './runner';
-import { runPitrDrill } from '../lib/pitr/drill';
-import { defaultPgBinDir } from '../lib/servers/postgres';
 import { startLocalPitrSource } from './pitr-host';
 import { LocalSsm } from './ssm';
 import { startMariaDb } from './servers/mariadb';
@@ -185,9 +183,11 @@ async function drillLocally(aws: LocalAws, source: Source, log: (line: string) =
 /**
  * The PITR cycle of `source` on this machine: PostgreSQL archiving into the primary bucket with
  * pgBackRest (the host), the synthesized PITR run executed for a full and, after more writes,
- * an incremental (the host command through the SSM stand-in), then a PITR drill: restore to the
- * end of the archive into a throwaway server of the source's major, recovery checked, pg_amcheck
- * of heap and B-tree indexes, the drill checks, the measured RTO against the tier's.
+ * an incremental (the host command through the SSM stand-in), then the synthesized restore drill
+ * with the source's PITR drill task, from the offsite copy: a point (alternately the end of the
+ * archive and a random second of the last day) restored into a throwaway server of the source's
+ * major, recovery checked, pg_amcheck of heap and B-tree indexes, the drill checks, the measured
+ * RTO against the tier's, the report under drills/<source>/.
  */
 async function pitrLocally(aws: LocalAws, source: Source, cleanups: (() => Promise<void>)[], log: (line: string) => void): Promise<boolean> {
   log('');
@@ -207,27 +207,26 @@ async function pitrLocally(aws: LocalAws, source: Source, cleanups: (() => Promi
     if (run.history.status !== 'SUCCEEDED') return false;
   }
   log('');
-  log(`PITR drill of ${source.name}: restore to the end of the archive (latest) into a throwaway PostgreSQL ${pitr.host.source.version}:`);
-  const report = await runPitrDrill({
-    runner: pitr.host.runner,
-    target: 'latest',
-    dataDir: path.join(pitr.host.work, `drill-${Date.now()}`),
-    startServer: (dataDir) => startPostgres({ existingDataDir: dataDir, env: pitr.host.runner.serverEnvironment() }),
-    pgBinDir: defaultPgBinDir(),
-    database,
-    drillChecks: source.drillChecks.map((check) => ({ name: check.name, sql: check.sql, ...(check.database ? { database: check.database } : {}) })),
-    rtoSeconds: source.tier.rtoSeconds,
-  });
-  for (const check of report.checks) log(`  ${check.ok ? 'ok    ' : 'FAILED'} ${check.name}: ${check.detail}`);
-  const { restoreSeconds, replaySeconds, checkSeconds } = report.timings;
-  log(`  restore ${restoreSeconds.toFixed(2)} s + WAL replay ${replaySeconds.toFixed(2)} s + checks ${checkSeconds.toFixed(2)} s = measured RTO ${report.measuredRtoSeconds.toFixed(2)} s (target ${formatDuration(report.rtoSeconds)}): ${report.verdict.toUpperCase()}`);
-  return report.verdict === 'ok';
+  log(`PITR drill of ${source.name} from the offsite bucket (the ${aws.app.config.appName}-restore-drill state machine, its PITR drill task): restore to a point into a throwaway PostgreSQL ${pitr.host.source.version}:`);
+  const drill = await runLocalDrillExecution({ aws, source, from: 'offsite', kind: 'pitr', containerEnv: pitr.verifierEnv });
+  const report = await latestDrillReport(aws.services.s3, aws.services.primaryBucket, source.name);
+  if (report?.engine === 'pgbackrest') printDrill(report, log);
+  if (drill.history.status !== 'SUCCEEDED') {
+    log(renderHistory(drill.history));
+    log(`  PITR drill FAILED: ${drill.history.error?.name ?? ''}: ${drill.history.error?.cause ?? ''}`);
+    return false;
+  }
+  return report?.verdict === 'ok';
 }
 
 function printDrill(report: DrillReport, log: (line: string) => void): void {
+  if (report.pitr) log(`  target ${report.pitr.target}, set ${report.pitr.set} (run ${report.runId})`);
   for (const check of report.checks) log(`  ${check.ok ? 'ok    ' : 'FAILED'} ${check.name}: ${check.detail}`);
-  const { downloadSeconds, restoreSeconds, checkSeconds } = report.timings;
-  log(`  download ${downloadSeconds.toFixed(2)} s + restore ${restoreSeconds.toFixed(2)} s + checks ${checkSeconds.toFixed(2)} s = measured RTO ${report.measuredRtoSeconds.toFixed(2)} s (target ${formatDuration(report.rtoTargetSeconds)}): ${report.verdict.toUpperCase()}`);
+  const { downloadSeconds, restoreSeconds, replaySeconds, checkSeconds } = report.timings;
+  const phases = report.pitr
+    ? `restore ${restoreSeconds.toFixed(2)} s + WAL replay ${(replaySeconds ?? 0).toFixed(2)} s + checks ${checkSeconds.toFixed(2)} s`
+    : `download ${downloadSeconds.toFixed(2)} s + restore ${restoreSeconds.toFixed(2)} s + checks ${checkSeconds.toFixed(2)} s`;
+  log(`  ${phases} = measured RTO ${report.measuredRtoSeconds.toFixed(2)} s (target ${formatDuration(report.rtoTargetSeconds)}): ${report.verdict.toUpperCase()}`);
 }
 
 function pickSource(config: LifeboatConfig, name: string | undefined): Source {

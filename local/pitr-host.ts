@@ -9,7 +9,7 @@
  * of test/integration/pitr-host-iam.test.ts (recorded, then replayed through the evaluator
  * against the synthesized policies).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Source } from '../lib/config/types';
@@ -75,6 +75,8 @@ export async function startLocalPitrSource(aws: LocalAws, source: Source, opts: 
     ssm.register(instance);
     // The task's /scratch volume.
     const scratch = mkdtempSync(join(tmpdir(), 'lifeboat-pitr-verify-'));
+    // Traversable: run as root, a drill restores under it as the server's user.
+    chmodSync(scratch, 0o711);
     const verifierEnv: Record<string, string> = {
       LIFEBOAT_SCRATCH_DIR: scratch,
       LIFEBOAT_PGBACKREST_S3_ENDPOINT: host.repository.endpoint,

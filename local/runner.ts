@@ -31,6 +31,7 @@ import { runVerifyJob, verifyJobFromEnv } from '../worker/verify-main';
 import { runDrillJob } from '../worker/drill-main';
 import { drillJobFromEnv } from '../worker/drill-job';
 import { pitrVerifyJobFromEnv, runPitrVerifyJob } from '../worker/pitr-verify-main';
+import { pitrDrillJobFromEnv, runPitrDrillJob } from '../worker/pitr-drill-main';
 import type { LocalSsm } from './ssm';
 import { asPrincipal, requestsForCall, type AwsRequest } from './iam';
 import type { LocalAws } from './aws';
@@ -167,6 +168,15 @@ const CONTAINERS: Readonly<Record<string, ContainerEntry>> = {
   PitrVerifier: (env, task) => runPitrVerifyJob(pitrVerifyJobFromEnv(env), { log: task.log }),
 };
 
+/**
+ * Entry points that share a container name with another (the PITR drill task's container is
+ * `Drill`, as the drill state machine's override names it): chosen by the task definition's
+ * entry point, as the image would run it.
+ */
+const ENTRY_POINTS: Readonly<Record<string, ContainerEntry>> = {
+  '/app/pitr-drill.js': (env, task) => runPitrDrillJob(pitrDrillJobFromEnv(env), { log: task.log }),
+};
+
 interface StateJson {
   readonly Type: string;
   readonly Resource?: string;
@@ -253,7 +263,7 @@ export async function executeLocally(opts: ExecuteOptions): Promise<LocalRunResu
       // The interpreter gives every task of an execution the same token; Step Functions gives each its own.
       LIFEBOAT_TASK_TOKEN: token,
     };
-    const entry = CONTAINERS[container.name];
+    const entry = ENTRY_POINTS[container.entryFile ?? ''] ?? CONTAINERS[container.name];
     if (!entry) throw new Error(`no local entry point for container ${container.name} of ${definition.family}`);
     const progress: BackupProgress = { phase: 'preflight', bytesUploaded: 0 };
     let exited = false;
@@ -434,12 +444,16 @@ function withNodeTimers(definition: Record<string, unknown>): Record<string, unk
   return clamp(definition) as Record<string, unknown>;
 }
 
-/** The one container of a task definition: its name and resolved environment. */
-function containerDefinition(aws: LocalAws, taskDefinitionArn: string): { name: string; environment: Record<string, string> } {
+/** The one container of a task definition: its name, the script its entry point runs, and its resolved environment. */
+function containerDefinition(aws: LocalAws, taskDefinitionArn: string): { name: string; entryFile?: string; environment: Record<string, string> } {
   const stack = aws.app.primary;
   const id = stack.ofType('AWS::ECS::TaskDefinition').find((candidate) => stack.arn(candidate) === taskDefinitionArn) as string;
-  const [container] = stack.properties(id).ContainerDefinitions as { Name: string; Environment?: { Name: string; Value: string }[] }[];
-  return { name: container.Name, environment: Object.fromEntries((container.Environment ?? []).map((entry) => [entry.Name, String(entry.Value)])) };
+  const [container] = stack.properties(id).ContainerDefinitions as { Name: string; EntryPoint?: string[]; Environment?: { Name: string; Value: string }[] }[];
+  return {
+    name: container.Name,
+    ...(container.EntryPoint ? { entryFile: container.EntryPoint.at(-1) } : {}),
+    environment: Object.fromEntries((container.Environment ?? []).map((entry) => [entry.Name, String(entry.Value)])),
+  };
 }
 
 /** What every local container gets instead of AWS's endpoints and the configured database. */
@@ -497,19 +511,27 @@ export async function runLocalDrillExecution(opts: {
   readonly from: 'primary' | 'offsite';
   readonly log?: (line: string) => void;
   readonly now?: Date;
+  /** The source's logical drill, or its PITR drill (its drill task of kind 'pitr'). @default 'logical' */
+  readonly kind?: 'logical' | 'pitr';
+  /** The drill task's environment beyond its task definition's (a PITR drill: pgBackRest's endpoint here). */
+  readonly containerEnv?: Record<string, string>;
 }): Promise<LocalRunResult> {
   const { aws, source } = opts;
   const machine = aws.model.stateMachineNamed('-restore-drill');
   const now = opts.now ?? new Date();
   const definition = stateMachineDefinition(aws.app.primary, undefined, '-restore-drill');
-  const input = { ...scheduleInput(aws.app.primary, source.name, now, undefined, '-restore-drill'), from: opts.from };
+  const pitrTask = (input: Record<string, unknown>) => /-pitr:\d+$/.test(String((input.target as { taskDefinitionArn?: string } | undefined)?.taskDefinitionArn ?? ''));
+  const input = {
+    ...scheduleInput(aws.app.primary, source.name, now, undefined, '-restore-drill', (candidate) => pitrTask(candidate) === (opts.kind === 'pitr')),
+    from: opts.from,
+  };
   return executeLocally({
     aws,
     definition,
     stateMachineArn: machine.arn,
     input,
-    executionName: `${source.name}-drill-${now.toISOString().replace(/[-:.]/g, '')}`,
-    containerEnv: localContainerEnv(aws),
+    executionName: `${source.name}-${opts.kind === 'pitr' ? 'pitr-' : ''}drill-${now.toISOString().replace(/[-:.]/g, '')}`,
+    containerEnv: { ...localContainerEnv(aws), ...opts.containerEnv },
     log: opts.log ?? (() => undefined),
     retryIntervalOverrides: Object.fromEntries(Object.keys((definition as { States: object }).States).map((state) => [state, 10])),
   });

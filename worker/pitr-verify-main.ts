@@ -3,22 +3,18 @@
  * `pgbackrest backup`, finds the new set, writes its Lifeboat manifest and verifies it with the
  * image's pgBackRest (lib/pitr/run.ts). Answers its task token with `{ dump, verification }`.
  *
- * Credentials: pgBackRest 2.45 cannot read ECS task-role credentials (pgbackrest#1532), and no
- * release reads every provider the SDK does; the task resolves its role's credentials with the
- * SDK (the same default chain its S3 client uses) and hands them to pgBackRest as
- * `repo1-s3-key-type=shared` in the child's environment only (lib/pitr/pgbackrest.ts), never
- * in argv or a file. They are temporary (the task role's session).
+ * Credentials and pgBackRest's endpoint: worker/pgbackrest-env.ts.
  *
  * Exit codes as worker/main.ts: 0 verified ok, 1 failed, 2 invalid environment.
  */
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createS3Client } from '../lib/aws/s3-client';
 import { lifeboatError } from '../lib/domain/errors';
 import { isRunId } from '../lib/domain/run-id';
-import { pgBackRest, type PgBackRestRepository } from '../lib/pitr/pgbackrest';
+import { pgBackRest } from '../lib/pitr/pgbackrest';
+import { PGBACKREST_ENV, pgbackrestEndpointFromEnv, repositoryAsTaskRole, scratchFromEnv, type PgBackRestEndpoint } from './pgbackrest-env';
 import { verifyPitrRun, type PitrRunResult } from '../lib/pitr/run';
 import { containerMain, exitWithMain } from './signals';
 import { runTask, type TaskDeps } from './task-token';
@@ -36,13 +32,8 @@ export const PITR_VERIFY_ENV = {
   retentionSeconds: 'LIFEBOAT_RETENTION_SECONDS',
   taskToken: 'LIFEBOAT_TASK_TOKEN',
   s3Endpoint: 'LIFEBOAT_S3_ENDPOINT',
-  /** pgBackRest's S3 endpoint (host name, HTTPS), port, CA file and URI style: the region's by default; the local cycle's TLS front locally. */
-  pgbackrestEndpoint: 'LIFEBOAT_PGBACKREST_S3_ENDPOINT',
-  pgbackrestPort: 'LIFEBOAT_PGBACKREST_S3_PORT',
-  pgbackrestCaFile: 'LIFEBOAT_PGBACKREST_S3_CA_FILE',
-  pgbackrestUriStyle: 'LIFEBOAT_PGBACKREST_S3_URI_STYLE',
-  /** Writable directory for pgBackRest's config, lock and spool (the root filesystem is read-only). */
-  scratch: 'LIFEBOAT_SCRATCH_DIR',
+  /** pgBackRest's endpoint and the scratch directory: worker/pgbackrest-env.ts. */
+  scratch: PGBACKREST_ENV.scratch,
 } as const;
 
 export interface PitrVerifyJob {
@@ -58,7 +49,7 @@ export interface PitrVerifyJob {
   readonly objectLock?: { readonly mode: 'GOVERNANCE' | 'COMPLIANCE'; readonly retentionSeconds: number };
   readonly taskToken?: string;
   readonly s3Endpoint?: string;
-  readonly pgbackrest: { readonly endpoint: string; readonly port?: number; readonly caFile?: string; readonly uriStyle: 'host' | 'path' };
+  readonly pgbackrest: PgBackRestEndpoint;
   readonly scratch: string;
 }
 
@@ -96,30 +87,16 @@ export function pitrVerifyJobFromEnv(env: Record<string, string | undefined>): P
     else if (!(Number.isInteger(retentionSeconds) && retentionSeconds > 0)) problems.push(`${E.retentionSeconds}: "${retentionText ?? ''}" is not valid (valid: whole seconds > 0)`);
     else objectLock = { mode, retentionSeconds };
   }
-  const portText = env[E.pgbackrestPort]?.trim();
-  const port = portText ? Number(portText) : undefined;
-  if (port !== undefined && !(Number.isInteger(port) && port > 0 && port < 65536)) problems.push(`${E.pgbackrestPort}: "${portText}" is not valid (valid: a TCP port)`);
-  const uriStyle = env[E.pgbackrestUriStyle]?.trim() || 'host';
-  if (uriStyle !== 'host' && uriStyle !== 'path') problems.push(`${E.pgbackrestUriStyle}: "${uriStyle}" is not valid (valid: host, path)`);
+  const pgbackrest = pgbackrestEndpointFromEnv(env, region, problems);
   if (problems.length > 0) throw lifeboatError('InvalidInput', `invalid PITR verifier environment:\n  - ${problems.join('\n  - ')}`);
   return {
     bucket, source, tier, runId, type: type as PitrVerifyJob['type'], requestedAt, stanza, repoPath, region,
     ...(objectLock ? { objectLock } : {}),
     taskToken: env[E.taskToken] || undefined,
     s3Endpoint: env[E.s3Endpoint] || undefined,
-    pgbackrest: {
-      endpoint: env[E.pgbackrestEndpoint]?.trim() || s3EndpointHost(region),
-      ...(port !== undefined ? { port } : {}),
-      ...(env[E.pgbackrestCaFile]?.trim() ? { caFile: env[E.pgbackrestCaFile]?.trim() } : {}),
-      uriStyle: uriStyle as 'host' | 'path',
-    },
-    scratch: env[E.scratch]?.trim() || tmpdir(),
+    pgbackrest,
+    scratch: scratchFromEnv(env),
   };
-}
-
-/** The regional S3 endpoint pgBackRest talks to (aws-cn regions have their own domain). */
-export function s3EndpointHost(region: string): string {
-  return region.startsWith('cn-') ? `s3.${region}.amazonaws.com.cn` : `s3.${region}.amazonaws.com`;
 }
 
 export interface PitrVerifyOutcome {
@@ -135,15 +112,7 @@ export async function runPitrVerifyJob(job: PitrVerifyJob, deps: TaskDeps = {}):
   const secrets: string[] = [];
   log(`PITR verify ${job.source}/${job.runId} (${job.type}) in s3://${job.bucket}${job.repoPath}`);
   const work = async (signal: AbortSignal) => {
-    const credentials = await s3.config.credentials();
-    secrets.push(credentials.secretAccessKey, ...(credentials.sessionToken ? [credentials.sessionToken] : []));
-    const repository: PgBackRestRepository = {
-      bucket: job.bucket,
-      region: job.region,
-      ...job.pgbackrest,
-      path: job.repoPath,
-      credentials: { type: 'shared', accessKeyId: credentials.accessKeyId, secretAccessKey: credentials.secretAccessKey, ...(credentials.sessionToken ? { sessionToken: credentials.sessionToken } : {}) },
-    };
+    const repository = await repositoryAsTaskRole(s3, { bucket: job.bucket, region: job.region, path: job.repoPath, endpoint: job.pgbackrest }, secrets);
     // The verifier reads the repository only; pg1-path is required by the option set, never read.
     const runner = pgBackRest({
       repository,

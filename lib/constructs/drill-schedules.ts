@@ -42,6 +42,11 @@ export interface DrillSchedulesProps extends WorkflowSchedulesProps {
    * @default true
    */
   readonly offsiteDrills?: boolean;
+  /**
+   * What the schedules' descriptions call the drill.
+   * @default 'restore drill'
+   */
+  readonly label?: string;
 }
 
 /**
@@ -64,7 +69,7 @@ export class DrillSchedules extends Construct {
 
     const schedule = (id: string, source: Source, spec: ScheduleSpec, from: 'primary' | 'offsite') =>
       startExecutionSchedule(this, id, {
-        description: `Lifeboat: restore drill of ${source.name} (${source.tier.name}) from ${from} ${spec.expression}`,
+        description: `Lifeboat: ${props.label ?? 'restore drill'} of ${source.name} (${source.tier.name}) from ${from} ${spec.expression}`,
         group: this.group,
         spec,
         window: Duration.minutes(15),

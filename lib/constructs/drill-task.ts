@@ -6,7 +6,8 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import type { Source } from '../config/types';
-import { DRILLS_PREFIX, sourcePrefix } from '../domain/layout';
+import { DRILLS_PREFIX, pitrCatalogName, sourcePrefix } from '../domain/layout';
+import { pitrPrefix } from '../pitr/setup';
 import type { OffsiteTarget } from './backup-workflow';
 import { DRILL_ENV } from '../../worker/drill-job';
 import { acknowledgeWildcardResource } from './nag';
@@ -49,6 +50,13 @@ export interface DrillTaskProps {
    * @default - three months
    */
   readonly logRetention?: logs.RetentionDays;
+  /**
+   * What the task drills: the source's logical runs, or its point-in-time recovery (its
+   * pgBackRest repository, `pitr/<source>/`, restored to a point: worker/pitr-drill-main.ts;
+   * family `lifeboat-drill-<source>-pitr`).
+   * @default 'logical'
+   */
+  readonly kind?: 'logical' | 'pitr';
 }
 
 export interface DrillTaskSize {
@@ -101,11 +109,15 @@ export class DrillTask extends Construct {
     const { source, bucket } = props;
     const stack = Stack.of(this);
     this.size = drillTaskSizeFor(source.sizeHintBytes);
+    const pitr = props.kind === 'pitr';
+    const suffix = pitr ? '-pitr' : '';
+    // What the drill reads: the source's runs; for PITR its PITR catalog and its repository.
+    const readPrefixes = pitr ? [sourcePrefix(pitrCatalogName(source.name)), pitrPrefix(source.name)] : [sourcePrefix(source.name)];
 
     this.taskDefinition = new ecs.FargateTaskDefinition(this, 'TaskDefinition', {
-      family: `${DRILL_FAMILY_PREFIX}${source.name}`,
-      taskRole: lifeboatTaskRole(this, 'TaskRole', 'drill', `Lifeboat: the restore drill task of ${source.name}`),
-      executionRole: lifeboatTaskRole(this, 'ExecutionRole', 'drill', `Lifeboat: starts the restore drill task of ${source.name}`),
+      family: `${DRILL_FAMILY_PREFIX}${source.name}${suffix}`,
+      taskRole: lifeboatTaskRole(this, 'TaskRole', 'drill', `Lifeboat: the ${pitr ? 'PITR ' : ''}restore drill task of ${source.name}`),
+      executionRole: lifeboatTaskRole(this, 'ExecutionRole', 'drill', `Lifeboat: starts the ${pitr ? 'PITR ' : ''}restore drill task of ${source.name}`),
       cpu: this.size.cpu,
       memoryLimitMiB: this.size.memoryMiB,
       ephemeralStorageGiB: this.size.ephemeralStorageGiB,
@@ -119,14 +131,14 @@ export class DrillTask extends Construct {
     this.taskDefinition.addVolume({ name: 'scratch' });
 
     this.logGroup = new logs.LogGroup(this, 'Logs', {
-      logGroupName: `/lifeboat/drill/${source.name}`,
+      logGroupName: `/lifeboat/drill/${source.name}${suffix}`,
       retention: props.logRetention ?? logs.RetentionDays.THREE_MONTHS,
       removalPolicy: RemovalPolicy.RETAIN,
     });
 
     this.container = this.taskDefinition.addContainer('Drill', {
       image: props.image,
-      entryPoint: ['node', '--enable-source-maps', '/app/drill.js'],
+      entryPoint: ['node', '--enable-source-maps', pitr ? '/app/pitr-drill.js' : '/app/drill.js'],
       essential: true,
       readonlyRootFilesystem: true,
       // Time to stop the throwaway server and report the failure to Step Functions.
@@ -140,18 +152,21 @@ export class DrillTask extends Construct {
         // this task cannot read, and the drill never connects to the source.
         [DRILL_ENV.sourceConfig]: JSON.stringify(source),
         TMPDIR: DRILL_SCRATCH_PATH,
+        ...(pitr ? { LIFEBOAT_SCRATCH_DIR: DRILL_SCRATCH_PATH } : {}),
       },
     });
     this.container.addMountPoints({ sourceVolume: 'scratch', containerPath: DRILL_SCRATCH_PATH, readOnly: false });
 
-    const runs = bucket.arnForObjects(`${sourcePrefix(source.name)}*`);
+    // A PITR drill also reads its earlier reports (its target alternates between them).
+    const primaryPrefixes = pitr ? [...readPrefixes, `${DRILLS_PREFIX}${source.name}/`] : readPrefixes;
+    const runs = primaryPrefixes.map((prefix) => bucket.arnForObjects(`${prefix}*`));
     const drills = bucket.arnForObjects(`${DRILLS_PREFIX}${source.name}/*`);
-    this.taskRole.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'ReadOwnRuns', actions: ['s3:GetObject', 's3:GetObjectVersion'], resources: [runs] }));
+    this.taskRole.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'ReadOwnRuns', actions: ['s3:GetObject', 's3:GetObjectVersion'], resources: runs }));
     this.taskRole.addToPrincipalPolicy(new iam.PolicyStatement({
       sid: 'ListOwnRuns',
       actions: ['s3:ListBucket'],
       resources: [bucket.bucketArn],
-      conditions: { StringLike: { 's3:prefix': [`${sourcePrefix(source.name)}*`] } },
+      conditions: { StringLike: { 's3:prefix': primaryPrefixes.map((prefix) => `${prefix}*`) } },
     }));
     this.taskRole.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'WriteOwnDrillReports', actions: ['s3:PutObject'], resources: [drills] }));
     this.taskRole.addToPrincipalPolicy(new iam.PolicyStatement({
@@ -160,13 +175,13 @@ export class DrillTask extends Construct {
 
     // Disaster-recovery drills read the replica: named by bucket, as AwaitOffsite does.
     const offsiteBucketArn = `arn:${stack.partition}:s3:::${props.offsite.bucketName}`;
-    const offsiteRuns = `${offsiteBucketArn}/${sourcePrefix(source.name)}*`;
-    this.taskRole.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'ReadOwnOffsiteRuns', actions: ['s3:GetObject', 's3:GetObjectVersion'], resources: [offsiteRuns] }));
+    const offsiteRuns = readPrefixes.map((prefix) => `${offsiteBucketArn}/${prefix}*`);
+    this.taskRole.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'ReadOwnOffsiteRuns', actions: ['s3:GetObject', 's3:GetObjectVersion'], resources: offsiteRuns }));
     this.taskRole.addToPrincipalPolicy(new iam.PolicyStatement({
       sid: 'ListOwnOffsiteRuns',
       actions: ['s3:ListBucket'],
       resources: [offsiteBucketArn],
-      conditions: { StringLike: { 's3:prefix': [`${sourcePrefix(source.name)}*`] } },
+      conditions: { StringLike: { 's3:prefix': readPrefixes.map((prefix) => `${prefix}*`) } },
     }));
     const offsiteKeys = `arn:${stack.partition}:kms:${props.offsite.region}:${props.offsite.account ?? stack.account}:key/*`;
     this.taskRole.addToPrincipalPolicy(new iam.PolicyStatement({
@@ -204,12 +219,16 @@ export class DrillTask extends Construct {
       acknowledgeWildcardResource(this.taskDefinition.obtainExecutionRole(), '*',
         'ecr:GetAuthorizationToken, which ECS needs to pull the worker image, has no resource-level permissions; the pull itself is limited to the image repository.');
     }
-    acknowledgeWildcardResource(this.taskRole, runs,
-      'The drill reads the runs of its own source, whose keys are only known at run time; reads only, under runs/<source>/.');
+    for (const resource of runs) {
+      acknowledgeWildcardResource(this.taskRole, resource,
+        'The drill reads the runs of its own source (and a PITR drill its pgBackRest repository), whose keys are only known at run time; reads only, under its own prefixes.');
+    }
     acknowledgeWildcardResource(this.taskRole, drills,
       'The drill writes its report under drills/<source>/<drillId>/, a key made at run time; no other object can be written and deletes are denied.');
-    acknowledgeWildcardResource(this.taskRole, offsiteRuns,
-      'A disaster-recovery drill reads the replicas of its own source\'s runs in the offsite bucket; reads only.');
+    for (const resource of offsiteRuns) {
+      acknowledgeWildcardResource(this.taskRole, resource,
+        'A disaster-recovery drill reads the replicas of its own source\'s runs (or repository) in the offsite bucket; reads only.');
+    }
     acknowledgeWildcardResource(this.taskRole, offsiteKeys,
       'The offsite key lives in another region and is named by alias; kms:ViaService limits the grant to S3 there.');
   }

@@ -44,8 +44,16 @@ export const drillReportSchema = z.strictObject({
     restoreSeconds: seconds,
     /** The drill's own checks on the restored server. */
     checkSeconds: seconds,
+    /** Point-in-time recovery: the WAL replayed after the set's restore, up to the target. */
+    replaySeconds: seconds.optional(),
   }),
-  /** downloadSeconds + restoreSeconds + checkSeconds (starting the throwaway server is not counted). */
+  /** Point-in-time recovery (engine `pgbackrest`): the target and the set restored. */
+  pitr: z.strictObject({
+    /** `latest` or an ISO time. */
+    target: z.string().min(1),
+    set: z.string().min(1),
+  }).optional(),
+  /** downloadSeconds + restoreSeconds + (replaySeconds) + checkSeconds (starting the throwaway server is not counted). */
   measuredRtoSeconds: seconds,
   /** The tier's RTO at the time of the drill. */
   rtoTargetSeconds: seconds,

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { run } from '../servers/processes';
 import type { PgServer } from '../servers/postgres';
 import type { PgBackRest, RestoreTarget } from './pgbackrest';
-import { checkRecoveryReachedTime, secondsSince as seconds, waitForRecoveryEnd } from './recovery';
+import { checkRecoveryReachedEnd, checkRecoveryReachedTime, secondsSince as seconds, waitForRecoveryEnd } from './recovery';
 
 export interface PitrDrillCheck {
   readonly name: string;
@@ -24,6 +24,8 @@ export interface PitrDrillCheck {
 export interface PitrDrillReport {
   readonly target: 'latest' | string;
   readonly set?: string;
+  /** The throwaway server the set was restored into. */
+  readonly server?: { readonly version: string; readonly major: number };
   readonly timings: { readonly restoreSeconds: number; readonly replaySeconds: number; readonly checkSeconds: number };
   readonly measuredRtoSeconds: number;
   readonly rtoSeconds: number;
@@ -47,6 +49,8 @@ export interface PitrDrillOptions {
   readonly rtoSeconds: number;
   /** @default 120 s */
   readonly recoveryTimeoutSeconds?: number;
+  /** The archive's newest segment: a drill to `latest` checks that recovery replayed up to it. @default - not checked */
+  readonly newestSegment?: string;
 }
 
 export async function runPitrDrill(opts: PitrDrillOptions): Promise<PitrDrillReport> {
@@ -73,6 +77,9 @@ export async function runPitrDrill(opts: PitrDrillOptions): Promise<PitrDrillRep
     if (target !== 'latest') {
       const { name, ok, detail } = await checkRecoveryReachedTime(psql, readFileSync(server.logPath, 'utf8'), target.time);
       checks.push({ name, ok, detail });
+    } else if (opts.newestSegment) {
+      const { name, ok, detail } = await checkRecoveryReachedEnd(psql, opts.newestSegment);
+      checks.push({ name, ok, detail });
     }
     const amcheck = await run(join(opts.pgBinDir, 'pg_amcheck'), ['--all', '--install-missing', '--heapallindexed', '--no-password'], { env: { ...process.env, ...server.env } });
     checks.push({
@@ -91,6 +98,7 @@ export async function runPitrDrill(opts: PitrDrillOptions): Promise<PitrDrillRep
     return {
       target: targetText,
       ...(set ? { set } : {}),
+      server: { version: String(server.version), major: server.version },
       timings: { restoreSeconds, replaySeconds, checkSeconds },
       measuredRtoSeconds,
       rtoSeconds: opts.rtoSeconds,

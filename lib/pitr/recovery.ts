@@ -34,6 +34,14 @@ export const LAST_REPLAYED_COMMIT_SQL =
 
 const STOPPED = /recovery stopping (before|after) commit of transaction \d+, time ([^\n]+)/;
 
+/** Milliseconds of a timestamp as PostgreSQL logs it (`2026-12-03 18:58:43.445222+00`); NaN when it is not one. */
+export function pgTimestamp(text: string): number {
+  const match = /^(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d)(\.\d+)?([+-]\d\d)(?::?(\d\d))?$/.exec(text.trim());
+  if (!match) return Number.NaN;
+  const fraction = (match[3] ?? '').slice(0, 4);
+  return Date.parse(`${match[1]}T${match[2]}${fraction}${match[4]}:${match[5] ?? '00'}`);
+}
+
 /** Waits until the server is out of recovery; RestoreFailed after `timeoutSeconds`. */
 export async function waitForRecoveryEnd(psql: Psql, timeoutSeconds: number): Promise<void> {
   const deadline = Date.now() + timeoutSeconds * 1000;
@@ -44,19 +52,22 @@ export async function waitForRecoveryEnd(psql: Psql, timeoutSeconds: number): Pr
 }
 
 /**
- * Recovery stopped at `time`: the last replayed commit is at or before it, and the log says
- * recovery stopped at a commit (before the first one after the target). Without that line the
- * archive ended before the target, and the server promoted short of it.
+ * Recovery stopped at `time`: the last replayed commit (if any was replayed) is at or before it,
+ * and the log says recovery stopped before the first commit after the target. Without that line
+ * the archive ended before the target, and the server promoted short of it.
  */
 export async function checkRecoveryReachedTime(psql: Psql, log: string, time: Date): Promise<RecoveryCheck> {
   const replayed = (await psql(LAST_REPLAYED_COMMIT_SQL)).trim();
   const replayedLsn = (await psql('SELECT coalesce(pg_last_wal_replay_lsn()::text, \'\')')).trim() || undefined;
   const target = time.toISOString();
   const stopped = STOPPED.exec(log);
-  const lastOk = replayed !== '' && Date.parse(replayed) <= time.getTime();
+  // No commit replayed at all is right when none happened between the set's end and the target:
+  // recovery then stopped before the first commit after the target, which the log names.
+  const lastOk = replayed === '' ? stopped?.[1] === 'before' : Date.parse(replayed) <= time.getTime();
+  const stopOk = stopped !== null && (stopped[1] === 'after' || pgTimestamp(stopped[2]) > time.getTime());
   return {
     name: 'recovery-target',
-    ok: lastOk && stopped !== null,
+    ok: lastOk && stopOk,
     detail: stopped
       ? `recovery stopped ${stopped[1]} a commit at ${stopped[2]}; the last replayed commit was at ${replayed || '(none)'}, target ${target}`
       : `recovery ended without reaching the target (no "recovery stopping" in the log): the archive ends before ${target}; last replayed commit ${replayed || '(none)'}`,

@@ -71,6 +71,9 @@ export class SourceShard extends NestedStack {
   public readonly drillTasks: Readonly<Record<string, DrillTask>>;
   public readonly schedules: BackupSchedules;
   public readonly drillSchedules: DrillSchedules;
+  /** PITR sources' drill tasks (kind 'pitr'), by source name, and their schedules. */
+  public readonly pitrDrillTasks: Readonly<Record<string, DrillTask>>;
+  public readonly pitrDrillSchedules: DrillSchedules;
   public readonly watchdogAlarms: WatchdogAlarms;
   public readonly dashboard: LifeboatDashboard;
 
@@ -126,6 +129,30 @@ export class SourceShard extends NestedStack {
         securityGroups: targets[source.name].securityGroups,
       })),
       shared: { deadLetterQueue: props.drill.deadLetterQueue, group: props.drill.group },
+    });
+
+    // PITR sources: a drill task of their own (their repository restored to a point), on the
+    // same drill state machine and cadence, from the primary and (daily-drilled tiers) the offsite copy.
+    const pitrSources = sources.filter((source) => source.pitr !== undefined);
+    const pitrDrillTasks: Record<string, DrillTask> = {};
+    for (const source of pitrSources) {
+      pitrDrillTasks[source.name] = new DrillTask(this, `PitrDrill-${source.name}`, {
+        source,
+        bucket: props.bucket,
+        bucketKey: props.bucketKey,
+        offsite: props.offsite,
+        image: props.image,
+        appName: config.appName,
+        kind: 'pitr',
+      });
+    }
+    this.pitrDrillTasks = pitrDrillTasks;
+    this.pitrDrillSchedules = new DrillSchedules(this, 'PitrDrillSchedules', {
+      sources: pitrSources,
+      stateMachine: props.drill.stateMachine,
+      targets: drillTargets(pitrSources, pitrDrillTasks, (source) => ({ subnets: source.network.subnetIds, securityGroups: source.network.securityGroupIds })),
+      shared: { deadLetterQueue: props.drill.deadLetterQueue, group: props.drill.group },
+      label: 'point-in-time restore drill (pgBackRest)',
     });
 
     // Silence is an alarm: the watchdog (in the parent) measures, the shard alarms.
