@@ -9,6 +9,7 @@ import type { DrillReport } from '../lib/domain/drill-report';
 import { runIdToDate } from '../lib/domain/run-id';
 import { renderTable } from '../lib/format/table';
 import { describePitrStatus, pitrStatus, type PitrStatus } from '../lib/pitr/pitr-status';
+import { pitrCatalogName } from '../lib/domain/layout';
 
 export interface SourceStatus {
   readonly source: Source;
@@ -27,15 +28,16 @@ export interface SourceStatus {
 export async function sourceStatuses(s3: S3Client, bucket: string, sources: readonly Source[], now = new Date()): Promise<SourceStatus[]> {
   return Promise.all(sources.map(async (source) => {
     const logical = source.methods.includes('logical');
+    // The table's run is the logical one; a PITR-only source shows its newest PITR run (its catalog), and the archive's age.
     const [runs, lastDrill, pitr] = await Promise.all([
-      logical ? listRuns(s3, bucket, source.name, { newestFirst: true, limit: 50 }) : Promise.resolve([]),
+      listRuns(s3, bucket, logical ? source.name : pitrCatalogName(source.name), { newestFirst: true, limit: 50 }),
       latestDrillReport(s3, bucket, source.name),
       source.pitr ? pitrStatus(s3, bucket, source, now) : Promise.resolve(undefined),
     ]);
     const lastVerified = runs.find((run) => run.status === 'verified');
     const lastRun = runs[0];
     const slot = lastVerified ? runIdToDate(lastVerified.runId) : undefined;
-    const ageSeconds = slot ? Math.max(0, (now.getTime() - slot.getTime()) / 1000) : undefined;
+    const ageSeconds = !logical ? pitr?.archive.ageSeconds : slot ? Math.max(0, (now.getTime() - slot.getTime()) / 1000) : undefined;
     const reasons: string[] = [];
     if (logical) {
       if (!lastVerified) reasons.push('no verified backup');
@@ -44,6 +46,8 @@ export async function sourceStatuses(s3: S3Client, bucket: string, sources: read
       if (lastRun && lastRun.status === 'failed') reasons.push(`last run ${lastRun.runId} failed verification`);
     }
     if (pitr) reasons.push(...pitr.problems.map((problem) => `pitr: ${problem}`));
+    if (!logical && lastVerified && !lastVerified.offsite) reasons.push('pitr: offsite copy of the newest set not confirmed');
+    if (!logical && lastRun?.status === 'failed') reasons.push(`pitr: last run ${lastRun.runId} failed verification`);
     if (!lastDrill) reasons.push('never drilled');
     else if (lastDrill.verdict !== 'ok') reasons.push(`last drill failed (${lastDrill.error?.name ?? 'see its report'})`);
     else if (now.getTime() - Date.parse(lastDrill.finishedAt) > 2 * source.tier.drillSeconds * 1000) reasons.push('last drill is overdue');
@@ -55,7 +59,9 @@ export async function sourceStatuses(s3: S3Client, bucket: string, sources: read
 
 export function renderStatus(statuses: readonly SourceStatus[]): string {
   const rows = statuses.map(({ source, lastVerified, ageSeconds, lastDrill, verdict, reasons }) => {
-    const bytes = lastVerified?.manifest?.artifacts.reduce((sum, artifact) => sum + artifact.bytes, 0);
+    // A PITR run's size is its set's in the repository (its artifact is only the set's file list).
+    const manifest = lastVerified?.manifest;
+    const bytes = manifest?.pitr ? manifest.pitr.repoBytes : manifest?.artifacts.reduce((sum, artifact) => sum + artifact.bytes, 0);
     return [
       source.name,
       source.tier.name,

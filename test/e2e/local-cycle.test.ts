@@ -30,5 +30,13 @@ test('a whole cycle: backup run, offsite copy, drill from offsite, status, heart
     expect(runbook).toContain(`\n## ${step}\n`);
   }
   expect(runbook).toMatch(/^\| today: .* \| ~[\d.]+s \| ~[\d.]+s \| ~[\d.]+s \| within \|$/m);
+  // Point-in-time recovery of the example's PITR source: its full and incremental through the
+  // PITR run, a PITR drill from offsite with its measured RTO, and the archive in status.
+  expect(output).toMatch(/^Execution ledger-full .*\n[\s\S]*?Execution SUCCEEDED in/m);
+  expect(output).toMatch(/^Execution ledger-incr .*\n[\s\S]*?Execution SUCCEEDED in/m);
+  expect(output).toMatch(/PITR drill of ledger from the offsite bucket[\s\S]*?restore [\d.]+ s \+ WAL replay [\d.]+ s \+ checks [\d.]+ s = measured RTO [\d.]+ s \(target 1h\): OK/);
+  expect(output).toMatch(/^ledger\s+tier1\s+\d{8}T\d{6}Z .* OK$/m);
+  expect(output).toMatch(/^ {2}archive: \d+ segment\(s\), newest [0-9A-F]{24}, age \d+s \/ RPO 15m$/m);
+  expect(output).toMatch(/^ {2}restorable window: \S+ to \S+$/m);
   expect(code).toBe(0);
-}, 120_000);
+}, 180_000);
