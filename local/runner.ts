@@ -31,6 +31,7 @@ import { runVerifyJob, verifyJobFromEnv } from '../worker/verify-main';
 import { runDrillJob } from '../worker/drill-main';
 import { drillJobFromEnv } from '../worker/drill-job';
 import { pitrVerifyJobFromEnv, runPitrVerifyJob } from '../worker/pitr-verify-main';
+import { pitrExpireJobFromEnv, runPitrExpireJob } from '../worker/pitr-expire-main';
 import { pitrDrillJobFromEnv, runPitrDrillJob } from '../worker/pitr-drill-main';
 import type { LocalSsm } from './ssm';
 import { asPrincipal, requestsForCall, type AwsRequest } from './iam';
@@ -166,6 +167,7 @@ const CONTAINERS: Readonly<Record<string, ContainerEntry>> = {
   Verifier: (env, task) => runVerifyJob(verifyJobFromEnv(env), { log: task.log }),
   Drill: (env, task) => runDrillJob(drillJobFromEnv(env), { log: task.log }),
   PitrVerifier: (env, task) => runPitrVerifyJob(pitrVerifyJobFromEnv(env), { log: task.log }),
+  PitrExpire: (env, task) => runPitrExpireJob(pitrExpireJobFromEnv(env), { log: task.log }),
 };
 
 /**

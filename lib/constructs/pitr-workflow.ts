@@ -6,13 +6,22 @@
  *
  *   Start → NameRun → BackupOnHost (SSM SendCommand) → WaitForHost ⇄ PollHost (ListCommands)
  *     → VerifySet (Fargate: find the set, write its manifest, pgbackrest verify + WAL continuity)
- *     → Verdict? → Commit → AwaitOffsite ⇄ WaitForOffsite → Record → Backed up
+ *     → Verdict? → Commit → AwaitOffsite ⇄ WaitForOffsite → Record
+ *     → Full set? → Expire (Fargate: pgbackrest expire by Lifeboat's retention) → Backed up
+ *                 ↘ (a differential or incremental) Backed up
  *
  * A host command that failed is read back (ListCommandInvocations) for its output: exit 75 is
  * the document's "another backup of the stanza is running" for an incremental (skipped: the
  * archive keeps the RPO meanwhile), an undelivered command `HostUnreachable`, anything else
  * `BackupFailed` with pgBackRest's own last lines. Every failure goes through RecordFailure →
- * NotifyFailure → Failed, as a logical run's.
+ * NotifyFailure → Failed, as a logical run's; a failed Expire too, its cause saying that the run's
+ * set is committed and only the expiry failed.
+ *
+ * Expire runs after each full (weekly by the plan): the host's pgBackRest expires nothing, so this
+ * is where the repository's sets and WAL go (lib/pitr/expire-run.ts). Its role is the only role
+ * of the stacks that deletes under pitr/ (the host's instance profile, outside them, does too:
+ * pgBackRest cleans interrupted backups): s3:DeleteObject of the PITR repositories, which in the
+ * versioned, locked bucket lays a delete marker; removing or unlocking a version is denied.
  */
 import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
@@ -30,6 +39,7 @@ import type { ObjectLockMode, Source } from '../config/types';
 import { pitrCatalogName, RUNS_PREFIX } from '../domain/layout';
 import type { PitrBackupType } from '../pitr/plan';
 import { pitrPrefix } from '../pitr/setup';
+import { PITR_EXPIRE_ENV } from '../../worker/pitr-expire-main';
 import { PITR_VERIFY_ENV } from '../../worker/pitr-verify-main';
 import { grantPublishTo } from './alarm-topic';
 import { DAILY_START_HOUR, flexibleWindowFor, scheduleFor, type ScheduleSpec } from './backup-schedules';
@@ -50,6 +60,11 @@ export function pitrStateMachineName(appName: string): string {
 
 export function pitrDocumentName(appName: string): string {
   return `${appName}-pitr-backup`;
+}
+
+/** The expiry task's family (`<app>-pitr-expire`, lower case as the verifier's). */
+export function pitrExpireFamily(appName: string): string {
+  return `${appName.toLowerCase()}-pitr-expire`;
 }
 
 /**
@@ -101,6 +116,8 @@ export interface PitrWorkflowProps {
 export class PitrWorkflow extends Construct {
   public readonly document: ssm.CfnDocument;
   public readonly verifyTask: ecs.FargateTaskDefinition;
+  /** The Expire state's task: pgbackrest expire by Lifeboat's retention, the one deleter under pitr/. */
+  public readonly expireTask: ecs.FargateTaskDefinition;
   public readonly stateMachine: sfn.StateMachine;
   /** By source, then backup type. */
   public readonly schedules: Readonly<Record<string, Readonly<Partial<Record<PitrBackupType, scheduler.Schedule>>>>>;
@@ -186,6 +203,8 @@ export class PitrWorkflow extends Construct {
     awaitOffsiteRole.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'ReadOffsitePitrReplicas', actions: ['s3:GetObject', 's3:GetObjectVersion'], resources: offsiteRepositories }));
     for (const resource of offsiteRepositories) acknowledgeWildcardResource(awaitOffsiteRole, resource, 'Reads the replica of a PITR set\'s backup.manifest (keys made by pgBackRest) to compare it with the primary; reads only.');
 
+    this.expireTask = this.expireTaskDefinition(props, grants);
+
     this.stateMachine = loggedStateMachine(this, {
       name: pitrStateMachineName(props.appName),
       definition: this.states(props, documentName),
@@ -197,19 +216,20 @@ export class PitrWorkflow extends Construct {
       actions: ['ssm:SendCommand'],
       resources: [stack.formatArn({ service: 'ssm', resource: 'document', resourceName: documentName })],
     }));
-    for (const statement of hostStatements(stack, props.sources)) machineRole.addToPrincipalPolicy(statement);
+    for (const statement of sendCommandStatements(stack, props.sources)) machineRole.addToPrincipalPolicy(statement);
     machineRole.addToPrincipalPolicy(new iam.PolicyStatement({
       sid: 'ReadCommandStatus', actions: ['ssm:ListCommands', 'ssm:ListCommandInvocations'], resources: ['*'],
     }));
+    const tasks = [this.verifyTask, this.expireTask];
     machineRole.addToPrincipalPolicy(new iam.PolicyStatement({
-      actions: ['ecs:RunTask'], resources: [this.verifyTask.taskDefinitionArn], conditions: { ArnEquals: { 'ecs:cluster': props.cluster.attrArn } },
+      actions: ['ecs:RunTask'], resources: tasks.map((task) => task.taskDefinitionArn), conditions: { ArnEquals: { 'ecs:cluster': props.cluster.attrArn } },
     }));
     machineRole.addToPrincipalPolicy(new iam.PolicyStatement({
       actions: ['iam:PassRole'],
-      resources: [this.verifyTask.taskRole.roleArn, this.verifyTask.obtainExecutionRole().roleArn],
+      resources: tasks.flatMap((task) => [task.taskRole.roleArn, task.obtainExecutionRole().roleArn]),
       conditions: { StringEquals: { 'iam:PassedToService': 'ecs-tasks.amazonaws.com' } },
     }));
-    this.stateMachine.grantTaskResponse(this.verifyTask.taskRole);
+    for (const task of tasks) this.stateMachine.grantTaskResponse(task.taskRole);
     grantPublishTo(props.alarmTopic, this.stateMachine);
     acknowledgeWildcardResource(machineRole, '*', 'ssm:ListCommands and ssm:ListCommandInvocations have no resource-level permissions; Step Functions log delivery and X-Ray neither.');
     for (const fn of Object.values(props.functions)) {
@@ -243,6 +263,68 @@ export class PitrWorkflow extends Construct {
       schedules[source.name] = perType;
     }
     this.schedules = schedules;
+  }
+
+  /**
+   * The expiry task: the worker image's pgBackRest reads the runs' verdicts and the repository,
+   * rewrites its backup.info (and .copy) and archive.info, and deletes the expired sets' files and
+   * the WAL no kept full needs (s3:DeleteObject: in the versioned, locked bucket a delete marker).
+   * Removing or unlocking a version is denied outright, whatever else grants it.
+   */
+  private expireTaskDefinition(props: PitrWorkflowProps, grants: RunGrants): ecs.FargateTaskDefinition {
+    const task = new ecs.FargateTaskDefinition(this, 'ExpireTask', {
+      family: pitrExpireFamily(props.appName),
+      cpu: 512,
+      memoryLimitMiB: 1024,
+      runtimePlatform: { cpuArchitecture: ecs.CpuArchitecture.X86_64, operatingSystemFamily: ecs.OperatingSystemFamily.LINUX },
+    });
+    task.addVolume({ name: 'scratch' });
+    const pitrSources = props.sources.filter((source) => source.pitr);
+    const container = task.addContainer('PitrExpire', {
+      image: props.workerImage,
+      entryPoint: ['node', '--enable-source-maps', '/app/pitr-expire.js'],
+      readonlyRootFilesystem: true,
+      logging: ecs.LogDrivers.awsLogs({
+        streamPrefix: 'pitr-expire',
+        logGroup: new logs.LogGroup(this, 'ExpireTaskLogs', { retention: logs.RetentionDays.THREE_MONTHS, removalPolicy: RemovalPolicy.RETAIN }),
+      }),
+      environment: {
+        [PITR_EXPIRE_ENV.bucket]: props.bucket.bucketName,
+        // The tiers, as the logical pruner is given them: the run's input names the source, never its policy.
+        [PITR_EXPIRE_ENV.sources]: JSON.stringify(pitrSources.map((source) => ({
+          name: source.name,
+          tier: { retentionSeconds: source.tier.retentionSeconds, scheduleSeconds: source.tier.scheduleSeconds },
+        }))),
+        [PITR_EXPIRE_ENV.dryRun]: 'false',
+        [PITR_EXPIRE_ENV.scratch]: '/scratch',
+      },
+    });
+    container.addMountPoints({ containerPath: '/scratch', sourceVolume: 'scratch', readOnly: false });
+    const role = task.taskRole;
+    // Each set's verdict: the runs of the PITR catalogs (listRuns reads their three documents).
+    grants.readDocuments(role, ['manifest.json', 'verification.json', 'offsite.json']);
+    grantPitrRepositoryRead(props.bucket, role, props.sources);
+    const repositories = pitrSources.map((source) => props.bucket.arnForObjects(`${pitrPrefix(source.name)}*`));
+    role.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'ExpirePitrSets', actions: ['s3:PutObject', 's3:DeleteObject'], resources: repositories }));
+    role.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'EncryptPitrInfo', actions: ['kms:GenerateDataKey'], resources: [props.bucketKey.keyArn] }));
+    role.addToPrincipalPolicy(new iam.PolicyStatement({
+      sid: 'NeverRemoveAVersion',
+      effect: iam.Effect.DENY,
+      actions: ['s3:DeleteObjectVersion', 's3:BypassGovernanceRetention', 's3:PutObjectRetention', 's3:PutObjectLegalHold', 's3:PutLifecycleConfiguration', 's3:PutBucketPolicy'],
+      resources: [props.bucket.bucketArn, props.bucket.arnForObjects('*')],
+    }));
+    for (const resource of repositories) {
+      acknowledgeWildcardResource(role, resource,
+        'pgbackrest expire rewrites the info files of a PITR repository and deletes the expired sets\' and WAL\'s keys (made by pgBackRest); a delete leaves a marker, versions stay locked.');
+    }
+    Validations.of(task).acknowledge({
+      id: 'AwsSolutions-ECS2',
+      reason: 'The environment holds the bucket name, the PITR sources\' tiers and a path; the source to expire comes with the task overrides.',
+    });
+    if (props.workerImage instanceof ecs.AssetImage) {
+      acknowledgeWildcardResource(task.obtainExecutionRole(), '*', 'ecr:GetAuthorizationToken, which ECS needs to pull the worker image, has no resource-level permissions.');
+    }
+    return task;
   }
 
   private states(props: PitrWorkflowProps, documentName: string): sfn.IChainable {
@@ -391,16 +473,79 @@ export class PitrWorkflow extends Construct {
     });
     const start = offsiteSeed(scope);
     start.next(nameRun).next(sendCommand).next(waitForHost);
+    this.expireStates(scope, props, onFailure);
     return start;
   }
+
+  /**
+   * Record → Full set? → Expire → Backed up (a differential or incremental: Backed up). The run's
+   * set is committed, offsite-confirmed and recorded before Expire starts: a failed expiry fails
+   * the run with a cause that says so, and leaves the repository to the next full's expiry.
+   */
+  private expireStates(scope: Construct, props: PitrWorkflowProps, onFailure: (state: string) => sfn.IChainable): void {
+    const partition = Stack.of(this).partition;
+    const expire = new sfn.CustomState(scope, 'Expire', {
+      stateJson: {
+        Type: 'Task',
+        Comment: 'pgbackrest expire of the sets and WAL Lifeboat\'s retention removes (the host never expires anything)',
+        Resource: `arn:${partition}:states:::ecs:runTask.waitForTaskToken`,
+        HeartbeatSeconds: 300,
+        TimeoutSeconds: 6 * 3600,
+        Parameters: {
+          Cluster: props.cluster.attrArn,
+          TaskDefinition: this.expireTask.taskDefinitionArn,
+          LaunchType: 'FARGATE',
+          NetworkConfiguration: {
+            AwsvpcConfiguration: { 'Subnets.$': '$.target.subnets', 'SecurityGroups.$': '$.target.securityGroups', AssignPublicIp: 'DISABLED' },
+          },
+          Overrides: {
+            ContainerOverrides: [{
+              Name: 'PitrExpire',
+              Environment: [
+                { Name: PITR_EXPIRE_ENV.taskToken, 'Value.$': '$$.Task.Token' },
+                { Name: PITR_EXPIRE_ENV.source, 'Value.$': '$.source' },
+                { Name: PITR_EXPIRE_ENV.stanza, 'Value.$': '$.pitr.stanza' },
+              ],
+            }],
+          },
+        },
+        ResultPath: '$.expire',
+      },
+    });
+    expire.addRetry({ errors: ['ECS.AmazonECSException'], interval: Duration.minutes(1), maxAttempts: 2, backoffRate: 2 });
+    const committed = new sfn.Pass(scope, 'Expiry failed, backup committed', {
+      comment: 'The cause says what the run still is: a committed backup',
+      parameters: {
+        'Error.$': '$.failure.Error',
+        'Cause.$': "States.Format('The backup itself is committed: run {} (set {}) is verified, confirmed offsite and recorded, and counts as a backup. " +
+          "Only the expiry of older sets failed; nothing the retention keeps was removed, and the next full retries it. {}', $.dump.runId, $.dump.set.label, $.failure.Cause)",
+      },
+      resultPath: '$.failure',
+    }).next(onFailure('Expire'));
+    expire.addCatch(committed, { errors: ['States.ALL'], resultPath: '$.failure' });
+    const backedUp = scope.node.findChild('Backed up') as sfn.Succeed;
+    expire.next(backedUp);
+    const fullSet = new sfn.Choice(scope, 'Full set?', { comment: 'Sets and WAL are expired after each full, the start of a new chain' })
+      .when(sfn.Condition.stringEquals('$.dump.set.type', 'full'), expire)
+      .otherwise(backedUp);
+    followWith(scope.node.findChild('Record') as sfn.TaskStateBase, fullSet);
+  }
+}
+
+/**
+ * Makes `next` follow `state` instead of what runStates (backup-run-states.ts) ends it with:
+ * Record goes straight to `Backed up` there, and CDK has no public way to re-point a state's
+ * Next. TODO(#13): runStates should take what follows Record, and this go.
+ */
+function followWith(state: sfn.TaskStateBase, next: sfn.State): void {
+  (state as unknown as { _next?: sfn.State })._next = undefined;
+  state.next(next);
 }
 
 /** What a source's PITR schedule sends (beside `source` and `scheduledTime`). */
 export function pitrRunInput(source: Source, type: PitrBackupType): Record<string, unknown> {
   const pitr = source.pitr as NonNullable<Source['pitr']>;
-  const targets = 'instanceId' in pitr.host
-    ? [{ Key: 'InstanceIds', Values: [pitr.host.instanceId] }]
-    : [{ Key: `tag:${pitr.host.tag.key}`, Values: [pitr.host.tag.value] }];
+  const targets = hostTargets(pitr);
   return {
     type,
     tier: source.tier.name,
@@ -425,8 +570,15 @@ export function pitrScheduleFor(type: PitrBackupType, everySeconds: number, time
   return scheduleFor({ scheduleSeconds: everySeconds, timezone });
 }
 
+/** SSM's `Targets` of a source's host: its instance id, or its tag. */
+export function hostTargets(pitr: NonNullable<Source['pitr']>): { Key: string; Values: string[] }[] {
+  return 'instanceId' in pitr.host
+    ? [{ Key: 'InstanceIds', Values: [pitr.host.instanceId] }]
+    : [{ Key: `tag:${pitr.host.tag.key}`, Values: [pitr.host.tag.value] }];
+}
+
 /** SendCommand on each source's host: its instance by id, or the instances carrying its tag. */
-function hostStatements(stack: Stack, sources: readonly Source[]): iam.PolicyStatement[] {
+export function sendCommandStatements(stack: Stack, sources: readonly Source[]): iam.PolicyStatement[] {
   const ids = sources.flatMap((source) => (source.pitr && 'instanceId' in source.pitr.host ? [source.pitr.host.instanceId] : []));
   const statements: iam.PolicyStatement[] = [];
   const instanceArn = (id: string) => id.startsWith('mi-')

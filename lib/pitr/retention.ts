@@ -2,9 +2,10 @@
  * Retention of a PITR source's sets, decided by Lifeboat's policy (lib/retention/policy.ts),
  * never by the host's pgBackRest: each set is a run at its start time, depending on the sets it
  * references and on its prior chain (pgBackRest expires a set's dependents with it), so a kept
- * differential or incremental keeps its full and its chain; the newest sets are never removed. The decision becomes `pgbackrest expire --set` of
- * each removed set, dependents first, then the WAL no kept set needs (the archive kept from the
- * oldest kept full on).
+ * differential or incremental keeps its full and its chain; the newest verified sets are never
+ * removed, and neither is the newest verified full, whatever depends on it. The decision becomes
+ * `pgbackrest expire --set` of each removed set, dependents first, then the WAL no kept set needs
+ * (the archive kept from the oldest kept full on, so the WAL of every kept set stays).
  */
 import type { RunStatus } from '../catalog/catalog';
 import { formatRunId } from '../domain/run-id';
@@ -44,8 +45,24 @@ export function decidePitrRetention(
       .map((label) => runIdOf.get(label)).filter((runId): runId is string => runId !== undefined),
   })), policy, now);
   const named = (entries: readonly Decision[]) => entries.map((entry) => ({ ...entry, set: labelOf.get(entry.runId) as string }));
-  const keep = named(decision.keep);
-  const remove = named(decision.remove);
+  let keep = named(decision.keep);
+  let remove = named(decision.remove);
+  // The newest verified full is what a restore falls back on when everything after it fails: the
+  // keep counts may be filled by the newest verified sets of a chain whose own full failed, so it
+  // is kept by its own rule (and its WAL with it: archiveFulls counts it). A full depends on nothing.
+  const newestFull = sets.filter((set) => set.type === 'full' && statuses[set.label] === 'verified')
+    .reduce<BackupSet | undefined>((newest, set) => (!newest || set.startTime > newest.startTime ? set : newest), undefined);
+  if (newestFull) {
+    const rule = 'the newest verified full: never removed';
+    const withRule = (entry: (typeof keep)[number], reasons: readonly string[]) => ({ ...entry, reasons, reason: reasons.join('; ') });
+    const removed = remove.find((entry) => entry.set === newestFull.label);
+    if (removed) {
+      remove = remove.filter((entry) => entry !== removed);
+      keep = [...keep, withRule(removed, [rule])].sort((a, b) => (a.runId < b.runId ? 1 : a.runId > b.runId ? -1 : 0));
+    } else {
+      keep = keep.map((entry) => (entry.set === newestFull.label ? withRule(entry, [...entry.reasons, rule]) : entry));
+    }
+  }
   const kept = new Set(keep.map((entry) => entry.set));
   const byLabel = new Map(sets.map((set) => [set.label, set]));
   // Dependents (differentials, incrementals) first, newest first; fulls last.

@@ -126,3 +126,22 @@ test('a WAL segment the new set needs is gone from the archive: the run fails Wa
   expect(await verification.Body?.transformToString()).toContain('WalGap');
   expect(result.notifications.map((notification) => notification.message).join('\n')).toContain('WalGap');
 }, 180_000);
+
+test('after a full, and only after a full, Expire applies the tier\'s retention to the repository as the expiry task\'s role', async () => {
+  const before = (await pitr.host.runner.info()).sets.map((set) => set.label);
+  const incr = await run('incr');
+  expect(incr.history.status).toBe('SUCCEEDED');
+  const incrStates = incr.history.rows.map((row) => row.state);
+  expect(incrStates).toEqual(expect.arrayContaining(['Record', 'Full set?', 'Backed up']));
+  expect(incrStates).not.toContain('Expire');
+
+  const full = await run('full');
+  expect(full.history.error).toBeUndefined();
+  expect(full.history.status).toBe('SUCCEEDED');
+  const states = full.history.rows.map((row) => row.state);
+  expect(states.slice(states.indexOf('Record'))).toEqual(['Record', 'Full set?', 'Expire', 'Backed up']);
+  // Every set is within tier1's retention (or a failed one within its grace): all kept, pgbackrest expire not run.
+  const sets = (await pitr.host.runner.info()).sets.map((set) => set.label);
+  expect(sets.slice(0, before.length)).toEqual(before);
+  expect(full.output?.expire).toEqual({ source: 'orders', dryRun: false, applied: false, kept: sets.length, removed: [], archiveFulls: expect.any(Number) });
+}, 300_000);
