@@ -161,7 +161,13 @@ export type LambdaStep = (name: string, fn: lambda.IFunction, payload: sfn.TaskI
  * through: `<state> failed` → RecordFailure → NotifyFailure → Failed. The logical run
  * (backupRunStates) and the PITR run (pitr-workflow.ts) share them.
  */
-export function runStates(scope: Construct, props: RunStateProps, functions: RunFunctions): {
+export function runStates(scope: Construct, props: RunStateProps, functions: RunFunctions, opts: {
+  /**
+   * What follows Record instead of `Backed up` (the PITR run's expiry): given `Backed up` and
+   * the failure path, returns the first state. @default - `Backed up`
+   */
+  readonly afterRecord?: (ends: { readonly backedUp: sfn.Succeed; readonly onFailure: (state: string) => sfn.IChainable }) => sfn.IChainable;
+} = {}): {
   readonly onFailure: (state: string) => sfn.IChainable;
   readonly lambdaStep: LambdaStep;
   readonly verifyFailed: sfn.IChainable;
@@ -247,13 +253,17 @@ export function runStates(scope: Construct, props: RunStateProps, functions: Run
   });
   recordState.addCatch(onFailure('Record'), { errors: ['States.ALL'], resultPath: '$.failure' });
 
+  const afterRecord = () => {
+    const backedUp = new sfn.Succeed(scope, 'Backed up');
+    return opts.afterRecord ? opts.afterRecord({ backedUp, onFailure }) : backedUp;
+  };
   const verdict = new sfn.Choice(scope, 'Verdict?')
     .when(sfn.Condition.stringEquals('$.verification.verdict', 'ok'), commitState)
     .otherwise(recordFailedVerdict)
     .afterwards({ includeOtherwise: false })
     .next(awaitOffsiteState)
     .next(new sfn.Choice(scope, 'OffsiteCopied?')
-      .when(sfn.Condition.booleanEquals('$.offsite.present', true), recordState.next(new sfn.Succeed(scope, 'Backed up')))
+      .when(sfn.Condition.booleanEquals('$.offsite.present', true), recordState.next(afterRecord()))
       .otherwise(waitForOffsite.next(awaitOffsiteState)));
   return { onFailure, lambdaStep, verifyFailed, verdict };
 }

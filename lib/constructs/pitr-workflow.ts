@@ -330,7 +330,9 @@ export class PitrWorkflow extends Construct {
   private states(props: PitrWorkflowProps, documentName: string): sfn.IChainable {
     const scope = new Construct(this, 'States');
     const partition = Stack.of(this).partition;
-    const { onFailure, verdict } = runStates(scope, { alarmTopic: props.alarmTopic, offsitePollInterval: props.offsitePollInterval }, props.functions);
+    const { onFailure, verdict } = runStates(scope, { alarmTopic: props.alarmTopic, offsitePollInterval: props.offsitePollInterval }, props.functions, {
+      afterRecord: ({ backedUp, onFailure: failed }) => this.expireStates(scope, props, failed, backedUp),
+    });
     const sdk = (service: string, action: string) => `arn:${partition}:states:::aws-sdk:${service}:${action}`;
     const fail = (name: string, error: string, cause: string, state: string) => new sfn.Pass(scope, name, {
       parameters: { Error: error, 'Cause.$': cause },
@@ -473,7 +475,6 @@ export class PitrWorkflow extends Construct {
     });
     const start = offsiteSeed(scope);
     start.next(nameRun).next(sendCommand).next(waitForHost);
-    this.expireStates(scope, props, onFailure);
     return start;
   }
 
@@ -482,7 +483,7 @@ export class PitrWorkflow extends Construct {
    * set is committed, offsite-confirmed and recorded before Expire starts: a failed expiry fails
    * the run with a cause that says so, and leaves the repository to the next full's expiry.
    */
-  private expireStates(scope: Construct, props: PitrWorkflowProps, onFailure: (state: string) => sfn.IChainable): void {
+  private expireStates(scope: Construct, props: PitrWorkflowProps, onFailure: (state: string) => sfn.IChainable, backedUp: sfn.Succeed): sfn.IChainable {
     const partition = Stack.of(this).partition;
     const expire = new sfn.CustomState(scope, 'Expire', {
       stateJson: {
@@ -523,23 +524,11 @@ export class PitrWorkflow extends Construct {
       resultPath: '$.failure',
     }).next(onFailure('Expire'));
     expire.addCatch(committed, { errors: ['States.ALL'], resultPath: '$.failure' });
-    const backedUp = scope.node.findChild('Backed up') as sfn.Succeed;
     expire.next(backedUp);
-    const fullSet = new sfn.Choice(scope, 'Full set?', { comment: 'Sets and WAL are expired after each full, the start of a new chain' })
+    return new sfn.Choice(scope, 'Full set?', { comment: 'Sets and WAL are expired after each full, the start of a new chain' })
       .when(sfn.Condition.stringEquals('$.dump.set.type', 'full'), expire)
       .otherwise(backedUp);
-    followWith(scope.node.findChild('Record') as sfn.TaskStateBase, fullSet);
   }
-}
-
-/**
- * Makes `next` follow `state` instead of what runStates (backup-run-states.ts) ends it with:
- * Record goes straight to `Backed up` there, and CDK has no public way to re-point a state's
- * Next. TODO(#13): runStates should take what follows Record, and this go.
- */
-function followWith(state: sfn.TaskStateBase, next: sfn.State): void {
-  (state as unknown as { _next?: sfn.State })._next = undefined;
-  state.next(next);
 }
 
 /** What a source's PITR schedule sends (beside `source` and `scheduledTime`). */

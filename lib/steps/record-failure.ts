@@ -83,6 +83,12 @@ const MEANING: Readonly<Record<string, string>> = {
   AwaitOffsite:
     'This run is verified and counts as a backup in the primary bucket, but its offsite copy is not confirmed: if the primary region were lost now, this run would be lost with it.',
   Record: 'This run is verified and committed; only recording it (metrics, event) failed.',
+  // The PITR run (lib/constructs/pitr-workflow.ts).
+  BackupOnHost: 'pgBackRest took no backup on the host: nothing was committed. The WAL archive still covers the RPO if it is current (lifeboat status).',
+  PollHost: 'The host\'s backup could not be followed: nothing was committed.',
+  ReadHostOutput: 'The host\'s backup failed and its output could not be read: nothing was committed.',
+  VerifySet: 'The new pgBackRest set was not proven restorable: it does not count as a backup.',
+  Expire: 'This run is verified, committed and confirmed offsite: it counts as a backup. Only expiring older PITR sets failed; the repository keeps more than the policy asks until the next full\'s Expire.',
 };
 
 export interface Protection {
