@@ -59,7 +59,9 @@ export default defineConfig({
       engine: 'postgres',
       tier: 'tier1',
       method: 'pitr',
-      pitr: { host: { instanceId: 'i-0a1b2c3d4e5f60718' }, dataDirectory: '/var/lib/postgresql/15/main' },
+      // marker: Lifeboat writes the time into lifeboat.pitr_marker every 5 minutes, and each PITR
+      // drill checks the restore holds exactly what it should (and the archive never idles).
+      pitr: { host: { instanceId: 'i-0a1b2c3d4e5f60718' }, dataDirectory: '/var/lib/postgresql/15/main', marker: true },
       connection: {
         host: 'ledger.db.internal',
         database: 'ledger',

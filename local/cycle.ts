@@ -16,6 +16,7 @@ import { LocalReplicator } from './replicator';
 import { runLocalDrillExecution, runLocalExecution, runLocalPitrExecution, type LocalRunHooks, type LocalTarget } from './runner';
 import { startLocalPitrSource } from './pitr-host';
 import { LocalSsm } from './ssm';
+import { runScheduledSendCommand, sendCommandSchedules } from './scheduler';
 import { startMariaDb } from './servers/mariadb';
 import { startPostgres } from './servers/postgres';
 import type { SynthesizedApp } from './synth';
@@ -196,8 +197,16 @@ async function pitrLocally(aws: LocalAws, source: Source, cleanups: (() => Promi
   cleanups.push(() => pitr.stop());
   const database = source.connection.databases[0];
   log(`  throwaway PostgreSQL ${pitr.host.source.version} stands in for ${pitr.instanceId} (${LocalSsm.NAME}), archiving its WAL with pgBackRest into s3://${aws.services.primaryBucket}/pitr/${source.name}/ through a local TLS front`);
+  // The marker schedule (every 5 minutes in AWS), invoked as Scheduler would, as its role.
+  const [markerSchedule] = source.pitr?.marker ? sendCommandSchedules(aws, '-pitr-marker') : [];
+  const mark = async () => {
+    if (!markerSchedule) return;
+    const { status } = await runScheduledSendCommand(aws, markerSchedule, pitr.ssm);
+    log(`  ${markerSchedule.name}: SSM SendCommand of the marker document (lifeboat.pitr_marker): ${status}`);
+  };
   let slot = Date.now() - (Date.now() % 300_000);
   for (const type of ['full', 'incr'] as const) {
+    await mark();
     if (type === 'incr') await pitr.host.source.psql("INSERT INTO public.customers (name, email) SELECT 'Customer ' || g, 'pitr' || g || '@example.com' FROM generate_series(1, 200) g", database);
     const scheduledTime = new Date((slot += 300_000));
     const run = await runLocalPitrExecution({ aws, source, type, scheduledTime, ssm: pitr.ssm, verifierEnv: pitr.verifierEnv });

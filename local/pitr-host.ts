@@ -70,6 +70,9 @@ export async function startLocalPitrSource(aws: LocalAws, source: Source, opts: 
         configPath: host.runner.configFile,
         configIncludePath: join(dirname(host.runner.configFile), 'conf.d'),
         osUser: host.owner ? 'postgres' : userInfo().username,
+        // The marker document's psql: this server's port and socket.
+        port: String(host.source.port),
+        socketDir: host.source.socketDir,
       },
     };
     ssm.register(instance);

@@ -219,6 +219,13 @@ const sourceSchema = z.strictObject({
       dataDirectory: z.string().regex(/^\/[^\0\n]*$/, { error: 'invalid dataDirectory (valid: an absolute path such as "/var/lib/postgresql/15/main")' }),
       /** The OS user that runs PostgreSQL on the host. @default 'postgres' */
       osUser: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, { error: 'invalid osUser (valid: a Unix user name such as "postgres")' }).optional(),
+      /**
+       * The exact check: every few minutes Lifeboat writes the time into `lifeboat.pitr_marker`
+       * of the source's first database (through SSM, as the server's user), and each PITR drill
+       * asserts that the newest marker restored is at or before its target and near it, and that
+       * none after it was. The write also keeps an idle server archiving. @default false
+       */
+      marker: z.boolean().optional(),
     })
     .optional(),
   sizeHint: size.optional(),

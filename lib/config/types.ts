@@ -77,6 +77,8 @@ export interface PitrSource {
   readonly stanza: string;
   readonly dataDirectory: string;
   readonly osUser: string;
+  /** Lifeboat writes `lifeboat.pitr_marker` every MARKER_INTERVAL and drills check it (the exact check). */
+  readonly marker: boolean;
   /** The tier's backup types and archive_timeout (lib/pitr/plan.ts). */
   readonly plan: PitrPlan;
 }

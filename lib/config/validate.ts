@@ -503,6 +503,7 @@ function resolvePitr(name: string, pitr: NonNullable<ParsedConfig['sources'][num
     stanza: pitr.stanza ?? name,
     dataDirectory: pitr.dataDirectory,
     osUser: pitr.osUser ?? 'postgres',
+    marker: pitr.marker ?? false,
     plan: pitrPlan(tier).plan as PitrPlan,
   };
 }

@@ -22,6 +22,7 @@ import type { PgServer } from '../servers/postgres';
 import { listArchivedSegments, restorableWindow } from './archive-state';
 import { readBackupSets } from './backup-info';
 import { runPitrDrill } from './drill';
+import { checkMarker } from './marker';
 import type { PgBackRest } from './pgbackrest';
 import { setForTime } from './pgbackrest-info';
 import { PITR_DRILL_ENGINE } from './restore-at';
@@ -83,6 +84,7 @@ export async function runPitrDrillRun(opts: PitrDrillRunOptions): Promise<DrillR
     drillChecks: opts.source.drillChecks.map((check) => ({ name: check.name, sql: check.sql, ...(check.database ? { database: check.database } : {}) })),
     rtoSeconds: opts.source.tier.rtoSeconds,
     newestSegment: segments.at(-1)?.name,
+    ...(pitr.marker ? { extraChecks: async (psql: (sql: string) => Promise<string>) => [await checkMarker(psql, target, window.latest)] } : {}),
   });
   const failedCheck = drilled.checks.find((check) => !check.ok);
   const report: DrillReport = {

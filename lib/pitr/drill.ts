@@ -51,6 +51,8 @@ export interface PitrDrillOptions {
   readonly recoveryTimeoutSeconds?: number;
   /** The archive's newest segment: a drill to `latest` checks that recovery replayed up to it. @default - not checked */
   readonly newestSegment?: string;
+  /** More checks on the restored server, timed with the others (the PITR marker). */
+  readonly extraChecks?: (psql: (sql: string, database?: string) => Promise<string>) => Promise<PitrDrillCheck[]>;
 }
 
 export async function runPitrDrill(opts: PitrDrillOptions): Promise<PitrDrillReport> {
@@ -87,6 +89,7 @@ export async function runPitrDrill(opts: PitrDrillOptions): Promise<PitrDrillRep
       ok: amcheck.code === 0,
       detail: amcheck.code === 0 ? 'pg_amcheck: every heap and B-tree index of every database sound (--heapallindexed)' : `pg_amcheck exited ${amcheck.code}: ${`${amcheck.stdout}${amcheck.stderr}`.trim().split('\n').slice(0, 5).join(' / ')}`,
     });
+    if (opts.extraChecks) checks.push(...(await opts.extraChecks((sql, database) => (server as PgServer).psql(sql, database ?? opts.database))));
     for (const check of opts.drillChecks ?? []) {
       const result = await server.psql(check.sql, check.database ?? opts.database).then((out) => out.trim(), (error: Error) => `error: ${error.message.split('\n')[0]}`);
       checks.push({ name: `check: ${check.name}`, ok: result === 't', detail: `${check.sql} → ${result}` });

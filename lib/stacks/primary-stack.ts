@@ -16,6 +16,7 @@ import { LifeboatAlarms } from '../constructs/alarms';
 import { LifeboatOverviewDashboard } from '../constructs/dashboard';
 import type { DumpTask } from '../constructs/dump-task';
 import { Heartbeats } from '../constructs/heartbeats';
+import { PitrMarker } from '../constructs/pitr-marker';
 import { PitrWorkflow } from '../constructs/pitr-workflow';
 import { Pruner } from '../constructs/pruner';
 import { Watchdog } from '../constructs/watchdog';
@@ -137,6 +138,10 @@ export class PrimaryStack extends Stack {
         offsite: { bucketName: names.offsiteBucketName },
         schedules: { group: this.schedules.group, deadLetterQueue: this.schedules.deadLetterQueue },
       });
+      // The exact check of PITR drills, for the sources that ask for it (pitr.marker).
+      if (pitrSources.some((source) => source.pitr?.marker)) {
+        new PitrMarker(this, 'PitrMarker', { appName: config.appName, sources: pitrSources, group: this.schedules.group, deadLetterQueue: this.schedules.deadLetterQueue });
+      }
     }
     // One writer per JSON document of a run, enforced by the bucket: Commit writes the verdict,
     // AwaitOffsite the offsite confirmation, the drill tasks their reports.

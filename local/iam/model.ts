@@ -84,6 +84,8 @@ export interface ScheduleInfo extends Located {
   readonly roleArn: string;
   readonly targetArn: string;
   readonly deadLetterArn?: string;
+  /** The target's input (JSON text), as Scheduler sends it. */
+  readonly input?: string;
 }
 
 /**
@@ -227,10 +229,11 @@ export class IamModel {
     }
     for (const id of stack.ofType('AWS::Scheduler::Schedule')) {
       const props = stack.properties(id);
-      const target = props.Target as { Arn: string; RoleArn: string; DeadLetterConfig?: { Arn?: string } };
+      const target = props.Target as { Arn: string; RoleArn: string; DeadLetterConfig?: { Arn?: string }; Input?: string };
       const arn = stack.arn(id);
       this.schedules.set(arn, {
         ...at(id), arn, name: stack.physicalName(id), roleArn: target.RoleArn, targetArn: target.Arn, deadLetterArn: target.DeadLetterConfig?.Arn,
+        ...(typeof target.Input === 'string' ? { input: target.Input } : {}),
       });
     }
   }

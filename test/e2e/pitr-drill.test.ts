@@ -14,13 +14,14 @@ import { startLocalAws, type LocalAws } from '../../local/aws';
 import { startLocalPitrSource, type LocalPitrSource } from '../../local/pitr-host';
 import { LocalReplicator } from '../../local/replicator';
 import { runLocalDrillExecution, runLocalPitrExecution } from '../../local/runner';
+import { runScheduledSendCommand, sendCommandSchedules } from '../../local/scheduler';
 
 const config: LifeboatConfig = parseConfig({
   primary: { region: 'eu-west-1', account: '111111111111' },
   offsite: { region: 'eu-central-1', account: '222222222222' },
   sources: [{
     name: 'ledger', engine: 'postgres', tier: 'tier1', method: 'pitr',
-    pitr: { host: { tag: { key: 'lifeboat-db', value: 'ledger' } }, dataDirectory: '/var/lib/postgresql/15/main' },
+    pitr: { host: { tag: { key: 'lifeboat-db', value: 'ledger' } }, dataDirectory: '/var/lib/postgresql/15/main', marker: true },
     connection: { host: 'ledger.db.internal', database: 'shop', username: 'backup', passwordSecretArn: 'arn:aws:secretsmanager:eu-west-1:111111111111:secret:ledger-AbCdEf' },
     network: { vpcId: 'vpc-0a1b2c3d', subnetIds: ['subnet-0a1b2c3d'], securityGroupIds: ['sg-0a1b2c3d'] },
     drillChecks: [{ name: 'customers restored', sql: 'SELECT count(*) > 0 FROM public.customers' }],
@@ -62,9 +63,17 @@ test('before any verified PITR run: the drill fails NoVerifiedRun, on the alarm 
 }, 120_000);
 
 test('after a full: drills from the primary to latest, then from the offsite copy to a second of the window; each report names its target and set', async () => {
+  // The marker schedule (every 5 minutes in AWS) as Scheduler would invoke it, as its role.
+  const [markerSchedule] = sendCommandSchedules(aws, '-pitr-marker');
+  expect(markerSchedule).toBeDefined();
+  const mark = async () => expect(await runScheduledSendCommand(aws, markerSchedule, pitr.ssm)).toMatchObject({ status: 'Success' });
+  await mark();
   const run = await runLocalPitrExecution({ aws, source, type: 'full', scheduledTime: new Date(Date.UTC(2026, 11, 3, 1, 0, 0)), ssm: pitr.ssm, verifierEnv: pitr.verifierEnv });
   expect(run.history.status).toBe('SUCCEEDED');
   await pitr.host.source.psql("INSERT INTO public.customers (name, email) SELECT 'Drill ' || g, 'drill' || g || '@example.com' FROM generate_series(1, 100) g", 'shop');
+  await mark();
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  await mark();
   await pitr.host.source.psql('SELECT pg_switch_wal()', 'shop');
   await new Promise((resolve) => setTimeout(resolve, 3000));
 
@@ -83,7 +92,7 @@ test('after a full: drills from the primary to latest, then from the offsite cop
   expect(newest.pitr?.target).toMatch(/^\d{4}-\d\d-\d\dT/);
   for (const report of [older, newest]) {
     expect(report.verdict).toBe('ok');
-    expect(report.checks.map((check) => check.name)).toEqual(expect.arrayContaining(['recovery-target', 'amcheck', 'check: customers restored', 'rto']));
+    expect(report.checks.map((check) => check.name)).toEqual(expect.arrayContaining(['recovery-target', 'pitr-marker', 'amcheck', 'check: customers restored', 'rto']));
     expect(report.measuredRtoSeconds).toBeCloseTo(report.timings.restoreSeconds + (report.timings.replaySeconds ?? 0) + report.timings.checkSeconds, 5);
     expect(report.server?.major).toBe(15);
   }

@@ -40,6 +40,7 @@ test('a PostgreSQL source with both methods resolves its pgBackRest setup and it
     stanza: 'orders',
     dataDirectory: '/var/lib/postgresql/15/main',
     osUser: 'postgres',
+    marker: false,
     plan: {
       backups: [{ type: 'full', everySeconds: 604_800 }, { type: 'diff', everySeconds: 86_400 }, { type: 'incr', everySeconds: 300 }],
       archiveTimeoutSeconds: 300,
