@@ -14,12 +14,12 @@ import { SFNClient } from '@aws-sdk/client-sfn';
 import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { createS3Client } from '../lib/aws/s3-client';
-import { lifeboatError } from '../lib/domain/errors';
 import { applyPitrRetention, type PitrExpireResult } from '../lib/pitr/expire-run';
 import { pgBackRest } from '../lib/pitr/pgbackrest';
 import { pitrPrefix } from '../lib/pitr/setup';
 import { parsePruneSources, type PruneSourceSpec } from '../lib/retention/prune';
 import { PGBACKREST_ENV, pgbackrestEndpointFromEnv, repositoryAsTaskRole, scratchFromEnv, type PgBackRestEndpoint } from './pgbackrest-env';
+import { EnvReader } from './env-reader';
 import { containerMain, exitWithMain } from './signals';
 import { runTask, type TaskDeps } from './task-token';
 
@@ -54,12 +54,9 @@ export interface PitrExpireJob {
 /** Reads the job, reporting every missing or invalid variable at once (`InvalidInput`). */
 export function pitrExpireJobFromEnv(env: Record<string, string | undefined>): PitrExpireJob {
   const E = PITR_EXPIRE_ENV;
-  const problems: string[] = [];
-  const required = (name: string): string => {
-    const value = env[name]?.trim();
-    if (!value) problems.push(`${name}: required`);
-    return value ?? '';
-  };
+  const read = new EnvReader(env, 'PITR expiry');
+  const { problems } = read;
+  const required = (name: string) => read.required(name);
   const bucket = required(E.bucket);
   const name = required(E.source);
   const sourcesText = required(E.sources);
@@ -75,15 +72,16 @@ export function pitrExpireJobFromEnv(env: Record<string, string | undefined>): P
   }
   const stanza = required(E.stanza);
   if (stanza && !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(stanza)) problems.push(`${E.stanza}: "${stanza}" is not valid (valid: letters, digits, ".", "_", "-")`);
-  const region = env.AWS_REGION || env.AWS_DEFAULT_REGION || '';
-  if (!region) problems.push('AWS_REGION: required');
+  const region = read.region();
   const dryRunText = env[E.dryRun]?.trim() || 'false';
   if (dryRunText !== 'true' && dryRunText !== 'false') problems.push(`${E.dryRun}: "${dryRunText}" is not valid (valid: true, false)`);
   const pgbackrest = pgbackrestEndpointFromEnv(env, region, problems);
-  if (problems.length > 0 || !source) throw lifeboatError('InvalidInput', `invalid PITR expiry environment:\n  - ${problems.join('\n  - ')}`);
+  // Without a source a problem was named above (missing, unknown, or unreadable): done() throws.
+  read.done();
+  const found = source as PruneSourceSpec;
   return {
-    bucket, source, stanza, region,
-    repoPath: `/${pitrPrefix(source.name).replace(/\/$/, '')}`,
+    bucket, source: found, stanza, region,
+    repoPath: `/${pitrPrefix(found.name).replace(/\/$/, '')}`,
     dryRun: dryRunText === 'true',
     taskToken: env[E.taskToken] || undefined,
     s3Endpoint: env[E.s3Endpoint] || undefined,

@@ -11,11 +11,11 @@ import { SFNClient } from '@aws-sdk/client-sfn';
 import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { createS3Client } from '../lib/aws/s3-client';
-import { lifeboatError } from '../lib/domain/errors';
 import { isRunId } from '../lib/domain/run-id';
 import { pgBackRest } from '../lib/pitr/pgbackrest';
 import { PGBACKREST_ENV, pgbackrestEndpointFromEnv, repositoryAsTaskRole, scratchFromEnv, type PgBackRestEndpoint } from './pgbackrest-env';
 import { verifyPitrRun, type PitrRunResult } from '../lib/pitr/run';
+import { EnvReader } from './env-reader';
 import { containerMain, exitWithMain } from './signals';
 import { runTask, type TaskDeps } from './task-token';
 
@@ -56,12 +56,9 @@ export interface PitrVerifyJob {
 /** Reads the job, reporting every missing or invalid variable at once (`InvalidInput`). */
 export function pitrVerifyJobFromEnv(env: Record<string, string | undefined>): PitrVerifyJob {
   const E = PITR_VERIFY_ENV;
-  const problems: string[] = [];
-  const required = (name: string): string => {
-    const value = env[name]?.trim();
-    if (!value) problems.push(`${name}: required`);
-    return value ?? '';
-  };
+  const read = new EnvReader(env, 'PITR verifier');
+  const { problems } = read;
+  const required = (name: string) => read.required(name);
   const bucket = required(E.bucket);
   const source = required(E.source);
   if (source && !/^[a-z0-9-]+$/.test(source)) problems.push(`${E.source}: "${source}" is not valid (valid: a-z, 0-9 and "-")`);
@@ -76,8 +73,7 @@ export function pitrVerifyJobFromEnv(env: Record<string, string | undefined>): P
   const stanza = required(E.stanza);
   const repoPath = required(E.repoPath);
   if (repoPath && !repoPath.startsWith('/')) problems.push(`${E.repoPath}: "${repoPath}" is not valid (valid: an absolute path such as /pitr/orders)`);
-  const region = env.AWS_REGION || env.AWS_DEFAULT_REGION || '';
-  if (!region) problems.push('AWS_REGION: required');
+  const region = read.region();
   const mode = env[E.objectLockMode]?.trim();
   const retentionText = env[E.retentionSeconds]?.trim();
   let objectLock: PitrVerifyJob['objectLock'];
@@ -88,7 +84,7 @@ export function pitrVerifyJobFromEnv(env: Record<string, string | undefined>): P
     else objectLock = { mode, retentionSeconds };
   }
   const pgbackrest = pgbackrestEndpointFromEnv(env, region, problems);
-  if (problems.length > 0) throw lifeboatError('InvalidInput', `invalid PITR verifier environment:\n  - ${problems.join('\n  - ')}`);
+  read.done();
   return {
     bucket, source, tier, runId, type: type as PitrVerifyJob['type'], requestedAt, stanza, repoPath, region,
     ...(objectLock ? { objectLock } : {}),

@@ -5,14 +5,12 @@
  * from the offsite copy to a point, alternately the end of the archive and a random second of
  * the window, into a throwaway server; the report under drills/<source>/; IAM-true.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { recentDrillReports } from '../../lib/catalog/drills';
 import { parseConfig, type LifeboatConfig, type Source } from '../../lib/config';
 import { chooseTarget } from '../../lib/pitr/drill-run';
-import { startLocalAws, type LocalAws } from '../../local/aws';
-import { startLocalPitrSource, type LocalPitrSource } from '../../local/pitr-host';
-import { LocalReplicator } from '../../local/replicator';
+import type { LocalAws } from '../../local/aws';
+import { startLocalPitr, type LocalPitr } from '../harness/local-pitr';
+import type { LocalPitrSource } from '../../local/pitr-host';
 import { runLocalDrillExecution, runLocalPitrExecution } from '../../local/runner';
 import { runScheduledSendCommand, sendCommandSchedules } from '../../local/scheduler';
 
@@ -29,28 +27,20 @@ const config: LifeboatConfig = parseConfig({
 });
 const source = config.sources[0] as Source;
 
+let local: LocalPitr;
 let aws: LocalAws;
 let pitr: LocalPitrSource;
-let replicator: LocalReplicator;
 
 beforeAll(async () => {
-  aws = await startLocalAws({ config });
-  pitr = await startLocalPitrSource(aws, source, { seedSql: readFileSync(join(__dirname, '..', '..', 'local', 'demo-seed.sql'), 'utf8') });
-  replicator = new LocalReplicator({
-    source: aws.services.s3, sourceBucket: aws.services.primaryBucket, destination: aws.services.s3, destinationBucket: aws.services.offsiteBucket,
-    intervalMs: 50, iam: { evaluator: aws.evaluator!, requests: aws.replicationRequests },
-  });
-  replicator.start();
+  local = await startLocalPitr(config, source);
+  ({ aws, pitr } = local);
 }, 180_000);
 
-afterAll(async () => {
-  await replicator?.stop();
-  await pitr?.stop();
-  await aws?.stop();
-});
+afterAll(() => local?.stop());
 
 afterEach(() => {
-  expect(aws.evaluator!.denials.map((decision) => `${decision.request.principal} ${decision.request.action} ${decision.request.resource}`)).toEqual([]);
+  // IAM-true: nothing any role did in a test was denied.
+  expect(local.denials()).toEqual([]);
 });
 
 const drill = (from: 'primary' | 'offsite') => runLocalDrillExecution({ aws, source, from, kind: 'pitr', containerEnv: pitr.verifierEnv });

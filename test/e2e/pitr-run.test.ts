@@ -6,14 +6,12 @@
  * Faults: a host SSM cannot reach, a backup that fails on the host, a set whose WAL is gone.
  */
 import { DeleteObjectCommand, GetObjectCommand } from '@aws-sdk/client-s3';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { listRuns } from '../../lib/catalog/catalog';
 import { parseConfig, type LifeboatConfig, type Source } from '../../lib/config';
 import { pitrCatalogName } from '../../lib/domain/layout';
-import { startLocalAws, type LocalAws } from '../../local/aws';
-import { startLocalPitrSource, type LocalPitrSource } from '../../local/pitr-host';
-import { LocalReplicator } from '../../local/replicator';
+import type { LocalAws } from '../../local/aws';
+import { startLocalPitr, type LocalPitr } from '../harness/local-pitr';
+import type { LocalPitrSource } from '../../local/pitr-host';
 import { runLocalPitrExecution } from '../../local/runner';
 import { LocalSsm } from '../../local/ssm';
 import { documentsOf } from '../../local/pitr-host';
@@ -32,30 +30,22 @@ const config: LifeboatConfig = parseConfig({
 const source = config.sources[0] as Source;
 const catalog = pitrCatalogName(source.name);
 
+let local: LocalPitr;
 let aws: LocalAws;
 let pitr: LocalPitrSource;
-let replicator: LocalReplicator;
 let slot = Date.UTC(2026, 11, 3, 0, 0, 0);
 const nextSlot = () => new Date((slot += 300_000));
 
 beforeAll(async () => {
-  aws = await startLocalAws({ config });
-  pitr = await startLocalPitrSource(aws, source, { seedSql: readFileSync(join(__dirname, '..', '..', 'local', 'demo-seed.sql'), 'utf8') });
-  replicator = new LocalReplicator({
-    source: aws.services.s3, sourceBucket: aws.services.primaryBucket, destination: aws.services.s3, destinationBucket: aws.services.offsiteBucket,
-    intervalMs: 50, iam: { evaluator: aws.evaluator!, requests: aws.replicationRequests },
-  });
-  replicator.start();
+  local = await startLocalPitr(config, source);
+  ({ aws, pitr } = local);
 }, 180_000);
 
-afterAll(async () => {
-  await replicator?.stop();
-  await pitr?.stop();
-  await aws?.stop();
-});
+afterAll(() => local?.stop());
 
 afterEach(() => {
-  expect(aws.evaluator!.denials.map((decision) => `${decision.request.principal} ${decision.request.action} ${decision.request.resource}`)).toEqual([]);
+  // IAM-true: nothing any role did in a test was denied.
+  expect(local.denials()).toEqual([]);
 });
 
 const run = (type: 'full' | 'diff' | 'incr', ssm = pitr.ssm) =>
