@@ -12,6 +12,7 @@ import { IamEvaluator, IamModel, requestsForCall } from '../../local/iam';
 import { synthApp } from '../../local/synth';
 import { startPitrStack, type PitrStack } from '../harness/pitr';
 import type { RecordedRequest } from '../harness/s3-tls';
+import { recordedCall } from '../harness/s3-requests';
 
 const HOST = 'arn:aws:iam::111111111111:role/orders-db-host';
 
@@ -21,23 +22,7 @@ let bucket: string;
 let source: Source;
 
 /** The SDK command and input a recorded request is, on `bucket` (the synthesized primary bucket). */
-function asCall(request: RecordedRequest): { command: string; input: Record<string, unknown> } {
-  const url = new URL(request.path, 'https://localhost');
-  const [, , ...rest] = decodeURIComponent(url.pathname).split('/');
-  const key = rest.join('/');
-  const q = url.searchParams;
-  if (request.method === 'GET' && key === '') return { command: 'ListObjectsV2', input: { Bucket: bucket, Prefix: q.get('prefix') ?? '', ...(q.has('delimiter') ? { Delimiter: q.get('delimiter') } : {}) } };
-  const object = { Bucket: bucket, Key: key, ...(q.has('versionId') ? { VersionId: q.get('versionId') } : {}) };
-  if (request.method === 'GET') return { command: 'GetObject', input: object };
-  if (request.method === 'HEAD') return { command: 'HeadObject', input: object };
-  if (request.method === 'PUT' && q.has('partNumber')) return { command: 'UploadPart', input: object };
-  if (request.method === 'PUT') return { command: 'PutObject', input: object };
-  if (request.method === 'POST' && q.has('uploads')) return { command: 'CreateMultipartUpload', input: object };
-  if (request.method === 'POST' && q.has('uploadId')) return { command: 'CompleteMultipartUpload', input: object };
-  if (request.method === 'DELETE' && q.has('uploadId')) return { command: 'AbortMultipartUpload', input: object };
-  if (request.method === 'DELETE') return { command: 'DeleteObject', input: object };
-  throw new Error(`a request pgBackRest made that this test cannot map: ${request.method} ${request.path}`);
-}
+const asCall = (request: RecordedRequest) => recordedCall(request, bucket);
 
 beforeAll(async () => {
   const config = loadConfig('lifeboat.config.ts');
