@@ -25,6 +25,7 @@ import { runPitrDrill } from './drill';
 import { checkMarker } from './marker';
 import type { PgBackRest } from './pgbackrest';
 import { setForTime } from './pgbackrest-info';
+import { planPitrRestore } from './restore-plan';
 import { PITR_DRILL_ENGINE } from './restore-at';
 
 const DAY_MS = 86_400_000;
@@ -73,6 +74,12 @@ export async function runPitrDrillRun(opts: PitrDrillRunOptions): Promise<DrillR
     throw lifeboatError('NoVerifiedRun', `${opts.source.name}: no verified PITR run of set ${set?.label ?? '(none)'} for target ${target === 'latest' ? 'latest' : target.time.toISOString()} in s3://${opts.bucket}/runs/${pitrCatalogName(opts.source.name)}/`);
   }
   const targetText = target === 'latest' ? 'latest' : target.time.toISOString();
+  // A restore cannot pass a gap: the drill fails WalGap naming the missing segment, with its report, and restores nothing.
+  const plan = planPitrRestore(sets, segments, target);
+  if (plan.problem && /\bgap\b/.test(plan.problem)) {
+    await writeReport(opts, failedBeforeRestore(opts, startedAt, now(), run.runId, targetText, set.label, { name: 'WalGap', message: `PITR drill of ${opts.source.name} to ${targetText}: ${plan.problem}` }));
+    throw lifeboatError('WalGap', `PITR drill of ${opts.source.name} to ${targetText}: ${plan.problem}`);
+  }
   log(`${opts.source.name}: PITR drill from ${opts.from} to ${targetText}, set ${set.label} (run ${run.runId}), window ${window.earliest.toISOString()} to ${window.latest.toISOString()}`);
   const drilled = await runPitrDrill({
     runner: opts.runner,
@@ -106,11 +113,39 @@ export async function runPitrDrillRun(opts: PitrDrillRunOptions): Promise<DrillR
     verdict: drilled.verdict,
     ...(failedCheck ? { error: { name: failedCheck.name === 'rto' ? 'RtoExceeded' : 'DrillCheckFailed', message: `${failedCheck.name}: ${failedCheck.detail}` } } : {}),
   };
+  await writeReport(opts, report);
+  if (report.error) throw lifeboatError(report.error.name as 'RtoExceeded' | 'DrillCheckFailed', `PITR drill of ${report.source} to ${targetText}: ${report.error.message}`);
+  return report;
+}
+
+async function writeReport(opts: PitrDrillRunOptions, report: DrillReport): Promise<void> {
   await opts.reportS3.send(new PutObjectCommand({
     Bucket: opts.reportBucket, Key: drillReportKey(report.source, report.drillId), Body: serializeDrillReport(report), ContentType: 'application/json', IfNoneMatch: '*',
   }));
-  if (report.error) throw lifeboatError(report.error.name as 'RtoExceeded' | 'DrillCheckFailed', `PITR drill of ${report.source} to ${targetText}: ${report.error.message}`);
-  return report;
+}
+
+/** The report of a drill that failed before restoring anything. */
+function failedBeforeRestore(
+  opts: PitrDrillRunOptions, startedAt: Date, finishedAt: Date, runId: string, target: string, set: string, error: { name: string; message: string },
+): DrillReport {
+  return {
+    schemaVersion: DRILL_REPORT_SCHEMA_VERSION,
+    lifeboatVersion: LIFEBOAT_VERSION,
+    source: opts.source.name,
+    drillId: formatRunId(startedAt),
+    runId,
+    from: opts.from,
+    engine: PITR_DRILL_ENGINE,
+    startedAt: startedAt.toISOString(),
+    finishedAt: finishedAt.toISOString(),
+    timings: { downloadSeconds: 0, restoreSeconds: 0, replaySeconds: 0, checkSeconds: 0 },
+    pitr: { target, set },
+    measuredRtoSeconds: 0,
+    rtoTargetSeconds: opts.source.tier.rtoSeconds,
+    checks: [{ name: 'wal-continuity', ok: false, detail: error.message }],
+    verdict: 'failed',
+    error,
+  };
 }
 
 /**

@@ -5,11 +5,13 @@
  * from the offsite copy to a point, alternately the end of the archive and a random second of
  * the window, into a throwaway server; the report under drills/<source>/; IAM-true.
  */
+import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 import { recentDrillReports } from '../../lib/catalog/drills';
 import { parseConfig, type LifeboatConfig, type Source } from '../../lib/config';
 import { chooseTarget } from '../../lib/pitr/drill-run';
 import type { LocalAws } from '../../local/aws';
 import { startLocalPitr, type LocalPitr } from '../harness/local-pitr';
+import { listKeys } from '../harness/s3-objects';
 import type { LocalPitrSource } from '../../local/pitr-host';
 import { runLocalDrillExecution, runLocalPitrExecution } from '../../local/runner';
 import { runScheduledSendCommand, sendCommandSchedules } from '../../local/scheduler';
@@ -89,6 +91,26 @@ test('after a full: drills from the primary to latest, then from the offsite cop
   // The drill's measured RTO is a metric per source, as for logical drills.
   expect(aws.metrics.flatMap((metric) => metric.data as { MetricName: string }[]).map((datum) => datum.MetricName)).toContain('MeasuredRtoSeconds');
 }, 300_000);
+
+test('a WAL segment gone from the archive after the newest set: the drill to latest fails WalGap naming it, its report says so', async () => {
+  const s3 = aws.services.s3;
+  for (let i = 0; i < 3; i += 1) {
+    await pitr.host.source.psql(`INSERT INTO public.customers (name, email) VALUES ('Gap ${i}', 'gap${i}@example.com'); SELECT pg_switch_wal();`, 'shop');
+  }
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  const segments = (await listKeys(s3, aws.services.primaryBucket, 'pitr/ledger/archive/')).filter((key) => /\/[0-9A-F]{24}-/.test(key));
+  const removed = segments.at(-2) as string;
+  await s3.send(new DeleteObjectCommand({ Bucket: aws.services.primaryBucket, Key: removed }));
+  const segment = /\/([0-9A-F]{24})-/.exec(removed)?.[1] as string;
+
+  const result = await drill('primary');
+  expect(result.history.status).toBe('FAILED');
+  expect(result.history.error?.name).toBe('WalGap');
+  expect(result.history.error?.cause).toContain(`gap at ${segment}`);
+  expect(result.notifications.map((notification) => notification.message).join('\n')).toContain(segment);
+  const [report] = await recentDrillReports(s3, aws.services.primaryBucket, source.name, 1);
+  expect(report).toMatchObject({ verdict: 'failed', error: { name: 'WalGap' }, pitr: { target: 'latest' } });
+}, 180_000);
 
 test('the target alternates: latest after a drill to a time, a random second of the last day of the window after latest', () => {
   const earliest = new Date('2026-12-01T00:00:00Z');
