@@ -25,6 +25,8 @@ import { runTask, type TaskDeps } from './task-token';
 export interface PitrDrillJob extends DrillJob {
   readonly pgbackrest: PgBackRestEndpoint;
   readonly scratch: string;
+  /** LIFEBOAT_PITR_GAP_SETTLE_SECONDS: how long a gap's later segments must be archived before it counts. @default 300 */
+  readonly gapSettleSeconds?: number;
 }
 
 export function pitrDrillJobFromEnv(env: Record<string, string | undefined>): PitrDrillJob {
@@ -34,8 +36,13 @@ export function pitrDrillJobFromEnv(env: Record<string, string | undefined>): Pi
   const region = (job.from === 'offsite' ? job.offsiteRegion : job.region) ?? '';
   if (!region) problems.push('AWS_REGION (and the offsite region for a drill from offsite): required');
   const pgbackrest = pgbackrestEndpointFromEnv(env, region, problems);
+  const settleText = env.LIFEBOAT_PITR_GAP_SETTLE_SECONDS?.trim();
+  const gapSettleSeconds = settleText ? Number(settleText) : undefined;
+  if (gapSettleSeconds !== undefined && !(Number.isInteger(gapSettleSeconds) && gapSettleSeconds >= 0)) {
+    problems.push(`LIFEBOAT_PITR_GAP_SETTLE_SECONDS: "${settleText}" is not valid (valid: whole seconds, 0 or more)`);
+  }
   if (problems.length > 0) throw lifeboatError('InvalidInput', `invalid PITR drill environment:\n  - ${problems.join('\n  - ')}`);
-  return { ...job, pgbackrest, scratch: scratchFromEnv(env) };
+  return { ...job, pgbackrest, scratch: scratchFromEnv(env), ...(gapSettleSeconds !== undefined ? { gapSettleSeconds } : {}) };
 }
 
 /** Runs one PITR drill; never throws: the outcome carries the exit code and the error. */
@@ -80,6 +87,7 @@ export async function runPitrDrillJob(job: PitrDrillJob, deps: TaskDeps = {}): P
       },
       pgBinDirFor: (major) => pgBinDirFor(major),
       now: deps.now,
+      ...(job.gapSettleSeconds !== undefined ? { gapSettleSeconds: job.gapSettleSeconds } : {}),
       log,
     });
   };
