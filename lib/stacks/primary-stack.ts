@@ -17,6 +17,7 @@ import { LifeboatOverviewDashboard } from '../constructs/dashboard';
 import type { DumpTask } from '../constructs/dump-task';
 import { Heartbeats } from '../constructs/heartbeats';
 import { PitrMarker } from '../constructs/pitr-marker';
+import { PitrSetupDocuments } from '../constructs/pitr-setup-documents';
 import { PitrWorkflow } from '../constructs/pitr-workflow';
 import { Pruner } from '../constructs/pruner';
 import { Watchdog } from '../constructs/watchdog';
@@ -138,6 +139,8 @@ export class PrimaryStack extends Stack {
         offsite: { bucketName: names.offsiteBucketName },
         schedules: { group: this.schedules.group, deadLetterQueue: this.schedules.deadLetterQueue },
       });
+      // What lifeboat pitr setup prints, as an SSM document per source with this deployment's bucket and key.
+      new PitrSetupDocuments(this, 'PitrSetup', { appName: config.appName, sources: pitrSources, bucket: this.backupBucket.bucket, bucketKey: this.backupBucket.key });
       // The exact check of PITR drills, for the sources that ask for it (pitr.marker).
       if (pitrSources.some((source) => source.pitr?.marker)) {
         new PitrMarker(this, 'PitrMarker', { appName: config.appName, sources: pitrSources, group: this.schedules.group, deadLetterQueue: this.schedules.deadLetterQueue });
