@@ -1,7 +1,7 @@
 /**
  * AWS Systems Manager Run Command, stood in on this machine: the PITR run's SendCommand of the
  * Lifeboat document runs the document's own script (from the synthesized template, parameters
- * substituted as SSM does) with bash on this machine, which plays the managed instance; its
+ * substituted as SSM does) with sh on this machine, which plays the managed instance; its
  * status, exit code and output answer ListCommands and ListCommandInvocations in the shapes of
  * the real API. Who may send what to which instance is the IAM evaluator's (local/runner.ts).
  *
@@ -152,7 +152,8 @@ export class LocalSsm {
     this.log(`${LocalSsm.NAME}: ${document.name} on ${instance.instanceId} (${Object.entries(values).map(([name, value]) => `${name}=${value}`).join(' ')})`);
     const output: Buffer[] = [];
     const code = await new Promise<number>((resolve) => {
-      const child = spawn('bash', ['-c', script], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C', TZ: 'UTC', ...instance.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+      // As the SSM agent runs aws:runShellScript: with sh (dash here, as on Debian and Ubuntu hosts), so a bash-only script fails here too.
+      const child = spawn('sh', ['-c', script], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C', TZ: 'UTC', ...instance.env }, stdio: ['ignore', 'pipe', 'pipe'] });
       child.stdout.on('data', (chunk: Buffer) => output.push(chunk));
       child.stderr.on('data', (chunk: Buffer) => output.push(chunk));
       child.on('error', () => resolve(127));

@@ -73,6 +73,7 @@ export function pitrExpireFamily(appName: string): string {
  * that finds the stanza's lock held (pgBackRest's exit 50) waits for it, up to the command's
  * timeout; an incremental is skipped instead (exit 75): the next one, or the WAL archive, covers
  * it. The parameters are validated by the document (allowedPattern), so they are plain words.
+ * POSIX sh only: SSM runs it with sh.
  */
 export const PITR_BACKUP_SCRIPT = [
   'set -u',
@@ -80,8 +81,11 @@ export const PITR_BACKUP_SCRIPT = [
   'backrest() { as_user pgbackrest --config="{{ configPath }}" --config-include-path="{{ configIncludePath }}" --stanza="{{ stanza }}" "$@"; }',
   'echo "lifeboat: pgbackrest backup --type={{ type }} of stanza {{ stanza }} on $(hostname) as {{ osUser }}"',
   'while :; do',
-  '  backrest --type="{{ type }}" --log-level-console=info --log-level-stderr=error backup 2>&1 | tail -n 40',
-  '  code=${PIPESTATUS[0]}',
+  // POSIX sh (SSM's aws:runShellScript runs the script with sh, dash on Debian and Ubuntu): no PIPESTATUS.
+  '  out=$(mktemp)',
+  '  backrest --type="{{ type }}" --log-level-console=info --log-level-stderr=error backup >"$out" 2>&1',
+  '  code=$?',
+  '  tail -n 40 "$out"; rm -f "$out"',
   '  [ "$code" -eq 50 ] || break',
   `  if [ "{{ type }}" = incr ]; then echo "lifeboat: another backup of {{ stanza }} is running: this incremental is skipped"; exit ${PITR_SKIPPED_EXIT}; fi`,
   '  echo "lifeboat: another backup of {{ stanza }} is running: waiting 30 s"; sleep 30',
