@@ -249,10 +249,15 @@ export async function restorePitrCommand(argv: readonly string[], env: NodeJS.Pr
     for (const line of formatRestoreAtResult(source, request.target, dir, result)) log(line);
     return 0;
   } catch (error) {
-    const { name, message } = error as Error;
-    stderr.write(`restore failed: ${name}: ${redact(message, secrets)}\n`);
-    return name === 'InvalidInput' ? 2 : 1;
+    return restoreFailed(error, secrets, stderr);
   } finally {
     if (!deps.s3) s3.destroy();
   }
+}
+
+/** A restore that failed: its name and message (secrets removed) on stderr; exit 2 for bad input, else 1. */
+export function restoreFailed(error: unknown, secrets: readonly (string | undefined)[], stderr: { write(text: string): unknown }): number {
+  const { name, message } = error as Error;
+  stderr.write(`restore failed: ${name}: ${redact(message, secrets)}\n`);
+  return name === 'InvalidInput' ? 2 : 1;
 }

@@ -2,7 +2,6 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { parseArgs } from 'node:util';
 import { createS3Client } from '../lib/aws/s3-client';
 import { DEFAULT_CONFIG_FILE, formatSize, loadConfig, type LifeboatConfig } from '../lib/config';
-import { redact } from '../lib/domain/errors';
 import { engineOf, engineOfUrl } from '../lib/engines/registry';
 import { runIdToDate } from '../lib/domain/run-id';
 import { tlsFromUrl, type TlsOptions } from '../lib/domain/tls';
@@ -10,7 +9,7 @@ import { chooseRun } from '../lib/restore/choose-run';
 import { restoreError } from '../lib/restore/errors';
 import { restoreRun, type RestoreProgress, type RestoreTarget } from '../lib/restore/restore';
 import { storageNames } from '../lib/stacks/naming';
-import { RESTORE_PITR_USAGE, restorePitrCommand, type PitrRestoreDeps } from './restore-pitr';
+import { RESTORE_PITR_USAGE, restoreFailed, restorePitrCommand, type PitrRestoreDeps } from './restore-pitr';
 
 export const RESTORE_USAGE = `Usage: lifeboat restore SOURCE --target-url URL [options]
        lifeboat restore SOURCE --at TIME|latest --target-dir DIR [options]   (a PITR source, below)
@@ -252,9 +251,7 @@ export async function restoreCommand(argv: readonly string[], env: NodeJS.Proces
       `${result.globalsMs !== undefined ? `globals ${seconds(result.globalsMs)}, ` : ''}restore ${seconds(result.restoreMs)}`);
     return 0;
   } catch (error) {
-    const { name, message } = error as Error;
-    stderr.write(`restore failed: ${name}: ${redact(message, secrets)}\n`);
-    return name === 'InvalidInput' ? 2 : 1;
+    return restoreFailed(error, secrets, stderr);
   } finally {
     if (!deps.s3) s3.destroy();
   }

@@ -87,6 +87,9 @@ export class SourceShard extends NestedStack {
     const dumpTasks: Record<string, DumpTask> = {};
     const drillTasks: Record<string, DrillTask> = {};
     const targets: Record<string, SourceTarget> = {};
+    const drillTask = (source: Source, kind: 'logical' | 'pitr') => new DrillTask(this, `${kind === 'pitr' ? 'PitrDrill' : 'Drill'}-${source.name}`, {
+      source, bucket: props.bucket, bucketKey: props.bucketKey, offsite: props.offsite, image: props.image, appName: config.appName, kind,
+    });
     // Dumps and their drills are the logical method's; a PITR-only source has neither (its runs are PitrWorkflow's).
     const logical = sources.filter((source) => source.methods.includes('logical'));
     for (const source of logical) {
@@ -103,14 +106,7 @@ export class SourceShard extends NestedStack {
         ...this.networkFor(source),
       };
       // Restore drills run in each source's network (the backup targets'), on the same cluster.
-      drillTasks[source.name] = new DrillTask(this, `Drill-${source.name}`, {
-        source,
-        bucket: props.bucket,
-        bucketKey: props.bucketKey,
-        offsite: props.offsite,
-        image: props.image,
-        appName: config.appName,
-      });
+      drillTasks[source.name] = drillTask(source, 'logical');
     }
     this.dumpTasks = dumpTasks;
     this.drillTasks = drillTasks;
@@ -136,15 +132,7 @@ export class SourceShard extends NestedStack {
     const pitrSources = sources.filter((source) => source.pitr !== undefined);
     const pitrDrillTasks: Record<string, DrillTask> = {};
     for (const source of pitrSources) {
-      pitrDrillTasks[source.name] = new DrillTask(this, `PitrDrill-${source.name}`, {
-        source,
-        bucket: props.bucket,
-        bucketKey: props.bucketKey,
-        offsite: props.offsite,
-        image: props.image,
-        appName: config.appName,
-        kind: 'pitr',
-      });
+      pitrDrillTasks[source.name] = drillTask(source, 'pitr');
     }
     this.pitrDrillTasks = pitrDrillTasks;
     this.pitrDrillSchedules = new DrillSchedules(this, 'PitrDrillSchedules', {
