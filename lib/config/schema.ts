@@ -1,6 +1,7 @@
 import { RegionInfo } from 'aws-cdk-lib/region-info';
 import { z } from 'zod';
 import { CONFIG_TLS_MODES, SYSTEM_CA_BUNDLE_PATH } from '../domain/tls';
+import { isRdsIdentifier } from '../rds/identify';
 import { DEFAULT_TIERS, TIER_FIELDS } from './tiers';
 import { DURATION_HINT, SIZE_HINT, parseDuration, parseSize } from './units';
 
@@ -129,6 +130,13 @@ function resourceId(prefix: string, what: string) {
   });
 }
 
+/** DB instance and cluster identifiers, as RDS takes them (lib/rds/identify.ts). */
+function rdsIdentifier(what: 'instance' | 'cluster') {
+  return z.string().refine(isRdsIdentifier, {
+    error: `invalid DB ${what} identifier (valid: 1-63 lowercase letters, digits and hyphens, starting with a letter, without "--" or a trailing "-", e.g. "orders-${what === 'instance' ? 'db' : 'cluster'}")`,
+  });
+}
+
 const NO_NETWORK = 'or neither subnetIds nor securityGroupIds to use the VPC\'s private subnets and a new security group';
 
 const tierSchema = z.strictObject({
@@ -141,6 +149,10 @@ const tierSchema = z.strictObject({
     .optional(),
   retention: duration.optional(),
   drill: duration.optional(),
+  /** RDS/Aurora sources: the point-in-time window their automated backups must keep (at most 35 days). */
+  pitrWindow: duration.optional(),
+  /** RDS/Aurora sources: whether Lifeboat may raise their backup retention and start their offsite replication. */
+  manageNativeBackups: z.boolean({ error: 'invalid manageNativeBackups (valid: true or false)' }).optional(),
 });
 
 /** How a source is protected (see `method`). */
@@ -227,6 +239,31 @@ const sourceSchema = z.strictObject({
        */
       marker: z.boolean().optional(),
     })
+    .optional(),
+  /**
+   * An RDS instance or an Aurora / Multi-AZ DB cluster: which one (read off an RDS endpoint
+   * host when not written), and its PITR drills' throwaway instance. Lifeboat then checks and
+   * alarms on its native point-in-time recovery (the tier's pitrWindow), copies it offsite and
+   * drills it. `false`: the host is an RDS endpoint, and Lifeboat only dumps it.
+   */
+  rds: z
+    .union([
+      z.literal(false),
+      z.strictObject({
+        instance: rdsIdentifier('instance').optional(),
+        cluster: rdsIdentifier('cluster').optional(),
+        drill: z
+          .strictObject({
+            /** The throwaway instance's class. @default - the source's own class */
+            instanceClass: z.string().regex(/^db\.[a-z0-9]+(?:\.[a-z0-9]+)?$/, { error: 'invalid instance class (valid: an RDS DB instance class such as "db.t4g.medium", or "db.serverless" for Aurora Serverless v2)' }).optional(),
+            /** The DB subnet group it is restored into. @default - the source's own */
+            subnetGroup: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]{0,254}$/, { error: 'invalid DB subnet group name (valid: 1-255 letters, digits, spaces, ".", "_" and "-")' }).optional(),
+            /** Its VPC security groups, which must admit the drill checker. @default - the source's network.securityGroupIds */
+            securityGroupIds: z.array(resourceId('sg', 'security group id')).min(1, { error: 'at least one security group is required (valid: a list of security group ids, or no securityGroupIds to use the source\'s)' }).optional(),
+          })
+          .optional(),
+      }),
+    ], { error: 'invalid rds (valid: { instance } or { cluster }, each optional for an RDS endpoint host, with an optional drill: { instanceClass, subnetGroup, securityGroupIds }; or false)' })
     .optional(),
   sizeHint: size.optional(),
   /** Dump throughput this source is known to reach, per second (e.g. "120MB"). */

@@ -9,9 +9,26 @@ export interface TierInput {
   readonly timezone?: string;
   readonly retention?: string;
   readonly drill?: string;
+  /**
+   * The point-in-time window an RDS/Aurora source of this tier must keep (its automated backups'
+   * retention period); at most 35 days, what RDS keeps.
+   * @default - the tier's retention, capped at 35 days
+   */
+  readonly pitrWindow?: string;
+  /**
+   * Whether Lifeboat may change the native backup settings of this tier's RDS/Aurora sources
+   * (raise their backup retention to the window, start the replication of their automated
+   * backups to the offsite region). Off, it only checks and alarms.
+   * @default false
+   */
+  readonly manageNativeBackups?: boolean;
 }
 
-export type CompleteTierInput = Required<TierInput>;
+/** Every tier field the defaults give; `pitrWindow` and `manageNativeBackups` are derived or off. */
+export type CompleteTierInput = Required<Omit<TierInput, 'pitrWindow' | 'manageNativeBackups'>>;
+
+/** The longest backup retention period RDS and Aurora keep automated backups (and so a point-in-time window) for. */
+export const RDS_MAX_PITR_WINDOW_DAYS = 35;
 
 /**
  * The RPOs, RTOs, retentions and drills are DESIGN.md's. The schedules are shorter than its

@@ -28,6 +28,14 @@ export interface Tier {
   readonly retentionSeconds: number;
   /** Interval between restore drills, in seconds. */
   readonly drillSeconds: number;
+  /**
+   * The point-in-time window an RDS/Aurora source's automated backups must keep, in whole days
+   * (its BackupRetentionPeriod at least this): the tier's `pitrWindow`, by default its retention
+   * capped at RDS's 35 days, rounded up to a day.
+   */
+  readonly pitrWindowDays: number;
+  /** Whether Lifeboat may change an RDS/Aurora source's native backup settings (else it checks and alarms only). */
+  readonly manageNativeBackups: boolean;
 }
 
 export interface SourceConnection {
@@ -83,6 +91,35 @@ export interface PitrSource {
   readonly plan: PitrPlan;
 }
 
+/**
+ * The engine's own point-in-time recovery of an RDS instance or an Aurora / Multi-AZ DB cluster,
+ * governed by Lifeboat (lib/rds): checked, alarmed, copied offsite and drilled. Lifeboat's dumps
+ * stay the portable, locked copy beyond the 35 days RDS keeps.
+ */
+export interface RdsNativeSource {
+  /** An RDS DB instance, or a DB cluster (Aurora, or a Multi-AZ DB cluster). */
+  readonly kind: 'instance' | 'cluster';
+  /** The DBInstanceIdentifier or DBClusterIdentifier. */
+  readonly identifier: string;
+  /** Read off the RDS endpoint host name (true), or written in the config (`rds.instance` / `rds.cluster`). */
+  readonly detected: boolean;
+  /** The region the instance or cluster is in (the endpoint's, else the primary region). */
+  readonly region: string;
+  /** The tier's required window, in days (`Tier.pitrWindowDays`). */
+  readonly requiredWindowDays: number;
+  /** The tier's `manageNativeBackups`. */
+  readonly manage: boolean;
+  /** The throwaway instance of a PITR drill. */
+  readonly drill: {
+    /** The smallest class that fits the source; default: the source's own class, read at drill time, unless given here. */
+    readonly instanceClass?: string;
+    /** The DB subnet group to restore into; default: the source's own. */
+    readonly subnetGroup?: string;
+    /** Security groups of the restored instance; default: the source's `network.securityGroupIds`. */
+    readonly securityGroupIds: readonly string[];
+  };
+}
+
 export interface Source {
   readonly name: string;
   readonly engine: Engine;
@@ -91,6 +128,8 @@ export interface Source {
   /** Present when `methods` has 'pitr'. */
   readonly pitr?: PitrSource;
   readonly tier: Tier;
+  /** An RDS/Aurora source whose native point-in-time recovery Lifeboat governs (lib/rds). */
+  readonly rds?: RdsNativeSource;
   readonly connection: SourceConnection;
   readonly network: SourceNetwork;
   readonly dumpOptions: DumpOptions;

@@ -2,10 +2,11 @@ import type { z } from 'zod';
 import { flexibleWindowFor } from '../constructs/backup-schedules';
 import { pitrPlan, type PitrPlan } from '../pitr/plan';
 import { configSchema, SOURCE_METHODS, type LifeboatConfigInput, type ParsedConfig } from './schema';
-import { DEFAULT_DUMP_THROUGHPUT_BYTES_PER_SECOND, DEFAULT_TIERS, TIER_FIELDS, type TierInput } from './tiers';
+import { DEFAULT_DUMP_THROUGHPUT_BYTES_PER_SECOND, DEFAULT_TIERS, RDS_MAX_PITR_WINDOW_DAYS, TIER_FIELDS, type TierInput } from './tiers';
+import { identifyRdsEndpoint } from '../rds/identify';
 import { defaultCaFile, missingRdsCaHint, rdsEndpoint } from '../domain/tls';
 import { ENGINE_NAMES, engineNamed, engineOf } from '../engines/registry';
-import type { ConfigTlsMode, Engine, LifeboatConfig, PitrSource, Source, SourceConnection, SourceMethod, Tier, TlsCa } from './types';
+import type { ConfigTlsMode, Engine, LifeboatConfig, PitrSource, RdsNativeSource, Source, SourceConnection, SourceMethod, Tier, TlsCa } from './types';
 import { formatDuration, formatSize, parseDuration, parseSize } from './units';
 
 /** An invalid config: `problems` lists every problem found, one line each. */
@@ -205,6 +206,7 @@ function crossFieldProblems(input: unknown): string[] {
 
     const methods = looseMethods(source.method);
     problems.push(...pitrProblems(at, source, methods, tierName, tier));
+    problems.push(...rdsProblems(at, source, methods, primaryRegion));
 
     const dump = methods.includes('logical') ? expectedDump(source) : undefined;
     if (dump !== undefined && tier?.scheduleSeconds !== undefined) {
@@ -258,6 +260,42 @@ function pitrProblems(at: string, source: Loose, methods: readonly string[], tie
   if (tierName !== undefined && tier?.rpoSeconds !== undefined && tier.scheduleSeconds !== undefined) {
     const { problem } = pitrPlan({ name: tierName, rpoSeconds: tier.rpoSeconds, scheduleSeconds: tier.scheduleSeconds });
     if (problem) problems.push(`${at}.tier: ${problem}`);
+  }
+  return problems;
+}
+
+/**
+ * An RDS/Aurora source's native point-in-time recovery: the instance or cluster must be known
+ * (written, or read off the endpoint host), one of the two, in the primary region (the drills'
+ * state machine calls RDS there), and not next to method 'pitr' (pgBackRest on a host).
+ */
+function rdsProblems(at: string, source: Loose, methods: readonly string[], primaryRegion: string | undefined): string[] {
+  const rds = source.rds;
+  if (rds === false) return [];
+  const host = isObject(source.connection) ? asString(source.connection.host) : undefined;
+  const identity = host === undefined ? undefined : identifyRdsEndpoint(host);
+  const written = isObject(rds) ? rds : undefined;
+  if (!written && !identity) return [];
+  if (written && written.instance !== undefined && written.cluster !== undefined) {
+    return [`${at}.rds: give either instance or cluster, not both (got both; valid: instance for an RDS DB instance, cluster for an Aurora or Multi-AZ DB cluster)`];
+  }
+  const problems: string[] = [];
+  const named = written && (written.instance !== undefined || written.cluster !== undefined);
+  if (!named) {
+    if (identity?.kind === 'undetectable') {
+      problems.push(`${at}.rds: ${host} is ${identity.why}, so Lifeboat cannot tell which instance or cluster to govern ` +
+        '(valid: rds: { instance: "<DBInstanceIdentifier>" } or rds: { cluster: "<DBClusterIdentifier>" }, or rds: false to only dump it)');
+    } else if (!identity) {
+      problems.push(`${at}.rds: ${host} is not an RDS endpoint, so the instance or cluster cannot be read off it ` +
+        '(valid: rds: { instance: "<DBInstanceIdentifier>" } or rds: { cluster: "<DBClusterIdentifier>" })');
+    }
+  }
+  if (identity && primaryRegion !== undefined && identity.region !== primaryRegion) {
+    problems.push(`${at}.connection.host: an RDS endpoint in ${identity.region}, and Lifeboat's primary region is ${primaryRegion}: ` +
+      `its checks and point-in-time drills call RDS in the primary region (valid: a deployment whose primary.region is ${identity.region} for this source, or rds: false to only dump it)`);
+  }
+  if (methods.includes('pitr') && written && !identity) {
+    problems.push(`${at}.rds: an RDS/Aurora source's point-in-time recovery is the engine's own, and method 'pitr' runs pgBackRest on a host of its own (valid: method 'logical' with rds, or no rds)`);
   }
   return problems;
 }
@@ -426,6 +464,15 @@ function effectiveTiers(rawTiers: unknown, problems: string[]): Map<string, Part
           `(valid: a retention longer than ${formatDuration(rpo)}, or a backup could expire before the next one exists)`,
       );
     }
+    const window = seconds(tier.pitrWindow);
+    if (window !== undefined && window > RDS_MAX_PITR_WINDOW_DAYS * 86_400) {
+      problems.push(
+        `tiers.${name}.pitrWindow: "${tier.pitrWindow}" is longer than RDS and Aurora keep automated backups (${RDS_MAX_PITR_WINDOW_DAYS} days) ` +
+          `(valid: at most ${RDS_MAX_PITR_WINDOW_DAYS}d; beyond that the tier's retention is kept by Lifeboat's logical dumps, not by point-in-time recovery)`,
+      );
+    } else if (window !== undefined && window < 86_400) {
+      problems.push(`tiers.${name}.pitrWindow: "${tier.pitrWindow}" is shorter than a day, the shortest backup retention period RDS keeps (valid: 1d to ${RDS_MAX_PITR_WINDOW_DAYS}d)`);
+    }
     result.set(name, { rpoSeconds: rpo, scheduleSeconds: schedule, retentionSeconds: retention, rpoText: tier.rpo, scheduleText: tier.schedule });
   }
   return result;
@@ -444,6 +491,7 @@ function resolve(parsed: ParsedConfig): LifeboatConfig {
     methods: sourceMethods(source.method),
     ...(source.pitr ? { pitr: resolvePitr(source.name, source.pitr, tiers[source.tier]) } : {}),
     tier: tiers[source.tier],
+    ...rdsOf(source, tiers[source.tier], parsed.primary.region),
     connection: {
       host: source.connection.host,
       port: source.connection.port ?? DEFAULT_PORTS[source.engine],
@@ -496,6 +544,31 @@ function sourceMethods(method: SourceMethod | readonly SourceMethod[] | undefine
   return SOURCE_METHODS.filter((known) => written.includes(known));
 }
 
+/** The source's RDS instance or cluster, when it has one (only called after validation). */
+function rdsOf(source: ParsedConfig['sources'][number], tier: Tier, primaryRegion: string): { rds?: RdsNativeSource } {
+  if (source.rds === false) return {};
+  const identity = identifyRdsEndpoint(source.connection.host);
+  const written = source.rds;
+  const kind = written?.instance !== undefined ? 'instance' : written?.cluster !== undefined ? 'cluster' : identity?.kind;
+  const identifier = written?.instance ?? written?.cluster ?? (identity && identity.kind !== 'undetectable' ? identity.identifier : undefined);
+  if ((kind !== 'instance' && kind !== 'cluster') || identifier === undefined) return {};
+  return {
+    rds: {
+      kind,
+      identifier,
+      detected: written?.instance === undefined && written?.cluster === undefined,
+      region: identity?.region ?? primaryRegion,
+      requiredWindowDays: tier.pitrWindowDays,
+      manage: tier.manageNativeBackups,
+      drill: {
+        instanceClass: written?.drill?.instanceClass,
+        subnetGroup: written?.drill?.subnetGroup,
+        securityGroupIds: written?.drill?.securityGroupIds ?? source.network.securityGroupIds ?? [],
+      },
+    },
+  };
+}
+
 function resolvePitr(name: string, pitr: NonNullable<ParsedConfig['sources'][number]['pitr']>, tier: Tier): PitrSource {
   // Only called after validation: the tier's RPO is one the archive can keep.
   return {
@@ -519,5 +592,14 @@ function resolveTier(name: string, tier: TierInput): Tier {
     timezone: tier.timezone ?? 'UTC',
     retentionSeconds: seconds(tier.retention),
     drillSeconds: seconds(tier.drill),
+    pitrWindowDays: pitrWindowDays(tier),
+    manageNativeBackups: tier.manageNativeBackups ?? false,
   };
+}
+
+/** The tier's `pitrWindow` in whole days (RDS keeps automated backups by the day), else its retention capped at 35 days. */
+function pitrWindowDays(tier: TierInput): number {
+  const written = tier.pitrWindow === undefined ? undefined : parseDuration(tier.pitrWindow);
+  const seconds = written ?? Math.min(parseDuration(tier.retention as string) as number, RDS_MAX_PITR_WINDOW_DAYS * 86_400);
+  return Math.max(1, Math.ceil(seconds / 86_400));
 }

@@ -59,7 +59,7 @@ describe('parseConfig resolves a valid config', () => {
     expect(Object.keys(config.tiers)).toEqual(['tier1', 'tier2', 'tier3', 'tier4']);
     expect(config.tiers.tier1).toEqual({
       name: 'tier1', rpoSeconds: 900, rtoSeconds: 3600, scheduleSeconds: 300, timezone: 'UTC',
-      retentionSeconds: 90 * 86_400, drillSeconds: 86_400,
+      retentionSeconds: 90 * 86_400, drillSeconds: 86_400, pitrWindowDays: 35, manageNativeBackups: false,
     });
     expect(Object.values(config.tiers).map((tier) => [tier.name, tier.scheduleSeconds])).toEqual([
       ['tier1', 300], ['tier2', 1800], ['tier3', 12 * 3600], ['tier4', 6 * 86_400],
@@ -86,7 +86,7 @@ describe('parseConfig resolves a valid config', () => {
       },
     };
     const resolved = parseConfig(input);
-    expect(resolved.tiers.tier2).toEqual({ ...parseConfig(validConfig()).tiers.tier2, retentionSeconds: 60 * 86_400, timezone: 'Europe/Berlin' });
+    expect(resolved.tiers.tier2).toEqual({ ...parseConfig(validConfig()).tiers.tier2, retentionSeconds: 60 * 86_400, timezone: 'Europe/Berlin', pitrWindowDays: 35 });
     expect(resolved.tiers.gold).toMatchObject({ rpoSeconds: 600, scheduleSeconds: 300, retentionSeconds: 2 * 365 * 86_400 });
   });
 
