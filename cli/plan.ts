@@ -26,7 +26,33 @@ export function renderPlan(config: LifeboatConfig): string {
     '',
     renderTable(['SOURCE', 'ENGINE', 'TIER', 'SCHEDULE', 'RPO', 'RTO', 'RETENTION', 'DRILL', 'SIZE', 'OFFSITE'], rows),
     ...config.sources.flatMap(pitrLines),
+    ...config.sources.flatMap((source) => nativePitrLines(config, source)),
   ].join('\n');
+}
+
+/** An RDS/Aurora source's own point-in-time recovery, as Lifeboat governs it: which instance or cluster, the window, offsite, drills. */
+function nativePitrLines(config: LifeboatConfig, source: Source): string[] {
+  const rds = source.rds;
+  if (!rds) return [];
+  const what = rds.kind === 'instance' ? 'DB instance' : 'DB cluster';
+  const retentionDays = source.tier.retentionSeconds / 86_400;
+  const window = retentionDays > rds.requiredWindowDays
+    ? `${rds.requiredWindowDays} days (the tier's retention of ${formatDuration(source.tier.retentionSeconds)}, capped at what RDS keeps; the logical dumps keep the rest)`
+    : `${rds.requiredWindowDays} days`;
+  return [
+    '',
+    `${source.name}: native point-in-time recovery of the RDS ${what} ${rds.identifier} (${rds.region}), ` +
+      (rds.detected ? `read off its endpoint ${source.connection.host} (set rds.${rds.kind} to name another)` : `named in the config (rds.${rds.kind})`),
+    `  window: automated backups kept at least ${window}; LatestRestorableTime at most ${formatDuration(Math.max(source.tier.rpoSeconds, 900))} old (the RPO; it trails by about 5 minutes)`,
+    rds.kind === 'instance'
+      ? `  offsite: its automated backups replicated to ${config.offsite.region}, alarmed when stopped`
+      : `  offsite: its newest automated cluster snapshot copied daily to ${config.offsite.region}${config.offsite.account ? ` and account ${config.offsite.account}` : ''} with the offsite key, kept ${formatDuration(source.tier.retentionSeconds)}`,
+    source.tier.manageNativeBackups
+      ? `  settings: managed (tier ${source.tier.name} manageNativeBackups): Lifeboat raises the retention to the window${rds.kind === 'instance' ? ' and starts the offsite replication' : ''}, never lowers anything`
+      : `  settings: checked and alarmed only (tier ${source.tier.name} manageNativeBackups is off)`,
+    `  drill: every ${formatDuration(source.tier.drillSeconds)}, a point-in-time restore (alternately the latest point and a random second of the window) into a throwaway ` +
+      `${rds.kind === 'instance' ? 'instance' : 'cluster and instance'} of ${rds.drill.instanceClass ?? 'the source\'s own class'}, checked and read in full, then deleted; measured RTO against ${formatDuration(source.tier.rtoSeconds)}`,
+  ];
 }
 
 /** A PITR source's backups and archive, under the table (the SCHEDULE column is its logical dumps'). */

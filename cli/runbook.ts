@@ -12,6 +12,7 @@ import type { Manifest, ManifestTable } from '../lib/domain/manifest';
 import { LIFEBOAT_VERSION } from '../lib/domain/version';
 import { DRILL_ERROR_NAMES, tableDisplayName } from '../lib/drill/checks';
 import { engineOf } from '../lib/engines/registry';
+import { nativeRestoreSection, type NativeWindowFacts } from '../lib/rds/runbook';
 import { storageNames } from '../lib/stacks/naming';
 import { formatElapsed, primaryBucketFromStack } from './status';
 
@@ -41,6 +42,8 @@ export interface RunbookFacts {
   /** Recent drills, newest first (the first is "the last drill"). */
   readonly drills: readonly DrillEvidence[];
   readonly now: Date;
+  /** An RDS/Aurora source's point-in-time window, when it could be read (lifeboat status reads it the same way). */
+  readonly nativeWindow?: NativeWindowFacts;
 }
 
 /** How many recent drills the throughputs are the median of. */
@@ -287,7 +290,9 @@ export function renderRunbook(facts: RunbookFacts): string {
     '# a failed execution\'s last events name the state that failed and the error (ChecksumMismatch, DumpFailed, ClientTooOld, …):',
     `aws stepfunctions get-execution-history --region ${primaryRegion} --reverse-order --max-items 5 --execution-arn …`,
   );
-  push('**Which recovery point.** This source has no point-in-time recovery (no WAL or binlog archive): the recovery point is the newest verified run, and what was written after its data time is not in any backup.', '');
+  push(source.rds
+    ? `**Which recovery point.** Two kinds: RDS's own point-in-time recovery reaches any second of its window (at least ${source.rds.requiredWindowDays} days back, to about 5 minutes ago: step 5a), and the logical dumps below reach further back, to the tier's retention, at the newest verified run's data time.`
+    : '**Which recovery point.** This source has no point-in-time recovery (no WAL or binlog archive): the recovery point is the newest verified run, and what was written after its data time is not in any backup.', '');
   if (latest && manifest && dataTime) {
     push(`- Newest verified run: **${latest.runId}**, data as of ${dataTime.toISOString()} (the dump's start), ${formatDuration((now.getTime() - dataTime.getTime()) / 1000)} old when this runbook was generated.`);
     push(`- Offsite copy: ${latest.offsite ? `confirmed in ${latest.offsite.bucket} (${latest.offsite.region}) at ${latest.offsite.confirmedAt}, lag ${formatDuration(latest.offsite.lagSeconds)}` : '**not confirmed** (no offsite.json): restore from the primary copy, or check the offsite bucket with step 4'}.`);
@@ -370,6 +375,8 @@ export function renderRunbook(facts: RunbookFacts): string {
   code(...runbook.stockRestore(engine, manifest, artifacts.map((artifact) => ({
     database: artifact.database, file: fileName(artifact.key), compression: artifact.compression,
   }))));
+
+  if (source.rds) push(...nativeRestoreSection(config, { ...source, rds: source.rds }, facts.nativeWindow));
 
   // 6. Verify the recovery
   push('## 6. Verify the recovery', '');
