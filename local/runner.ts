@@ -33,6 +33,9 @@ import { drillJobFromEnv } from '../worker/drill-job';
 import { pitrVerifyJobFromEnv, runPitrVerifyJob } from '../worker/pitr-verify-main';
 import { pitrExpireJobFromEnv, runPitrExpireJob } from '../worker/pitr-expire-main';
 import { pitrDrillJobFromEnv, runPitrDrillJob } from '../worker/pitr-drill-main';
+import { nativeDrillJobFromEnv, runNativeDrillJob } from '../worker/native-drill-main';
+import * as rdsSdk from '@aws-sdk/client-rds';
+import { createRdsClient } from '../lib/rds/client';
 import type { LocalSsm } from './ssm';
 import { asPrincipal, requestsForCall, type AwsRequest } from './iam';
 import type { LocalAws } from './aws';
@@ -177,7 +180,33 @@ const CONTAINERS: Readonly<Record<string, ContainerEntry>> = {
  */
 const ENTRY_POINTS: Readonly<Record<string, ContainerEntry>> = {
   '/app/pitr-drill.js': (env, task) => runPitrDrillJob(pitrDrillJobFromEnv(env), { log: task.log }),
+  '/app/native-drill.js': (env, task) => runNativeDrillJob(nativeDrillJobFromEnv(env), { log: task.log }),
 };
+
+/**
+ * Step Functions' AWS SDK integrations speak the Java SDK v2's shapes: `Db` where the API says
+ * `DB` (DbInstanceIdentifier, DbInstances), timestamps as ISO strings. Locally the call is made
+ * with the JavaScript SDK: its names in, the integration's names out.
+ */
+function sdkV2Names(value: unknown, toApi: boolean): unknown {
+  if (value instanceof Date) return value.toISOString();
+  if (Array.isArray(value)) return value.map((item) => sdkV2Names(item, toApi));
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(Object.entries(value).filter(([key]) => key !== '$metadata').map(([key, item]) => [
+    toApi ? key.replace(/Db(?=[A-Z]|s?$)/g, 'DB') : key.replace(/DB(?=[A-Z]|s?$)/g, 'Db'),
+    sdkV2Names(item, toApi),
+  ]));
+}
+
+/**
+ * An SDK error as Step Functions names it: `Rds.<Name>` in the Java SDK v2's words (DB → Db,
+ * Fault → Exception, always an Exception suffix); an error the SDK models no class for
+ * (AccessDenied, Throttling) is the service's generic `Rds.RdsException`.
+ */
+export function stepFunctionsRdsErrorName(name: string): string {
+  if (!/(Fault|Exception)$/.test(name)) return 'Rds.RdsException';
+  return `Rds.${name.replace(/DB/g, 'Db').replace(/Fault$/, 'Exception')}`;
+}
 
 interface StateJson {
   readonly Type: string;
@@ -384,6 +413,23 @@ export async function executeLocally(opts: ExecuteOptions): Promise<LocalRunResu
     return running;
   };
 
+  // aws-sdk:rds:<action>: the call made with an RDSClient of lib/rds/client.ts as the state
+  // machine's role (IAM-true through whatever stands RDS in: test/harness/rds.ts).
+  const rdsTask = (action: string) => async (input: unknown) => {
+    const commandName = `${action[0].toUpperCase()}${action.slice(1)}Command`;
+    const Command = (rdsSdk as unknown as Record<string, new (input: unknown) => never>)[commandName];
+    if (!Command) throw new Error(`no RDS command ${commandName} in @aws-sdk/client-rds`);
+    const client = createRdsClient({ region: aws.app.primary.region, credentials: aws.services.credentials, maxAttempts: 1 });
+    try {
+      const output = await asPrincipal(role, () => client.send(new Command(sdkV2Names(input, true))));
+      return sdkV2Names(output, false) as never;
+    } catch (error) {
+      throw Object.assign(new Error((error as Error).message), { name: stepFunctionsRdsErrorName((error as Error).name) });
+    } finally {
+      client.destroy();
+    }
+  };
+
   const bindings: Record<string, (input: unknown) => Promise<never>> = {};
   for (const [name, state] of Object.entries(states)) {
     if (state.Type !== 'Task' || !state.Resource) continue;
@@ -394,6 +440,7 @@ export async function executeLocally(opts: ExecuteOptions): Promise<LocalRunResu
     else if (/:states:::sns:publish$/.test(resource)) bindings[name] = track(snsTask);
     else if (/:states:::events:putEvents$/.test(resource)) bindings[name] = track(eventsTask);
     else if (/:states:::aws-sdk:cloudwatch:putMetricData$/.test(resource)) bindings[name] = track(cloudWatchTask);
+    else if (/:states:::aws-sdk:rds:\w+$/.test(resource)) bindings[name] = track(rdsTask(/:rds:(\w+)$/.exec(resource)?.[1] as string));
     else if (/:states:::aws-sdk:ssm:(sendCommand|listCommands|listCommandInvocations)$/.test(resource)) {
       bindings[name] = track(ssmTask(/:ssm:(\w+)$/.exec(resource)?.[1] as 'sendCommand'));
     }
