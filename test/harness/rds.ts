@@ -37,7 +37,7 @@ import {
 } from '@aws-sdk/client-rds';
 import { mockClient } from 'aws-sdk-client-mock';
 import { createHash } from 'node:crypto';
-import { AccessDeniedError, currentPrincipal, requestsForCall, type IamEvaluator, type IamModel } from '../../local/iam';
+import { AccessDeniedError, currentPrincipal, requestsForCall, type AwsRequest, type IamEvaluator, type IamModel } from '../../local/iam';
 
 const DAY_MS = 86_400_000;
 
@@ -884,6 +884,20 @@ export class FakeRds {
     }
   }
 
+  /**
+   * The tags of an existing instance, cluster or cluster snapshot named by its ARN (what AWS puts
+   * in a request's `aws:ResourceTag/<key>` context); undefined for anything else or gone.
+   */
+  tagsAt(resourceArn: string): readonly Tag[] | undefined {
+    const [, , service, region, , type, ...rest] = resourceArn.split(':');
+    const id = rest.join(':');
+    if (service !== 'rds' || id.includes('*')) return undefined;
+    const found = type === 'db' ? this.instances.get(key(region, id))
+      : type === 'cluster' ? this.clusters.get(key(region, id))
+        : type === 'cluster-snapshot' ? this.snapshots.get(key(region, id)) : undefined;
+    return found?.tags;
+  }
+
   private tagsOf(resourceArn: string): Tag[] {
     const [, , , region, , type, ...rest] = resourceArn.split(':');
     const id = rest.join(':');
@@ -922,7 +936,7 @@ export function mockRdsIamTrue(fake: FakeRds, opts: { readonly evaluator?: IamEv
         if (principal && opts.evaluator && model) {
           const { requests, errorName } = requestsForCall(model, principal, 'RDS', name, input, region);
           try {
-            await opts.evaluator.authorize(requests, errorName);
+            await opts.evaluator.authorize(requests.map((request) => withResourceTags(request, fake.tagsAt(request.resource))), errorName);
           } catch (error) {
             if (!(error instanceof AccessDeniedError)) throw error;
             throw Object.assign(new RDSServiceException({ name: error.name, $fault: 'client', $metadata: meta(403), message: error.message }), { decision: error.decision });
@@ -938,6 +952,15 @@ export function mockRdsIamTrue(fake: FakeRds, opts: { readonly evaluator?: IamEv
     });
   }
   return { calls, restore: () => mock.restore() };
+}
+
+/**
+ * A request on an existing resource carries that resource's tags as `aws:ResourceTag/<key>`
+ * (the key policies condition deletes on: a drill's `lifeboat:drill`).
+ */
+function withResourceTags(request: AwsRequest, tags: readonly Tag[] | undefined): AwsRequest {
+  if (!tags || tags.length === 0 || !request.action.startsWith('rds:')) return request;
+  return { ...request, context: { ...request.context, ...Object.fromEntries(tags.map((tag) => [`aws:ResourceTag/${String(tag.Key)}`, String(tag.Value ?? '')])) } };
 }
 
 const COMMANDS = {
