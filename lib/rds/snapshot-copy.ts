@@ -8,7 +8,7 @@
  * - an automated snapshot cannot be shared: it is first copied (a manual snapshot), and the copy
  *   is shared;
  * - a cross-region copy is made in the destination region, its source named by ARN, with a KMS key
- *   of the destination region (KmsKeyId) and a presigned URL the SDK makes from SourceRegion;
+ *   of the destination region (KmsKeyId) and a presigned URL the SDK makes from the ARN's region;
  * - a shared snapshot can only be copied within its own region, and copying a shared encrypted
  *   one needs KmsKeyId: so the primary account copies into the offsite region (encrypted with the
  *   offsite account's key, whose policy lets it), shares that staging copy, and the offsite
@@ -188,7 +188,8 @@ async function advancePrimarySource(
         SourceDBClusterSnapshotIdentifier: newest.arn,
         TargetDBClusterSnapshotIdentifier: name,
         KmsKeyId: deps.offsite.keyArn,
-        ...(source.region === deps.offsite.region ? {} : { SourceRegion: source.region }),
+        // No SourceRegion: the JS SDK v3 presigns (PreSignedUrl) from the source ARN's region
+        // whenever it is not the client's (@aws-sdk/middleware-sdk-rds).
         CopyTags: true,
         Tags: [{ Key: SOURCE_TAG, Value: source.name }, { Key: COPY_OF_TAG, Value: newest.identifier }],
       });

@@ -109,7 +109,7 @@ test.each<[string, string, () => Promise<unknown>, RegExp]>([
   ['copy into a name that is not lifeboat-<source>-*', 'rds:CopyDBClusterSnapshot',
     () => rds(OFFSITE).send(new CopyDBClusterSnapshotCommand({
       SourceDBClusterSnapshotIdentifier: fake.clusterSnapshots(PRIMARY)[0].DBClusterSnapshotArn, TargetDBClusterSnapshotIdentifier: 'keep-forever',
-      KmsKeyId: OFFSITE_KEY_ALIAS, SourceRegion: PRIMARY,
+      KmsKeyId: OFFSITE_KEY_ALIAS,
     })),
     /cluster-snapshot:keep-forever/],
   ['delete a snapshot that is not a Lifeboat copy', 'rds:DeleteDBClusterSnapshot',
@@ -121,7 +121,7 @@ test.each<[string, string, () => Promise<unknown>, RegExp]>([
   ['encrypt a copy with a key of the offsite account whose policy does not admit it', 'kms:CreateGrant',
     () => rds(OFFSITE).send(new CopyDBClusterSnapshotCommand({
       SourceDBClusterSnapshotIdentifier: fake.clusterSnapshots(PRIMARY)[0].DBClusterSnapshotArn, TargetDBClusterSnapshotIdentifier: 'lifeboat-orders-202612040400',
-      KmsKeyId: OTHER_KEY_ALIAS, SourceRegion: PRIMARY,
+      KmsKeyId: OTHER_KEY_ALIAS,
     })),
     /:kms:eu-central-1:222222222222:key\//],
 ])('the copier may not %s: AccessDenied naming principal, action and resource', async (_what, action, call, resource) => {

@@ -70,13 +70,35 @@ describe('primary account', () => {
       SourceDBClusterSnapshotIdentifier: newest.DBClusterSnapshotArn,
       TargetDBClusterSnapshotIdentifier: 'lifeboat-orders-202612030310',
       KmsKeyId: OFFSITE_KEY,
-      SourceRegion: PRIMARY,
       CopyTags: true,
       Tags: [{ Key: 'lifeboat:source', Value: 'orders' }, { Key: 'lifeboat:copy-of', Value: newest.DBClusterSnapshotIdentifier }],
     });
     expect(offsiteCopies().map((snapshot) => [snapshot.DBClusterSnapshotIdentifier, snapshot.KmsKeyId])).toEqual([['lifeboat-orders-202612030310', OFFSITE_KEY]]);
     // No copy is available yet: no age, which the alarm counts as breaching.
     expect(report.offsiteAgeSeconds).toBeUndefined();
+  });
+
+  test('the real SDK presigns the cross-region copy: a PreSignedUrl for the source region, with the destination region and the offsite key', async () => {
+    const newest = fake.addAutomatedClusterSnapshot('orders-aurora', new Date('2026-12-03T03:10:00Z'));
+    await advancePrimaryCopies(deps(), [orders]);
+    const [{ input }] = callsOf('CopyDBClusterSnapshot');
+    mock.restore();
+    // The copier's own request, through an unmocked client of the offsite region, stopped before it leaves the machine.
+    const client = rds(OFFSITE);
+    let body = '';
+    client.middlewareStack.add((() => async (args: { request: { body: string } }) => {
+      body = args.request.body;
+      throw new Error('captured');
+    }) as never, { step: 'finalizeRequest', priority: 'high' });
+    await expect(client.send(new CopyDBClusterSnapshotCommand(input as never))).rejects.toThrow('captured');
+    const form = new URLSearchParams(body);
+    expect(form.get('Action')).toBe('CopyDBClusterSnapshot');
+    expect(form.get('SourceDBClusterSnapshotIdentifier')).toBe(newest.DBClusterSnapshotArn);
+    const presigned = new URL(form.get('PreSignedUrl') as string);
+    expect(presigned.host).toBe(`rds.${PRIMARY}.amazonaws.com`);
+    expect(presigned.searchParams.get('DestinationRegion')).toBe(OFFSITE);
+    expect(presigned.searchParams.get('KmsKeyId')).toBe(OFFSITE_KEY);
+    expect(presigned.searchParams.get('X-Amz-Credential')).toContain(`/${PRIMARY}/rds/aws4_request`);
   });
 
   test('idempotent: a second run copies nothing more, and reports the age once the copy is available', async () => {
