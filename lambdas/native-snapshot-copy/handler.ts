@@ -34,6 +34,8 @@ export const handler = middy(async () => {
   publishOffsiteAges(reports, metrics);
   for (const report of reports) {
     if (report.error) logger.error('snapshot copy failed', { report });
+    // No automated snapshot: a cluster that does not exist (any more) lists none either; its alarm fires on the missing age.
+    else if (report.action === 'no-snapshot') logger.warn('no available automated snapshot of the cluster', { report });
     else logger.info('snapshot copy', { report });
   }
   const failure = failureOf(reports);

@@ -23,6 +23,7 @@ export const handler = middy(async () => {
   publishOffsiteAges(reports, metrics);
   for (const report of reports) {
     if (report.error) logger.error('offsite snapshot copy failed', { report });
+    else if (report.action === 'no-snapshot') logger.warn('no staging copy shared by the primary account', { report });
     else logger.info('offsite snapshot copy', { report });
   }
   const failure = failureOf(reports);

@@ -11,7 +11,7 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import { createRdsClient } from '../../lib/rds/client';
 import {
-  advanceOffsiteCopies, advancePrimaryCopies, copyName, copyTime, failureOf, publishOffsiteAges, STAGING_SECONDS,
+  advanceOffsiteCopies, advancePrimaryCopies, copyName, copyTime, failureOf, parseClusterCopySources, publishOffsiteAges, STAGING_SECONDS,
   type ClusterCopySource, type PrimaryCopyDeps,
 } from '../../lib/rds/snapshot-copy';
 import { FakeRds, mockRdsIamTrue, type RdsMock } from '../harness/rds';
@@ -180,6 +180,53 @@ describe('primary account', () => {
     expect(left.length).toBeGreaterThan(0);
     expect(left.every((time) => fake.now.getTime() - time.getTime() <= STAGING_SECONDS * 1000 + 2 * HOUR)).toBe(true);
     expect(callsOf('DeleteDBClusterSnapshot').map((call) => call.input.DBClusterSnapshotIdentifier)).toContain('lifeboat-orders-202612040310');
+  });
+
+  test('cross-account: with no new snapshot for ten days the newest staging copy stays (still shared)', async () => {
+    fake.addAutomatedClusterSnapshot('orders-aurora', new Date('2026-12-03T03:10:00Z'));
+    fake.addAutomatedClusterSnapshot('orders-aurora', new Date('2026-12-04T03:10:00Z'));
+    for (let run = 0; run < 4; run += 1) {
+      await advancePrimaryCopies(deps(OFFSITE_ACCOUNT), [orders]);
+      fake.advance(HOUR);
+    }
+    fake.advance(10 * DAY);
+    const [report] = await advancePrimaryCopies(deps(OFFSITE_ACCOUNT), [orders]);
+    expect(offsiteCopies().map((snapshot) => snapshot.DBClusterSnapshotIdentifier)).toEqual(['lifeboat-orders-202612040310']);
+    expect(report.newestCopy?.identifier).toBe('lifeboat-orders-202612040310');
+  });
+
+  test('the handler: reads its environment, runs the step with clients of both regions, and fails after every source, naming the failed one', async () => {
+    fake.addCluster({ identifier: 'billing' });
+    fake.addAutomatedClusterSnapshot('orders-aurora', new Date('2026-12-04T03:10:00Z'));
+    fake.addAutomatedClusterSnapshot('billing', new Date('2026-12-04T03:20:00Z'));
+    fake.failNext('CopyDBClusterSnapshot', () => new KMSKeyNotAccessibleFault({ message: `The specified KMS key ${OFFSITE_KEY} is disabled.`, $metadata: {} }));
+    const env = {
+      LIFEBOAT_SOURCES_JSON: JSON.stringify([orders, { ...orders, name: 'billing', identifier: 'billing' }]),
+      LIFEBOAT_OFFSITE_REGION: OFFSITE, LIFEBOAT_OFFSITE_KEY_ARN: OFFSITE_KEY, LIFEBOAT_PRIMARY_ACCOUNT: PRIMARY_ACCOUNT,
+      POWERTOOLS_METRICS_NAMESPACE: 'Lifeboat',
+    };
+    const saved = { ...process.env };
+    Object.assign(process.env, env);
+    const quiet = ['log', 'info', 'warn', 'error'].map((level) => jest.spyOn(console, level as 'log').mockImplementation(() => undefined));
+    try {
+      // Loaded here, once, after its environment is set (it reads it at load, as in Lambda), sharing the mocked SDK.
+      const { handler } = await import('../../lambdas/native-snapshot-copy/handler') as { handler: (event: unknown, context: unknown) => Promise<unknown> };
+      await expect(handler({}, { functionName: 'copier', awsRequestId: 'r-1', getRemainingTimeInMillis: () => 60_000 }))
+        .rejects.toMatchObject({ name: 'SnapshotCopyFailed', message: expect.stringContaining('orders (KMSKeyNotAccessibleFault') });
+      // billing was copied all the same, in the offsite region.
+      expect(callsOf('CopyDBClusterSnapshot').map((call) => [call.region, call.input.TargetDBClusterSnapshotIdentifier])).toEqual([[OFFSITE, 'lifeboat-billing-202612040320']]);
+    } finally {
+      for (const spy of quiet) spy.mockRestore();
+      process.env = saved;
+    }
+  });
+
+  test.each([
+    ['not JSON', '[', /not JSON/],
+    ['an empty list', '[]', /LIFEBOAT_SOURCES_JSON/],
+    ['a source without its cluster', JSON.stringify([{ name: 'orders', region: PRIMARY, retentionSeconds: 1 }]), /0\.identifier/],
+  ])('the handler\'s sources fail fast when %s', (_what, text, message) => {
+    expect(() => parseClusterCopySources(text)).toThrow(message);
   });
 
   test('one source failing (the offsite key disabled) does not stop the others; the run fails after, naming it', async () => {
