@@ -210,7 +210,7 @@ describe('primary account', () => {
     const quiet = ['log', 'info', 'warn', 'error'].map((level) => jest.spyOn(console, level as 'log').mockImplementation(() => undefined));
     try {
       // Loaded here, once, after its environment is set (it reads it at load, as in Lambda), sharing the mocked SDK.
-      const { handler } = await import('../../lambdas/native-snapshot-copy/handler') as { handler: (event: unknown, context: unknown) => Promise<unknown> };
+      const { handler } = jest.requireActual<{ handler: (event: unknown, context: unknown) => Promise<unknown> }>('../../lambdas/native-snapshot-copy/handler');
       await expect(handler({}, { functionName: 'copier', awsRequestId: 'r-1', getRemainingTimeInMillis: () => 60_000 }))
         .rejects.toMatchObject({ name: 'SnapshotCopyFailed', message: expect.stringContaining('orders (KMSKeyNotAccessibleFault') });
       // billing was copied all the same, in the offsite region.
