@@ -10,6 +10,10 @@ import { runIdToDate } from '../lib/domain/run-id';
 import { renderTable } from '../lib/format/table';
 import { describePitrStatus, pitrStatus, type PitrStatus } from '../lib/pitr/pitr-status';
 import { pitrCatalogName } from '../lib/domain/layout';
+import type { RDSClient } from '@aws-sdk/client-rds';
+import type { RdsNativeSource } from '../lib/config/types';
+import { createRdsClient } from '../lib/rds/client';
+import { readNativeWindow, type NativeWindow } from '../lib/rds/window';
 
 export interface SourceStatus {
   readonly source: Source;
@@ -20,12 +24,36 @@ export interface SourceStatus {
   readonly lastDrill?: DrillReport;
   /** A PITR source's sets, archive and window (lib/pitr/pitr-status.ts). */
   readonly pitr?: PitrStatus;
+  /** An RDS/Aurora source's own point-in-time window, as RDS reports it (read when a reader is given). */
+  readonly native?: { readonly window?: NativeWindow; readonly error?: string };
   readonly verdict: 'OK' | 'AT RISK' | 'NO BACKUP';
   readonly reasons: readonly string[];
 }
 
-/** Reads the catalog for each source and judges it against its tier. */
-export async function sourceStatuses(s3: S3Client, bucket: string, sources: readonly Source[], now = new Date()): Promise<SourceStatus[]> {
+/** Reads an RDS/Aurora source's window (lib/rds/window.ts); `lifeboat status` gives one with an RDS client per region. */
+export type NativeWindowReader = (rds: RdsNativeSource, now: Date) => Promise<NativeWindow>;
+
+/** An RDS/Aurora source's own window against its tier: what is wrong with it, in the verdict's words. */
+export function nativeProblems(source: Source, window: NativeWindow): string[] {
+  const rds = source.rds as RdsNativeSource;
+  const problems: string[] = [];
+  if (window.retentionDays < rds.requiredWindowDays) {
+    problems.push(`backup retention ${window.retentionDays} day(s), tier ${source.tier.name} requires ${rds.requiredWindowDays}`);
+  }
+  if (window.ageSeconds === undefined) problems.push('no latest restorable time (automated backups off, or none yet)');
+  else if (window.ageSeconds > nativeRpoSeconds(source)) {
+    problems.push(`latest restorable time ${formatDuration(window.ageSeconds)} old, beyond the RPO (${formatDuration(nativeRpoSeconds(source))})`);
+  }
+  return problems;
+}
+
+/** The age of LatestRestorableTime beyond which a source's native RPO is broken: its RPO, never under 15 minutes (RDS trails by about 5). */
+export function nativeRpoSeconds(source: Pick<Source, 'tier'>): number {
+  return Math.max(source.tier.rpoSeconds, 900);
+}
+
+/** Reads the catalog for each source and judges it against its tier (and, given a reader, an RDS source's own window). */
+export async function sourceStatuses(s3: S3Client, bucket: string, sources: readonly Source[], now = new Date(), readNative?: NativeWindowReader): Promise<SourceStatus[]> {
   return Promise.all(sources.map(async (source) => {
     const logical = source.methods.includes('logical');
     // The table's run is the logical one; a PITR-only source shows its newest PITR run (its catalog), and the archive's age.
@@ -34,6 +62,9 @@ export async function sourceStatuses(s3: S3Client, bucket: string, sources: read
       latestDrillReport(s3, bucket, source.name),
       source.pitr ? pitrStatus(s3, bucket, source, now) : Promise.resolve(undefined),
     ]);
+    const native: SourceStatus['native'] = source.rds && readNative
+      ? await readNative(source.rds, now).then((window) => ({ window }), (error: unknown) => ({ error: `${(error as Error).name}: ${(error as Error).message}` }))
+      : undefined;
     const lastVerified = runs.find((run) => run.status === 'verified');
     const lastRun = runs[0];
     const slot = lastVerified ? runIdToDate(lastVerified.runId) : undefined;
@@ -46,6 +77,8 @@ export async function sourceStatuses(s3: S3Client, bucket: string, sources: read
       if (lastRun && lastRun.status === 'failed') reasons.push(`last run ${lastRun.runId} failed verification`);
     }
     if (pitr) reasons.push(...pitr.problems.map((problem) => `pitr: ${problem}`));
+    if (native?.window) reasons.push(...nativeProblems(source, native.window).map((problem) => `native: ${problem}`));
+    if (native?.error) reasons.push(`native: window not read (${native.error})`);
     if (!logical && lastVerified && !lastVerified.offsite) reasons.push('pitr: offsite copy of the newest set not confirmed');
     if (!logical && lastRun?.status === 'failed') reasons.push(`pitr: last run ${lastRun.runId} failed verification`);
     if (!lastDrill) reasons.push('never drilled');
@@ -53,7 +86,7 @@ export async function sourceStatuses(s3: S3Client, bucket: string, sources: read
     else if (now.getTime() - Date.parse(lastDrill.finishedAt) > 2 * source.tier.drillSeconds * 1000) reasons.push('last drill is overdue');
     const hasBackup = logical ? lastVerified !== undefined : pitr?.newest.full !== undefined;
     const verdict = !hasBackup ? 'NO BACKUP' : reasons.length > 0 ? 'AT RISK' : 'OK';
-    return { source, lastVerified, lastRun, ageSeconds, lastDrill, ...(pitr ? { pitr } : {}), verdict, reasons };
+    return { source, lastVerified, lastRun, ageSeconds, lastDrill, ...(pitr ? { pitr } : {}), ...(native ? { native } : {}), verdict, reasons };
   }));
 }
 
@@ -76,7 +109,23 @@ export function renderStatus(statuses: readonly SourceStatus[]): string {
   });
   const table = renderTable(['SOURCE', 'TIER', 'LAST VERIFIED RUN', 'AGE / RPO', 'SIZE', 'OFFSITE', 'LAST DRILL', 'RTO (MEASURED / TARGET)', 'VERDICT'], rows);
   const pitr = statuses.flatMap((status) => (status.pitr ? ['', ...describePitrStatus(status.source, status.pitr)] : []));
-  return [table, ...pitr].join('\n');
+  const native = statuses.flatMap((status) => (status.native ? ['', ...describeNativeStatus(status.source, status.native)] : []));
+  return [table, ...pitr, ...native].join('\n');
+}
+
+/** An RDS/Aurora source's window under the table: earliest and latest restorable time, its age, the retention against the tier's. */
+function describeNativeStatus(source: Source, native: NonNullable<SourceStatus['native']>): string[] {
+  const rds = source.rds as RdsNativeSource;
+  const head = `${source.name}: native point-in-time recovery of the RDS ${rds.kind === 'instance' ? 'DB instance' : 'DB cluster'} ${rds.identifier} (${rds.region})`;
+  if (!native.window) return [`${head}: not read (${native.error ?? 'no reader'})`];
+  const { window } = native;
+  return [
+    `${head}, ${window.status ?? 'status unknown'}`,
+    `  window: ${window.earliest?.toISOString() ?? '?'} → ${window.latest?.toISOString() ?? '?'}` +
+      (window.earliest && window.latest ? ` (${formatDuration((window.latest.getTime() - window.earliest.getTime()) / 1000)})` : ''),
+    `  latest restorable: ${window.ageSeconds === undefined ? '-' : `${formatDuration(window.ageSeconds)} old`} / RPO ${formatDuration(nativeRpoSeconds(source))}; ` +
+      `backup retention ${window.retentionDays} day(s) / ${rds.requiredWindowDays} required`,
+  ];
 }
 
 /** Measured times: tenths of a second below a minute, where formatDuration would say 0s. */
@@ -87,8 +136,11 @@ export function formatElapsed(seconds: number): string {
 export const STATUS_USAGE = `Usage: lifeboat status [--config FILE] [--bucket BUCKET] [--region REGION] [--endpoint URL]
 
 One line per source of the config: last verified backup and its age against the RPO, the
-offsite copy, the last drill and its measured RTO against the RTO, and a verdict. Reads
-the bucket only (credentials from the usual AWS chain). Without --bucket, the primary
+offsite copy, the last drill and its measured RTO against the RTO, and a verdict; for an
+RDS/Aurora source, its own point-in-time window (earliest and latest restorable time, its age,
+the backup retention against the tier's window), read from RDS. Reads only (credentials from
+the usual AWS chain). With --endpoint (an S3-compatible server, such as the local stack) RDS
+is not read. Without --bucket, the primary
 bucket's name is read from the <appName>-Primary stack's outputs.
 `;
 
@@ -111,7 +163,12 @@ export async function statusCommand(argv: readonly string[], env: NodeJS.Process
   const region = values.region ?? env.AWS_REGION ?? config.primary.region;
   const bucket = values.bucket ?? env.LIFEBOAT_BUCKET ?? (await primaryBucketFromStack(config, region));
   const s3 = createS3Client({ region, endpoint: values.endpoint, env });
-  const statuses = await sourceStatuses(s3, bucket, config.sources);
+  // With an S3 endpoint of its own (a local stack) there is no RDS to ask: the windows are left out, and said so.
+  const clients = new Map<string, RDSClient>();
+  const rdsIn = (rdsRegion: string) => clients.get(rdsRegion) ?? clients.set(rdsRegion, createRdsClient({ region: rdsRegion })).get(rdsRegion) as RDSClient;
+  const readNative: NativeWindowReader | undefined = values.endpoint === undefined ? (rds, now) => readNativeWindow(rdsIn(rds.region), rds, now) : undefined;
+  const statuses = await sourceStatuses(s3, bucket, config.sources, new Date(), readNative);
+  for (const client of clients.values()) client.destroy();
   log(`Lifeboat status, s3://${bucket} (${region}), ${new Date().toISOString()}`);
   log(renderStatus(statuses));
   return statuses.every((status) => status.verdict === 'OK') ? 0 : 1;

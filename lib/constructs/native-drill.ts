@@ -68,7 +68,7 @@ export interface NativeDrillProps {
   readonly appName: string;
   /** A source with `rds` (its native point-in-time recovery). */
   readonly source: Source;
-  readonly cluster: ecs.ICluster;
+  readonly cluster: ecs.CfnCluster;
   /** The worker image: its `/app/native-drill.js` is the checker. */
   readonly image: ecs.ContainerImage;
   /** The primary bucket: the latest dump's manifest is read from it, the report written to it. */
@@ -159,7 +159,7 @@ export class NativeDrill extends Construct {
     this.stateMachine.addToRolePolicy(new iam.PolicyStatement({
       actions: ['ecs:RunTask'],
       resources: [stack.formatArn({ service: 'ecs', resource: 'task-definition', resourceName: `${this.taskDefinition.family}:*`, arnFormat: ArnFormat.SLASH_RESOURCE_NAME })],
-      conditions: { ArnEquals: { 'ecs:cluster': props.cluster.clusterArn } },
+      conditions: { ArnEquals: { 'ecs:cluster': props.cluster.attrArn } },
     }));
     this.stateMachine.addToRolePolicy(new iam.PolicyStatement({
       actions: ['iam:PassRole'],
@@ -490,7 +490,7 @@ export class NativeDrill extends Construct {
         HeartbeatSeconds: 300,
         TimeoutSeconds: Math.max(3600, 2 * source.tier.rtoSeconds),
         Parameters: {
-          Cluster: props.cluster.clusterArn,
+          Cluster: props.cluster.attrArn,
           TaskDefinition: this.taskDefinition.taskDefinitionArn,
           LaunchType: 'FARGATE',
           PropagateTags: 'TASK_DEFINITION',

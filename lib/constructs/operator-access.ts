@@ -1,8 +1,9 @@
-import { Stack } from 'aws-cdk-lib';
+import { ArnFormat, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import type { RdsNativeSource } from '../config/types';
 import { DRILLS_PREFIX, RUNS_PREFIX } from '../domain/layout';
 import { OFFSITE_READER_PATHS } from './dump-task';
 import { acknowledgeWildcardResource } from './nag';
@@ -25,6 +26,12 @@ export interface OperatorAccessProps {
    * @default - none
    */
   readonly outputsStackName?: string;
+  /**
+   * RDS/Aurora sources whose point-in-time window `lifeboat status` reads (DescribeDBInstances,
+   * DescribeDBInstanceAutomatedBackups, DescribeDBClusters on each one's own ARN).
+   * @default - none
+   */
+  readonly rdsSources?: readonly Pick<RdsNativeSource, 'kind' | 'identifier' | 'region'>[];
   /** What the role is for, in its description. */
   readonly description: string;
   /**
@@ -38,7 +45,8 @@ export interface OperatorAccessProps {
  * The minimal access the operator commands need (`lifeboat status`, `runbook`, `restore`,
  * `prune` without --apply, `drill` of a copy): read runs and drill reports, exact versions
  * and their locks included, list them, decrypt them through S3; read the PITR repositories of
- * the bucket (`restore --at`); and read the stack's outputs.
+ * the bucket (`restore --at`); describe the RDS/Aurora sources' instances and clusters (their
+ * point-in-time windows); and read the stack's outputs.
  * Nothing is written or deleted (`prune --apply` is the pruner's job, the only role that
  * deletes). As a managed policy, to attach to a team's own SSO role, and as a role of its own
  * that principals of this account may assume (under `/lifeboat/operator/`, the path the
@@ -93,6 +101,16 @@ export class OperatorAccess extends Construct {
         resources: [offsiteKeys],
         conditions: { StringEquals: { 'kms:ViaService': `s3.${props.offsite.region}.amazonaws.com` } },
       }));
+    }
+    const rdsArn = (rds: Pick<RdsNativeSource, 'kind' | 'identifier' | 'region'>) =>
+      stack.formatArn({ service: 'rds', region: rds.region, resource: rds.kind === 'instance' ? 'db' : 'cluster', resourceName: rds.identifier, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
+    const instances = (props.rdsSources ?? []).filter((rds) => rds.kind === 'instance').map(rdsArn);
+    const clusters = (props.rdsSources ?? []).filter((rds) => rds.kind === 'cluster').map(rdsArn);
+    if (instances.length > 0) {
+      statements.push(new iam.PolicyStatement({ sid: 'ReadRdsInstanceWindows', actions: ['rds:DescribeDBInstances', 'rds:DescribeDBInstanceAutomatedBackups'], resources: instances }));
+    }
+    if (clusters.length > 0) {
+      statements.push(new iam.PolicyStatement({ sid: 'ReadRdsClusterWindows', actions: ['rds:DescribeDBClusters'], resources: clusters }));
     }
     if (props.outputsStackName) {
       statements.push(new iam.PolicyStatement({

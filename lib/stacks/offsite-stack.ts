@@ -8,6 +8,7 @@ import { AlarmTopic } from '../constructs/alarm-topic';
 import { BackupBucket } from '../constructs/backup-bucket';
 import { OFFSITE_READER_PATHS } from '../constructs/dump-task';
 import { KeyWatch } from '../constructs/key-watch';
+import { OffsiteSnapshotCopy } from '../constructs/native-snapshot-copy';
 import { OperatorAccess } from '../constructs/operator-access';
 import { Pruner } from '../constructs/pruner';
 import { DRILLS_PREFIX, RUNS_PREFIX } from '../domain/layout';
@@ -36,6 +37,8 @@ export class OffsiteStack extends Stack {
   public readonly alarmTopic: AlarmTopic;
   /** Applies each source's retention to the offsite copy, from its own catalog, with a role of this account. */
   public readonly pruner: Pruner;
+  /** The offsite account's copies of the DB cluster sources' snapshots (another account and cluster sources only). */
+  public readonly snapshotCopy?: OffsiteSnapshotCopy;
 
   constructor(scope: Construct, id: string, props: OffsiteStackProps) {
     const { config, ...stackProps } = props;
@@ -106,6 +109,16 @@ export class OffsiteStack extends Stack {
       evaluationPeriods: 1,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     }).addAlarmAction(new cloudwatchActions.SnsAction(this.alarmTopic.topic));
+
+    // DB clusters' snapshots, shared by the primary account's copier: copied into this account
+    // with this account's key, so that the offsite copy of their PITR survives the primary account.
+    const clusters = config.sources.filter((source) => source.rds?.kind === 'cluster');
+    if (names.crossAccount && names.primaryAccount !== undefined && clusters.length > 0) {
+      this.snapshotCopy = new OffsiteSnapshotCopy(this, 'OffsiteSnapshotCopy', {
+        appName: config.appName, sources: clusters, primaryAccount: names.primaryAccount, primaryRegion: config.primary.region,
+        key: this.backupBucket.key, alarmTopic: this.alarmTopic.topic,
+      });
+    }
 
     new CfnOutput(this, 'OffsiteBucketName', {
       description: 'Bucket holding the offsite copy of every run',

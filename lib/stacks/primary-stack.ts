@@ -16,6 +16,8 @@ import { LifeboatAlarms } from '../constructs/alarms';
 import { LifeboatOverviewDashboard } from '../constructs/dashboard';
 import type { DumpTask } from '../constructs/dump-task';
 import { Heartbeats } from '../constructs/heartbeats';
+import { NativeDrillJanitor } from '../constructs/native-drill';
+import { NativeSnapshotCopy } from '../constructs/native-snapshot-copy';
 import { PitrMarker } from '../constructs/pitr-marker';
 import { PitrSetupDocuments } from '../constructs/pitr-setup-documents';
 import { PitrWorkflow } from '../constructs/pitr-workflow';
@@ -57,6 +59,12 @@ export class PrimaryStack extends Stack {
   public readonly operators: OperatorAccess;
   /** The nested stacks holding the per-source resources, `SOURCES_PER_SHARD` sources each. */
   public readonly shards: readonly SourceShard[];
+  /**
+   * RDS/Aurora sources' own point-in-time recovery (none: undefined): the daily offsite copy of
+   * the DB clusters' snapshots and the drills' janitor here; the checks, alarms and each source's
+   * drill state machine in the shards.
+   */
+  public readonly native?: { readonly janitor: NativeDrillJanitor; readonly snapshotCopy?: NativeSnapshotCopy };
   /** Restore drills: one drill task per source (in the shards), the drill state machine and the schedules' shared queue and group. */
   public readonly drills: { readonly tasks: Readonly<Record<string, DrillTask>>; readonly workflow: DrillWorkflow; readonly schedules: DrillSchedules };
 
@@ -184,7 +192,9 @@ export class PrimaryStack extends Stack {
       bucket: this.backupBucket.bucket,
       bucketKey: this.backupBucket.key,
       image: workerImage,
+      cluster: this.workflow.cluster,
       offsite,
+      offsiteKeyArn: this.replication.destinationKeyArn,
       alarmTopic: this.alarmTopic.topic,
       backup: { stateMachine: this.workflow.stateMachine, deadLetterQueue: this.schedules.deadLetterQueue, group: this.schedules.group },
       drill: { stateMachine: drillWorkflow.stateMachine, deadLetterQueue: drillSchedules.deadLetterQueue, group: drillSchedules.group },
@@ -198,6 +208,25 @@ export class PrimaryStack extends Stack {
       workflow: drillWorkflow,
       schedules: drillSchedules,
     };
+
+    // RDS/Aurora: the engine's own point-in-time recovery, checked (in the shards), copied offsite
+    // (DB clusters, which have no automated-backup replication) and drilled; the janitor deletes
+    // any drill instance or cluster a failed execution left behind.
+    const rdsSources = config.sources.filter((source) => source.rds !== undefined);
+    if (rdsSources.length > 0) {
+      const clusters = rdsSources.filter((source) => source.rds?.kind === 'cluster');
+      this.native = {
+        janitor: new NativeDrillJanitor(this, 'NativeDrillJanitor', { appName: config.appName, sources: rdsSources }),
+        ...(clusters.length > 0 ? {
+          snapshotCopy: new NativeSnapshotCopy(this, 'NativeSnapshotCopy', {
+            appName: config.appName,
+            sources: clusters,
+            offsite: { region: config.offsite.region, account: names.offsiteAccount, keyArn: this.replication.destinationKeyArn },
+            primaryAccount: this.account,
+          }),
+        } : {}),
+      };
+    }
 
     // External monitors hear from every run: start, success, failure.
     this.heartbeats = new Heartbeats(this, 'Heartbeats', {
@@ -243,6 +272,7 @@ export class PrimaryStack extends Stack {
       offsite: { ...offsite, account: offsite.account ?? this.account },
       outputsStackName: this.stackName,
       roleName: names.operatorRoleName,
+      rdsSources: config.sources.flatMap((source) => (source.rds ? [source.rds] : [])),
       description: `${config.appName}: what the operator commands need (status, runbook, restore, prune without --apply); reads only`,
     });
     // Silence about the keys is not an option either: disabling or scheduling the deletion of

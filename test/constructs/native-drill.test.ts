@@ -37,7 +37,7 @@ const config = parseConfig({
 const [orders, ledger] = config.sources as [Source, Source];
 
 const stack = new Stack(testApp(), 'NativeDrillTest', { env: { account: '111111111111', region: 'eu-west-1' } });
-const cluster = new ecs.Cluster(stack, 'Cluster', { vpc: undefined as never, enableFargateCapacityProviders: false });
+const cluster = new ecs.CfnCluster(stack, 'Cluster');
 const common = {
   appName: 'Lifeboat',
   cluster,
