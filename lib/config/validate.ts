@@ -280,6 +280,10 @@ function rdsProblems(at: string, source: Loose, methods: readonly string[], prim
     return [`${at}.rds: give either instance or cluster, not both (got both; valid: instance for an RDS DB instance, cluster for an Aurora or Multi-AZ DB cluster)`];
   }
   const problems: string[] = [];
+  const name = asString(source.name);
+  if (name?.includes('--')) {
+    problems.push(`${at}.name: "${name}" holds "--", which RDS refuses in the names Lifeboat gives this source's snapshot copies and drill instances (lifeboat-${name}-…, lbd-${name}-…) (valid: a name without "--", or rds: false)`);
+  }
   const named = written && (written.instance !== undefined || written.cluster !== undefined);
   if (!named) {
     if (identity?.kind === 'undetectable') {

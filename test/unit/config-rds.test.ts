@@ -118,6 +118,11 @@ describe('refused, naming the field, the value and what would be valid', () => {
     ]);
   });
 
+  test('a source name RDS would refuse in the names of its copies and drill instances', () => {
+    expect(problems(config({ name: 'orders--eu' }))).toEqual([expect.stringMatching(/^sources\[0\]\.name: "orders--eu" holds "--", which RDS refuses.*\(valid: a name without "--", or rds: false\)/)]);
+    expect(problems(config({ name: 'orders--eu', rds: false }))).toEqual([]);
+  });
+
   test('an RDS endpoint outside the primary region', () => {
     expect(problems(config(withHost('orders-db.c9akciq32.us-east-1.rds.amazonaws.com')))).toEqual([
       expect.stringMatching(/^sources\[0\]\.connection\.host: an RDS endpoint in us-east-1, and Lifeboat's primary region is eu-west-1.*valid: a deployment whose primary\.region is us-east-1/),
