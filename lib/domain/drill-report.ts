@@ -46,6 +46,12 @@ export const drillReportSchema = z.strictObject({
     checkSeconds: seconds,
     /** Point-in-time recovery: the WAL replayed after the set's restore, up to the target. */
     replaySeconds: seconds.optional(),
+    /**
+     * RDS/Aurora native drills (engine `rds-native`): the first full read of every table, part of
+     * checkSeconds (a restored volume loads its blocks lazily from S3, so an application's first
+     * reads are this slow too).
+     */
+    lazyLoadSeconds: seconds.optional(),
   }),
   /** Point-in-time recovery (engine `pgbackrest`): the target and the set restored. */
   pitr: z.strictObject({
