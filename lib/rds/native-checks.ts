@@ -21,8 +21,9 @@
  * off (from 0 RDS restarts the instance: an outage is the team's decision, and the finding says
  * the command).
  *
- * Contract: stateless and idempotent; every source is tried; a source whose RDS calls fail gets
- * `error` (and no metrics, so its RPO alarm's missing data breaches).
+ * Contract: stateless and idempotent; every source is tried; a source whose RDS call fails gets
+ * `error`, and only what was measured before the failure is published (what was not is missing
+ * data, which the RPO and offsite alarms treat as breaching).
  */
 import {
   DBClusterNotFoundFault,
