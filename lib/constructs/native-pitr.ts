@@ -23,10 +23,11 @@ export const NATIVE_CHECK_INTERVAL = Duration.minutes(5);
 /** The period of a cluster's offsite alarm: the snapshot copier publishes its NativeOffsiteAgeSeconds hourly. */
 const CLUSTER_OFFSITE_PERIOD = Duration.hours(1);
 
-/** The checks' role name (IAM is global: the region keeps it unique), for a key policy that must name it. */
-export function nativeChecksRoleName(appName: string, region: string): string {
-  return `${appName}-native-checks-${region}`;
-}
+/**
+ * Lambda holds 4 KB of environment in all: the sources' list must leave room for the other
+ * variables (a source takes about 100 bytes: some 30 sources per NativePitrChecks).
+ */
+const MAX_SOURCES_JSON_BYTES = 3_000;
 
 /** The alarm names of an RDS/Aurora source (a contract: the README and the runbook name them). */
 export function nativeAlarmNames(prefix: string, source: string): { readonly retention: string; readonly rpo: string; readonly offsite: string } {
@@ -34,7 +35,7 @@ export function nativeAlarmNames(prefix: string, source: string): { readonly ret
 }
 
 export interface NativePitrChecksProps {
-  /** Prefix of the role's name. */
+  /** The app's name (the role's description). */
   readonly appName: string;
   /** The RDS/Aurora sources (those with `rds`); at least one. */
   readonly sources: readonly Source[];
@@ -78,10 +79,15 @@ export class NativePitrChecks extends Construct {
     const clusterArns = (list: typeof checked) => list.map((source) => arn(source.region, 'cluster', source.identifier));
     const replicated = arn(props.offsite.region, 'auto-backup', '*');
 
+    const sourcesJson = serializeNativeSources(checked);
+    if (Buffer.byteLength(sourcesJson) > MAX_SOURCES_JSON_BYTES) {
+      throw new Error(`NativePitrChecks: ${checked.length} sources take ${Buffer.byteLength(sourcesJson)} bytes of the function's environment (Lambda holds 4 KB in all): split them over several NativePitrChecks (one per source shard)`);
+    }
+
+    // No fixed name: one NativePitrChecks per shard may be made; the offsite key's policy (same account) delegates to IAM.
     this.role = new iam.Role(this, 'Role', {
-      roleName: nativeChecksRoleName(props.appName, stack.region),
       assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-      description: 'Lifeboat: checks the RDS/Aurora sources\' native point-in-time recovery',
+      description: `${props.appName}: checks the RDS/Aurora sources' native point-in-time recovery`,
       managedPolicies: [iam.ManagedPolicy.fromAwsManagedPolicyName('service-role/AWSLambdaBasicExecutionRole')],
     });
     Validations.of(this.role).acknowledge({
@@ -137,7 +143,7 @@ export class NativePitrChecks extends Construct {
       timeout: Duration.minutes(2),
       role: this.role,
       environment: {
-        LIFEBOAT_NATIVE_SOURCES_JSON: serializeNativeSources(checked),
+        LIFEBOAT_NATIVE_SOURCES_JSON: sourcesJson,
         LIFEBOAT_OFFSITE_REGION: props.offsite.region,
         LIFEBOAT_OFFSITE_KEY_ARN: props.offsite.keyArn,
         POWERTOOLS_METRICS_NAMESPACE: props.namespace ?? DEFAULT_NAMESPACE,

@@ -10,7 +10,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { Source } from '../../lib/config/types';
-import { nativeAlarmNames, nativeChecksRoleName, NativePitrAlarms, NativePitrChecks } from '../../lib/constructs/native-pitr';
+import { nativeAlarmNames, NativePitrAlarms, NativePitrChecks } from '../../lib/constructs/native-pitr';
 import { parseNativeSources } from '../../lib/rds/native-checks';
 import { testApp } from '../fixtures/cdk-app';
 import { testConfig, tier1, tier3 } from '../fixtures/config';
@@ -55,7 +55,7 @@ const db = (id: string, region = 'eu-west-1') => `arn:aws:rds:${region}:${ACCOUN
 const resolvedArns = (resources: unknown) => set(resources).map((text) => text.replace(/\{"Fn::Join":\["",\["arn:",\{"Ref":"AWS::Partition"\},"(.*)"\]\]\}/, 'arn:aws$1'));
 
 describe('NativePitrChecks', () => {
-  test('a Node 22 function with the compact sources, the offsite region and key, under the named role', () => {
+  test('a Node 22 function with the compact sources, the offsite region and key', () => {
     const fn = Object.values(template.findResources('AWS::Lambda::Function', { Properties: { Description: Match.stringLikeRegexp('native point-in-time') } }))[0];
     expect(fn.Properties).toMatchObject({ Runtime: 'nodejs22.x', Architectures: ['arm64'] });
     const env = fn.Properties.Environment.Variables;
@@ -65,7 +65,6 @@ describe('NativePitrChecks', () => {
       { name: 'reports', kind: 'instance', identifier: 'reports-db', region: 'eu-west-1', requiredWindowDays: 14, rpoSeconds: tier3.rpoSeconds, manage: false },
       { name: 'ledger', kind: 'cluster', identifier: 'ledger', region: 'eu-west-1', requiredWindowDays: 14, rpoSeconds: tier1.rpoSeconds, manage: true },
     ]);
-    template.hasResourceProperties('AWS::IAM::Role', { RoleName: nativeChecksRoleName('Lifeboat', 'eu-west-1') });
   });
 
   test('every 5 minutes, with a bounded retry', () => {
@@ -100,6 +99,13 @@ describe('NativePitrChecks', () => {
   test('with no managed source the role can change nothing', () => {
     const list = statementsOf(build([reports]).template);
     expect(list.map((statement) => statement.Sid)).toEqual(['ReadInstances', 'ReadReplicatedBackups']);
+  });
+
+  test('fails when the sources would not fit Lambda\'s 4 KB environment, saying how to split them', () => {
+    const stack = new Stack(testApp(), 'Many', { env: { account: ACCOUNT, region: 'eu-west-1' } });
+    const many = Array.from({ length: 40 }, (_, index) => rdsSource(`source-${index}`, 'instance', `source-${index}-db`));
+    expect(() => new NativePitrChecks(stack, 'Checks', { appName: 'Lifeboat', sources: many, offsite: { region: 'eu-central-1', keyArn: OFFSITE_KEY } }))
+      .toThrow(/^NativePitrChecks: 40 sources take \d+ bytes of the function's environment \(Lambda holds 4 KB in all\): split them/);
   });
 
   test('fails on a source without rds, naming it', () => {
