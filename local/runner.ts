@@ -231,6 +231,8 @@ interface ExecuteOptions {
   readonly duringTask?: { readonly state: string; readonly run: () => Promise<void> };
   /** SSM Run Command on this machine (the PITR run's host). */
   readonly ssm?: LocalSsm;
+  /** The execution's start time (`$$.Execution.StartTime`). @default - now */
+  readonly startTime?: Date;
 }
 
 /**
@@ -447,7 +449,7 @@ export async function executeLocally(opts: ExecuteOptions): Promise<LocalRunResu
     else throw new Error(`state ${name}: no local binding for Resource ${resource}`);
   }
 
-  const machine = new StateMachine(withNodeTimers(opts.definition) as never, { validationOptions: { checkArn: true, checkPaths: true } });
+  const machine = new StateMachine(withNodeTimers(withStartTime(opts.definition, opts.startTime)) as never, { validationOptions: { checkArn: true, checkPaths: true } });
   const history: ExecutionHistory = { rows: [], status: 'RUNNING' };
   const execution = machine.run(opts.input as never, {
     overrides: {
@@ -456,9 +458,12 @@ export async function executeLocally(opts: ExecuteOptions): Promise<LocalRunResu
       retryIntervalOverrides: opts.retryIntervalOverrides,
     },
     context: {
-      Execution: { Id: executionArn, Name: opts.executionName, Input: opts.input as never, StartTime: new Date().toISOString() },
+      Execution: { Id: executionArn, Name: opts.executionName, Input: opts.input as never },
+      ...(opts.startTime ? { [LOCAL_START_TIME]: opts.startTime.toISOString() } : {}),
       Task: { Token: 'issued-per-task-by-the-local-runner' },
-    },
+      // The interpreter has no $$.State; EnteredTime is read when a state's paths are evaluated, as it is entered.
+      State: { get EnteredTime() { return new Date().toISOString(); } },
+    } as never,
   });
   const collecting = (async () => {
     for await (const event of execution.eventLogs) recordEvent(history, event as never);
@@ -473,6 +478,19 @@ export async function executeLocally(opts: ExecuteOptions): Promise<LocalRunResu
   await Promise.allSettled([...inFlight]);
   await opts.ssm?.settle();
   return { history, output, notifications };
+}
+
+/** Where a local run's chosen start time is in the context object (see withStartTime). */
+const LOCAL_START_TIME = 'LocalExecutionStartTime';
+
+/**
+ * The interpreter sets `$$.Execution.StartTime` to the moment it starts, whatever the context
+ * says: an execution run as of another start time (a drill whose target alternates with the
+ * date) reads it from the context's own field instead.
+ */
+function withStartTime(definition: Record<string, unknown>, startTime: Date | undefined): Record<string, unknown> {
+  if (!startTime) return definition;
+  return JSON.parse(JSON.stringify(definition).replaceAll('$$.Execution.StartTime', `$$.${LOCAL_START_TIME}`)) as Record<string, unknown>;
 }
 
 /** Node's timers hold at most 2^31 - 1 ms (24.8 days); a longer one fires at once. */
@@ -615,5 +633,39 @@ export async function runLocalPitrExecution(opts: {
     waitTimeOverrides: { WaitForOffsite: 100, WaitForHost: 1000 },
     retryIntervalOverrides: Object.fromEntries(Object.keys((definition as { States: object }).States).map((state) => [state, 10])),
     ssm: opts.ssm,
+  });
+}
+
+/**
+ * Executes the synthesized RDS point-in-time drill of one RDS/Aurora source
+ * (`<app>-native-drill-<source>`, the input its schedule sends) with the drill polls' Wait
+ * instant. RDS is whatever stands RDSClient in (test/harness/rds.ts); the checker gets
+ * `containerEnv` beyond the local endpoints (the backup user's password, which ECS would inject
+ * from the secret; TLS to a local stand-in).
+ */
+export async function runLocalNativeDrillExecution(opts: {
+  readonly aws: LocalAws;
+  readonly source: Source;
+  /** `$$.Execution.StartTime`: the target alternates with its date. @default - now */
+  readonly startTime?: Date;
+  readonly containerEnv?: Record<string, string>;
+  readonly log?: (line: string) => void;
+}): Promise<LocalRunResult> {
+  const { aws, source } = opts;
+  const suffix = `-native-drill-${source.name}`;
+  const machine = aws.model.stateMachineNamed(suffix);
+  const startTime = opts.startTime ?? new Date();
+  const definition = stateMachineDefinition(aws.app.primary, undefined, suffix);
+  return executeLocally({
+    aws,
+    definition,
+    stateMachineArn: machine.arn,
+    input: scheduleInput(aws.app.primary, source.name, startTime, undefined, suffix),
+    executionName: `${source.name}-native-drill-${startTime.toISOString().replace(/[-:.]/g, '')}`,
+    containerEnv: { ...localContainerEnv(aws), ...opts.containerEnv },
+    log: opts.log ?? (() => undefined),
+    waitTimeOverrides: { WaitForDrill: 0 },
+    retryIntervalOverrides: Object.fromEntries(Object.keys((definition as { States: object }).States).map((state) => [state, 10])),
+    startTime,
   });
 }

@@ -254,6 +254,12 @@ export class NativeDrill extends Construct {
     const source = props.source;
     const prefix = drillIdentifierPrefix(source.name);
     const cluster = rds.kind === 'cluster';
+    // AWS SDK integrations (Step Functions developer guide, "Learning to use AWS service SDK
+    // integrations in Step Functions"): parameters in PascalCase, errors `<Service>.<Name>` with an
+    // `Exception` suffix even where the API reference's name has none. The names are the AWS SDK
+    // for Java v2's, which writes `DB` as `Db` (DbInstanceIdentifier, DbInstances, and
+    // Rds.DbInstanceNotFoundException for DBInstanceNotFound), as published aws-sdk:rds state
+    // machines use them; local/runner.ts maps them to the JavaScript SDK's and back.
     const sdk = (id: string, action: string, parameters: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
       new sfn.CustomState(scope, id, {
         stateJson: { Type: 'Task', Resource: `arn:${partition}:states:::aws-sdk:rds:${action}`, Parameters: parameters, ...extra },
@@ -272,8 +278,18 @@ export class NativeDrill extends Construct {
 
     // --- deletion: on every path after the restore call ---------------------------------
     const drilled = new sfn.Succeed(scope, 'Drilled');
+    // A drill that passed but whose instance could not be deleted fails too: it is still costing
+    // instance hours (the janitor deletes it after its maximum age).
+    const notDeleted = new sfn.Pass(scope, 'DrillNotDeleted', {
+      parameters: {
+        Error: 'DrillCleanupFailed',
+        'Cause.$': "States.Format('the drill {} of {} passed but could not be deleted: {}: {} (the drill janitor deletes it once older than its maximum age)', $.drillId, $.source, $.cleanupError.Error, $.cleanupError.Cause)",
+      },
+      resultPath: '$.failure',
+    }).next(new sfn.Pass(scope, 'DeleteDrill failed', { result: sfn.Result.fromString('DeleteDrill'), resultPath: '$.failedState' })).next(notify);
     const done = new sfn.Choice(scope, 'Drill failed?')
       .when(sfn.Condition.isPresent('$.failure'), notify)
+      .when(sfn.Condition.booleanEquals('$.deleted', false), notDeleted)
       .otherwise(drilled);
     const deleted = new sfn.Pass(scope, 'Deleted', { result: sfn.Result.fromBoolean(true), resultPath: '$.deleted' }).next(done);
     const deleteCluster = cluster
@@ -285,7 +301,7 @@ export class NativeDrill extends Construct {
     // The deletion continues whatever a delete answers (not found: never created, or gone); an
     // unexpected error is kept for the message and the janitor removes what is left.
     const cleanupFailed = (id: string) => new sfn.Pass(scope, id, { result: sfn.Result.fromBoolean(false), resultPath: '$.deleted' });
-    const multiAz = cluster ? '$.sourceDb.clusterInstanceClass' : undefined;
+    const multiAz = cluster ? '$.sourceDb.db.DbClusterInstanceClass' : undefined;
     if (deleteCluster) {
       // A Multi-AZ DB cluster has no instance of Lifeboat's: its instances go with the cluster.
       const afterInstance = new sfn.Pass(scope, 'InstanceDeleted').next(deleteCluster);
@@ -331,11 +347,11 @@ export class NativeDrill extends Construct {
       ? sdk('DescribeSource', 'describeDBClusters', { DbClusterIdentifier: rds.identifier }, {
         ResultSelector: {
           'subnetGroup.$': '$.DbClusters[0].DbSubnetGroup',
-          'earliest.$': '$.DbClusters[0].EarliestRestorableTime',
-          'latest.$': '$.DbClusters[0].LatestRestorableTime',
           'engine.$': '$.DbClusters[0].Engine',
-          'members.$': '$.DbClusters[0].DbClusterMembers',
-          'clusterInstanceClass.$': '$.DbClusters[0].DbClusterInstanceClass',
+          // Whatever may be absent (the window while RDS has none, DbClusterInstanceClass of an
+          // Aurora cluster) is read through the whole cluster: a path to a missing field fails the
+          // execution with States.Runtime, which no Catch takes.
+          'db.$': '$.DbClusters[0]',
         },
         ResultPath: '$.sourceDb',
       })
@@ -343,7 +359,8 @@ export class NativeDrill extends Construct {
         ResultSelector: {
           'instanceClass.$': '$.DbInstances[0].DbInstanceClass',
           'subnetGroup.$': '$.DbInstances[0].DbSubnetGroup.DbSubnetGroupName',
-          'latest.$': '$.DbInstances[0].LatestRestorableTime',
+          // LatestRestorableTime is absent with automated backups off: read through the whole instance.
+          'db.$': '$.DbInstances[0]',
         },
         ResultPath: '$.sourceDb',
       });
@@ -351,7 +368,7 @@ export class NativeDrill extends Construct {
     const sourceFacts: sfn.IChainable[] = [describe];
     if (!cluster) {
       const window = sdk('DescribeWindow', 'describeDBInstanceAutomatedBackups', { DbInstanceIdentifier: rds.identifier }, {
-        ResultSelector: { 'earliest.$': '$.DbInstanceAutomatedBackups[0].RestoreWindow.EarliestTime' },
+        ResultSelector: { 'backups.$': '$.DbInstanceAutomatedBackups' },
         ResultPath: '$.window',
       });
       window.addCatch(beforeRestore('DescribeWindow'), { errors: ['States.ALL'], resultPath: '$.failure' });
@@ -379,11 +396,12 @@ export class NativeDrill extends Construct {
     const monthEven = anyOf(Array.from({ length: 6 }, (_, i) => month(2 * i + 2)));
     const even = sfn.Condition.or(sfn.Condition.and(dayEven, monthEven), sfn.Condition.and(sfn.Condition.not(dayEven), sfn.Condition.not(monthEven)));
     const latestTarget = new sfn.Pass(scope, 'TargetLatest', { result: sfn.Result.fromObject({ kind: 'latest' }), resultPath: '$.target' });
-    const earliestPath = cluster ? '$.sourceDb.earliest' : '$.window.earliest';
+    const earliestPath = cluster ? '$.sourceDb.db.EarliestRestorableTime' : '$.window.backups[0].RestoreWindow.EarliestTime';
+    const latestPath = '$.sourceDb.db.LatestRestorableTime';
     const digits = (n: number) => `States.Array(${Array.from({ length: n }, (_, i) => `'${String(i).padStart(2, '0')}'`).join(', ')})`;
     const draw = new sfn.Pass(scope, 'DrawSecond', {
       parameters: {
-        'time.$': `States.Format('{}T{}:{}:{}Z', States.ArrayGetItem(States.StringSplit($.sourceDb.latest, 'T'), 0), States.ArrayGetItem(${digits(24)}, States.MathRandom(0, 24)), States.ArrayGetItem(${digits(60)}, States.MathRandom(0, 60)), States.ArrayGetItem(${digits(60)}, States.MathRandom(0, 60)))`,
+        'time.$': `States.Format('{}T{}:{}:{}Z', States.ArrayGetItem(States.StringSplit(${latestPath}, 'T'), 0), States.ArrayGetItem(${digits(24)}, States.MathRandom(0, 24)), States.ArrayGetItem(${digits(60)}, States.MathRandom(0, 60)), States.ArrayGetItem(${digits(60)}, States.MathRandom(0, 60)))`,
       },
       resultPath: '$.candidate',
     });
@@ -394,14 +412,14 @@ export class NativeDrill extends Construct {
       .when(sfn.Condition.and(
         sfn.Condition.isPresent(earliestPath),
         sfn.Condition.timestampGreaterThanEqualsJsonPath('$.candidate.time', earliestPath),
-        sfn.Condition.timestampLessThanJsonPath('$.candidate.time', '$.sourceDb.latest'),
+        sfn.Condition.timestampLessThanJsonPath('$.candidate.time', latestPath),
       ), timeTarget)
       .when(sfn.Condition.numberGreaterThanEquals('$.drawCount.value', 20), latestTarget)
       .otherwise(count);
     count.next(draw);
     draw.next(inWindow);
     const chooseTarget = new sfn.Choice(scope, 'Latest or a second?')
-      .when(sfn.Condition.and(even, sfn.Condition.isPresent('$.sourceDb.latest')), firstDraw.next(draw))
+      .when(sfn.Condition.and(even, sfn.Condition.isPresent(latestPath)), firstDraw.next(draw))
       .otherwise(latestTarget);
 
     // --- the restore call ------------------------------------------------------------------
@@ -448,11 +466,12 @@ export class NativeDrill extends Construct {
     const wait = new sfn.Wait(scope, 'WaitForDrill', { time: sfn.WaitTime.duration(Duration.seconds(NATIVE_DRILL_POLL_SECONDS)) });
     const describeDrill = (id: string, multi: boolean) => (multi
       ? sdk(id, 'describeDBClusters', { 'DbClusterIdentifier.$': '$.drillId' }, {
-        ResultSelector: { 'status.$': '$.DbClusters[0].Status', 'host.$': '$.DbClusters[0].Endpoint', 'port.$': '$.DbClusters[0].Port' },
+        ResultSelector: { 'status.$': '$.DbClusters[0].Status', 'db.$': '$.DbClusters[0]' },
         ResultPath: '$.drillDb',
       })
       : sdk(id, 'describeDBInstances', { 'DbInstanceIdentifier.$': '$.drillInstanceId' }, {
-        ResultSelector: { 'status.$': '$.DbInstances[0].DbInstanceStatus', 'endpoint.$': '$.DbInstances[0].Endpoint' },
+        // RDS gives no Endpoint while the instance is creating: read it through the whole instance once available.
+        ResultSelector: { 'status.$': '$.DbInstances[0].DbInstanceStatus', 'db.$': '$.DbInstances[0]' },
         ResultPath: '$.drillDb',
       }));
     const lookInstance = describeDrill('DescribeDrill', false);
@@ -475,10 +494,10 @@ export class NativeDrill extends Construct {
     dead.next(deadNamed).next(deletion);
     const nextPoll = new sfn.Pass(scope, 'CountPoll', { parameters: { 'value.$': 'States.MathAdd($.polls.value, 1)' }, resultPath: '$.polls' });
     const endpoint = new sfn.Pass(scope, 'DrillEndpoint', {
-      parameters: { 'host.$': '$.drillDb.endpoint.Address', 'port.$': '$.drillDb.endpoint.Port' }, resultPath: '$.drillEndpoint',
+      parameters: { 'host.$': '$.drillDb.db.Endpoint.Address', 'port.$': '$.drillDb.db.Endpoint.Port' }, resultPath: '$.drillEndpoint',
     });
     const clusterEndpoint = cluster ? new sfn.Pass(scope, 'DrillClusterEndpoint', {
-      parameters: { 'host.$': '$.drillDb.host', 'port.$': '$.drillDb.port' }, resultPath: '$.drillEndpoint',
+      parameters: { 'host.$': '$.drillDb.db.Endpoint', 'port.$': '$.drillDb.db.Port' }, resultPath: '$.drillEndpoint',
     }) : undefined;
 
     // --- the checker --------------------------------------------------------------------------
