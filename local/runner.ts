@@ -490,7 +490,7 @@ const LOCAL_START_TIME = 'LocalExecutionStartTime';
  */
 function withStartTime(definition: Record<string, unknown>, startTime: Date | undefined): Record<string, unknown> {
   if (!startTime) return definition;
-  return JSON.parse(JSON.stringify(definition).replaceAll('$$.Execution.StartTime', `$$.${LOCAL_START_TIME}`)) as Record<string, unknown>;
+  return JSON.parse(JSON.stringify(definition).replaceAll('$$.Execution.StartTime', () => `$$.${LOCAL_START_TIME}`)) as Record<string, unknown>;
 }
 
 /** Node's timers hold at most 2^31 - 1 ms (24.8 days); a longer one fires at once. */

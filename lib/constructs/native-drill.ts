@@ -289,9 +289,10 @@ export class NativeDrill extends Construct {
     }).next(new sfn.Pass(scope, 'DeleteDrill failed', { result: sfn.Result.fromString('DeleteDrill'), resultPath: '$.failedState' })).next(notify);
     const done = new sfn.Choice(scope, 'Drill failed?')
       .when(sfn.Condition.isPresent('$.failure'), notify)
-      .when(sfn.Condition.booleanEquals('$.deleted', false), notDeleted)
+      .when(sfn.Condition.stringEquals('$.deleted', 'no'), notDeleted)
       .otherwise(drilled);
-    const deleted = new sfn.Pass(scope, 'Deleted', { result: sfn.Result.fromBoolean(true), resultPath: '$.deleted' }).next(done);
+    // `deleted` is 'yes' or 'no', not a boolean: a Pass's Result of false is dropped by the local interpreter (aws-local-stepfunctions 3.0.0).
+    const deleted = new sfn.Pass(scope, 'Deleted', { result: sfn.Result.fromString('yes'), resultPath: '$.deleted' }).next(done);
     const deleteCluster = cluster
       ? sdk('DeleteDrillCluster', 'deleteDBCluster', { 'DbClusterIdentifier.$': '$.drillId', SkipFinalSnapshot: true }, { ResultPath: null })
       : undefined;
@@ -300,13 +301,26 @@ export class NativeDrill extends Construct {
     }, { ResultPath: null });
     // The deletion continues whatever a delete answers (not found: never created, or gone); an
     // unexpected error is kept for the message and the janitor removes what is left.
-    const cleanupFailed = (id: string) => new sfn.Pass(scope, id, { result: sfn.Result.fromBoolean(false), resultPath: '$.deleted' });
+    const cleanupFailed = (id: string) => new sfn.Pass(scope, id, { result: sfn.Result.fromString('no'), resultPath: '$.deleted' });
     const multiAz = cluster ? '$.sourceDb.db.DbClusterInstanceClass' : undefined;
-    if (deleteCluster) {
+    // Only what exists is deleted: a restore that failed made nothing, and a delete of a name that
+    // does not exist is AccessDenied, not "not found" (the delete statements condition on the
+    // resource's drill tag, which a missing resource does not have).
+    const findInstance = sdk('FindDrillInstance', 'describeDBInstances', { 'DbInstanceIdentifier.$': '$.drillInstanceId' }, { ResultPath: null });
+    const findCluster = deleteCluster
+      ? sdk('FindDrillCluster', 'describeDBClusters', { 'DbClusterIdentifier.$': '$.drillId' }, { ResultPath: null })
+      : undefined;
+    findInstance.next(deleteInstance);
+    findInstance.addCatch(findCluster ?? deleted, { errors: ['Rds.DbInstanceNotFoundException'], resultPath: '$.cleanupError' });
+    findInstance.addCatch(deleteInstance, { errors: ['States.ALL'], resultPath: '$.cleanupError' });
+    if (deleteCluster && findCluster) {
       // A Multi-AZ DB cluster has no instance of Lifeboat's: its instances go with the cluster.
+      findCluster.next(deleteCluster);
+      findCluster.addCatch(deleted, { errors: ['Rds.DbClusterNotFoundException'], resultPath: '$.cleanupError' });
+      findCluster.addCatch(deleteCluster, { errors: ['States.ALL'], resultPath: '$.cleanupError' });
       const afterInstance = new sfn.Pass(scope, 'InstanceDeleted').next(deleteCluster);
-      deleteInstance.addCatch(afterInstance, { errors: ['Rds.DbInstanceNotFoundException'], resultPath: '$.cleanupError' });
-      deleteInstance.addCatch(cleanupFailed('InstanceNotDeleted').next(deleteCluster), { errors: ['States.ALL'], resultPath: '$.cleanupError' });
+      deleteInstance.addCatch(findCluster, { errors: ['Rds.DbInstanceNotFoundException'], resultPath: '$.cleanupError' });
+      deleteInstance.addCatch(cleanupFailed('InstanceNotDeleted').next(findCluster), { errors: ['States.ALL'], resultPath: '$.cleanupError' });
       deleteInstance.next(afterInstance);
       deleteCluster.addCatch(deleted, { errors: ['Rds.DbClusterNotFoundException'], resultPath: '$.cleanupError' });
       deleteCluster.addCatch(cleanupFailed('ClusterNotDeleted').next(done), { errors: ['States.ALL'], resultPath: '$.cleanupError' });
@@ -316,9 +330,9 @@ export class NativeDrill extends Construct {
       deleteInstance.addCatch(cleanupFailed('InstanceNotDeleted').next(done), { errors: ['States.ALL'], resultPath: '$.cleanupError' });
       deleteInstance.next(deleted);
     }
-    const deletion: sfn.IChainable = multiAz && deleteCluster
-      ? new sfn.Choice(scope, 'Delete what?').when(sfn.Condition.isPresent(multiAz), deleteCluster).otherwise(deleteInstance)
-      : deleteInstance;
+    const deletion: sfn.IChainable = multiAz && findCluster
+      ? new sfn.Choice(scope, 'Delete what?').when(sfn.Condition.isPresent(multiAz), findCluster).otherwise(findInstance)
+      : findInstance;
     const intoDeletion = (state: string) => new sfn.Pass(scope, `${state} failed`, { result: sfn.Result.fromString(state), resultPath: '$.failedState' }).next(deletion);
     const catchIntoDeletion = (state: sfn.CustomState | sfn.Pass | sfn.Wait, name: string) => {
       if (state instanceof sfn.CustomState) state.addCatch(intoDeletion(name), { errors: ['States.ALL'], resultPath: '$.failure' });
@@ -332,7 +346,7 @@ export class NativeDrill extends Construct {
         sourceIdentifier: rds.identifier,
         'drillId.$': `States.Format('${prefix}{}', States.ArrayGetItem(States.StringSplit(States.UUID(), '-'), 0))`,
         'created.$': '$$.Execution.StartTime',
-        deleted: false,
+        deleted: 'no',
       },
     });
     const nameInstance = new sfn.Pass(scope, 'NameDrillInstance', {
@@ -542,7 +556,7 @@ export class NativeDrill extends Construct {
     const statusChoice = (id: string, ready: sfn.IChainable) => new sfn.Choice(scope, id)
       .when(sfn.Condition.stringEquals('$.drillDb.status', 'available'), ready)
       .when(sfn.Condition.or(...NATIVE_DRILL_DEAD_STATUSES.map((status) => sfn.Condition.stringEquals('$.drillDb.status', status))), dead)
-      .when(sfn.Condition.numberGreaterThanEquals('$.polls.value', maxPolls), timedOut)
+      .when(sfn.Condition.numberGreaterThanEquals('$.polls.value', maxPolls - 1), timedOut)
       .otherwise(nextPoll);
     const afterLook = statusChoice('Drill available?', endpoint);
     lookInstance.next(afterLook);
