@@ -59,6 +59,11 @@ export function generatedConfig(count: number): LifeboatConfig {
         passwordSecretArn: `arn:aws:secretsmanager:eu-west-1:111111111111:secret:lifeboat/db-${i}-AbCdEf`,
       },
       network: { vpcId: 'vpc-0123456789abcdef0', subnetIds: ['subnet-0aaa', 'subnet-0bbb'], securityGroupIds: [`sg-${i}`] },
+      // Aurora clusters, as their endpoints say: their native PITR is checked, copied offsite and drilled too.
+      rds: {
+        kind: 'cluster', identifier: `db-${i}`, detected: true, region: 'eu-west-1', requiredWindowDays: 7, manage: false,
+        drill: { securityGroupIds: [`sg-${i}`] },
+      },
       drillChecks: [],
     } as Source;
   });

@@ -150,6 +150,9 @@ export async function loadLocalHandlers(aws: LocalAws): Promise<Map<string, Hand
   };
   const byArn = new Map<string, Handler>();
   for (const fn of aws.model.functions.values()) {
+    // The state machines invoke the primary stack's functions; the offsite stack's (its pruner,
+    // its snapshot copier) run in another account, on their own schedules.
+    if (fn.origin !== `${app.primary.stackName}/${fn.logicalId}`) continue;
     const environment = (app.primary.properties(fn.logicalId).Environment as { Variables?: Record<string, string> } | undefined)?.Variables ?? {};
     const name = environment.POWERTOOLS_SERVICE_NAME?.replace(/^lifeboat-/, '');
     if (!name) continue;

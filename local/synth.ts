@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { LifeboatConfig } from '../lib/config/types';
 import { createStacks, type PrimaryStack } from '../lib/stacks';
-import type { SourceShard } from '../lib/stacks/source-shard';
+import type { NestedStack } from 'aws-cdk-lib';
 import { cdkJsonContext } from '../lib/stacks/feature-flags';
 import { ResolvedStack, type CfnTemplate } from './cfn/resolve';
 
@@ -35,7 +35,9 @@ export function synthApp(config: LifeboatConfig): SynthesizedApp {
     const { primary, offsite } = createStacks(app, config);
     const assembly = app.synth();
     const parent = assembly.getStackArtifact(primary.artifactId).template as CfnTemplate;
-    const merged = mergeShardTemplates(parent, primary.shards.map((shard) => ({
+    // The source shards and the native shards (RDS/Aurora sources' checks, copies and drills).
+    const nested: NestedStack[] = [...primary.shards, ...(primary.native?.shards ?? [])];
+    const merged = mergeShardTemplates(parent, nested.map((shard) => ({
       name: shard.node.path,
       parameters: shardParameters(parent, primary, shard),
       template: JSON.parse(readFileSync(path.join(assembly.directory, shard.templateFile), 'utf8')) as CfnTemplate,
@@ -65,7 +67,7 @@ export function synthPrimaryTemplate(config: LifeboatConfig): CfnTemplate {
 }
 
 /** The parameters the parent passes a shard (its nested-stack resource's `Parameters`). */
-export function shardParameters(parent: CfnTemplate, primary: PrimaryStack, shard: SourceShard): Record<string, unknown> {
+export function shardParameters(parent: CfnTemplate, primary: PrimaryStack, shard: NestedStack): Record<string, unknown> {
   const stackResource = shard.nestedStackResource;
   if (!stackResource) throw new Error(`${shard.node.path} has no nested-stack resource`);
   return (parent.Resources[primary.getLogicalId(stackResource)]?.Properties?.Parameters ?? {}) as Record<string, unknown>;

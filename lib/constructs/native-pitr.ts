@@ -34,6 +34,9 @@ export function nativeAlarmNames(prefix: string, source: string): { readonly ret
   return { retention: `${prefix}-native-retention-${source}`, rpo: `${prefix}-native-rpo-${source}`, offsite: `${prefix}-native-offsite-${source}` };
 }
 
+/** The checks' roles are under this path: the offsite key's policy admits them by it (another account). */
+export const NATIVE_CHECKS_ROLE_PATH = '/lifeboat/native-checks/';
+
 export interface NativePitrChecksProps {
   /** The app's name (the role's description). */
   readonly appName: string;
@@ -84,8 +87,10 @@ export class NativePitrChecks extends Construct {
       throw new Error(`NativePitrChecks: ${checked.length} sources take ${Buffer.byteLength(sourcesJson)} bytes of the function's environment (Lambda holds 4 KB in all): split them over several NativePitrChecks (one per source shard)`);
     }
 
-    // No fixed name: one NativePitrChecks per shard may be made; the offsite key's policy (same account) delegates to IAM.
+    // No fixed name: one NativePitrChecks per shard. The path lets an offsite key of another
+    // account admit these roles for the replication (offsite-stack.ts); the same account's key delegates to IAM.
     this.role = new iam.Role(this, 'Role', {
+      path: NATIVE_CHECKS_ROLE_PATH,
       assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
       description: `${props.appName}: checks the RDS/Aurora sources' native point-in-time recovery`,
       managedPolicies: [iam.ManagedPolicy.fromAwsManagedPolicyName('service-role/AWSLambdaBasicExecutionRole')],

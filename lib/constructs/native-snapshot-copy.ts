@@ -33,9 +33,15 @@ export const OFFSITE_COPY_MAX_AGE = Duration.hours(30);
  */
 const RDS_KEY_ACTIONS = ['kms:CreateGrant', 'kms:DescribeKey'];
 
-/** The primary copier's role name (IAM is global: the region keeps it unique); the offsite key policy names it. */
-export function nativeSnapshotCopyRoleName(appName: string, primaryRegion: string): string {
-  return `${appName}-native-snapshot-copy-${primaryRegion}`;
+/**
+ * The primary copiers' roles are under this path (one copier per native shard); the offsite key
+ * policy admits them by it.
+ */
+export const NATIVE_SNAPSHOT_COPY_ROLE_PATH = '/lifeboat/native-snapshot-copy/';
+
+/** The ARN pattern of the primary account's copier roles, as the offsite key policy matches them. */
+export function nativeSnapshotCopyRoles(partition: string, primaryAccount: string): string {
+  return `arn:${partition}:iam::${primaryAccount}:role${NATIVE_SNAPSHOT_COPY_ROLE_PATH}*`;
 }
 
 /** The alarm threshold on `NativeOffsiteAgeSeconds` of a source: OFFSITE_COPY_MAX_AGE, or its RPO when that is longer. */
@@ -89,7 +95,7 @@ export class NativeSnapshotCopy extends Construct {
     }));
 
     this.role = new iam.Role(this, 'Role', {
-      roleName: nativeSnapshotCopyRoleName(props.appName, stack.region),
+      path: NATIVE_SNAPSHOT_COPY_ROLE_PATH,
       assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
       description: 'Lifeboat: copies the DB cluster sources\' newest automated snapshots to the offsite region',
       managedPolicies: [iam.ManagedPolicy.fromAwsManagedPolicyName('service-role/AWSLambdaBasicExecutionRole')],
@@ -205,13 +211,13 @@ export class OffsiteSnapshotCopy extends Construct {
     // The primary copier encrypts its staging copies (in this region) with this key. Matched by
     // aws:PrincipalArn: a key policy naming a role that does not exist yet is refused, and this
     // stack deploys before the primary stack.
-    const copierRoleArn = `arn:${stack.partition}:iam::${props.primaryAccount}:role/${nativeSnapshotCopyRoleName(props.appName, props.primaryRegion)}`;
+    const copierRoles = nativeSnapshotCopyRoles(stack.partition, props.primaryAccount);
     props.key.addToResourcePolicy(new iam.PolicyStatement({
       sid: 'AllowRdsSnapshotCopiesFromPrimaryCopier',
       principals: [new iam.AccountPrincipal(props.primaryAccount)],
       actions: RDS_KEY_ACTIONS,
       resources: ['*'],
-      conditions: { ArnEquals: { 'aws:PrincipalArn': copierRoleArn }, StringEquals: viaRds },
+      conditions: { ArnLike: { 'aws:PrincipalArn': copierRoles }, StringEquals: viaRds },
     }));
 
     this.role = new iam.Role(this, 'Role', {

@@ -1,6 +1,7 @@
 import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
 import type { LifeboatConfig } from '../config/types';
@@ -9,6 +10,7 @@ import { BackupBucket } from '../constructs/backup-bucket';
 import { OFFSITE_READER_PATHS } from '../constructs/dump-task';
 import { KeyWatch } from '../constructs/key-watch';
 import { OffsiteSnapshotCopy } from '../constructs/native-snapshot-copy';
+import { NATIVE_CHECKS_ROLE_PATH } from '../constructs/native-pitr';
 import { OperatorAccess } from '../constructs/operator-access';
 import { Pruner } from '../constructs/pruner';
 import { DRILLS_PREFIX, RUNS_PREFIX } from '../domain/layout';
@@ -109,6 +111,22 @@ export class OffsiteStack extends Stack {
       evaluationPeriods: 1,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     }).addAlarmAction(new cloudwatchActions.SnsAction(this.alarmTopic.topic));
+
+    // DB instances' automated backups, replicated here by the primary account's checks (managed
+    // tiers) under this key: their roles, by path, may use it through RDS in this region.
+    const managedInstances = config.sources.filter((source) => source.rds?.kind === 'instance' && source.rds.manage);
+    if (names.crossAccount && names.primaryAccount !== undefined && managedInstances.length > 0) {
+      this.backupBucket.key.addToResourcePolicy(new iam.PolicyStatement({
+        sid: 'AllowRdsReplicationFromPrimaryChecks',
+        principals: [new iam.AccountPrincipal(names.primaryAccount)],
+        actions: ['kms:CreateGrant', 'kms:DescribeKey'],
+        resources: ['*'],
+        conditions: {
+          ArnLike: { 'aws:PrincipalArn': this.formatArn({ service: 'iam', region: '', account: names.primaryAccount, resource: 'role', resourceName: `${NATIVE_CHECKS_ROLE_PATH.slice(1)}*` }) },
+          StringEquals: { 'kms:ViaService': `rds.${this.region}.amazonaws.com` },
+        },
+      }));
+    }
 
     // DB clusters' snapshots, shared by the primary account's copier: copied into this account
     // with this account's key, so that the offsite copy of their PITR survives the primary account.

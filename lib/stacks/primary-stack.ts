@@ -17,7 +17,6 @@ import { LifeboatOverviewDashboard } from '../constructs/dashboard';
 import type { DumpTask } from '../constructs/dump-task';
 import { Heartbeats } from '../constructs/heartbeats';
 import { NativeDrillJanitor } from '../constructs/native-drill';
-import { NativeSnapshotCopy } from '../constructs/native-snapshot-copy';
 import { PitrMarker } from '../constructs/pitr-marker';
 import { PitrSetupDocuments } from '../constructs/pitr-setup-documents';
 import { PitrWorkflow } from '../constructs/pitr-workflow';
@@ -31,6 +30,7 @@ import { OFFSITE_READER_PATHS } from '../constructs/dump-task';
 import { DRILLS_PREFIX, pitrCatalogName, RUNS_PREFIX } from '../domain/layout';
 import { imageBuildArgs } from '../domain/versions';
 import { SOURCES_PER_SHARD, SourceShard, shardSources } from './source-shard';
+import { NativeShard, RDS_SOURCES_PER_SHARD } from './native-shard';
 
 export interface PrimaryStackProps extends Omit<StackProps, 'env'> {
   /** The environment (primary region and account) comes from here. */
@@ -60,11 +60,11 @@ export class PrimaryStack extends Stack {
   /** The nested stacks holding the per-source resources, `SOURCES_PER_SHARD` sources each. */
   public readonly shards: readonly SourceShard[];
   /**
-   * RDS/Aurora sources' own point-in-time recovery (none: undefined): the daily offsite copy of
-   * the DB clusters' snapshots and the drills' janitor here; the checks, alarms and each source's
-   * drill state machine in the shards.
+   * RDS/Aurora sources' own point-in-time recovery (none: undefined): the drills' janitor here;
+   * the checks, alarms, the DB clusters' offsite snapshot copier and each source's drill state
+   * machine in native shards (nested stacks beside the source shards).
    */
-  public readonly native?: { readonly janitor: NativeDrillJanitor; readonly snapshotCopy?: NativeSnapshotCopy };
+  public readonly native?: { readonly shards: readonly NativeShard[]; readonly janitor: NativeDrillJanitor };
   /** Restore drills: one drill task per source (in the shards), the drill state machine and the schedules' shared queue and group. */
   public readonly drills: { readonly tasks: Readonly<Record<string, DrillTask>>; readonly workflow: DrillWorkflow; readonly schedules: DrillSchedules };
 
@@ -192,9 +192,7 @@ export class PrimaryStack extends Stack {
       bucket: this.backupBucket.bucket,
       bucketKey: this.backupBucket.key,
       image: workerImage,
-      cluster: this.workflow.cluster,
       offsite,
-      offsiteKeyArn: this.replication.destinationKeyArn,
       alarmTopic: this.alarmTopic.topic,
       backup: { stateMachine: this.workflow.stateMachine, deadLetterQueue: this.schedules.deadLetterQueue, group: this.schedules.group },
       drill: { stateMachine: drillWorkflow.stateMachine, deadLetterQueue: drillSchedules.deadLetterQueue, group: drillSchedules.group },
@@ -209,22 +207,18 @@ export class PrimaryStack extends Stack {
       schedules: drillSchedules,
     };
 
-    // RDS/Aurora: the engine's own point-in-time recovery, checked (in the shards), copied offsite
-    // (DB clusters, which have no automated-backup replication) and drilled; the janitor deletes
-    // any drill instance or cluster a failed execution left behind.
+    // RDS/Aurora: the engine's own point-in-time recovery, checked, copied offsite (DB clusters,
+    // which have no automated-backup replication) and drilled, in native shards; the janitor
+    // deletes any drill instance or cluster a failed execution left behind.
     const rdsSources = config.sources.filter((source) => source.rds !== undefined);
     if (rdsSources.length > 0) {
-      const clusters = rdsSources.filter((source) => source.rds?.kind === 'cluster');
       this.native = {
+        shards: shardSources(rdsSources, RDS_SOURCES_PER_SHARD).map((sources, index) => new NativeShard(this, `Native-${index + 1}`, {
+          config, sources, bucket: this.backupBucket.bucket, bucketKey: this.backupBucket.key, image: workerImage, cluster: this.workflow.cluster,
+          offsite: { region: config.offsite.region, account: names.offsiteAccount, keyArn: this.replication.destinationKeyArn }, alarmTopic: this.alarmTopic.topic,
+          drill: { group: drillSchedules.group, deadLetterQueue: drillSchedules.deadLetterQueue }, alarmNamePrefix,
+        })),
         janitor: new NativeDrillJanitor(this, 'NativeDrillJanitor', { appName: config.appName, sources: rdsSources }),
-        ...(clusters.length > 0 ? {
-          snapshotCopy: new NativeSnapshotCopy(this, 'NativeSnapshotCopy', {
-            appName: config.appName,
-            sources: clusters,
-            offsite: { region: config.offsite.region, account: names.offsiteAccount, keyArn: this.replication.destinationKeyArn },
-            primaryAccount: this.account,
-          }),
-        } : {}),
       };
     }
 

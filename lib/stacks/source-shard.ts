@@ -16,7 +16,6 @@ import { DrillTask } from '../constructs/drill-task';
 import { drillTargets } from '../constructs/drill-workflow';
 import { backupStateMachineName, DumpTask } from '../constructs/dump-task';
 import { LifeboatDashboard } from '../constructs/dashboard';
-import { NativeDrill } from '../constructs/native-drill';
 import { WatchdogAlarms } from '../constructs/watchdog';
 
 /**
@@ -40,11 +39,7 @@ export interface SourceShardProps extends NestedStackProps {
   readonly bucket: s3.IBucket;
   readonly bucketKey: kms.IKey;
   readonly image: ecs.ContainerImage;
-  /** The cluster the RDS/Aurora sources' drill checkers run on. */
-  readonly cluster: ecs.CfnCluster;
   readonly offsite: OffsiteTarget;
-  /** The offsite key (its alias ARN): an RDS instance's automated backups are replicated under it. */
-  readonly offsiteKeyArn: string;
   readonly alarmTopic: sns.ITopic;
   readonly backup: {
     readonly stateMachine: sfn.IStateMachine;
@@ -80,8 +75,6 @@ export class SourceShard extends NestedStack {
   public readonly pitrDrillTasks: Readonly<Record<string, DrillTask>>;
   public readonly pitrDrillSchedules: DrillSchedules;
   public readonly watchdogAlarms: WatchdogAlarms;
-  /** RDS/Aurora sources' point-in-time drills, by source name. */
-  public readonly nativeDrills: Readonly<Record<string, NativeDrill>>;
   public readonly dashboard: LifeboatDashboard;
 
   constructor(scope: Construct, id: string, props: SourceShardProps) {
@@ -149,16 +142,6 @@ export class SourceShard extends NestedStack {
       shared: { deadLetterQueue: props.drill.deadLetterQueue, group: props.drill.group },
       label: 'point-in-time restore drill (pgBackRest)',
     });
-
-    // RDS/Aurora sources: a point-in-time drill state machine each, on the tier's drill cadence.
-    const nativeDrills: Record<string, NativeDrill> = {};
-    for (const source of sources.filter((candidate) => candidate.rds !== undefined)) {
-      nativeDrills[source.name] = new NativeDrill(this, `NativeDrill-${source.name}`, {
-        appName: config.appName, source, cluster: props.cluster, image: props.image, bucket: props.bucket, bucketKey: props.bucketKey,
-        alarmTopic: props.alarmTopic, schedules: { group: props.drill.group, deadLetterQueue: props.drill.deadLetterQueue },
-      });
-    }
-    this.nativeDrills = nativeDrills;
 
     // Silence is an alarm: the watchdog (in the parent) measures, the shard alarms.
     this.watchdogAlarms = new WatchdogAlarms(this, 'Watchdog', {

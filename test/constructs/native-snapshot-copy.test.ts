@@ -4,7 +4,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { Source } from '../../lib/config/types';
-import { NativeSnapshotCopy, nativeSnapshotCopyRoleName, OFFSITE_COPY_MAX_AGE, OffsiteSnapshotCopy } from '../../lib/constructs/native-snapshot-copy';
+import { NativeSnapshotCopy, NATIVE_SNAPSHOT_COPY_ROLE_PATH, OFFSITE_COPY_MAX_AGE, OffsiteSnapshotCopy } from '../../lib/constructs/native-snapshot-copy';
 import { testApp } from '../fixtures/cdk-app';
 import { testConfig } from '../fixtures/config';
 
@@ -68,7 +68,7 @@ describe('NativeSnapshotCopy (primary)', () => {
         }),
       },
     });
-    primary.hasResourceProperties('AWS::IAM::Role', { RoleName: nativeSnapshotCopyRoleName('Lifeboat', 'eu-west-1') });
+    primary.hasResourceProperties('AWS::IAM::Role', { Path: NATIVE_SNAPSHOT_COPY_ROLE_PATH, AssumeRolePolicyDocument: Match.objectLike({ Statement: [Match.objectLike({ Principal: { Service: 'lambda.amazonaws.com' } })] }) });
   });
 
   test('hourly, by EventBridge Scheduler, with bounded retries', () => {
@@ -145,7 +145,7 @@ describe('OffsiteSnapshotCopy (offsite account)', () => {
       Action: ['kms:CreateGrant', 'kms:DescribeKey'],
       Principal: { AWS: `arn:aws:iam::${PRIMARY}:root` },
       Condition: {
-        ArnEquals: { 'aws:PrincipalArn': `arn:aws:iam::${PRIMARY}:role/${nativeSnapshotCopyRoleName('Lifeboat', 'eu-west-1')}` },
+        ArnLike: { 'aws:PrincipalArn': `arn:aws:iam::${PRIMARY}:role/lifeboat/native-snapshot-copy/*` },
         StringEquals: { 'kms:ViaService': 'rds.eu-central-1.amazonaws.com' },
       },
     });

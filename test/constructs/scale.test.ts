@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { NestedStack, Stack } from 'aws-cdk-lib';
 import { createStacks } from '../../lib/stacks';
 import { SOURCES_PER_SHARD } from '../../lib/stacks/source-shard';
+import { RDS_SOURCES_PER_SHARD } from '../../lib/stacks/native-shard';
 import { generatedConfig } from '../../bench/synth';
 import { testApp } from '../fixtures/cdk-app';
 
@@ -19,26 +20,27 @@ function synthesize(count: number) {
   const assembly = app.synth();
   const primaryTemplate = assembly.getStackArtifact(stacks.primary.artifactId).template as Template;
   const nested = stacks.primary.node.findAll().filter((construct): construct is NestedStack => NestedStack.isNestedStack(construct as Stack));
-  const shardTemplates = stacks.primary.shards.map((shard) => ({
-    shard,
-    template: JSON.parse(readFileSync(path.join(assembly.directory, shard.templateFile), 'utf8')) as Template,
-  }));
-  return { ...stacks, assembly, primaryTemplate, nested, shardTemplates };
+  const templateOf = (shard: NestedStack) => JSON.parse(readFileSync(path.join(assembly.directory, shard.templateFile), 'utf8')) as Template;
+  const shardTemplates = stacks.primary.shards.map((shard) => ({ shard, template: templateOf(shard) }));
+  const nativeTemplates = (stacks.primary.native?.shards ?? []).map((shard) => ({ shard, template: templateOf(shard) }));
+  return { ...stacks, assembly, primaryTemplate, nested, shardTemplates, nativeTemplates };
 }
 
 const built = synthesize(200);
-const { primary, offsite, assembly, nested, shardTemplates } = built;
+const { primary, offsite, assembly, nested, shardTemplates, nativeTemplates } = built;
 const ofType = (template: Template, type: string) => Object.entries(template.Resources ?? {}).filter(([, resource]) => resource.Type === type);
 
 test('200 sources synthesize, every stack under 500 resources', () => {
   expect(primary.shards).toHaveLength(Math.ceil(200 / SOURCES_PER_SHARD));
+  // The generated sources are Aurora clusters: their native PITR has shards of its own.
+  expect(primary.native?.shards).toHaveLength(Math.ceil(200 / RDS_SOURCES_PER_SHARD));
   const count = (template: Template) => Object.keys(template.Resources ?? {}).length;
   const counts: Record<string, number> = {
     [primary.stackName]: count(built.primaryTemplate),
     [offsite.stackName]: count(assembly.getStackArtifact(offsite.artifactId).template as Template),
   };
-  expect(nested).toHaveLength(primary.shards.length);
-  for (const { shard, template } of shardTemplates) counts[shard.node.path] = count(template);
+  expect(nested.length).toBe(primary.shards.length + (primary.native?.shards.length ?? 0));
+  for (const { shard, template } of [...shardTemplates, ...nativeTemplates]) counts[shard.node.path] = count(template);
   console.log(`Resources per stack for 200 sources:\n${Object.entries(counts).map(([name, n]) => `  ${name}: ${n}`).join('\n')}`);
   for (const n of Object.values(counts)) expect(n).toBeLessThan(500);
 });

@@ -7,18 +7,11 @@
  * restored from the source's latest verified logical dump (test/harness/rds-stand-in.ts), which
  * the fake's onAvailable hook points the drill instance's endpoint at.
  */
-import { App, type CfnResource, type NestedStack } from 'aws-cdk-lib';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { recentDrillReports } from '../../lib/catalog/drills';
-import { createStacks } from '../../lib/stacks';
 import { parseConfig, type LifeboatConfig, type Source } from '../../lib/config';
 import { formatRunId } from '../../lib/domain/run-id';
 import { DRILL_TAG } from '../../lib/rds/drill-target';
 import { startLocalAws, type LocalAws } from '../../local/aws';
-import { ResolvedStack, type CfnTemplate } from '../../local/cfn/resolve';
-import { mergeShardTemplates, type SynthesizedApp } from '../../local/synth';
 import { asPrincipal } from '../../local/iam';
 import { loadLocalHandlers, runLocalNativeDrillExecution } from '../../local/runner';
 import { cloneApp, removeStatements } from '../fixtures/tamper';
@@ -56,35 +49,6 @@ const config: LifeboatConfig = parseConfig({
 const ledger = config.sources.find((source) => source.name === 'ledger') as Source;
 const books = config.sources.find((source) => source.name === 'books') as Source;
 
-/**
- * synthApp, with the native shards (nested stacks of the RDS sources' drills) merged into the
- * primary template as the source shards are. TODO(#14): local/synth.ts merges them itself (the
- * lead's wiring); then this is synthApp(config).
- */
-function synthWithNativeShards(input: LifeboatConfig): SynthesizedApp {
-  const outdir = mkdtempSync(join(tmpdir(), 'lifeboat-native-drill-synth-'));
-  try {
-    const cdk = JSON.parse(readFileSync(join(__dirname, '..', '..', 'cdk.json'), 'utf8')) as { context: Record<string, unknown> };
-    const app = new App({ outdir, context: { ...cdk.context, 'aws:cdk:bundling-stacks': [] } });
-    const { primary, offsite } = createStacks(app, input);
-    const assembly = app.synth();
-    const parent = assembly.getStackArtifact(primary.artifactId).template as CfnTemplate;
-    const nested: NestedStack[] = [...primary.shards, ...(primary.native?.shards ?? [])];
-    const merged = mergeShardTemplates(parent, nested.map((shard) => ({
-      name: shard.node.path,
-      parameters: (parent.Resources[primary.getLogicalId(shard.nestedStackResource as CfnResource)]?.Properties?.Parameters ?? {}) as Record<string, unknown>,
-      template: JSON.parse(readFileSync(join(assembly.directory, shard.templateFile), 'utf8')) as CfnTemplate,
-    })));
-    return {
-      config: input,
-      primary: new ResolvedStack(merged, { stackName: primary.stackName, account: ACCOUNT, region: REGION }),
-      offsite: new ResolvedStack(assembly.getStackArtifact(offsite.artifactId).template as CfnTemplate, { stackName: offsite.stackName, account: '222222222222', region: 'eu-central-1' }),
-    };
-  } finally {
-    rmSync(outdir, { recursive: true, force: true });
-  }
-}
-
 let aws: LocalAws;
 let origin: PgServer;
 const standIns = new Map<string, PgServer>();
@@ -93,7 +57,7 @@ let mock: RdsMock;
 let deniedBefore = 0;
 
 beforeAll(async () => {
-  [aws, origin] = await Promise.all([startLocalAws({ config, app: synthWithNativeShards(config) }), startSeededSource('shop')]);
+  [aws, origin] = await Promise.all([startLocalAws({ config }), startSeededSource('shop')]);
   const { s3, primaryBucket: bucket } = aws.services;
   for (const source of ['ledger', 'books']) {
     await dumpVerifiedRun({ s3, bucket, server: origin, database: 'shop', source, runId: RUN_ID });

@@ -13,7 +13,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { mockClient } from 'aws-sdk-client-mock';
 import type { Source } from '../../lib/config/types';
-import { NativeSnapshotCopy, nativeSnapshotCopyRoleName, OffsiteSnapshotCopy } from '../../lib/constructs/native-snapshot-copy';
+import { NativeSnapshotCopy, OffsiteSnapshotCopy } from '../../lib/constructs/native-snapshot-copy';
 import { createRdsClient } from '../../lib/rds/client';
 import { advanceOffsiteCopies, advancePrimaryCopies, type ClusterCopySource, type PrimaryCopyDeps } from '../../lib/rds/snapshot-copy';
 import { ResolvedStack, type CfnTemplate } from '../../local/cfn/resolve';
@@ -66,7 +66,7 @@ const roleArn = (predicate: (name: string, origin: string) => boolean) => {
   if (!found) throw new Error('no such role in the synthesized templates');
   return found.arn;
 };
-const COPIER = roleArn((name) => name === nativeSnapshotCopyRoleName('Lifeboat', PRIMARY));
+const COPIER = roleArn((_name, origin) => origin.startsWith('Lifeboat-Primary/NativeSnapshotCopyRole'));
 const OFFSITE_COPIER = roleArn((_name, origin) => origin.startsWith('Lifeboat-Offsite/OffsiteSnapshotCopyRole'));
 const SCHEDULE_ROLE = roleArn((_name, origin) => origin.startsWith('Lifeboat-Primary/NativeSnapshotCopyScheduleRole'));
 
