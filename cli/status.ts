@@ -10,9 +10,8 @@ import { runIdToDate } from '../lib/domain/run-id';
 import { renderTable } from '../lib/format/table';
 import { describePitrStatus, pitrStatus, type PitrStatus } from '../lib/pitr/pitr-status';
 import { pitrCatalogName } from '../lib/domain/layout';
-import type { RDSClient } from '@aws-sdk/client-rds';
 import type { RdsNativeSource } from '../lib/config/types';
-import { createRdsClient } from '../lib/rds/client';
+import { rdsClientsByRegion } from '../lib/rds/client';
 import { readNativeWindow, type NativeWindow } from '../lib/rds/window';
 
 export interface SourceStatus {
@@ -164,11 +163,9 @@ export async function statusCommand(argv: readonly string[], env: NodeJS.Process
   const bucket = values.bucket ?? env.LIFEBOAT_BUCKET ?? (await primaryBucketFromStack(config, region));
   const s3 = createS3Client({ region, endpoint: values.endpoint, env });
   // With an S3 endpoint of its own (a local stack) there is no RDS to ask: the windows are left out, and said so.
-  const clients = new Map<string, RDSClient>();
-  const rdsIn = (rdsRegion: string) => clients.get(rdsRegion) ?? clients.set(rdsRegion, createRdsClient({ region: rdsRegion })).get(rdsRegion) as RDSClient;
-  const readNative: NativeWindowReader | undefined = values.endpoint === undefined ? (rds, now) => readNativeWindow(rdsIn(rds.region), rds, now) : undefined;
-  const statuses = await sourceStatuses(s3, bucket, config.sources, new Date(), readNative);
-  for (const client of clients.values()) client.destroy();
+  const clients = rdsClientsByRegion();
+  const readNative: NativeWindowReader | undefined = values.endpoint === undefined ? (rds, now) => readNativeWindow(clients.client(rds.region), rds, now) : undefined;
+  const statuses = await sourceStatuses(s3, bucket, config.sources, new Date(), readNative).finally(() => clients.destroy());
   log(`Lifeboat status, s3://${bucket} (${region}), ${new Date().toISOString()}`);
   log(renderStatus(statuses));
   return statuses.every((status) => status.verdict === 'OK') ? 0 : 1;

@@ -10,20 +10,14 @@
  */
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
-import type { RDSClient } from '@aws-sdk/client-rds';
-import { createRdsClient } from '../../lib/rds/client';
+import { rdsClientsByRegion } from '../../lib/rds/client';
 import { failureOf, measureNative, parseNativeSources, publishNative } from '../../lib/rds/native-checks';
 import { optionalEnv, requireEnv } from '../../lib/steps/env';
 import { logger, metrics } from '../shared/powertools';
 
 const sources = parseNativeSources(requireEnv('LIFEBOAT_NATIVE_SOURCES_JSON'));
 const offsite = { region: requireEnv('LIFEBOAT_OFFSITE_REGION'), keyArn: optionalEnv('LIFEBOAT_OFFSITE_KEY_ARN') };
-const clients = new Map<string, RDSClient>();
-const rds = (region: string): RDSClient => {
-  const client = clients.get(region) ?? createRdsClient({ region });
-  clients.set(region, client);
-  return client;
-};
+const rds = rdsClientsByRegion().client;
 
 export const handler = middy(async () => {
   const measures = await measureNative({ rds, sources, offsite, now: new Date() });

@@ -9,8 +9,7 @@
  */
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
-import type { RDSClient } from '@aws-sdk/client-rds';
-import { createRdsClient } from '../../lib/rds/client';
+import { rdsClientsByRegion } from '../../lib/rds/client';
 import { advancePrimaryCopies, failureOf, parseClusterCopySources, publishOffsiteAges } from '../../lib/rds/snapshot-copy';
 import { optionalEnv, requireEnv } from '../../lib/steps/env';
 import { logger, metrics } from '../shared/powertools';
@@ -22,12 +21,7 @@ const offsite = {
   account: optionalEnv('LIFEBOAT_OFFSITE_ACCOUNT'),
 };
 const primaryAccount = requireEnv('LIFEBOAT_PRIMARY_ACCOUNT');
-const clients = new Map<string, RDSClient>();
-const rds = (region: string): RDSClient => {
-  const client = clients.get(region) ?? createRdsClient({ region });
-  clients.set(region, client);
-  return client;
-};
+const rds = rdsClientsByRegion().client;
 
 export const handler = middy(async () => {
   const reports = await advancePrimaryCopies({ rds, offsite, primaryAccount, now: new Date() }, sources);

@@ -32,3 +32,21 @@ export function createRdsClient(opts: CreateRdsClientOptions): RDSClient {
     requestHandler: { connectionTimeout: RDS_CONNECTION_TIMEOUT_MS, socketTimeout: RDS_SOCKET_TIMEOUT_MS },
   });
 }
+
+/** One client per region, made on first use (a function may call RDS in the primary and the offsite region). */
+export function rdsClientsByRegion(opts: Omit<CreateRdsClientOptions, 'region'> = {}): { readonly client: (region: string) => RDSClient; destroy(): void } {
+  const clients = new Map<string, RDSClient>();
+  return {
+    client(region) {
+      const existing = clients.get(region);
+      if (existing) return existing;
+      const made = createRdsClient({ ...opts, region });
+      clients.set(region, made);
+      return made;
+    },
+    destroy() {
+      for (const made of clients.values()) made.destroy();
+      clients.clear();
+    },
+  };
+}

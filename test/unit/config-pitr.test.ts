@@ -1,5 +1,6 @@
 /** Method 'pitr' in the config: what it needs, what it refuses, and what it resolves to. */
-import { ConfigError, parseConfig, type LifeboatConfigInput } from '../../lib/config';
+import { parseConfig, type LifeboatConfigInput } from '../../lib/config';
+import { configProblems } from '../fixtures/config-input';
 import { renderPlan } from '../../cli/plan';
 import type { SourceInput } from '../../lib/config/schema';
 
@@ -22,15 +23,7 @@ function config(source: Partial<SourceInput> & Record<string, unknown>, tiers?: 
   return { primary: { region: 'eu-west-1' }, offsite: { region: 'eu-central-1' }, ...(tiers ? { tiers } : {}), sources: [{ ...ORDERS, ...source } as SourceInput] };
 }
 
-function problems(input: LifeboatConfigInput): readonly string[] {
-  try {
-    parseConfig(input);
-  } catch (error) {
-    if (error instanceof ConfigError) return error.problems;
-    throw error;
-  }
-  return [];
-}
+const problems = configProblems;
 
 test('a PostgreSQL source with both methods resolves its pgBackRest setup and its tier\'s plan', () => {
   const [source] = parseConfig(config({})).sources;

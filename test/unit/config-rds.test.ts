@@ -1,20 +1,10 @@
 /** RDS/Aurora sources in the config: which instance or cluster, the tier's window, and what is refused. */
-import { ConfigError, parseConfig, type LifeboatConfigInput } from '../../lib/config';
+import { parseConfig, type LifeboatConfigInput } from '../../lib/config';
 import type { SourceInput } from '../../lib/config/schema';
 import { identifyRdsEndpoint } from '../../lib/rds/identify';
+import { configProblems, RDS_INSTANCE_SOURCE } from '../fixtures/config-input';
 
-const ORDERS: SourceInput = {
-  name: 'orders',
-  engine: 'postgres',
-  tier: 'tier1',
-  connection: {
-    host: 'orders-db.c9akciq32.eu-west-1.rds.amazonaws.com',
-    database: 'orders',
-    username: 'backup',
-    passwordSecretArn: 'arn:aws:secretsmanager:eu-west-1:111111111111:secret:orders-AbCdEf',
-  },
-  network: { vpcId: 'vpc-0a1b2c3d', subnetIds: ['subnet-0a1b2c3d'], securityGroupIds: ['sg-0a1b2c3d'] },
-};
+const ORDERS = RDS_INSTANCE_SOURCE;
 
 function config(source: Partial<SourceInput> & Record<string, unknown> = {}, tiers?: LifeboatConfigInput['tiers']): LifeboatConfigInput {
   return { primary: { region: 'eu-west-1' }, offsite: { region: 'eu-central-1' }, ...(tiers ? { tiers } : {}), sources: [{ ...ORDERS, ...source } as SourceInput] };
@@ -22,15 +12,7 @@ function config(source: Partial<SourceInput> & Record<string, unknown> = {}, tie
 
 const withHost = (host: string): Partial<SourceInput> => ({ connection: { ...ORDERS.connection, host } });
 
-function problems(input: LifeboatConfigInput): readonly string[] {
-  try {
-    parseConfig(input);
-  } catch (error) {
-    if (error instanceof ConfigError) return error.problems;
-    throw error;
-  }
-  return [];
-}
+const problems = configProblems;
 
 describe('the instance or cluster is read off the endpoint', () => {
   test.each([

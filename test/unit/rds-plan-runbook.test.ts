@@ -8,19 +8,9 @@ import type { SourceInput } from '../../lib/config/schema';
 import type { RdsNativeSource, Source } from '../../lib/config/types';
 import { renderPlan } from '../../cli/plan';
 import { renderRunbook } from '../../cli/runbook';
+import { RDS_INSTANCE_SOURCE } from '../fixtures/config-input';
 
-const base: SourceInput = {
-  name: 'orders',
-  engine: 'postgres',
-  tier: 'tier1',
-  connection: {
-    host: 'orders-db.c9akciq32.eu-west-1.rds.amazonaws.com',
-    database: 'orders',
-    username: 'backup',
-    passwordSecretArn: 'arn:aws:secretsmanager:eu-west-1:111111111111:secret:orders-AbCdEf',
-  },
-  network: { vpcId: 'vpc-0a1b2c3d', subnetIds: ['subnet-0a1b2c3d'], securityGroupIds: ['sg-0a1b2c3d'] },
-};
+const base = RDS_INSTANCE_SOURCE;
 
 const config = (sources: SourceInput[], extra: Partial<LifeboatConfigInput> = {}) => parseConfig({
   primary: { region: 'eu-west-1', account: '111111111111' }, offsite: { region: 'eu-central-1', account: '222222222222' }, sources, ...extra,
