@@ -138,6 +138,10 @@ export async function runLocalCycle(opts: LocalCycleOptions): Promise<number> {
     const operator = operatorPrincipal(aws);
     const shown = pitrSource && pitrSource !== source ? [source, pitrSource] : [source];
     log(renderStatus(await operator.run(() => sourceStatuses(services.s3, services.primaryBucket, shown))));
+    // RDS cannot run here: its checks, copies and drills are exercised by the tests, with RDS faked at the SDK edge.
+    for (const governed of shown.filter((candidate) => candidate.rds !== undefined)) {
+      log(`${governed.name}: native point-in-time recovery of the RDS ${governed.rds?.kind === 'instance' ? 'DB instance' : 'DB cluster'} ${governed.rds?.identifier}: not read here (no RDS in a local stack; in AWS, lifeboat status shows its window)`);
+    }
     const runbookFile = path.join(mkdtempSync(path.join(tmpdir(), 'lifeboat-runbook-')), `runbook-${source.name}.md`);
     const facts = await operator.run(() => readRunbookFacts(services.s3, services.primaryBucket, source.name));
     writeFileSync(runbookFile, renderRunbook({
