@@ -121,10 +121,12 @@ export class NativePitrChecks extends Construct {
       this.role.addToPrincipalPolicy(new iam.PolicyStatement({
         sid: 'ReplicateAutomatedBackups', actions: ['rds:StartDBInstanceAutomatedBackupsReplication'], resources: [...instanceArns(managedInstances), replicated],
       }));
-      // A key named by alias cannot be matched by IAM: then any key of this account in the offsite region, through RDS there.
+      // A key named by alias cannot be matched by IAM: then any key of the alias's account (the
+      // offsite account's, when another) in the offsite region, through RDS there.
+      const aliasAccount = /^arn:[^:]+:kms:[^:]*:(\d{12}):alias\//.exec(props.offsite.keyArn)?.[1];
       const offsiteKey = /:key\//.test(props.offsite.keyArn)
         ? props.offsite.keyArn
-        : stack.formatArn({ service: 'kms', region: props.offsite.region, resource: 'key', resourceName: '*' });
+        : stack.formatArn({ service: 'kms', region: props.offsite.region, account: aliasAccount ?? stack.account, resource: 'key', resourceName: '*' });
       if (offsiteKey !== props.offsite.keyArn) acknowledgeWildcardResource(this.role, offsiteKey, 'The offsite key is named by alias: any key of the offsite region, only through RDS there.');
       this.role.addToPrincipalPolicy(new iam.PolicyStatement({
         sid: 'EncryptReplicasWithOffsiteKey',
