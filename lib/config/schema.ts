@@ -241,6 +241,29 @@ const sourceSchema = z.strictObject({
     })
     .optional(),
   /**
+   * Point-in-time recovery of a self-managed MySQL/MariaDB source (method 'pitr'): its binary logs
+   * are archived over the replication protocol with the source's own connection; with `physical`,
+   * mariadb-backup (MariaDB) or xtrabackup (MySQL) fulls and incrementals run on the host through
+   * SSM as further bases beside the logical dumps. @default - binary logs archived, dumps as bases
+   */
+  binlog: z
+    .strictObject({
+      physical: z
+        .strictObject({
+          /** The SSM-managed host that runs the server: by instance id (`mi-…` on premises) or by tag. */
+          host: z.union([
+            z.strictObject({ instanceId: z.string().regex(/^(i|mi)-[0-9a-f]{8,17}$/, { error: 'invalid instance id (valid: an EC2 instance id such as "i-0a1b2c3d4e5f60718", or a managed instance id "mi-…")' }) }),
+            z.strictObject({ tag: z.strictObject({ key: z.string().min(1).max(128), value: z.string().max(256) }) }),
+          ], { error: 'binlog.physical.host: give instanceId, or tag: { key, value } (the SSM-managed host that runs the server)' }),
+          /** The server's datadir on the host. @default '/var/lib/mysql' */
+          dataDirectory: z.string().regex(/^\/[^\0\n]*$/, { error: 'invalid dataDirectory (valid: an absolute path such as "/var/lib/mysql")' }).optional(),
+          /** The OS user the backup tool runs as, over the server's socket. @default 'mysql' */
+          osUser: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, { error: 'invalid osUser (valid: a Unix user name such as "mysql")' }).optional(),
+        })
+        .optional(),
+    })
+    .optional(),
+  /**
    * An RDS instance or an Aurora / Multi-AZ DB cluster: which one (read off an RDS endpoint
    * host when not written), and its PITR drills' throwaway instance. Lifeboat then checks and
    * alarms on its native point-in-time recovery (the tier's pitrWindow), copies it offsite and

@@ -7,6 +7,7 @@
 import type { ConfigTlsMode } from '../domain/tls';
 
 export type { ConfigTlsMode };
+import type { BinlogPlan } from '../binlog/plan';
 import type { PitrPlan } from '../pitr/plan';
 
 export type Engine = 'postgres' | 'mysql' | 'mariadb';
@@ -92,6 +93,30 @@ export interface PitrSource {
 }
 
 /**
+ * Point-in-time recovery of a self-managed MySQL or MariaDB source (lib/binlog): its binary logs
+ * archived under `binlog/<source>/` by a Fargate task on the plan's cadence, over the replication
+ * protocol (the source's own connection); the bases are its logical dumps (which record their
+ * binlog coordinates) and, with `physical`, mariadb-backup / xtrabackup fulls and incrementals
+ * taken on the host through SSM (runs under `runs/<source>-pitr/`).
+ */
+export interface BinlogSource {
+  /** The engine's tools (`DatabaseEngine.binlogTools`). */
+  readonly binlogClient: string;
+  readonly physicalTool: string;
+  readonly streamTool: string;
+  /** The tier's archiver cadence, alarm and physical backups (lib/binlog/plan.ts). */
+  readonly plan: BinlogPlan;
+  /** Physical backups on the host, through SSM. Absent: the logical dumps are the only bases. */
+  readonly physical?: {
+    readonly host: { readonly instanceId: string } | { readonly tag: { readonly key: string; readonly value: string } };
+    /** The server's datadir on the host. */
+    readonly dataDirectory: string;
+    /** The OS user the backup tool runs as (it connects over the server's socket). */
+    readonly osUser: string;
+  };
+}
+
+/**
  * The engine's own point-in-time recovery of an RDS instance or an Aurora / Multi-AZ DB cluster,
  * governed by Lifeboat (lib/rds): checked, alarmed, copied offsite and drilled. Lifeboat's dumps
  * stay the portable, locked copy beyond the 35 days RDS keeps.
@@ -125,8 +150,10 @@ export interface Source {
   readonly engine: Engine;
   /** How it is protected: logical dumps, PITR, or both; at least one. */
   readonly methods: readonly SourceMethod[];
-  /** Present when `methods` has 'pitr'. */
+  /** Present when `methods` has 'pitr' and the engine's point-in-time recovery is pgBackRest (PostgreSQL). */
   readonly pitr?: PitrSource;
+  /** Present when `methods` has 'pitr' and the engine archives binary logs (MySQL, MariaDB). */
+  readonly binlog?: BinlogSource;
   readonly tier: Tier;
   /** An RDS/Aurora source whose native point-in-time recovery Lifeboat governs (lib/rds). */
   readonly rds?: RdsNativeSource;

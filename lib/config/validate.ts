@@ -1,12 +1,13 @@
 import type { z } from 'zod';
 import { flexibleWindowFor } from '../constructs/backup-schedules';
+import { binlogPlan, type BinlogPlan } from '../binlog/plan';
 import { pitrPlan, type PitrPlan } from '../pitr/plan';
 import { configSchema, SOURCE_METHODS, type LifeboatConfigInput, type ParsedConfig } from './schema';
 import { DEFAULT_DUMP_THROUGHPUT_BYTES_PER_SECOND, DEFAULT_TIERS, RDS_MAX_PITR_WINDOW_DAYS, TIER_FIELDS, type TierInput } from './tiers';
 import { identifyRdsEndpoint } from '../rds/identify';
 import { defaultCaFile, missingRdsCaHint, rdsEndpoint } from '../domain/tls';
 import { ENGINE_NAMES, engineNamed, engineOf } from '../engines/registry';
-import type { ConfigTlsMode, Engine, LifeboatConfig, PitrSource, RdsNativeSource, Source, SourceConnection, SourceMethod, Tier, TlsCa } from './types';
+import type { BinlogSource, ConfigTlsMode, Engine, LifeboatConfig, PitrSource, RdsNativeSource, Source, SourceConnection, SourceMethod, Tier, TlsCa } from './types';
 import { formatDuration, formatSize, parseDuration, parseSize } from './units';
 
 /** An invalid config: `problems` lists every problem found, one line each. */
@@ -232,33 +233,56 @@ function looseMethods(method: unknown): string[] {
 }
 
 /**
- * `pitr` goes with method 'pitr' (and only then), on an engine Lifeboat runs point-in-time
- * recovery for, on a self-managed server (RDS and Aurora archive their own logs), and with a
- * tier whose RPO the archive can keep.
+ * Method 'pitr' on an engine Lifeboat runs point-in-time recovery for, on a self-managed server
+ * (RDS and Aurora archive their own logs), and with a tier whose RPO the archive can keep. Its
+ * block is the engine's: `pitr` for pgBackRest (PostgreSQL, required), `binlog` for binary-log
+ * archiving (MySQL, MariaDB; optional unless the logical dumps are not there to be the bases).
  */
 function pitrProblems(at: string, source: Loose, methods: readonly string[], tierName: string | undefined, tier: PartialTierSeconds | undefined): string[] {
   const wantsPitr = methods.includes('pitr');
-  if (!wantsPitr) {
-    return source.pitr === undefined ? [] : [`${at}.pitr: given, but method does not include 'pitr' (valid: method: 'pitr' or ['logical', 'pitr'], or no pitr block)`];
-  }
-  const problems: string[] = [];
-  if (source.pitr === undefined) {
-    problems.push(`${at}.pitr: required with method 'pitr' (valid: { host: { instanceId } or { tag: { key, value } }, dataDirectory, stanza?, osUser? })`);
-  }
   const engineName = asString(source.engine);
   const engine = engineName === undefined ? undefined : engineNamed(engineName);
+  if (!wantsPitr) {
+    const block = source.pitr !== undefined ? 'pitr' : source.binlog !== undefined ? 'binlog' : undefined;
+    return block === undefined ? [] : [`${at}.${block}: given, but method does not include 'pitr' (valid: method: 'pitr' or ['logical', 'pitr'], or no ${block} block)`];
+  }
+  const problems: string[] = [];
   if (engine && !engine.pitr) {
     const offered = ENGINE_NAMES.map(engineOf).filter((candidate) => candidate.pitr).map((candidate) => candidate.label);
     problems.push(`${at}.method: 'pitr' is not offered for ${engine.label} yet (valid: 'logical'; 'pitr' is offered for ${offered.join(', ')})`);
   }
+  const binlog = engine?.pitrKind === 'binlog';
+  if (engine?.pitrKind === 'pgbackrest') {
+    if (source.pitr === undefined) {
+      problems.push(`${at}.pitr: required with method 'pitr' (valid: { host: { instanceId } or { tag: { key, value } }, dataDirectory, stanza?, osUser? })`);
+    }
+    if (source.binlog !== undefined) {
+      problems.push(`${at}.binlog: binary-log archiving is MySQL's and MariaDB's; ${engine.label}'s point-in-time recovery is configured in pitr (valid: no binlog block)`);
+    }
+  }
+  if (binlog) {
+    if (source.pitr !== undefined) {
+      problems.push(`${at}.pitr: pgBackRest is PostgreSQL's; ${engine.label}'s point-in-time recovery archives its binary logs and is configured in binlog ` +
+        '(valid: binlog: { physical?: { host, dataDirectory?, osUser? } }, or no block)');
+    }
+    const physical = isObject(source.binlog) && source.binlog.physical !== undefined;
+    if (!methods.includes('logical') && !physical) {
+      problems.push(`${at}.method: 'pitr' alone leaves ${engine.label}'s archived binary logs without a base to replay them onto ` +
+        "(valid: ['logical', 'pitr'], whose dumps record their binlog coordinates, or binlog.physical for mariadb-backup / xtrabackup bases on the host)");
+    }
+  }
   const host = isObject(source.connection) ? asString(source.connection.host) : undefined;
   const rds = host === undefined ? undefined : rdsEndpoint(host);
   if (rds) {
-    problems.push(`${at}.method: 'pitr' runs pgBackRest on a host Lifeboat reaches through SSM; ${host} is an RDS/Aurora endpoint, ` +
-      "whose own point-in-time recovery archives its logs (valid: method 'logical' for this source)");
+    problems.push(binlog
+      ? `${at}.method: 'pitr' archives the binary logs of a self-managed server; ${host} is an RDS/Aurora endpoint, ` +
+        "whose native point-in-time recovery Lifeboat governs instead (valid: method 'logical' for this source: its rds checks, alarms and drills cover point-in-time recovery)"
+      : `${at}.method: 'pitr' runs pgBackRest on a host Lifeboat reaches through SSM; ${host} is an RDS/Aurora endpoint, ` +
+        "whose own point-in-time recovery archives its logs (valid: method 'logical' for this source)");
   }
   if (tierName !== undefined && tier?.rpoSeconds !== undefined && tier.scheduleSeconds !== undefined) {
-    const { problem } = pitrPlan({ name: tierName, rpoSeconds: tier.rpoSeconds, scheduleSeconds: tier.scheduleSeconds });
+    const fields = { name: tierName, rpoSeconds: tier.rpoSeconds, scheduleSeconds: tier.scheduleSeconds };
+    const { problem } = binlog ? binlogPlan(fields, false) : pitrPlan(fields);
     if (problem) problems.push(`${at}.tier: ${problem}`);
   }
   return problems;
@@ -494,6 +518,7 @@ function resolve(parsed: ParsedConfig): LifeboatConfig {
     engine: source.engine,
     methods: sourceMethods(source.method),
     ...(source.pitr ? { pitr: resolvePitr(source.name, source.pitr, tiers[source.tier]) } : {}),
+    ...resolveBinlog(source, tiers[source.tier]),
     tier: tiers[source.tier],
     ...rdsOf(source, tiers[source.tier], parsed.primary.region),
     connection: {
@@ -582,6 +607,22 @@ function resolvePitr(name: string, pitr: NonNullable<ParsedConfig['sources'][num
     osUser: pitr.osUser ?? 'postgres',
     marker: pitr.marker ?? false,
     plan: pitrPlan(tier).plan as PitrPlan,
+  };
+}
+
+/** A MySQL/MariaDB source's binary-log archiving (only called after validation). */
+function resolveBinlog(source: ParsedConfig['sources'][number], tier: Tier): { binlog?: BinlogSource } {
+  const tools = engineOf(source.engine).binlogTools;
+  if (!tools || !sourceMethods(source.method).includes('pitr')) return {};
+  const physical = source.binlog?.physical;
+  return {
+    binlog: {
+      ...tools,
+      plan: binlogPlan(tier, physical !== undefined).plan as BinlogPlan,
+      ...(physical
+        ? { physical: { host: physical.host, dataDirectory: physical.dataDirectory ?? '/var/lib/mysql', osUser: physical.osUser ?? 'mysql' } }
+        : {}),
+    },
   };
 }
 

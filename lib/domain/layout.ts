@@ -10,6 +10,10 @@
  *   drills/<source>/<drillId>/report.json     restore drill evidence
  *   pitr/<source>/                            pgBackRest's repository of a PITR source (its host writes it)
  *   runs/<source>-pitr/<runId>/               the Lifeboat runs of its sets (manifest, verification, offsite)
+ *   binlog/<source>/files/<file>              a MySQL/MariaDB source's completed binary log, stored once
+ *   binlog/<source>/index/<file>.json         its index entry: size, SHA-256, first and last event, how it ended
+ *   binlog/<source>/partial/<file>/<runId>    the file still being written, as one archiver run saw it
+ *   binlog/<source>/state/<runId>.json        what that archiver run found and stored (the watchdog reads the newest)
  */
 
 export const RUNS_PREFIX = 'runs/';
@@ -56,4 +60,39 @@ export function offsiteKey(source: string, runId: string): string {
 
 export function drillReportKey(source: string, drillId: string): string {
   return `${DRILLS_PREFIX}${source}/${drillId}/report.json`;
+}
+
+export const BINLOG_PREFIX = 'binlog/';
+
+/** Everything of a MySQL/MariaDB source's binary-log archive (lib/binlog). */
+export function binlogPrefix(source: string): string {
+  return `${BINLOG_PREFIX}${source}/`;
+}
+
+/** A completed binary log, stored once and never overwritten. */
+export function binlogFileKey(source: string, file: string): string {
+  return `${binlogPrefix(source)}files/${file}`;
+}
+
+export function binlogIndexPrefix(source: string): string {
+  return `${binlogPrefix(source)}index/`;
+}
+
+/** The index entry of a completed binary log (lib/binlog/documents.ts). */
+export function binlogIndexKey(source: string, file: string): string {
+  return `${binlogIndexPrefix(source)}${file}.json`;
+}
+
+/** The active binary log as archiver run `runId` read it: its own object per run, never overwritten. */
+export function binlogPartialKey(source: string, file: string, runId: string): string {
+  return `${binlogPrefix(source)}partial/${file}/${runId}`;
+}
+
+export function binlogStatePrefix(source: string): string {
+  return `${binlogPrefix(source)}state/`;
+}
+
+/** The record of one archiver run (lib/binlog/documents.ts). */
+export function binlogStateKey(source: string, runId: string): string {
+  return `${binlogStatePrefix(source)}${runId}.json`;
 }

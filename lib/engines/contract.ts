@@ -31,6 +31,16 @@ export interface SqlDialect {
   countFrom(schema: string, table: string): string;
 }
 
+/** The tools of a MySQL-family engine's point-in-time recovery (each reads only its own server's logs). */
+export interface BinlogTools {
+  /** `mariadb-binlog` (MariaDB) or `mysqlbinlog` (MySQL): archives over the replication protocol and replays. */
+  readonly binlogClient: string;
+  /** `mariadb-backup` (MariaDB) or `xtrabackup` (MySQL): physical full and incremental backups on the host. */
+  readonly physicalTool: string;
+  /** `mbstream` (MariaDB) or `xbstream` (MySQL): unpacks the physical backup's `--stream=xbstream` output. */
+  readonly streamTool: string;
+}
+
 export interface DatabaseEngine {
   /** The config's and the manifest's name of the engine (`postgres`, `mysql`, `mariadb`). */
   readonly name: string;
@@ -58,6 +68,14 @@ export interface DatabaseEngine {
    * for people: `pgBackRest`. Absent: the engine has no 'pitr' method yet.
    */
   readonly pitr?: string;
+  /**
+   * Where its point-in-time recovery is configured and run: `pgbackrest` (the source's `pitr`
+   * block, lib/pitr) or `binlog` (the source's optional `binlog` block, lib/binlog: binary logs
+   * archived over the replication protocol, physical backups on the host). Set with `pitr`.
+   */
+  readonly pitrKind?: 'pgbackrest' | 'binlog';
+  /** The engine's own binary-log tools (method 'pitr' of a `binlog` engine). */
+  readonly binlogTools?: BinlogTools;
   /** Which restore target engines can take this engine's artifacts. */
   restoresInto(target: string): boolean;
   readonly sql: SqlDialect;

@@ -4,7 +4,7 @@
  */
 import { sqlScriptRestore } from '../restore/mysql';
 import { sqlScriptVerify } from '../verify/sql-script';
-import type { DatabaseEngine, SqlDialect } from './contract';
+import type { BinlogTools, DatabaseEngine, SqlDialect } from './contract';
 import type { TableName } from './drill-contract';
 import { mysqlRunbook } from './mysql-runbook';
 
@@ -24,7 +24,7 @@ const MYSQL_TABLES = `SELECT TABLE_SCHEMA AS schema_name, TABLE_NAME AS table_na
     FROM information_schema.TABLES
    WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED')`;
 
-function mysqlFamily(name: 'mysql' | 'mariadb', label: string, sqlClients: readonly string[]): DatabaseEngine {
+function mysqlFamily(name: 'mysql' | 'mariadb', label: string, sqlClients: readonly string[], binlogTools: BinlogTools): DatabaseEngine {
   return {
     name,
     label,
@@ -38,6 +38,9 @@ function mysqlFamily(name: 'mysql' | 'mariadb', label: string, sqlClients: reado
     restoresUnderAnotherName: false,
     // A MariaDB server restores MySQL dumps and the majors do not compare.
     majorsOrdered: false,
+    pitr: 'binary-log archiving',
+    pitrKind: 'binlog',
+    binlogTools,
     restoresInto: (target: string) => target === 'mysql' || target === 'mariadb',
     sql: mysqlSql,
     // The source did not answer (restarting, failing over), or the dump client failed or was cut off.
@@ -54,8 +57,8 @@ function mysqlFamily(name: 'mysql' | 'mariadb', label: string, sqlClients: reado
   };
 }
 
-export const mysql = mysqlFamily('mysql', 'MySQL', ['mysql', 'mariadb']);
-export const mariadb = mysqlFamily('mariadb', 'MariaDB', ['mariadb', 'mysql']);
+export const mysql = mysqlFamily('mysql', 'MySQL', ['mysql', 'mariadb'], { binlogClient: 'mysqlbinlog', physicalTool: 'xtrabackup', streamTool: 'xbstream' });
+export const mariadb = mysqlFamily('mariadb', 'MariaDB', ['mariadb', 'mysql'], { binlogClient: 'mariadb-binlog', physicalTool: 'mariadb-backup', streamTool: 'mbstream' });
 
 /** The table listing as rows (schema_name, table_name), for the runbook's comparison. */
 export const MYSQL_TABLES_SQL = MYSQL_TABLES;

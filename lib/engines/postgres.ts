@@ -36,6 +36,7 @@ export const postgres: DatabaseEngine = {
   restoresUnderAnotherName: true,
   majorsOrdered: true,
   pitr: 'pgBackRest',
+  pitrKind: 'pgbackrest',
   restoresInto: (target) => target === 'postgres',
   sql: postgresSql,
   // The source did not answer (restarting, failing over), or the dump client failed or was cut off.
