@@ -34,6 +34,17 @@ export const artifactSchema = z.strictObject({
    * change nothing they read. CRR gives the replica the same version id.
    */
   versionId: z.string().min(1).optional(),
+  /**
+   * MySQL/MariaDB sources with method 'pitr': the binary-log coordinates of the dump's snapshot
+   * (`--master-data=2 --gtid` / `--source-data=2`), where a replay of the archived binary logs
+   * onto this database starts (lib/binlog).
+   */
+  binlog: z.strictObject({
+    file: z.string().regex(/^[A-Za-z0-9._-]+\.\d{6,}$/, { error: 'expected a binary log file name such as binlog.000042' }),
+    position: z.number().int().nonnegative(),
+    /** The GTID position at the snapshot (MariaDB `0-1-42`, MySQL `uuid:1-42`), when the server has one. */
+    gtid: z.string().optional(),
+  }).optional(),
 });
 
 /** The Object Lock every object of the run carries; the run's JSON documents get the same. */
