@@ -72,6 +72,12 @@ export const binlogStateSchema = z.strictObject({
     .optional(),
   /** The newest event the archive holds (completed files and this run's partial). */
   newestEventAt: timestamp.optional(),
+  /**
+   * The archive held everything the server had written at this time: the run's start, when it
+   * stored the active file up to at least the size SHOW BINARY LOGS gave for it then. An idle
+   * server writes no event, so the RPO is measured from here, not from the newest event.
+   */
+  completeAsOf: timestamp.optional(),
   /** The server no longer had files the archive lacks: a restore cannot cross them. */
   gap: z.strictObject({ missing: z.array(fileName).min(1), after: fileName.optional(), firstOnServer: fileName }).optional(),
   outcome: z.enum(['ok', 'BinlogGap']),
