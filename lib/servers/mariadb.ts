@@ -39,6 +39,13 @@ export interface StartMariaDbOptions {
    * @default - no TLS (MariaDB 10.11 offers none without a certificate)
    */
   readonly tls?: { readonly certFile: string; readonly keyFile: string; readonly caFile: string; readonly only?: boolean };
+  /**
+   * Binary logging, as a point-in-time source needs it: `--log-bin=binlog` in the datadir,
+   * server id 1, the format (ROW unless given), and optionally a small rotation size (bytes,
+   * at least 4096) and a retention (binlog_expire_logs_seconds).
+   * @default - no binary log
+   */
+  readonly binlog?: { readonly format?: 'ROW' | 'STATEMENT' | 'MIXED'; readonly maxSize?: number; readonly expireSeconds?: number };
 }
 
 const ROOT = 'root';
@@ -75,7 +82,7 @@ export async function startMariaDb(opts: StartMariaDbOptions = {}): Promise<Mari
     for (let attempt = 0; attempt < PORT_ATTEMPTS; attempt++) {
       const port = await freePort();
       try {
-        const managed = await launch(dir, dataDir, tmp, socket, port, tlsArgs(opts));
+        const managed = await launch(dir, dataDir, tmp, socket, port, [...tlsArgs(opts), ...binlogArgs(opts)]);
         try {
           // A TLS-only server refuses the harness's plain TCP client: it talks over the socket.
           const via = opts.tls?.only ? socket : port;
@@ -96,6 +103,18 @@ export async function startMariaDb(opts: StartMariaDbOptions = {}): Promise<Mari
     removeTempDir(dir);
     throw err;
   }
+}
+
+function binlogArgs(opts: StartMariaDbOptions): string[] {
+  const binlog = opts.binlog;
+  if (!binlog) return [];
+  return [
+    '--log-bin=binlog',
+    '--server-id=1',
+    `--binlog-format=${binlog.format ?? 'ROW'}`,
+    ...(binlog.maxSize !== undefined ? [`--max-binlog-size=${binlog.maxSize}`] : []),
+    ...(binlog.expireSeconds !== undefined ? [`--binlog-expire-logs-seconds=${binlog.expireSeconds}`] : []),
+  ];
 }
 
 function tlsArgs(opts: StartMariaDbOptions): string[] {
