@@ -46,6 +46,13 @@ export interface StartMariaDbOptions {
    * @default - no binary log
    */
   readonly binlog?: { readonly format?: 'ROW' | 'STATEMENT' | 'MIXED'; readonly maxSize?: number; readonly expireSeconds?: number };
+  /**
+   * Start on this datadir as it is (a physical backup copied back, lib/binlog/physical-restore.ts)
+   * instead of a fresh mariadb-install-db. It stays where it is: `stop()` removes only the
+   * server's own temp dir (socket, tmp, log), never this one.
+   * @default - a fresh datadir in the server's temp dir
+   */
+  readonly existingDataDir?: string;
 }
 
 const ROOT = 'root';
@@ -54,12 +61,12 @@ const PORT_ATTEMPTS = 3;
 
 export async function startMariaDb(opts: StartMariaDbOptions = {}): Promise<MariaDbServer> {
   const dir = makeTempDir('mariadb');
-  const dataDir = join(dir, 'data');
+  const dataDir = opts.existingDataDir ?? join(dir, 'data');
   const tmp = join(dir, 'tmp');
   mkdirSync(tmp);
   const socket = join(dir, 'mariadb.sock');
   try {
-    const install = await run(
+    const install = opts.existingDataDir ? { code: 0, stdout: '', stderr: '' } : await run(
       'mariadb-install-db',
       [
         '--no-defaults',
