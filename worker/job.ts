@@ -146,7 +146,7 @@ export function jobFromEnv(env: Record<string, string | undefined>): BackupJob {
  * The TLS of the run: verify-full unless the environment says otherwise (never prefer by
  * default), its CA a file or PEM text, else the host's default bundle. The PEM is never echoed.
  */
-function tlsFrom(env: Record<string, string | undefined>, host: string, problems: string[]): BackupJob['target']['tls'] {
+export function tlsFrom(env: Record<string, string | undefined>, host: string, problems: string[]): BackupJob['target']['tls'] {
   const modeText = env[JOB_ENV.tlsMode]?.trim() || 'verify-full';
   const mode = modeText as TlsMode;
   if (!TLS_MODES.includes(mode)) problems.push(`${JOB_ENV.tlsMode}: "${modeText}" is not valid (valid: ${TLS_MODES.join(', ')})`);

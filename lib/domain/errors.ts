@@ -49,6 +49,9 @@ export const ERROR_NAMES = [
   'NoDrillServer', 'TargetUnreachable', 'RestoreFailed',
   // Point-in-time recovery (lib/pitr): pgBackRest failed, or its host or repository cannot be reached.
   'BackupFailed', 'HostUnreachable',
+  // Binary-log archiving (lib/binlog, worker/binlog-*.ts): the archive has a hole, the server cannot be archived,
+  // a file differs from its archived copy or is damaged, a replay failed.
+  'BinlogGap', 'BinlogDisabled', 'BinlogFormatNotRow', 'BinlogRetentionTooShort', 'ArchiveFailed', 'ArchiveConflict', 'BinlogCorrupt', 'ReplayFailed',
 ] as const;
 export type ErrorName = (typeof ERROR_NAMES)[number];
 

@@ -16,13 +16,21 @@ export interface FaultyS3Proxy {
 }
 
 const isPartUpload = (req: IncomingMessage) => req.method === 'PUT' && /[?&]partNumber=/.test(req.url ?? '');
+/** A PutObject or an UploadPart (not a bucket's or an object's sub-resource such as ?retention). */
+const isDataPut = (req: IncomingMessage) => req.method === 'PUT' && (isPartUpload(req) || !/\?(?!x-id=PutObject)/.test(req.url ?? ''));
 
-export async function startFaultyS3Proxy(upstream: string, opts: { failAfterParts: number }): Promise<FaultyS3Proxy> {
+/**
+ * `failAfterParts`: part uploads beyond this many fail. `failAfterPuts`: every PUT of an object
+ * or a part beyond this many fails (small objects go up as one PutObject, never as parts).
+ */
+export async function startFaultyS3Proxy(upstream: string, opts: { failAfterParts: number; failAfterPuts?: number }): Promise<FaultyS3Proxy> {
   const target = new URL(upstream);
   let forwarded = 0;
   let failed = 0;
+  let puts = 0;
   const server: Server = createServer((req, res) => {
-    if (isPartUpload(req) && forwarded >= opts.failAfterParts) {
+    const putFault = opts.failAfterPuts !== undefined && isDataPut(req) && puts++ >= opts.failAfterPuts;
+    if (putFault || (isPartUpload(req) && forwarded >= opts.failAfterParts)) {
       failed += 1;
       req.resume();
       req.on('end', () => {
