@@ -1,5 +1,6 @@
 import { formatDuration, formatSize, type LifeboatConfig, type Source } from '../lib/config';
 import { renderTable } from '../lib/format/table';
+import { describeBinlogPlan } from '../lib/binlog/plan';
 import { describePitrPlan } from '../lib/pitr/plan';
 
 /** The protection plan a config promises: one row per source. */
@@ -26,6 +27,7 @@ export function renderPlan(config: LifeboatConfig): string {
     '',
     renderTable(['SOURCE', 'ENGINE', 'TIER', 'SCHEDULE', 'RPO', 'RTO', 'RETENTION', 'DRILL', 'SIZE', 'OFFSITE'], rows),
     ...config.sources.flatMap(pitrLines),
+    ...config.sources.flatMap(binlogLines),
     ...config.sources.flatMap((source) => nativePitrLines(config, source)),
   ].join('\n');
 }
@@ -66,5 +68,20 @@ function pitrLines(source: Source): string[] {
       (source.methods.includes('logical') ? '; logical dumps as in the table, for long portable retention' : '; no logical dumps'),
     ...describePitrPlan(source.pitr.plan).map((line) => `  ${line}`),
     `  setup on the host: lifeboat pitr setup ${source.name}`,
+  ];
+}
+
+/** A MySQL/MariaDB PITR source's archiver (and physical backups), under the table. */
+function binlogLines(source: Source): string[] {
+  const binlog = source.binlog;
+  if (!binlog) return [];
+  const physical = binlog.physical;
+  const host = !physical ? undefined : 'instanceId' in physical.host ? physical.host.instanceId : `the instance tagged ${physical.host.tag.key}=${physical.host.tag.value}`;
+  return [
+    '',
+    `${source.name}: point-in-time recovery from binary logs archived to s3://<primary bucket>/binlog/${source.name}/ by a Fargate task with the source's connection` +
+      (host ? `; physical backups (${binlog.physicalTool}) on ${host} (${physical?.dataDirectory})` : '') +
+      (source.methods.includes('logical') ? '; the logical dumps in the table are the bases (their binlog coordinates)' : '; no logical dumps'),
+    ...describeBinlogPlan(binlog.plan, binlog.binlogClient).map((line) => `  ${line}`),
   ];
 }

@@ -9,6 +9,7 @@ import type { DrillReport } from '../lib/domain/drill-report';
 import { runIdToDate } from '../lib/domain/run-id';
 import { renderTable } from '../lib/format/table';
 import { describePitrStatus, pitrStatus, type PitrStatus } from '../lib/pitr/pitr-status';
+import { binlogStatus, describeBinlogStatus, type BinlogStatus } from '../lib/binlog/status';
 import { pitrCatalogName } from '../lib/domain/layout';
 import type { RdsNativeSource } from '../lib/config/types';
 import { rdsClientsByRegion } from '../lib/rds/client';
@@ -23,6 +24,8 @@ export interface SourceStatus {
   readonly lastDrill?: DrillReport;
   /** A PITR source's sets, archive and window (lib/pitr/pitr-status.ts). */
   readonly pitr?: PitrStatus;
+  /** A MySQL/MariaDB PITR source's binary-log archive and window (lib/binlog/status.ts). */
+  readonly binlog?: BinlogStatus;
   /** An RDS/Aurora source's own point-in-time window, as RDS reports it (read when a reader is given). */
   readonly native?: { readonly window?: NativeWindow; readonly error?: string };
   readonly verdict: 'OK' | 'AT RISK' | 'NO BACKUP';
@@ -56,10 +59,11 @@ export async function sourceStatuses(s3: S3Client, bucket: string, sources: read
   return Promise.all(sources.map(async (source) => {
     const logical = source.methods.includes('logical');
     // The table's run is the logical one; a PITR-only source shows its newest PITR run (its catalog), and the archive's age.
-    const [runs, lastDrill, pitr] = await Promise.all([
+    const [runs, lastDrill, pitr, binlog] = await Promise.all([
       listRuns(s3, bucket, logical ? source.name : pitrCatalogName(source.name), { newestFirst: true, limit: 50 }),
       latestDrillReport(s3, bucket, source.name),
       source.pitr ? pitrStatus(s3, bucket, source, now) : Promise.resolve(undefined),
+      source.binlog ? binlogStatus(s3, bucket, source, now) : Promise.resolve(undefined),
     ]);
     const native: SourceStatus['native'] = source.rds && readNative
       ? await readNative(source.rds, now).then((window) => ({ window }), (error: unknown) => ({ error: `${(error as Error).name}: ${(error as Error).message}` }))
@@ -67,7 +71,7 @@ export async function sourceStatuses(s3: S3Client, bucket: string, sources: read
     const lastVerified = runs.find((run) => run.status === 'verified');
     const lastRun = runs[0];
     const slot = lastVerified ? runIdToDate(lastVerified.runId) : undefined;
-    const ageSeconds = !logical ? pitr?.archive.ageSeconds : slot ? Math.max(0, (now.getTime() - slot.getTime()) / 1000) : undefined;
+    const ageSeconds = !logical ? pitr?.archive.ageSeconds ?? binlog?.coverage.ageSeconds : slot ? Math.max(0, (now.getTime() - slot.getTime()) / 1000) : undefined;
     const reasons: string[] = [];
     if (logical) {
       if (!lastVerified) reasons.push('no verified backup');
@@ -76,6 +80,7 @@ export async function sourceStatuses(s3: S3Client, bucket: string, sources: read
       if (lastRun && lastRun.status === 'failed') reasons.push(`last run ${lastRun.runId} failed verification`);
     }
     if (pitr) reasons.push(...pitr.problems.map((problem) => `pitr: ${problem}`));
+    if (binlog) reasons.push(...binlog.problems.map((problem) => `pitr: ${problem}`));
     if (native?.window) reasons.push(...nativeProblems(source, native.window).map((problem) => `native: ${problem}`));
     if (native?.error) reasons.push(`native: window not read (${native.error})`);
     if (!logical && lastVerified && !lastVerified.offsite) reasons.push('pitr: offsite copy of the newest set not confirmed');
@@ -83,9 +88,9 @@ export async function sourceStatuses(s3: S3Client, bucket: string, sources: read
     if (!lastDrill) reasons.push('never drilled');
     else if (lastDrill.verdict !== 'ok') reasons.push(`last drill failed (${lastDrill.error?.name ?? 'see its report'})`);
     else if (now.getTime() - Date.parse(lastDrill.finishedAt) > 2 * source.tier.drillSeconds * 1000) reasons.push('last drill is overdue');
-    const hasBackup = logical ? lastVerified !== undefined : pitr?.newest.full !== undefined;
+    const hasBackup = logical ? lastVerified !== undefined : pitr ? pitr.newest.full !== undefined : binlog?.coverage.windowBase !== undefined;
     const verdict = !hasBackup ? 'NO BACKUP' : reasons.length > 0 ? 'AT RISK' : 'OK';
-    return { source, lastVerified, lastRun, ageSeconds, lastDrill, ...(pitr ? { pitr } : {}), ...(native ? { native } : {}), verdict, reasons };
+    return { source, lastVerified, lastRun, ageSeconds, lastDrill, ...(pitr ? { pitr } : {}), ...(binlog ? { binlog } : {}), ...(native ? { native } : {}), verdict, reasons };
   }));
 }
 
@@ -108,8 +113,9 @@ export function renderStatus(statuses: readonly SourceStatus[]): string {
   });
   const table = renderTable(['SOURCE', 'TIER', 'LAST VERIFIED RUN', 'AGE / RPO', 'SIZE', 'OFFSITE', 'LAST DRILL', 'RTO (MEASURED / TARGET)', 'VERDICT'], rows);
   const pitr = statuses.flatMap((status) => (status.pitr ? ['', ...describePitrStatus(status.source, status.pitr)] : []));
+  const binlog = statuses.flatMap((status) => (status.binlog ? ['', ...describeBinlogStatus(status.source, status.binlog)] : []));
   const native = statuses.flatMap((status) => (status.native ? ['', ...describeNativeStatus(status.source, status.native)] : []));
-  return [table, ...pitr, ...native].join('\n');
+  return [table, ...pitr, ...binlog, ...native].join('\n');
 }
 
 /** An RDS/Aurora source's window under the table: earliest and latest restorable time, its age, the retention against the tier's. */

@@ -35,8 +35,9 @@ export function synthApp(config: LifeboatConfig): SynthesizedApp {
     const { primary, offsite } = createStacks(app, config);
     const assembly = app.synth();
     const parent = assembly.getStackArtifact(primary.artifactId).template as CfnTemplate;
-    // The source shards and the native shards (RDS/Aurora sources' checks, copies and drills).
-    const nested: NestedStack[] = [...primary.shards, ...(primary.native?.shards ?? [])];
+    // The source shards, the native shards (RDS/Aurora sources' checks, copies and drills) and the
+    // binlog shards (MySQL/MariaDB sources' binary-log archivers).
+    const nested: NestedStack[] = [...primary.shards, ...(primary.native?.shards ?? []), ...primary.binlogShards];
     const merged = mergeShardTemplates(parent, nested.map((shard) => ({
       name: shard.node.path,
       parameters: shardParameters(parent, primary, shard),

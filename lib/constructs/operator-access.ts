@@ -4,7 +4,7 @@ import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import type { RdsNativeSource } from '../config/types';
-import { DRILLS_PREFIX, RUNS_PREFIX } from '../domain/layout';
+import { BINLOG_PREFIX, DRILLS_PREFIX, RUNS_PREFIX } from '../domain/layout';
 import { OFFSITE_READER_PATHS } from './dump-task';
 import { acknowledgeWildcardResource } from './nag';
 
@@ -87,6 +87,16 @@ export class OperatorAccess extends Construct {
       resources: [props.bucket.bucketArn],
       conditions: { StringLike: { 's3:prefix': [`${PITR_PREFIX}*`] } },
     }));
+    // `lifeboat status` (and restore --at of a MySQL/MariaDB source): the binary-log archives
+    // (states, index, files, partials) under binlog/<source>/. Reads only, this bucket only.
+    const binlogObjects = `${props.bucket.bucketArn}/${BINLOG_PREFIX}*`;
+    statements.push(new iam.PolicyStatement({ sid: 'ReadBinlogArchives', actions: ['s3:GetObject', 's3:GetObjectVersion'], resources: [binlogObjects] }));
+    statements.push(new iam.PolicyStatement({
+      sid: 'ListBinlogArchives',
+      actions: ['s3:ListBucket'],
+      resources: [props.bucket.bucketArn],
+      conditions: { StringLike: { 's3:prefix': [`${BINLOG_PREFIX}*`] } },
+    }));
     statements.push(new iam.PolicyStatement({ sid: 'DecryptRuns', actions: ['kms:Decrypt'], resources: [props.key.keyArn] }));
     let offsiteObjects: string[] = [];
     let offsiteKeys: string | undefined;
@@ -131,6 +141,8 @@ export class OperatorAccess extends Construct {
 
     const reason = 'Operators read the runs and drill reports of any source (exact versions and their locks), whose keys are made at run time under runs/ and drills/; reads only.';
     for (const resource of [...readable(props.bucket.bucketArn), ...offsiteObjects]) acknowledgeWildcardResource(this.policy, resource, reason);
+    acknowledgeWildcardResource(this.policy, binlogObjects,
+      'lifeboat status and restore --at read the binary-log archive of any MySQL/MariaDB PITR source, whose keys the archiver makes under binlog/<source>/ (the server\'s file names, run ids); reads only.');
     acknowledgeWildcardResource(this.policy, pitrObjects,
       'lifeboat restore --at reads the pgBackRest repository of any PITR source, whose keys pgBackRest makes under pitr/<source>/ (sets, WAL segments); reads only.');
     if (offsiteKeys) {

@@ -14,6 +14,7 @@ import { Construct } from 'constructs';
 import { flexibleWindowFor } from './backup-schedules';
 import * as path from 'node:path';
 import type { Source, SourceMethod } from '../config/types';
+import { binlogIndexPrefix, binlogStatePrefix } from '../domain/layout';
 import { archivePrefix, repositoryKey } from '../pitr/archive-state';
 import type { PitrPlan } from '../pitr/plan';
 import { pitrPrefix } from '../pitr/setup';
@@ -87,7 +88,7 @@ export function archiveAgeAlarmThresholdSeconds(
   return Math.max(plan.archiveAgeAlarmSeconds, plan.archiveTimeoutSeconds + pushAllowanceSeconds);
 }
 
-/** What the watchdog function is told of a source: its methods and stanza only when it has PITR (the environment holds 4 KB in all). */
+/** What the watchdog function is told of a source: its methods and stanza (or `binlog`) only when it has PITR (the environment holds 4 KB in all). */
 export function watchedSource(source: Source): WatchedSource {
   const methods = source.methods;
   const onlyLogical = methods.length === 1 && methods[0] === 'logical';
@@ -96,7 +97,17 @@ export function watchedSource(source: Source): WatchedSource {
     rpoSeconds: source.tier.rpoSeconds,
     ...(onlyLogical ? {} : { methods: [...methods] }),
     ...(source.pitr ? { stanza: source.pitr.stanza } : {}),
+    ...(source.binlog ? { binlog: true } : {}),
   };
+}
+
+/**
+ * The age above which a MySQL/MariaDB PITR source's binary-log archive is alarming: the plan's
+ * archive-age alarm (the RPO). The archiver runs every third of it and its run's completeAsOf is
+ * its start, so on a healthy source the archive is at most one interval plus a run old.
+ */
+export function binlogAgeAlarmThresholdSeconds(plan: { readonly archiveAgeAlarmSeconds: number }): number {
+  return plan.archiveAgeAlarmSeconds;
 }
 
 /**
@@ -163,6 +174,7 @@ export class Watchdog extends Construct {
     // The age of a source's newest verified and offsite-confirmed run: its JSON documents only.
     new RunGrants(props.bucket, props.bucketKey).readDocuments(role, ['manifest.json', 'verification.json', 'offsite.json']);
     grantArchiveReads(role, props.bucket, props.bucketKey, props.sources);
+    grantBinlogReads(role, props.bucket, props.bucketKey, props.sources);
 
     // A missed invocation is not worth a dead-letter queue: the alarms treat the missing
     // data as breaching, and the next invocation is 5 minutes away.
@@ -214,6 +226,29 @@ function grantArchiveReads(role: iam.IRole, bucket: s3.IBucket, key: kms.IKey, s
   role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['kms:Decrypt'], resources: [key.keyArn] }));
 }
 
+/**
+ * What the measure of each MySQL/MariaDB PITR source reads of its binary-log archive
+ * (`binlog/<source>/`, lib/binlog/watch.ts): the listing of its states and of its index (exactly
+ * those prefixes) and its state documents; never a binary log, a partial or an index entry.
+ */
+function grantBinlogReads(role: iam.IRole, bucket: s3.IBucket, key: kms.IKey, sources: readonly Source[]): void {
+  const names = sources.filter((source) => source.binlog !== undefined).map((source) => source.name);
+  if (names.length === 0) return;
+  role.addToPrincipalPolicy(new iam.PolicyStatement({
+    sid: 'ListBinlogStatesAndIndex',
+    actions: ['s3:ListBucket'],
+    resources: [bucket.bucketArn],
+    conditions: { StringEquals: { 's3:prefix': names.flatMap((name) => [binlogStatePrefix(name), binlogIndexPrefix(name)]) } },
+  }));
+  const states = names.map((name) => bucket.arnForObjects(`${binlogStatePrefix(name)}*`));
+  role.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'ReadBinlogStates', actions: ['s3:GetObject'], resources: states }));
+  for (const objects of states) {
+    acknowledgeWildcardResource(role, objects, 'Reads the binary-log archiver\'s state documents of a source (binlog/<source>/state/<runId>.json, one per run, keys made at run time); no binary log.');
+  }
+  // The archiver writes with SSE-KMS under the bucket's key, as the runs are.
+  role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['kms:Decrypt'], resources: [key.keyArn] }));
+}
+
 export interface WatchdogAlarmsProps {
   /** The sources to alarm on (a shard's). */
   readonly sources: readonly Source[];
@@ -241,6 +276,10 @@ export interface WatchdogAlarmNames {
   readonly archiveRpo?: string;
   /** A gap in its WAL archive: `<prefix>-archive-gap-<source>`. */
   readonly archiveGap?: string;
+  /** Its binary-log archive's age (MySQL/MariaDB PITR): `<prefix>-binlog-rpo-<source>`. */
+  readonly binlogRpo?: string;
+  /** A gap in its binary-log archive: `<prefix>-binlog-gap-<source>`. */
+  readonly binlogGap?: string;
 }
 
 /**
@@ -248,12 +287,15 @@ export interface WatchdogAlarmNames {
  * PITR (renaming an alarm replaces it); with both methods the logical ones say `logical`, so that
  * the notification's subject says which backup is late.
  */
-export function watchdogAlarmNames(prefix: string, source: string, methods: readonly SourceMethod[] = ['logical']): WatchdogAlarmNames {
+export function watchdogAlarmNames(prefix: string, source: string, methods: readonly SourceMethod[] = ['logical'], pitrKind: 'pgbackrest' | 'binlog' = 'pgbackrest'): WatchdogAlarmNames {
   const both = methods.includes('logical') && methods.includes('pitr');
   const logical = both ? 'logical-' : '';
+  const pitr = !methods.includes('pitr') ? {}
+    : pitrKind === 'binlog' ? { binlogRpo: `${prefix}-binlog-rpo-${source}`, binlogGap: `${prefix}-binlog-gap-${source}` }
+      : { archiveRpo: `${prefix}-archive-rpo-${source}`, archiveGap: `${prefix}-archive-gap-${source}` };
   return {
     ...(methods.includes('logical') ? { rpo: `${prefix}-${logical}rpo-${source}`, offsite: `${prefix}-${logical}offsite-rpo-${source}` } : {}),
-    ...(methods.includes('pitr') ? { archiveRpo: `${prefix}-archive-rpo-${source}`, archiveGap: `${prefix}-archive-gap-${source}` } : {}),
+    ...pitr,
   };
 }
 
@@ -331,9 +373,19 @@ function createWatchdogAlarms(scope: Construct, props: WatchdogAlarmsProps): Cre
   const above = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD;
   const created = emptyAlarms();
   for (const source of props.sources) {
-    const names = props.alarmNamePrefix ? watchdogAlarmNames(props.alarmNamePrefix, source.name, source.methods) : undefined;
-    const both = source.methods.includes('logical') && source.pitr !== undefined;
+    const names = props.alarmNamePrefix ? watchdogAlarmNames(props.alarmNamePrefix, source.name, source.methods, source.binlog ? 'binlog' : 'pgbackrest') : undefined;
+    const both = source.methods.includes('logical') && (source.pitr !== undefined || source.binlog !== undefined);
     const own: cloudwatch.Alarm[] = [];
+    if (source.binlog) {
+      const watched = watchedSource(source);
+      // Missing data breaches: a dead watchdog, an unreadable archive, or no archiver run yet.
+      created.alarms[source.name] = alarm(`BinlogRpo-${source.name}`, names?.binlogRpo, source, { name: 'BinlogArchiveAgeSeconds', unit: seconds },
+        binlogAgeAlarmThresholdSeconds(source.binlog.plan), above, binlogAgeAlarmDescription(watched, source.binlog.binlogClient), cloudwatch.TreatMissingData.BREACHING);
+      // As the WAL archive's: the age alarm pages for missing data.
+      created.gapAlarms[source.name] = alarm(`BinlogGap-${source.name}`, names?.binlogGap, source, { name: 'BinlogGaps', unit: cloudwatch.Unit.COUNT },
+        1, cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD, binlogGapAlarmDescription(watched), cloudwatch.TreatMissingData.NOT_BREACHING);
+      own.push(created.alarms[source.name], created.gapAlarms[source.name]);
+    }
     if (source.pitr) {
       const watched = watchedSource(source);
       // Missing data breaches: a dead watchdog, an unreadable repository, or no backup set yet.
@@ -364,9 +416,32 @@ function createWatchdogAlarms(scope: Construct, props: WatchdogAlarmsProps): Cre
 
 /** "logical backup" next to PITR, so that the person on call knows which of the two is late. */
 function logicalWords(source: WatchedSource): { backup: string; note: string } {
+  const archive = source.binlog ? 'binary-log archive' : 'WAL archive';
   return source.methods?.includes('pitr')
-    ? { backup: 'verified logical backup (dump)', note: ` This alarm is about its logical dumps only; its point-in-time recovery (WAL archive) has alarms of its own.` }
+    ? { backup: 'verified logical backup (dump)', note: ` This alarm is about its logical dumps only; its point-in-time recovery (${archive}) has alarms of its own.` }
     : { backup: 'verified backup', note: '' };
+}
+
+/** The binary-log archive's age alarm: what stopped, and what to check first. */
+export function binlogAgeAlarmDescription(source: WatchedSource, client: string): string {
+  return [
+    `Lifeboat: ${source.name} (point-in-time recovery) has archived no binary log for longer than its RPO of ${formatSeconds(source.rpoSeconds)}:`,
+    'changes since then exist only on the database server.',
+    'Or the archiver has never run, or the watchdog has stopped reporting.',
+    `First check: the archiver task's runs (ECS, family lifeboat-binlog-${source.name}; its log group /lifeboat/binlog/${source.name}) and its schedule's dead-letter queue;`,
+    `then from its network the server (SHOW BINARY LOGS; the backup user's REPLICATION SLAVE and BINLOG MONITOR / REPLICATION CLIENT; ${client} --read-from-remote-server).`,
+    `Then \`lifeboat status\` (the newest archived file and run) and the watchdog function's logs.`,
+  ].join(' ');
+}
+
+/** The binary-log archive's gap alarm: what a gap means for a restore, and what to do first. */
+export function binlogGapAlarmDescription(source: WatchedSource): string {
+  return [
+    `Lifeboat: ${source.name} (point-in-time recovery) has a gap in its binary-log archive: a binary log the newest base needs is missing`,
+    `from binlog/${source.name}/ (the server purged it before the archiver stored it, or its object was deleted), so no restore replays past it.`,
+    `First check: \`lifeboat status\` (the window, broken, naming the missing files); the server's binlog retention against the plan (lifeboat plan) and the archiver's failures (BinlogGap);`,
+    'then take a full backup now (a dump run) so that the newest point is restorable again, and raise the server\'s binlog retention.',
+  ].join(' ');
 }
 
 /** What the person on call reads first: the source, what is wrong, and where to look. */

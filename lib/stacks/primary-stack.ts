@@ -31,6 +31,7 @@ import { DRILLS_PREFIX, pitrCatalogName, RUNS_PREFIX } from '../domain/layout';
 import { imageBuildArgs } from '../domain/versions';
 import { SOURCES_PER_SHARD, SourceShard, shardSources } from './source-shard';
 import { NativeShard, RDS_SOURCES_PER_SHARD } from './native-shard';
+import { BINLOG_SOURCES_PER_SHARD, BinlogShard } from './binlog-shard';
 
 export interface PrimaryStackProps extends Omit<StackProps, 'env'> {
   /** The environment (primary region and account) comes from here. */
@@ -65,6 +66,8 @@ export class PrimaryStack extends Stack {
    * machine in native shards (nested stacks beside the source shards).
    */
   public readonly native?: { readonly shards: readonly NativeShard[]; readonly janitor: NativeDrillJanitor };
+  /** MySQL/MariaDB PITR sources' binary-log archivers, in binlog shards (none: empty). */
+  public readonly binlogShards: readonly BinlogShard[];
   /** Restore drills: one drill task per source (in the shards), the drill state machine and the schedules' shared queue and group. */
   public readonly drills: { readonly tasks: Readonly<Record<string, DrillTask>>; readonly workflow: DrillWorkflow; readonly schedules: DrillSchedules };
 
@@ -131,7 +134,8 @@ export class PrimaryStack extends Stack {
       stateMachine: this.workflow.stateMachine,
       targets: {},
     });
-    const pitrSources = config.sources.filter((source) => source.methods.includes('pitr'));
+    // pgBackRest's sources (a MySQL/MariaDB source's method 'pitr' archives binary logs: binlog shards below).
+    const pitrSources = config.sources.filter((source) => source.pitr !== undefined);
     if (pitrSources.length > 0) {
       const { commit, awaitOffsite, record, recordFailure } = this.workflow.functions;
       this.pitr = new PitrWorkflow(this, 'PitrRun', {
@@ -206,6 +210,16 @@ export class PrimaryStack extends Stack {
       workflow: drillWorkflow,
       schedules: drillSchedules,
     };
+
+    // MySQL/MariaDB point-in-time recovery: each source's binary-log archiver (task and schedule) in
+    // binlog shards beside the source shards, in the network of the source's dump task.
+    const shardOf = new Map(this.shards.flatMap((shard, index) => shardSources(config.sources)[index].map((source) => [source.name, shard] as const)));
+    const binlogSources = config.sources.filter((source) => source.binlog !== undefined);
+    this.binlogShards = shardSources(binlogSources, BINLOG_SOURCES_PER_SHARD).map((sources, index) => new BinlogShard(this, `Binlog-${index + 1}`, {
+      config, sources, bucket: this.backupBucket.bucket, bucketKey: this.backupBucket.key, image: workerImage, cluster: this.workflow.cluster,
+      schedules: { group: this.schedules.group, deadLetterQueue: this.schedules.deadLetterQueue },
+      networkOf: (source) => (shardOf.get(source.name) as SourceShard).networkOf(source),
+    }));
 
     // RDS/Aurora: the engine's own point-in-time recovery, checked, copied offsite (DB clusters,
     // which have no automated-backup replication) and drilled, in native shards; the janitor

@@ -103,7 +103,7 @@ export class SourceShard extends NestedStack {
       });
       targets[source.name] = {
         taskDefinitionArn: dumpTasks[source.name].taskDefinition.taskDefinitionArn,
-        ...this.networkFor(source),
+        ...this.networkOf(source),
       };
       // Restore drills run in each source's network (the backup targets'), on the same cluster.
       drillTasks[source.name] = drillTask(source, 'logical');
@@ -159,6 +159,21 @@ export class SourceShard extends NestedStack {
       sourcesPerDashboard: Math.max(1, sources.length),
       dashboardNamePrefix: props.dashboardNamePrefix,
     });
+  }
+
+  private readonly networks = new Map<string, Pick<SourceTarget, 'subnets' | 'securityGroups'>>();
+
+  /**
+   * A source's network, made once: its dump task's, which its binary-log archiver (in a binlog
+   * shard) shares, a looked-up VPC's security group included.
+   */
+  public networkOf(source: Source): Pick<SourceTarget, 'subnets' | 'securityGroups'> {
+    let network = this.networks.get(source.name);
+    if (!network) {
+      network = this.networkFor(source);
+      this.networks.set(source.name, network);
+    }
+    return network;
   }
 
   /**

@@ -14,6 +14,11 @@
  * - `ArchiveGaps` (Count), PITR: holes in the WAL the kept sets need
  * - `RestorableWindowSeconds` (Seconds), PITR: from the oldest set a restore can replay from
  *   without crossing a hole to the newest archived point; 0 when no set reaches it
+ * - `BinlogArchiveAgeSeconds` (Seconds), MySQL/MariaDB PITR: since the newest point the binary-log
+ *   archive is known to hold (the newest archiver run's completeAsOf, else its newest event)
+ * - `BinlogGaps` (Count), MySQL/MariaDB PITR: 1 when a binary log the newest base needs is missing
+ * - `BinlogRestorableWindowSeconds` (Seconds), MySQL/MariaDB PITR: from the oldest base a replay
+ *   reaches the newest point from; 0 when a gap breaks it or there is no base (lib/binlog/watch.ts)
  * - `NeverBackedUp` = 1 (Count), for a source none of whose methods has anything to restore
  *   (no verified run; no backup set)
  * and once per invocation, without a dimension, `WatchdogHeartbeat` = 1 (Count).
@@ -28,6 +33,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { latestVerifiedRun, type RunRecord } from '../catalog/catalog';
 import type { SourceMethod } from '../config/types';
 import { runIdToDate } from '../domain/run-id';
+import { binlogCoverage, readBinlogArchive } from '../binlog/watch';
 import { archiveCoverage, listArchivedSegments } from '../pitr/archive-state';
 import { readBackupSets } from '../pitr/backup-info';
 import { pitrPrefix } from '../pitr/setup';
@@ -41,8 +47,10 @@ export interface WatchedSource {
    * @default ['logical']
    */
   readonly methods?: readonly SourceMethod[];
-  /** The pgBackRest stanza of a source with method 'pitr' (its repository is `pitr/<name>/`). */
+  /** The pgBackRest stanza of a PostgreSQL source with method 'pitr' (its repository is `pitr/<name>/`). */
   readonly stanza?: string;
+  /** A MySQL/MariaDB source with method 'pitr': its archive is binary logs under `binlog/<name>/` (no stanza). */
+  readonly binlog?: boolean;
 }
 
 const METHODS: readonly SourceMethod[] = ['logical', 'pitr'];
@@ -73,6 +81,23 @@ export interface ArchiveAge {
   readonly restorableTo?: Date;
 }
 
+/** The binary-log archive of a MySQL/MariaDB PITR source, as the bucket shows it (lib/binlog/watch.ts). */
+export interface BinlogAge {
+  /** `fresh`: the newest point within the RPO; `stale`: older; `never`: no archiver run has recorded a state. */
+  readonly state: AgeState;
+  readonly ageSeconds?: number;
+  readonly newestFile?: string;
+  readonly gaps: 0 | 1;
+  /** The missing files (at most 10 named) and their count. */
+  readonly missing: readonly string[];
+  readonly missingCount: number;
+  readonly restorableWindowSeconds: number;
+  readonly restorableFrom?: Date;
+  readonly restorableTo?: Date;
+  /** The base the window starts from (a verified logical run). */
+  readonly baseRunId?: string;
+}
+
 export interface SourceAge {
   readonly source: string;
   readonly rpoSeconds: number;
@@ -89,8 +114,10 @@ export interface SourceAge {
   readonly secondsSinceOffsite?: number;
   readonly lastVerifiedRunId?: string;
   readonly lastOffsiteRunId?: string;
-  /** Present for a source with method 'pitr'. */
+  /** Present for a PostgreSQL source with method 'pitr'. */
   readonly archive?: ArchiveAge;
+  /** Present for a MySQL/MariaDB source with method 'pitr'. */
+  readonly binlog?: BinlogAge;
 }
 
 export interface MeasureAgesInput {
@@ -133,18 +160,42 @@ export async function measureAges(input: MeasureAgesInput): Promise<SourceAge[]>
 
 async function measureSource(input: MeasureAgesInput, source: WatchedSource): Promise<SourceAge> {
   const methods = source.methods ?? ['logical'];
+  const pitr = methods.includes('pitr');
   const [logical, archive] = await Promise.all([
     methods.includes('logical') ? measureLogical(input, source) : undefined,
-    methods.includes('pitr') ? measureArchive(input, source) : undefined,
+    pitr && !source.binlog ? measureArchive(input, source) : undefined,
   ]);
-  const states = [logical?.state, archive?.state].filter((state): state is AgeState => state !== undefined);
+  // The binary-log archive's bases are the logical runs: the newest verified one is read once.
+  const binlog = pitr && source.binlog ? await measureBinlog(input, source, logical?.latest) : undefined;
+  const states = [logical?.state, archive?.state, binlog?.state].filter((state): state is AgeState => state !== undefined);
+  const { latest: _latest, ...logicalAge } = logical ?? {};
   return {
     source: source.name,
     rpoSeconds: source.rpoSeconds,
     methods,
-    ...logical,
+    ...logicalAge,
     state: worst(states),
     ...(archive ? { archive } : {}),
+    ...(binlog ? { binlog } : {}),
+  };
+}
+
+/** The binary-log archive of a MySQL/MariaDB PITR source, from the bucket alone (lib/binlog/watch.ts). */
+async function measureBinlog(input: MeasureAgesInput, source: WatchedSource, latest: RunRecord | null | undefined): Promise<BinlogAge> {
+  const listing = await readBinlogArchive({ s3: input.s3, bucket: input.bucket, source: source.name, ...(latest !== undefined ? { latestVerified: latest } : {}) });
+  const coverage = binlogCoverage(listing, input.now);
+  const ageSeconds = coverage.ageSeconds;
+  return {
+    // The age is the archive's own: a source without a base yet shows it in its window (0), and its dumps' alarm covers the dumps.
+    state: ageSeconds === undefined ? 'never' : ageSeconds > source.rpoSeconds ? 'stale' : 'fresh',
+    ...(ageSeconds !== undefined ? { ageSeconds } : {}),
+    ...(coverage.newestFile ? { newestFile: coverage.newestFile } : {}),
+    gaps: coverage.gaps,
+    missing: coverage.missing,
+    missingCount: coverage.missingCount,
+    restorableWindowSeconds: coverage.restorableWindowSeconds,
+    ...(coverage.restorableFrom ? { restorableFrom: coverage.restorableFrom, restorableTo: coverage.restorableTo } : {}),
+    ...(coverage.windowBase ? { baseRunId: coverage.windowBase.runId } : {}),
   };
 }
 
@@ -154,13 +205,16 @@ function worst(states: readonly AgeState[]): AgeState {
   return states.reduce((a, b) => (STATE_RANK[b] > STATE_RANK[a] ? b : a), 'fresh');
 }
 
-type LogicalAge = Pick<SourceAge, 'state' | 'secondsSinceVerified' | 'secondsSinceOffsite' | 'lastVerifiedRunId' | 'lastOffsiteRunId'>;
+type LogicalAge = Pick<SourceAge, 'state' | 'secondsSinceVerified' | 'secondsSinceOffsite' | 'lastVerifiedRunId' | 'lastOffsiteRunId'> & {
+  /** The newest verified run (null: none), for the binary-log archive's bases. */
+  readonly latest: RunRecord | null;
+};
 
 async function measureLogical(input: MeasureAgesInput, source: WatchedSource): Promise<LogicalAge> {
   const { s3, bucket, now } = input;
   const ageOf = (run: RunRecord) => Math.max(0, Math.round((now.getTime() - slotOf(run).getTime()) / 1000));
   const latest = await latestVerifiedRun(s3, bucket, source.name, { at: now });
-  if (!latest) return { state: 'never' };
+  if (!latest) return { state: 'never', latest: null };
 
   const secondsSinceVerified = ageOf(latest);
   let examined = latest;
@@ -177,6 +231,7 @@ async function measureLogical(input: MeasureAgesInput, source: WatchedSource): P
     secondsSinceOffsite: ageOf(offsite ?? examined),
     lastVerifiedRunId: latest.runId,
     ...(offsite ? { lastOffsiteRunId: offsite.runId } : {}),
+    latest,
   };
 }
 
@@ -251,6 +306,18 @@ export function publishAges(ages: readonly SourceAge[], metrics: WatchdogMetrics
       metrics.addMetric('ArchiveGaps', MetricUnit.Count, archive.gaps);
       metrics.addMetric('RestorableWindowSeconds', MetricUnit.Seconds, archive.restorableWindowSeconds);
     }
+    const binlog = age.binlog;
+    if (binlog) {
+      metrics.addMetadata('binlogState', binlog.state);
+      if (binlog.newestFile) metrics.addMetadata('binlogNewestFile', binlog.newestFile);
+      if (binlog.missing.length > 0) metrics.addMetadata('binlogMissingFiles', binlog.missing.join(','));
+      if (binlog.restorableFrom) metrics.addMetadata('binlogRestorableFrom', binlog.restorableFrom.toISOString());
+      if (binlog.restorableTo) metrics.addMetadata('binlogRestorableTo', binlog.restorableTo.toISOString());
+      // No age before the first archiver run: the missing age breaches the alarm.
+      if (binlog.ageSeconds !== undefined) metrics.addMetric('BinlogArchiveAgeSeconds', MetricUnit.Seconds, binlog.ageSeconds);
+      metrics.addMetric('BinlogGaps', MetricUnit.Count, binlog.gaps);
+      metrics.addMetric('BinlogRestorableWindowSeconds', MetricUnit.Seconds, binlog.restorableWindowSeconds);
+    }
     metrics.publishStoredMetrics();
   }
   metrics.addMetric('WatchdogHeartbeat', MetricUnit.Count, 1);
@@ -261,7 +328,9 @@ export function publishAges(ages: readonly SourceAge[], metrics: WatchdogMetrics
 function neverBackedUp(age: SourceAge): boolean {
   const logicalNever = !age.methods.includes('logical') || age.secondsSinceVerified === undefined;
   const archiveNever = age.archive === undefined || age.archive.state === 'never';
-  return logicalNever && archiveNever;
+  // Binary logs alone restore nothing: a source whose window has no base has nothing to restore.
+  const binlogNever = age.binlog === undefined || age.binlog.baseRunId === undefined;
+  return logicalNever && archiveNever && binlogNever;
 }
 
 /**
@@ -288,12 +357,17 @@ export function parseWatchedSources(text: string, variable = 'LIFEBOAT_SOURCES_J
     const methods = item.methods;
     if (methods !== undefined && (!Array.isArray(methods) || methods.length === 0 || methods.some((method) => !METHODS.includes(method as SourceMethod)))) {
       problems.push(`[${index}].methods: expected a non-empty array of ${METHODS.map((method) => `"${method}"`).join(', ')}, got ${JSON.stringify(methods)}`);
-    } else if (Array.isArray(methods) && methods.includes('pitr') && (typeof item.stanza !== 'string' || item.stanza.trim() === '')) {
-      problems.push(`[${index}].stanza: a source with method "pitr" needs its pgBackRest stanza, got ${JSON.stringify(item.stanza)}`);
+    } else if (item.binlog !== undefined && item.binlog !== true) {
+      problems.push(`[${index}].binlog: expected true (a MySQL/MariaDB source whose binary logs are archived) or no binlog, got ${JSON.stringify(item.binlog)}`);
+    } else if (item.binlog === true && !(Array.isArray(methods) && methods.includes('pitr'))) {
+      problems.push(`[${index}].binlog: given, but methods do not include "pitr" (got ${JSON.stringify(methods)})`);
+    } else if (Array.isArray(methods) && methods.includes('pitr') && item.binlog !== true && (typeof item.stanza !== 'string' || item.stanza.trim() === '')) {
+      problems.push(`[${index}].stanza: a PostgreSQL source with method "pitr" needs its pgBackRest stanza (or "binlog": true for MySQL/MariaDB), got ${JSON.stringify(item.stanza)}`);
     }
   });
   if (problems.length > 0) throw configError(`environment variable ${variable}: ${problems.join('; ')}`);
-  return (json as WatchedSource[]).map(({ name, rpoSeconds, methods, stanza }) => ({
-    name, rpoSeconds, ...(methods ? { methods } : {}), ...(methods?.includes('pitr') ? { stanza } : {}),
+  return (json as WatchedSource[]).map(({ name, rpoSeconds, methods, stanza, binlog }) => ({
+    name, rpoSeconds, ...(methods ? { methods } : {}),
+    ...(binlog === true ? { binlog } : methods?.includes('pitr') ? { stanza } : {}),
   }));
 }
