@@ -94,6 +94,35 @@ export const pitrSetSchema = z.strictObject({
   repoDeltaBytes: z.number().int().nonnegative(),
 });
 
+/**
+ * A physical backup of a MySQL/MariaDB source (lib/binlog/physical.ts): `mariadb-backup` or
+ * `xtrabackup` streamed from the host into the run (`backup.xbstream`, with the tool's
+ * `xtrabackup_checkpoints` and `xtrabackup_info`). An incremental names its prior run; the
+ * manifest's `dependsOn` lists the whole chain back to its full, so retention keeps it.
+ */
+const lsn = z.string().regex(/^\d+$/, { error: 'expected a log sequence number (decimal digits)' });
+export const physicalBackupSchema = z.strictObject({
+  /** `mariadb-backup` or `xtrabackup`, and its version as it wrote it (`10.11.19-MariaDB`). */
+  tool: z.string().min(1),
+  version: z.string().min(1),
+  type: z.enum(['full', 'incr']),
+  /** The backup's LSN range: an incremental's fromLsn is its prior's toLsn. */
+  fromLsn: lsn,
+  toLsn: lsn,
+  lastLsn: lsn.optional(),
+  /** The binary-log coordinates of the backup's consistent point: where a replay onto it starts. */
+  binlog: z.strictObject({
+    file: z.string().regex(/^[A-Za-z0-9._-]+\.\d{6,}$/, { error: 'expected a binary log file name such as binlog.000042' }),
+    position: z.number().int().nonnegative(),
+    gtid: z.string().optional(),
+  }),
+  /** The run this incremental is based on. */
+  prior: z.string().refine(isRunId, { error: 'expected a run id such as 20261126T030000Z' }).optional(),
+  /** The backup's own start and end, as the tool recorded them. */
+  startTime: timestamp.optional(),
+  endTime: timestamp.optional(),
+});
+
 export const manifestSchema = z.strictObject({
   schemaVersion: z.literal(MANIFEST_SCHEMA_VERSION),
   lifeboatVersion: z.string().min(1),
@@ -123,9 +152,12 @@ export const manifestSchema = z.strictObject({
   objectLock: objectLockSchema.optional(),
   /** Present for a point-in-time recovery run: the pgBackRest set it describes. */
   pitr: pitrSetSchema.optional(),
+  /** Present for a physical backup run of a MySQL/MariaDB source: the tool's backup it describes. */
+  physical: physicalBackupSchema.optional(),
 });
 
 export type PitrSetManifest = z.infer<typeof pitrSetSchema>;
+export type PhysicalBackupManifest = z.infer<typeof physicalBackupSchema>;
 export type Manifest = z.infer<typeof manifestSchema>;
 export type ManifestArtifact = z.infer<typeof artifactSchema>;
 export type ManifestTable = z.infer<typeof tableSchema>;
