@@ -41,6 +41,8 @@ export interface BackupJob {
   readonly deadlineSeconds?: number;
   /** Set when Step Functions started the task with .waitForTaskToken. */
   readonly taskToken?: string;
+  /** The dump records its binlog coordinates (JOB_ENV.binlogCoordinates). */
+  readonly binlogCoordinates?: boolean;
 }
 
 /** The environment variables the task definition sets (and the state machine overrides). */
@@ -72,6 +74,8 @@ export const JOB_ENV = {
   excludeTables: 'LIFEBOAT_EXCLUDE_TABLES',
   taskToken: 'LIFEBOAT_TASK_TOKEN',
   deadlineSeconds: 'LIFEBOAT_DEADLINE_SECONDS',
+  /** `1`: a point-in-time source's dump records its binlog coordinates (MySQL/MariaDB, method 'pitr'). */
+  binlogCoordinates: 'LIFEBOAT_BINLOG_COORDINATES',
 } as const;
 
 
@@ -135,6 +139,7 @@ export function jobFromEnv(env: Record<string, string | undefined>): BackupJob {
     excludeTables: list(env[JOB_ENV.excludeTables]),
     deadlineSeconds: optionalInt(JOB_ENV.deadlineSeconds, 1),
     taskToken: env[JOB_ENV.taskToken] || undefined,
+    ...(env[JOB_ENV.binlogCoordinates]?.trim() === '1' ? { binlogCoordinates: true } : {}),
   };
   if (problems.length > 0) {
     throw lifeboatError('InvalidInput', `invalid worker environment:\n  - ${problems.join('\n  - ')}`);

@@ -1,3 +1,4 @@
+import type { BinlogCoordinates } from '../lib/binlog/coordinates';
 import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -148,7 +149,7 @@ async function backupWith(target: DumpTarget, job: BackupJob, deps: RunBackupDep
       objectLock, { ...state }));
   }
 
-  const staged: { database: string; key: string; artifact: ArtifactInfo; upload: Promise<UploadResult> }[] = [];
+  const staged: { database: string; key: string; artifact: ArtifactInfo; upload: Promise<UploadResult>; binlog?: BinlogCoordinates }[] = [];
   for (const database of job.target.databases) {
     if (failure) break;
     const aborted = abortedError(deps.signal);
@@ -165,6 +166,7 @@ async function backupWith(target: DumpTarget, job: BackupJob, deps: RunBackupDep
       exactCountMaxBytes: job.exactCountMaxBytes,
       excludeTables: job.excludeTables,
       onWarning: (message) => log(`warning: ${redact(message, secrets)}`),
+      ...(job.binlogCoordinates ? { binlogCoordinates: true } : {}),
     });
     const stop = () => dump.kill();
     stops.add(stop);
@@ -185,14 +187,17 @@ async function backupWith(target: DumpTarget, job: BackupJob, deps: RunBackupDep
     } finally {
       stops.delete(stop);
     }
-    staged.push({ database, key, artifact: dump.artifact, upload });
+    const binlog = job.binlogCoordinates ? await dump.binlogCoordinates : undefined;
+    // The dump is a backup all the same; only a replay of the binary logs cannot start from it.
+    if (job.binlogCoordinates && !binlog) log(`warning: ${database}: the dump recorded no binlog coordinates; point-in-time restores cannot use it as a base`);
+    staged.push({ database, key, artifact: dump.artifact, upload, ...(binlog ? { binlog } : {}) });
   }
   if (!failure) await Promise.all(dumped).then(() => commitGate.resolve(), failRun);
   if (!failure) state.phase = 'commit';
   await Promise.allSettled(uploads);
   if (failure) throw failure;
 
-  for (const { database, key, artifact, upload } of staged) {
+  for (const { database, key, artifact, upload, binlog } of staged) {
     const uploaded = await upload;
     artifacts.push({
       database,
@@ -203,6 +208,7 @@ async function backupWith(target: DumpTarget, job: BackupJob, deps: RunBackupDep
       compression: artifact.compression,
       parts: uploaded.parts,
       ...(uploaded.versionId ? { versionId: uploaded.versionId } : {}),
+      ...(binlog ? { binlog } : {}),
     });
     log(`dumped ${database}: ${uploaded.bytes} bytes in ${uploaded.parts} part(s), sha256 ${uploaded.sha256}`);
   }

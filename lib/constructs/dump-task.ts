@@ -174,6 +174,8 @@ export class DumpTask extends Construct {
           ? { [JOB_ENV.exactCountMaxBytes]: String(source.dumpOptions.exactCountMaxBytes) }
           : {}),
         ...(source.dumpOptions.excludeTables.length > 0 ? { [JOB_ENV.excludeTables]: source.dumpOptions.excludeTables.join(',') } : {}),
+        // A binary-log source's dumps are its point-in-time bases: they record their coordinates.
+        ...(source.binlog ? { [JOB_ENV.binlogCoordinates]: '1' } : {}),
       },
       // Injected by ECS from Secrets Manager at start; never in the task definition.
       secrets: {

@@ -79,6 +79,14 @@ export interface MysqlDumpArgsInput {
   readonly tls?: TlsOptions;
   /** Exact [database, table] names. */
   readonly ignoreTables?: readonly (readonly [string, string])[];
+  /**
+   * Record the binary-log coordinates of the dump's snapshot (a point-in-time source's base):
+   * MariaDB's client `--master-data=2 --gtid` (with --single-transaction it reads its snapshot's
+   * binlog_snapshot_file/position: no global lock), MySQL's `--source-data=2` (8.0.26+,
+   * `--master-data=2` before) with `--set-gtid-purged=COMMENTED`, which holds FLUSH TABLES WITH
+   * READ LOCK for the moment the transaction starts (RELOAD; refused by the preflight without it).
+   */
+  readonly binlogCoordinates?: boolean;
 }
 
 /**
@@ -105,8 +113,14 @@ export function mysqlDumpArgs(input: MysqlDumpArgsInput): string[] {
     '--default-character-set=utf8mb4',
     '--max-allowed-packet=1G',
   ];
-  // A logical backup restores into a fresh server with its own GTID history.
-  if (mysqlClient) args.push('--set-gtid-purged=OFF');
+  // A logical backup restores into a fresh server with its own GTID history; a PITR base's
+  // GTID position is recorded as a comment only.
+  if (mysqlClient) args.push(input.binlogCoordinates && input.client.major >= 8 ? '--set-gtid-purged=COMMENTED' : '--set-gtid-purged=OFF');
+  if (input.binlogCoordinates) {
+    if (!mysqlClient) args.push('--master-data=2', '--gtid');
+    // --source-data needs mysqldump 8.0.26+ (the image carries 8.4); older clients know only --master-data.
+    else args.push(input.client.major >= 8 ? '--source-data=2' : '--master-data=2');
+  }
   // MySQL 8's mysqldump queries column histograms, which MariaDB does not have.
   if (mysqlClient && input.client.major >= 8 && input.serverFlavor === 'mariadb') args.push('--column-statistics=0');
   args.push(...mysqlTlsArgs(input.client.flavor, input.tls ?? { mode: 'prefer' }));

@@ -52,13 +52,15 @@ export function mysqlDumpNeeds(args: readonly string[]): MysqlDumpNeeds {
   const singleTransaction = has('--single-transaction');
   const globalLock = args.some((a) => /^--(master-data|source-data|flush-logs|lock-all-tables)(=|$)/.test(a));
   const gtidLock = singleTransaction && args.some((a) => a.startsWith('--set-gtid-purged')) && !has('--set-gtid-purged=OFF');
+  // MariaDB's client (its `--gtid`) reads the coordinates of its consistent snapshot without FLUSH TABLES WITH READ LOCK.
+  const mariadbSnapshot = singleTransaction && has('--gtid');
   return {
     triggers: !has('--skip-triggers'),
     events: has('--events'),
     routines: has('--routines'),
     lockTables: !singleTransaction && !has('--skip-lock-tables'),
     process: !has('--no-tablespaces'),
-    reload: globalLock || gtidLock,
+    reload: (globalLock && !mariadbSnapshot) || gtidLock,
   };
 }
 

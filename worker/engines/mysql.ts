@@ -23,11 +23,13 @@ import {
   findClient,
   resolveClient,
   runClient,
+  quiet,
   startDumpProcess,
   tableMatcher,
   type Compression,
   type DumpRun,
 } from './common';
+import { CoordinateTap } from '../../lib/binlog/coordinates';
 import { CLIENT_PIPE_BUFFER_BYTES } from '../../lib/process/stdio-buffers';
 import { mysqlTlsArgs } from '../../lib/domain/tls';
 import {
@@ -282,6 +284,8 @@ export function startDump(target: DumpTarget, options: DumpOptions): DumpProcess
   const maxBytes = options.exactCountMaxBytes ?? DEFAULT_EXACT_COUNT_MAX_BYTES;
   const mode = options.rowCountConsistency ?? 'separate-snapshot';
   const warn = options.onWarning ?? (() => undefined);
+  // A point-in-time source's base: the dump's own text names its snapshot's binlog coordinates.
+  const tap = options.binlogCoordinates ? new CoordinateTap() : undefined;
   const body = async ({ out, killed, started, countWhileDumping }: DumpRun): Promise<void> => {
     let connection: MysqlConnection | undefined;
     try {
@@ -324,9 +328,10 @@ export function startDump(target: DumpTarget, options: DumpOptions): DumpProcess
             databases: [database],
             tls: engineTls(target).mode === 'prefer' ? { mode: pre.tls ? 'prefer' : 'disable' } : engineTls(target),
             ignoreTables: listed.filter(isExcluded).map((t) => [database, t.name] as const),
+            binlogCoordinates: tap !== undefined,
           }),
           env: childEnv({ MYSQL_PWD: target.password }),
-          transforms: compressor(compression),
+          transforms: [...(tap ? [tap] : []), ...compressor(compression)],
           out,
           secrets: [target.password],
           killed,
@@ -367,7 +372,8 @@ export function startDump(target: DumpTarget, options: DumpOptions): DumpProcess
     }
   };
 
-  return startDumpProcess({ password: target.password, artifact: mysqlArtifact(compression), body });
+  const dump = startDumpProcess({ password: target.password, artifact: mysqlArtifact(compression), body });
+  return tap ? { ...dump, binlogCoordinates: quiet(dump.completion.then(() => tap.coordinates())) } : dump;
 }
 
 async function countTables(

@@ -7,6 +7,7 @@
  * `EngineErrorName`). No message, stack or argv ever holds the password: it reaches child
  * processes only through their environment (PGPASSWORD, MYSQL_PWD).
  */
+import type { BinlogCoordinates } from '../../lib/binlog/coordinates';
 import type { Readable } from 'node:stream';
 
 /** A registered engine's name (lib/engines/registry.ts). */
@@ -152,6 +153,11 @@ export interface DumpOptions {
   readonly rowCountConsistency?: RowCountConsistency;
   /** Called with operator-facing notes (fallbacks, slow steps). @default - ignored */
   readonly onWarning?: (message: string) => void;
+  /**
+   * MySQL/MariaDB: record the binary-log coordinates of the dump's snapshot (a point-in-time
+   * source's base, `DumpProcess.binlogCoordinates`). @default false
+   */
+  readonly binlogCoordinates?: boolean;
 }
 
 /**
@@ -203,6 +209,8 @@ export interface DumpProcess {
   /** Stops the dump (SIGTERM to the client); `completion` then rejects with `DumpFailed`. */
   kill(): void;
   readonly artifact: ArtifactInfo;
+  /** With `DumpOptions.binlogCoordinates`: settles after `completion` with what the dump recorded (undefined: none found). */
+  readonly binlogCoordinates?: Promise<BinlogCoordinates | undefined>;
 }
 
 /** What the preflight needs to know of the run beyond the target, to check what the dump will read. */
