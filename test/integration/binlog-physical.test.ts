@@ -13,7 +13,7 @@
  * archiver, lib/binlog/archive.ts, was not committed when this was written): each file the
  * server completed, its facts read by lib/binlog/events.ts, as the archiver stores them.
  */
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as kms from 'aws-cdk-lib/aws-kms';
@@ -34,6 +34,7 @@ import { LocalSsm, type LocalDocument } from '../../local/ssm';
 import { descendantProcesses } from '../contract/engine-contract';
 import { mariaDbTableDigests } from '../harness/digests';
 import { startMariaDb, type MariaDbServer } from '../harness/mariadb';
+import { startFaultyS3Proxy } from '../harness/faulty-s3-proxy';
 import { delay } from '../harness/processes';
 import { startS3, TEST_CREDENTIALS, type S3Server } from '../harness/s3';
 
@@ -227,12 +228,43 @@ test('the host\'s script killed mid-stream leaves no stream and no manifest, and
   await ssm.settle();
   const [invocation] = ssm.listCommandInvocations({ CommandId: String(Command.CommandId) }).CommandInvocations as { Status: string }[];
   expect(invocation.Status).toBe('Failed');
+  // The stream's upload was under way and was never completed: no object, nothing to describe.
+  const uploads = await client.send(new ListMultipartUploadsCommand({ Bucket: BUCKET, Prefix: prefix }));
+  expect((uploads.Uploads ?? []).map((upload) => upload.Key)).toEqual([physicalObjectKey(SOURCE, runId, 'backup.xbstream')]);
   expect(await keysOf(prefix)).toEqual([]);
   await expect(verifyPhysicalRun(
     { source: SOURCE, engine: 'mariadb', tier: 'tier2', runId, type: 'full' },
     { s3: client, bucket: BUCKET, tool: TOOLS.tool, streamTool: TOOLS.streamTool, scratch, verifiedBy: 'fargate' },
   )).rejects.toMatchObject({ name: 'ArtifactMissing', message: expect.stringContaining(physicalObjectKey(SOURCE, runId, 'xtrabackup_checkpoints')) });
   expect(await keysOf(prefix)).toEqual([]);
+}, 180_000);
+
+test('S3 failing mid-upload: the host aborts the upload, stores nothing, and says so', async () => {
+  const runId = '20261204T140000Z';
+  const prefix = runPrefix(pitrCatalogName(SOURCE), runId);
+  const faulty = await startFaultyS3Proxy(s3server.endpoint, { failAfterParts: 0 });
+  try {
+    const failing = new LocalSsm([synthesizedDocument()]);
+    failing.register({
+      instanceId: INSTANCE, tags: {},
+      env: { AWS_ACCESS_KEY_ID: TEST_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: TEST_CREDENTIALS.secretAccessKey, HOME: home, TMPDIR: scratch, AWS_MAX_ATTEMPTS: '2' },
+      parameterOverrides: { osUser: userInfo().username, socket: source.socket, dataDirectory: source.dataDir, endpointUrl: faulty.endpoint },
+    });
+    const { Command } = failing.sendCommand({
+      DocumentName: binlogPhysicalDocumentName('lifeboat'), Targets: [{ Key: 'InstanceIds', Values: [INSTANCE] }],
+      Parameters: { runPrefix: [prefix], type: ['full'] },
+    });
+    await failing.settle();
+    const [invocation] = failing.listCommandInvocations({ CommandId: String(Command.CommandId), Details: true }).CommandInvocations as { CommandPlugins: { ResponseCode: number; Output: string }[] }[];
+    expect(invocation.CommandPlugins[0].ResponseCode).toBe(1);
+    expect(invocation.CommandPlugins[0].Output).toMatch(/upload aborted: nothing was stored/);
+    expect(faulty.partsFailed).toBeGreaterThan(0);
+    expect(await keysOf(prefix)).toEqual([]);
+    const uploads = await client.send(new ListMultipartUploadsCommand({ Bucket: BUCKET, Prefix: prefix }));
+    expect(uploads.Uploads ?? []).toEqual([]);
+  } finally {
+    await faulty.close();
+  }
 }, 180_000);
 
 async function text(key: string): Promise<string> {
