@@ -362,7 +362,7 @@ export function parseWatchedSources(text: string, variable = 'LIFEBOAT_SOURCES_J
     } else if (item.binlog === true && !(Array.isArray(methods) && methods.includes('pitr'))) {
       problems.push(`[${index}].binlog: given, but methods do not include "pitr" (got ${JSON.stringify(methods)})`);
     } else if (Array.isArray(methods) && methods.includes('pitr') && item.binlog !== true && (typeof item.stanza !== 'string' || item.stanza.trim() === '')) {
-      problems.push(`[${index}].stanza: a PostgreSQL source with method "pitr" needs its pgBackRest stanza (or "binlog": true for MySQL/MariaDB), got ${JSON.stringify(item.stanza)}`);
+      problems.push(`[${index}].stanza: a source with method "pitr" needs its pgBackRest stanza, got ${JSON.stringify(item.stanza)}`);
     }
   });
   if (problems.length > 0) throw configError(`environment variable ${variable}: ${problems.join('; ')}`);
