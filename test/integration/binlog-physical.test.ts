@@ -31,6 +31,7 @@ import { binlogFileKey, binlogIndexKey, manifestKey, pitrCatalogName, runPrefix 
 import { parseManifest } from '../../lib/domain/manifest';
 import { commit } from '../../lib/steps/commit';
 import { LocalSsm, type LocalDocument } from '../../local/ssm';
+import { BINLOG_PHYSICAL_VERIFY_ENV, physicalVerifyJobFromEnv, runPhysicalVerifyJob } from '../../worker/binlog-physical-verify-main';
 import { descendantProcesses } from '../contract/engine-contract';
 import { mariaDbTableDigests } from '../harness/digests';
 import { startMariaDb, type MariaDbServer } from '../harness/mariadb';
@@ -120,12 +121,17 @@ async function physicalRun(runId: string, wanted: PhysicalType): Promise<Physica
   const next = nextPhysicalBackup(await readPhysicalRuns(client, BUCKET, SOURCE), wanted);
   const host = await sendBackup(runId, next.type, next.prior?.toLsn);
   if (host.code !== 0) throw new Error(`the host's backup failed (${host.code}): ${host.output}`);
-  const result = await verifyPhysicalRun(
-    { source: SOURCE, engine: 'mariadb', tier: 'tier2', runId, type: next.type, ...(next.prior ? { prior: next.prior.runId } : {}) },
-    { s3: client, bucket: BUCKET, tool: TOOLS.tool, streamTool: TOOLS.streamTool, scratch, verifiedBy: 'fargate' },
-  );
-  await commit({ dump: result.dump, verification: result.verification }, { s3: client, bucket: BUCKET });
-  return result;
+  // The verifier's task as ECS starts it: its environment, the engine's tools (worker/binlog-physical-verify-main.ts).
+  const E = BINLOG_PHYSICAL_VERIFY_ENV;
+  const job = physicalVerifyJobFromEnv({
+    AWS_REGION: 'us-east-1', [E.bucket]: BUCKET, [E.source]: SOURCE, [E.engine]: 'mariadb', [E.tier]: 'tier2', [E.runId]: runId, [E.type]: next.type,
+    ...(next.prior ? { [E.prior]: next.prior.runId } : {}), [E.scratch]: scratch,
+  });
+  const outcome = await runPhysicalVerifyJob(job, { s3: client, log: () => undefined });
+  if (!outcome.result) throw new Error(`the verifier failed (${outcome.code}): ${outcome.error?.name}: ${outcome.error?.message}`);
+  expect(outcome.code).toBe(0);
+  await commit({ dump: outcome.result.dump, verification: outcome.result.verification }, { s3: client, bucket: BUCKET });
+  return outcome.result;
 }
 
 /** The archive as the archiver stores it: each completed binary log once, with its index entry. */
