@@ -1,6 +1,8 @@
-import type { S3Client } from '@aws-sdk/client-s3';
+import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { parseArgs } from 'node:util';
 import { createS3Client } from '../lib/aws/s3-client';
+import { restoreBinlogAt } from '../lib/binlog/restore-at';
+import { binlogStatePrefix } from '../lib/domain/layout';
 import { DEFAULT_CONFIG_FILE, formatSize, loadConfig, type LifeboatConfig } from '../lib/config';
 import { engineOf, engineOfUrl } from '../lib/engines/registry';
 import { runIdToDate } from '../lib/domain/run-id';
@@ -26,7 +28,11 @@ already holds tables is refused unless --clean. The password is read from the en
                      otherwise; prefer for 127.0.0.1, ::1 and localhost)
   --run ID           that run, e.g. 20261126T030000Z (refused unless verified)
   --at TIME          the latest verified run at or before TIME (ISO 8601 or a run id)
-                     (default: the latest verified run)
+                     (default: the latest verified run). A MySQL/MariaDB source whose binary
+                     logs are archived (method 'pitr') is restored to TIME itself: the newest
+                     verified dump before it, then the binary logs from its coordinates replayed
+                     up to TIME (or --at latest: the archive's end), into an empty server; the
+                     plan is printed first (--dry-run: only the plan)
   --from WHERE       primary | offsite (default primary)
   --bucket BUCKET    default: LIFEBOAT_BUCKET for primary; the config's offsite bucket for offsite
   --config FILE      default ${DEFAULT_CONFIG_FILE} (read only for --from offsite defaults)
@@ -46,6 +52,10 @@ export interface RestoreRequest {
   readonly targetDatabase?: string;
   readonly runId?: string;
   readonly at?: Date;
+  /** `--at latest`: the end of a point-in-time source's archive. */
+  readonly atLatest?: boolean;
+  /** `--dry-run`: a point-in-time restore's plan, nothing written. */
+  readonly dryRun?: boolean;
   readonly from: 'primary' | 'offsite';
   /** Set when known from the arguments or the environment; else resolved from the config. */
   readonly bucket?: string;
@@ -78,6 +88,7 @@ export function parseRestoreArgs(argv: readonly string[], env: NodeJS.ProcessEnv
       config: { type: 'string', default: DEFAULT_CONFIG_FILE }, bucket: { type: 'string' }, region: { type: 'string' },
       endpoint: { type: 'string' }, jobs: { type: 'string' }, clean: { type: 'boolean', default: false },
       globals: { type: 'boolean', default: false }, 'no-owner': { type: 'boolean', default: false },
+      'dry-run': { type: 'boolean', default: false },
     },
   });
   const problems: string[] = [];
@@ -108,8 +119,9 @@ export function parseRestoreArgs(argv: readonly string[], env: NodeJS.ProcessEnv
 
   if (values.run !== undefined && values.at !== undefined) problems.push('--run and --at: give one of them, not both');
   if (values.run !== undefined && !runIdToDate(values.run)) problems.push(`--run: "${values.run}" is not valid (valid: a run id such as 20261126T030000Z)`);
-  const at = values.at !== undefined ? parseAt(values.at) : undefined;
-  if (values.at !== undefined && !at) problems.push(`--at: "${values.at}" is not valid (valid: 2026-11-26T03:00:00Z, 2026-11-26, or a run id)`);
+  const latest = values.at === 'latest';
+  const at = values.at !== undefined && !latest ? parseAt(values.at) : undefined;
+  if (values.at !== undefined && !latest && !at) problems.push(`--at: "${values.at}" is not valid (valid: 2026-11-26T03:00:00Z, 2026-11-26, a run id, or latest)`);
   const from = values.from as string;
   if (from !== 'primary' && from !== 'offsite') problems.push(`--from: "${from}" is not valid (valid: primary, offsite)`);
   let jobs: number | undefined;
@@ -142,6 +154,8 @@ export function parseRestoreArgs(argv: readonly string[], env: NodeJS.ProcessEnv
     ...(targetDatabase ? { targetDatabase } : {}),
     ...(values.run !== undefined ? { runId: values.run } : {}),
     ...(at ? { at } : {}),
+    ...(latest ? { atLatest: true } : {}),
+    ...(values['dry-run'] ? { dryRun: true } : {}),
     from: from as RestoreRequest['from'],
     ...(bucket ? { bucket } : {}),
     ...(values.region ?? (from === 'primary' ? env.AWS_REGION : undefined) ? { region: values.region ?? env.AWS_REGION } : {}),
@@ -207,6 +221,15 @@ export async function restoreCommand(argv: readonly string[], env: NodeJS.Proces
   const secrets = [request.target.password];
   const s3 = deps.s3 ?? createS3Client({ region: location.region, endpoint: request.endpoint, env });
   try {
+    // A source whose binary logs are archived restores to the very moment: its base dump, then the binary logs.
+    if ((request.at || request.atLatest) && (await hasBinlogArchive(s3, location.bucket, request.source))) {
+      return await restoreBinlogCommand(request, location, s3, { log, signal: deps.signal });
+    }
+    if (request.atLatest) {
+      throw restoreError('InvalidInput', `--at latest: ${request.source} has no binary-log archive in s3://${location.bucket} (binlog/${request.source}/); ` +
+        'latest is the end of a point-in-time archive (valid: --at TIME, --run ID, or no --at for the latest verified run)');
+    }
+    if (request.dryRun) throw restoreError('InvalidInput', '--dry-run: only a point-in-time restore (--at, with an archive) has a plan to print');
     const run = await chooseRun(s3, location.bucket, request.source, { runId: request.runId, at: request.at });
     const manifest = run.manifest!;
     let databases: Record<string, string> | undefined;
@@ -255,6 +278,35 @@ export async function restoreCommand(argv: readonly string[], env: NodeJS.Proces
   } finally {
     if (!deps.s3) s3.destroy();
   }
+}
+
+/** Whether the bucket holds a binary-log archive of `source` (an archiver run finished at least once). */
+async function hasBinlogArchive(s3: S3Client, bucket: string, source: string): Promise<boolean> {
+  const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: binlogStatePrefix(source), MaxKeys: 1 }));
+  return (page.KeyCount ?? page.Contents?.length ?? 0) > 0;
+}
+
+/** `--at` of a MySQL/MariaDB point-in-time source: the plan, the base, the replay, each timed (lib/binlog/restore-at.ts). */
+async function restoreBinlogCommand(
+  request: RestoreRequest, location: { bucket: string; region?: string }, s3: S3Client, deps: { log: (line: string) => void; signal?: AbortSignal },
+): Promise<number> {
+  const engine = engineOf(request.target.engine);
+  const tools = engine.binlogTools;
+  if (!tools) throw restoreError('InvalidInput', `--target-url: a binary-log archive replays into MySQL or MariaDB, not ${engine.label}`);
+  if (request.runId || request.clean || request.targetDatabase) {
+    throw restoreError('InvalidInput', '--at with a binary-log archive restores into an empty server: --run, --clean and a /db in --target-url do not apply');
+  }
+  const target = request.atLatest ? 'latest' as const : request.at as Date;
+  const result = await restoreBinlogAt({
+    s3, bucket: location.bucket, source: request.source, target: request.target, at: target,
+    binlogClient: tools.binlogClient, sqlClient: engine.sqlClients[0] as string, dryRun: request.dryRun ?? false,
+    log: deps.log, signal: deps.signal,
+  });
+  if (request.dryRun) return 0;
+  const t = result.timings;
+  deps.log(`restored ${request.source} to ${target === 'latest' ? 'latest' : target.toISOString()} on ${request.target.host}:${request.target.port} in ` +
+    `${(t.planSeconds + t.restoreSeconds + t.replaySeconds).toFixed(1)} s: plan ${t.planSeconds.toFixed(1)} s, base ${t.restoreSeconds.toFixed(1)} s, binlog replay ${t.replaySeconds.toFixed(1)} s`);
+  return 0;
 }
 
 function seconds(ms: number): string {

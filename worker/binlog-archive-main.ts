@@ -15,7 +15,7 @@ import { ENGINE_NAMES, engineOf } from '../lib/engines/registry';
 import { formatRunId } from '../lib/domain/run-id';
 import type { TlsOptions } from '../lib/domain/tls';
 import { archiveBinlogs, type ArchiveBinlogsResult } from './binlog-archive';
-import { binlogPreflight } from './binlog-preflight';
+import { binlogPreflight } from './engines/mysql-binlog-preflight';
 import { EnvReader } from './env-reader';
 import { tlsFrom } from './job';
 import { containerMain, exitWithMain } from './signals';
@@ -30,6 +30,11 @@ export interface BinlogArchiveJob {
   readonly s3Endpoint?: string;
   readonly objectLock?: { readonly mode: ObjectLockMode; readonly retentionSeconds: number };
   readonly minServerRetentionSeconds: number;
+}
+
+/** `mysqlbinlog` → LIFEBOAT_MYSQLBINLOG: where the image says a tool of that name is. */
+export function toolPathEnv(tool: string): string {
+  return `LIFEBOAT_${tool.toUpperCase().replaceAll('-', '_')}`;
 }
 
 /** Reads the job, reporting every missing or invalid variable at once (`InvalidInput`). */
@@ -66,8 +71,9 @@ export function binlogArchiveJobFromEnv(env: Record<string, string | undefined>)
   return {
     source,
     engine,
-    // MySQL's own mysqlbinlog in the image (LIFEBOAT_MYSQLBINLOG): MariaDB's, on PATH under the same name, reads only MariaDB.
-    binlogClient: (engine === 'mysql' ? read.optional('LIFEBOAT_MYSQLBINLOG') : undefined) ?? (tools?.binlogClient as string),
+    // The image's own copy of the tool when it names one (LIFEBOAT_MYSQLBINLOG: Oracle's mysqlbinlog, apart from
+    // MariaDB's, which is on PATH under the same name and reads only MariaDB).
+    binlogClient: (tools ? read.optional(toolPathEnv(tools.binlogClient)) : undefined) ?? (tools?.binlogClient as string),
     connection: { host, port, username, ...(env[E.password] ? { password: env[E.password] } : {}), ...(tls ? { tls } : {}) },
     bucket,
     region,

@@ -32,7 +32,7 @@ import { binlogFileKey, binlogIndexKey, binlogPartialKey, binlogStateKey } from 
 import { lifeboatError } from '../lib/domain/errors';
 import { mysqlTlsArgs } from '../lib/domain/tls';
 import type { TlsOptions } from '../lib/domain/tls';
-import type { BinlogServerFacts } from './binlog-preflight';
+import type { BinlogServerFacts } from './engines/mysql-binlog-preflight';
 import { streamToS3 } from './upload';
 
 export interface ArchiveBinlogsInput {
@@ -114,9 +114,8 @@ function readFiles(input: ArchiveBinlogsInput, dir: string, from: string): Promi
   const env: NodeJS.ProcessEnv = { ...process.env, TZ: 'UTC' };
   delete env.MYSQL_PWD;
   if (input.connection.password !== undefined) env.MYSQL_PWD = input.connection.password;
-  const flavor = input.engine === 'mysql' ? 'mysql' : 'mariadb';
   return new Promise((resolve, reject) => {
-    const child = spawn(input.binlogClient, binlogReadArgs({ connection: input.connection, flavor, dir, from }), { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(input.binlogClient, binlogReadArgs({ connection: input.connection, flavor: input.server.flavor, dir, from }), { env, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
     const stop = () => child.kill('SIGTERM');

@@ -12,10 +12,10 @@
  *   server itself (`SHOW BINARY LOGS`) and read from SHOW GRANTS (`InsufficientPrivileges`);
  * - the GTID mode, noted (MariaDB: `gtid_binlog_pos`; MySQL: `gtid_mode`).
  */
-import { lifeboatError } from '../lib/domain/errors';
-import { connectMysql, query, showGrants, type MysqlConnection } from './engines/mysql-connection';
-import { parseMysqlServerVersion } from './engines/mysql-clients';
-import type { DumpTarget } from './engines/types';
+import { lifeboatError } from '../../lib/domain/errors';
+import { connectMysql, query, showGrants, type MysqlConnection } from './mysql-connection';
+import { parseMysqlServerVersion } from './mysql-clients';
+import type { DumpTarget } from './types';
 
 export interface BinlogServerFacts {
   readonly flavor: 'mysql' | 'mariadb';
