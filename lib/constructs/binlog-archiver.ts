@@ -148,8 +148,9 @@ export class BinlogArchiver extends Construct {
     const objects = bucket.arnForObjects(`${binlogPrefix(source.name)}*`);
     taskRole.addToPrincipalPolicy(new iam.PolicyStatement({
       sid: 'WriteOwnBinlogArchive',
-      // GetObject also authorizes HeadObject: the archiver reads back its own index and states.
-      actions: ['s3:PutObject', 's3:PutObjectRetention', 's3:GetObject'],
+      // GetObject also authorizes HeadObject: the archiver reads back its own index and states. A binary log
+      // larger than a part goes up in parts (worker/upload.ts); a failed one is aborted, leaving nothing.
+      actions: ['s3:PutObject', 's3:PutObjectRetention', 's3:GetObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'],
       resources: [objects],
     }));
     taskRole.addToPrincipalPolicy(new iam.PolicyStatement({

@@ -52,6 +52,7 @@ test.each([
   ['the active file as this run read it', 'PutObject', { Key: binlogPartialKey('shop', 'binlog.000043', RUN), ...lock() }],
   ['the run\'s state', 'PutObject', { Key: binlogStateKey('shop', RUN), ...lock() }],
   ['a completed file in parts', 'CreateMultipartUpload', { Key: binlogFileKey('shop', 'binlog.000044'), ...lock() }],
+  ['a failed upload in parts, aborted', 'AbortMultipartUpload', { Key: binlogFileKey('shop', 'binlog.000044'), UploadId: 'u1' }],
   ['the newest state, read back', 'GetObject', { Key: binlogStateKey('shop', '20261204T120000Z') }],
   ['an index entry, read back', 'GetObject', { Key: binlogIndexKey('shop', 'binlog.000041') }],
   ['whether a file is there already', 'HeadObject', { Key: binlogFileKey('shop', 'binlog.000041') }],
