@@ -206,6 +206,27 @@ test('full, writes, incremental, writes, incremental: the chain verified, and re
     await restored.server.stop();
     rmSync(dataDir, { recursive: true, force: true });
   }
+
+  // A run whose stream cannot follow the chain (the full's stream, described as an incremental on
+  // the last run): the verdict is failed, naming the step and mariadb-backup's own words, Commit
+  // records it, and the next incremental still builds on the last good run.
+  const bad = '20261204T123000Z';
+  const badKey = (object: string) => physicalObjectKey(SOURCE, bad, object);
+  const incr2Lsn = incr2Manifest.physical?.toLsn as string;
+  await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: badKey('backup.xbstream'), Body: await bytes(physicalObjectKey(SOURCE, '20261204T100000Z', 'backup.xbstream')), IfNoneMatch: '*' }));
+  await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: badKey('xtrabackup_checkpoints'), IfNoneMatch: '*', Body: `backup_type = incremental\nfrom_lsn = ${incr2Lsn}\nto_lsn = ${incr2Lsn}\nlast_lsn = ${incr2Lsn}\n` }));
+  await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: badKey('xtrabackup_info'), Body: await text(physicalObjectKey(SOURCE, '20261204T120000Z', 'xtrabackup_info')), IfNoneMatch: '*' }));
+  const failed = await runPhysicalVerifyJob(physicalVerifyJobFromEnv({
+    AWS_REGION: 'us-east-1', [BINLOG_PHYSICAL_VERIFY_ENV.bucket]: BUCKET, [BINLOG_PHYSICAL_VERIFY_ENV.source]: SOURCE, [BINLOG_PHYSICAL_VERIFY_ENV.engine]: 'mariadb',
+    [BINLOG_PHYSICAL_VERIFY_ENV.tier]: 'tier2', [BINLOG_PHYSICAL_VERIFY_ENV.runId]: bad, [BINLOG_PHYSICAL_VERIFY_ENV.type]: 'incr',
+    [BINLOG_PHYSICAL_VERIFY_ENV.prior]: '20261204T120000Z', [BINLOG_PHYSICAL_VERIFY_ENV.scratch]: scratch,
+  }), { s3: client, log: () => undefined });
+  expect(failed.code).toBe(1);
+  expect(failed.result?.verification).toMatchObject({ verdict: 'failed', error: { name: 'ArchiveCorrupt' } });
+  expect(failed.result?.verification.error?.message).toMatch(/^prepare incremental 3 failed \(mariadb-backup exit \d+\) after prepare full, prepare incremental 1, prepare incremental 2: [\s\S]*incremental/);
+  await expect(commit({ dump: failed.result?.dump, verification: failed.result?.verification }, { s3: client, bucket: BUCKET })).rejects.toMatchObject({ name: 'ArchiveCorrupt' });
+  expect(JSON.parse(await text(`${runPrefix(pitrCatalogName(SOURCE), bad)}verification.json`))).toMatchObject({ verdict: 'failed', error: { name: 'ArchiveCorrupt' } });
+  expect(nextPhysicalBackup(await readPhysicalRuns(client, BUCKET, SOURCE), 'incr')).toEqual({ type: 'incr', prior: { runId: '20261204T120000Z', toLsn: incr2Lsn } });
 }, 300_000);
 
 test('the host\'s script killed mid-stream leaves no stream and no manifest, and the verifier refuses the run', async () => {
@@ -272,6 +293,11 @@ test('S3 failing mid-upload: the host aborts the upload, stores nothing, and say
     await faulty.close();
   }
 }, 180_000);
+
+async function bytes(key: string): Promise<Uint8Array> {
+  const object = await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
+  return (await object.Body?.transformToByteArray()) ?? new Uint8Array();
+}
 
 async function text(key: string): Promise<string> {
   const object = await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
