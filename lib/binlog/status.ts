@@ -7,7 +7,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Source } from '../config/types';
 import { formatDuration } from '../retention/policy';
-import { binlogCoverage, readBinlogArchive, type BinlogArchiveListing, type BinlogCoverage } from './watch';
+import { binlogCoverage, readBinlogListing, type BinlogArchiveListing, type BinlogCoverage } from './watch';
 
 export interface BinlogStatus {
   readonly listing: BinlogArchiveListing;
@@ -18,7 +18,7 @@ export interface BinlogStatus {
 
 export async function binlogStatus(s3: S3Client, bucket: string, source: Source, now: Date): Promise<BinlogStatus> {
   if (!source.binlog) throw Object.assign(new Error(`source ${source.name} does not archive binary logs (valid: a MySQL or MariaDB source with method 'pitr')`), { name: 'InvalidInput' });
-  const listing = await readBinlogArchive({ s3, bucket, source: source.name });
+  const listing = await readBinlogListing({ s3, bucket, source: source.name });
   const coverage = binlogCoverage(listing, now);
   return { listing, coverage, problems: binlogProblems(source, listing, coverage) };
 }

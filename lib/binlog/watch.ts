@@ -95,7 +95,7 @@ function missingBetween(first: string, last: string, held: ReadonlySet<string>):
 }
 
 /**
- * The age, the gap and the window of an archive (pure: `readBinlogArchive` reads its input).
+ * The age, the gap and the window of an archive (pure: `readBinlogListing` reads its input).
  * Files are compared by sequence number within the newest file's base name.
  */
 export function binlogCoverage(listing: BinlogArchiveListing, now: Date): BinlogCoverage {
@@ -161,7 +161,7 @@ export function newestStateKey(keys: readonly string[], source: string): string 
     .at(-1);
 }
 
-export interface ReadBinlogArchiveInput {
+export interface ReadBinlogListingInput {
   readonly s3: S3Client;
   readonly bucket: string;
   readonly source: string;
@@ -174,7 +174,7 @@ export interface ReadBinlogArchiveInput {
  * What `binlogCoverage` needs, from the bucket: the listing of the states and of the index (two
  * prefixes), the newest state (one read) and the bases (the catalog of the source's logical runs).
  */
-export async function readBinlogArchive(input: ReadBinlogArchiveInput): Promise<BinlogArchiveListing> {
+export async function readBinlogListing(input: ReadBinlogListingInput): Promise<BinlogArchiveListing> {
   const { s3, bucket, source, signal } = input;
   const [stateKeys, indexKeys, newestRun, oldestRuns] = await Promise.all([
     listKeys(s3, bucket, binlogStatePrefix(source), signal),

@@ -33,7 +33,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { latestVerifiedRun, type RunRecord } from '../catalog/catalog';
 import type { SourceMethod } from '../config/types';
 import { runIdToDate } from '../domain/run-id';
-import { binlogCoverage, readBinlogArchive } from '../binlog/watch';
+import { binlogCoverage, readBinlogListing } from '../binlog/watch';
 import { archiveCoverage, listArchivedSegments } from '../pitr/archive-state';
 import { readBackupSets } from '../pitr/backup-info';
 import { pitrPrefix } from '../pitr/setup';
@@ -182,7 +182,7 @@ async function measureSource(input: MeasureAgesInput, source: WatchedSource): Pr
 
 /** The binary-log archive of a MySQL/MariaDB PITR source, from the bucket alone (lib/binlog/watch.ts). */
 async function measureBinlog(input: MeasureAgesInput, source: WatchedSource, latest: RunRecord | null | undefined): Promise<BinlogAge> {
-  const listing = await readBinlogArchive({ s3: input.s3, bucket: input.bucket, source: source.name, ...(latest !== undefined ? { latestVerified: latest } : {}) });
+  const listing = await readBinlogListing({ s3: input.s3, bucket: input.bucket, source: source.name, ...(latest !== undefined ? { latestVerified: latest } : {}) });
   const coverage = binlogCoverage(listing, input.now);
   const ageSeconds = coverage.ageSeconds;
   return {

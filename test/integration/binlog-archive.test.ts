@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readBinlogArchive, binlogChain } from '../../lib/binlog/archive-read';
+import { binlogCoverage, readBinlogListing } from '../../lib/binlog/watch';
 import { binlogPartialKey, binlogPrefix } from '../../lib/domain/layout';
 import { runBinlogArchiveJob, type BinlogArchiveJob } from '../../worker/binlog-archive-main';
 import { startFaultyS3Proxy } from '../harness/faulty-s3-proxy';
@@ -162,6 +163,10 @@ describe('binary-log archiver on MariaDB', () => {
     expect(binlogChain(archive, active).missing).toBe(active);
     // What the server still had is archived: the chain from the oldest file it kept is whole.
     expect(archive.entries.map((entry) => entry.file)).toContain(keep);
+    // The watchdog's reading of the same bucket: a gap (the gap alarm's metric), the window broken, naming the file.
+    const coverage = binlogCoverage(await readBinlogListing({ s3: client, bucket, source: 'shop', latestVerified: null }), new Date());
+    expect(coverage).toMatchObject({ gaps: 1, restorableWindowSeconds: 0, outcome: 'BinlogGap' });
+    expect(coverage.missing[0]).toBe(active);
   });
 
   test('binlog_format=STATEMENT is refused with the reason, before anything is stored', async () => {
