@@ -36,8 +36,12 @@ export default defineConfig({
       dumpThroughputHint: '120MB',
     },
     {
+      // Self-managed MariaDB with point-in-time recovery: its binary logs archived over the
+      // replication protocol (log_bin, binlog_format=ROW, REPLICATION SLAVE and BINLOG MONITOR),
+      // its dumps recording their coordinates as the bases of a restore to any second.
       name: 'catalogue',
       engine: 'mariadb',
+      method: ['logical', 'pitr'],
       tier: 'tier2',
       connection: {
         host: 'catalogue.db.internal',

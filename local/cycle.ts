@@ -7,17 +7,19 @@ import type { DrillReport } from '../lib/domain/drill-report';
 import { formatDuration, type LifeboatConfig, type Source } from '../lib/config';
 import { slotRunId, runIdToDate } from '../lib/domain/run-id';
 import { renderStatus, sourceStatuses } from '../cli/status';
+import { restoreBinlogAt } from '../lib/binlog/restore-at';
+import { engineOf } from '../lib/engines/registry';
 import { operatorPrincipal, startLocalAws, type LocalAws } from './aws';
 import { localStackAws, type LocalStackInfo } from './stack';
 import { stateMachineDefinition } from './definition';
 import { heartbeatBodies, postHeartbeats, startHeartbeatReceiver } from './heartbeats';
 import { renderHistory } from './history';
 import { LocalReplicator } from './replicator';
-import { runLocalDrillExecution, runLocalExecution, runLocalPitrExecution, type LocalRunHooks, type LocalTarget } from './runner';
+import { runLocalDrillExecution, runLocalExecution, runLocalPitrExecution, runLocalScheduledTask, type LocalRunHooks, type LocalTarget } from './runner';
 import { startLocalPitrSource } from './pitr-host';
 import { LocalSsm } from './ssm';
 import { runScheduledSendCommand, sendCommandSchedules } from './scheduler';
-import { startMariaDb } from './servers/mariadb';
+import { startMariaDb, type MariaDbServer } from './servers/mariadb';
 import { startPostgres } from './servers/postgres';
 import type { SynthesizedApp } from './synth';
 import { validateAsl } from './validate-asl';
@@ -133,10 +135,13 @@ export async function runLocalCycle(opts: LocalCycleOptions): Promise<number> {
     // Point-in-time recovery: the config's first PITR source (the first source, if it is one).
     const pitrSource = source.pitr ? source : opts.config.sources.find((candidate) => candidate.pitr !== undefined);
     const pitrOk = pitrSource ? await pitrLocally(aws, pitrSource, cleanups, log) : true;
+    // Binary-log point-in-time recovery: the config's first MySQL/MariaDB source with method 'pitr'.
+    const binlogSource = source.binlog ? source : opts.config.sources.find((candidate) => candidate.binlog !== undefined);
+    const binlogOk = binlogSource ? await binlogLocally(aws, binlogSource, cleanups, log) : true;
     log('');
     log('Status (lifeboat status):');
     const operator = operatorPrincipal(aws);
-    const shown = pitrSource && pitrSource !== source ? [source, pitrSource] : [source];
+    const shown = [...new Set([source, pitrSource, binlogSource].filter((candidate): candidate is Source => candidate !== undefined))];
     log(renderStatus(await operator.run(() => sourceStatuses(services.s3, services.primaryBucket, shown))));
     // RDS cannot run here: its checks, copies and drills are exercised by the tests, with RDS faked at the SDK edge.
     for (const governed of shown.filter((candidate) => candidate.rds !== undefined)) {
@@ -151,7 +156,7 @@ export async function runLocalCycle(opts: LocalCycleOptions): Promise<number> {
     log('');
     logIamSummary(aws, log);
     await opts.onFinished?.(aws);
-    const ok = result.history.status === 'SUCCEEDED' && drillOk && pitrOk;
+    const ok = result.history.status === 'SUCCEEDED' && drillOk && pitrOk && binlogOk;
     log(`Local cycle ${ok ? 'completed' : 'FAILED'} in ${formatDuration((Date.now() - started) / 1000)}.`);
     return ok ? 0 : 1;
   } finally {
@@ -240,6 +245,67 @@ function printDrill(report: DrillReport, log: (line: string) => void): void {
     ? `restore ${restoreSeconds.toFixed(2)} s + WAL replay ${(replaySeconds ?? 0).toFixed(2)} s + checks ${checkSeconds.toFixed(2)} s`
     : `download ${downloadSeconds.toFixed(2)} s + restore ${restoreSeconds.toFixed(2)} s + checks ${checkSeconds.toFixed(2)} s`;
   log(`  ${phases} = measured RTO ${report.measuredRtoSeconds.toFixed(2)} s (target ${formatDuration(report.rtoTargetSeconds)}): ${report.verdict.toUpperCase()}`);
+}
+
+/**
+ * A MySQL/MariaDB source's point-in-time recovery (lib/binlog): a throwaway MariaDB writing its
+ * binary log stands in for the source; its dump through the backup-run state machine records
+ * each database's coordinates; writes; the archiver run twice by its schedule (EventBridge
+ * Scheduler's ECS RunTask, as the schedule's role; the task as its role); then
+ * `lifeboat restore --at latest` as the operator into a second throwaway server, whose row
+ * counts must equal the source's.
+ */
+async function binlogLocally(aws: LocalAws, source: Source, cleanups: (() => Promise<void>)[], log: (line: string) => void): Promise<boolean> {
+  log('');
+  log(`Point-in-time recovery of ${source.name} (binary logs archived with ${source.binlog?.binlogClient}, the dumps as bases):`);
+  const databases = source.connection.databases;
+  const server = await startMariaDb({ binlog: { maxSize: 1024 * 1024 } });
+  cleanups.push(() => server.stop());
+  for (const database of databases) await server.sql(readFileSync(path.join(__dirname, 'demo-seed-mariadb.sql'), 'utf8').replace(/\bshop\b/g, database));
+  log(`  throwaway MariaDB ${server.version} at ${server.host}:${server.port} (log_bin, binlog_format=ROW) stands in for ${source.connection.host}, databases ${databases.join(', ')} seeded with demo data`);
+  const target: LocalTarget = { host: server.host, port: server.port, username: server.user, tls: { mode: 'disable' } };
+  const scheduledTime = runIdToDate(slotRunId(new Date(), source.tier.scheduleSeconds)) as Date;
+  const dump = await runLocalExecution({ aws, source, target, scheduledTime });
+  log(`  dump of ${source.name} through ${aws.app.config.appName}-backup-run (its manifest records each database's binlog coordinates): ${dump.history.status}`);
+  if (dump.history.status !== 'SUCCEEDED') return false;
+  const schedule = [...aws.model.schedules.values()].find((candidate) => /:aws-sdk:ecs:runTask$/.test(candidate.targetArn)
+    && (JSON.parse(candidate.input ?? '{}') as { TaskDefinition?: string }).TaskDefinition === [...aws.model.taskDefinitions.values()].find((task) => task.family === `lifeboat-binlog-${source.name}`)?.arn);
+  if (!schedule) throw new Error(`no archiver schedule of ${source.name} in the synthesized templates`);
+  for (const round of [1, 2]) {
+    const [first] = databases;
+    await server.sql(`INSERT INTO orders (customer_id, cents) SELECT 1 + seq % 5000, 7 * seq FROM seq_1_to_${round * 500}; UPDATE customers SET name = CONCAT(name, ' *') WHERE id % 50 = ${round};`, first);
+    // Archiver runs are named after the second they start in.
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    const run = await runLocalScheduledTask({ aws, schedule, target, scheduledTime: new Date() });
+    const state = run.result?.state;
+    log(`  ${schedule.name}: ECS RunTask of lifeboat-binlog-${source.name} → ${run.error ? `${run.error.name}: ${run.error.message}` :
+      `stored ${state?.stored.length ?? 0} completed file(s), active ${state?.partial?.file} to ${state?.partial?.facts.bytes} bytes (run ${state?.runId})`}`);
+    if (run.code !== 0) return false;
+  }
+  const expected = await rowCounts(server, databases);
+  const restored = await startMariaDb();
+  cleanups.push(() => restored.stop());
+  const engine = engineOf(source.engine);
+  log(`  lifeboat restore ${source.name} --at latest --target-url mariadb://root@${restored.host}:${restored.port} (as the operator role):`);
+  const result = await operatorPrincipal(aws).run(() => restoreBinlogAt({
+    s3: aws.services.s3, bucket: aws.services.primaryBucket, source: source.name, at: 'latest',
+    target: { engine: 'mariadb', host: restored.host, port: restored.port, username: restored.user, tls: { mode: 'disable' } },
+    binlogClient: source.binlog?.binlogClient ?? 'mariadb-binlog', sqlClient: engine.sqlClients[0] as string, log: (line) => log(`    ${line}`),
+  }));
+  const actual = await rowCounts(restored, databases);
+  const same = JSON.stringify(actual) === JSON.stringify(expected);
+  const t = result.timings;
+  log(`  restored to latest in ${(t.planSeconds + t.restoreSeconds + t.replaySeconds).toFixed(1)} s (plan ${t.planSeconds.toFixed(1)} s, base ${t.restoreSeconds.toFixed(1)} s, replay ${t.replaySeconds.toFixed(1)} s): ` +
+    `row counts ${same ? 'equal the source\'s' : `DIFFER from the source's (${JSON.stringify(actual)} vs ${JSON.stringify(expected)})`} (${Object.entries(expected).map(([table, rows]) => `${table} ${rows}`).join(', ')})`);
+  return same;
+}
+
+/** Every base table's row count, by `db.table`. */
+async function rowCounts(server: MariaDbServer, databases: readonly string[]): Promise<Record<string, number>> {
+  const tables = (await server.sql(`SELECT CONCAT(table_schema, '.', table_name) FROM information_schema.tables WHERE table_type = 'BASE TABLE' AND table_schema IN (${databases.map((d) => `'${d}'`).join(', ')}) ORDER BY 1`)).split('\n').filter(Boolean);
+  const counts: Record<string, number> = {};
+  for (const table of tables) counts[table] = Number((await server.sql(`SELECT COUNT(*) FROM ${table.split('.').map((part) => `\`${part}\``).join('.')}`)).trim());
+  return counts;
 }
 
 function pickSource(config: LifeboatConfig, name: string | undefined): Source {

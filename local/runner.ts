@@ -34,6 +34,8 @@ import { pitrVerifyJobFromEnv, runPitrVerifyJob } from '../worker/pitr-verify-ma
 import { pitrExpireJobFromEnv, runPitrExpireJob } from '../worker/pitr-expire-main';
 import { pitrDrillJobFromEnv, runPitrDrillJob } from '../worker/pitr-drill-main';
 import { nativeDrillJobFromEnv, runNativeDrillJob } from '../worker/native-drill-main';
+import { binlogArchiveJobFromEnv, runBinlogArchiveJob, type BinlogArchiveOutcome } from '../worker/binlog-archive-main';
+import type { ScheduleInfo } from './iam/model';
 import * as rdsSdk from '@aws-sdk/client-rds';
 import { createRdsClient } from '../lib/rds/client';
 import type { LocalSsm } from './ssm';
@@ -671,4 +673,45 @@ export async function runLocalNativeDrillExecution(opts: {
     retryIntervalOverrides: Object.fromEntries(Object.keys((definition as { States: object }).States).map((state) => [state, 10])),
     startTime,
   });
+}
+
+/**
+ * EventBridge Scheduler running a task directly (its universal target `ecs:runTask`: the
+ * binary-log archiver), as the schedule's role: ecs:RunTask on the task definition in the
+ * cluster and iam:PassRole of its roles are authorized like every call, the container's
+ * environment is the template's with the override's (the slot substituted as Scheduler does)
+ * and the local endpoints, and the entry point runs as the task role. Returns the archiver's
+ * outcome (a scheduled task answers no task token).
+ */
+export async function runLocalScheduledTask(opts: {
+  readonly aws: LocalAws;
+  readonly schedule: ScheduleInfo;
+  readonly target: LocalTarget;
+  readonly scheduledTime: Date;
+  readonly log?: (line: string) => void;
+}): Promise<BinlogArchiveOutcome> {
+  const { aws, schedule } = opts;
+  if (!/:aws-sdk:ecs:runTask$/.test(schedule.targetArn) || !schedule.input) throw new Error(`schedule ${schedule.name} does not run a task`);
+  const parameters = JSON.parse(schedule.input.replaceAll('<aws.scheduler.scheduled-time>', opts.scheduledTime.toISOString())) as {
+    Cluster: string; TaskDefinition: string;
+    Overrides?: { ContainerOverrides?: { Name: string; Environment?: { Name: string; Value: string }[] }[] };
+  };
+  const definition = aws.model.taskDefinitions.get(parameters.TaskDefinition);
+  if (!definition) throw Object.assign(new Error(`ECS: task definition ${parameters.TaskDefinition} does not exist`), { name: 'ClientException' });
+  const call = `Scheduler → ECS RunTask ${definition.family} (${schedule.name})`;
+  await aws.evaluator?.authorize([
+    { principal: schedule.roleArn, action: 'ecs:RunTask', resource: definition.arn, context: { 'ecs:cluster': parameters.Cluster }, call },
+    ...[definition.taskRoleArn, definition.executionRoleArn].filter((arn): arn is string => arn !== undefined).map((arn) => ({
+      principal: schedule.roleArn, action: 'iam:PassRole', resource: arn, context: { 'iam:PassedToService': 'ecs-tasks.amazonaws.com' }, call,
+    })),
+  ], 'AccessDeniedException');
+  const container = containerDefinition(aws, parameters.TaskDefinition);
+  if (container.entryFile !== '/app/binlog-archive.js') throw new Error(`no local entry point for a scheduled task running ${container.entryFile ?? container.name}`);
+  const override = parameters.Overrides?.ContainerOverrides?.find((candidate) => candidate.Name === container.name);
+  const env: Record<string, string> = {
+    ...container.environment,
+    ...Object.fromEntries((override?.Environment ?? []).map((entry) => [entry.Name, entry.Value])),
+    ...localContainerEnv(aws, opts.target),
+  };
+  return asPrincipal(definition.taskRoleArn as string, () => runBinlogArchiveJob(binlogArchiveJobFromEnv(env), { log: opts.log ?? (() => undefined) }));
 }
