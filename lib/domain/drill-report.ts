@@ -44,8 +44,10 @@ export const drillReportSchema = z.strictObject({
     restoreSeconds: seconds,
     /** The drill's own checks on the restored server. */
     checkSeconds: seconds,
-    /** Point-in-time recovery: the WAL replayed after the set's restore, up to the target. */
+    /** Point-in-time recovery: the WAL (or binary logs) replayed after the set's (or base's) restore, up to the target. */
     replaySeconds: seconds.optional(),
+    /** Binary-log PITR drills: reading the catalog and the archive's index to plan the restore (part of the measured RTO). */
+    planSeconds: seconds.optional(),
     /**
      * RDS/Aurora native drills (engine `rds-native`): the first full read of every table, part of
      * checkSeconds (a restored volume loads its blocks lazily from S3, so an application's first
@@ -59,7 +61,27 @@ export const drillReportSchema = z.strictObject({
     target: z.string().min(1),
     set: z.string().min(1),
   }).optional(),
-  /** downloadSeconds + restoreSeconds + (replaySeconds) + checkSeconds (starting the throwaway server is not counted). */
+  /**
+   * MySQL/MariaDB point-in-time recovery (engine `binlog`, lib/binlog/drill.ts): the target, the
+   * base dump restored, the archived binary logs replayed from its coordinates, and what the drill
+   * could not check.
+   */
+  binlog: z.strictObject({
+    /** `latest` or an ISO time. */
+    target: z.string().min(1),
+    /** The verified dump whose coordinates the replay started from (also `runId`). */
+    baseRun: runId,
+    /** The binary logs replayed, in order (a partial copy of the active file is marked `(partial)`). */
+    files: z.array(z.string().min(1)),
+    /** Bytes of binary log replayed at most (from the earliest coordinates on). */
+    bytes: z.number().int().nonnegative(),
+    replaySeconds: seconds,
+    /** Whether the manifest's exact row counts were compared (a target at the base's own finish) or only reported. */
+    rowCounts: z.enum(['compared', 'reported']),
+    /** What this drill does not check, in words (e.g. no marker check exists for MySQL/MariaDB yet). */
+    notChecked: z.array(z.string().min(1)),
+  }).optional(),
+  /** downloadSeconds + restoreSeconds + (replaySeconds) + (planSeconds) + checkSeconds (starting the throwaway server is not counted). */
   measuredRtoSeconds: seconds,
   /** The tier's RTO at the time of the drill. */
   rtoTargetSeconds: seconds,
