@@ -22,4 +22,4 @@ test('with a corrupted artifact: a failed execution, the SNS message on the loca
   expect(code).toBe(1);
   // The whole cycle, its PITR part included, as local-cycle.test.ts runs it: about 55 s alone,
   // up to twice that beside CI's other worker (121 s once, at 120 s).
-}, 180_000);
+}, 300_000);

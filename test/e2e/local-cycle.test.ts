@@ -40,5 +40,10 @@ test('a whole cycle: backup run, offsite copy, drill from offsite, status, heart
   expect(output).toMatch(/^ledger\s+tier1\s+\d{8}T\d{6}Z .* OK$/m);
   expect(output).toMatch(/^ {2}archive: \d+ segment\(s\), newest [0-9A-F]{24}, age \d+s \/ RPO 15m$/m);
   expect(output).toMatch(/^ {2}restorable window: \S+ to \S+$/m);
+  // The MariaDB source's binary logs: archived by its schedule's task, restored to latest, equal to the source.
+  expect(output).toMatch(/ECS RunTask of lifeboat-binlog-catalogue → stored \d+ completed file\(s\), active binlog\.\d{6}/);
+  expect(output).toMatch(/^ {4}plan: restore catalogue to latest/m);
+  expect(output).toMatch(/restored to latest in [\d.]+ s .*: row counts equal the source's/);
+  expect(output).toMatch(/^catalogue \(pitr, binary logs via mariadb-binlog\): newest archiver run \d{8}T\d{6}Z ok/m);
   expect(code).toBe(0);
-}, 180_000);
+}, 300_000);

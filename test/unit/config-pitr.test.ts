@@ -61,7 +61,7 @@ test('a host by tag, a stanza and an OS user of its own; method as one word', ()
 test.each<[string, Record<string, unknown>, RegExp]>([
   ['pitr without its block', { pitr: undefined }, /^sources\[0\]\.pitr: required with method 'pitr' \(valid: \{ host: /],
   ['a pitr block without the method', { method: 'logical' }, /^sources\[0\]\.pitr: given, but method does not include 'pitr'/],
-  ['MariaDB', { engine: 'mariadb' }, /^sources\[0\]\.method: 'pitr' is not offered for MariaDB yet \(valid: 'logical'; 'pitr' is offered for PostgreSQL\)$/],
+  ['MariaDB with a pgBackRest block', { engine: 'mariadb' }, /^sources\[0\]\.pitr: pgBackRest is PostgreSQL's; MariaDB's point-in-time recovery archives its binary logs and is configured in binlog \(valid: binlog: \{ physical\?: \{ host, dataDirectory\?, osUser\? \} \}, or no block\)$/],
   ['an RDS endpoint', { connection: { ...ORDERS.connection, host: 'orders.abcdefghijkl.eu-west-1.rds.amazonaws.com' } },
     /^sources\[0\]\.method: 'pitr' runs pgBackRest on a host Lifeboat reaches through SSM; orders\.abcdefghijkl\.eu-west-1\.rds\.amazonaws\.com is an RDS\/Aurora endpoint/],
   ['an unknown method', { method: 'snapshot' }, /^sources\[0\]\.method: unknown method \(valid: 'logical', 'pitr', or both as \['logical', 'pitr'\]\)/],
