@@ -13,7 +13,7 @@ import { OffsiteSnapshotCopy } from '../constructs/native-snapshot-copy';
 import { NATIVE_CHECKS_ROLE_PATH } from '../constructs/native-pitr';
 import { OperatorAccess } from '../constructs/operator-access';
 import { Pruner } from '../constructs/pruner';
-import { DRILLS_PREFIX, RUNS_PREFIX } from '../domain/layout';
+import { BINLOG_PREFIX, DRILLS_PREFIX, RUNS_PREFIX } from '../domain/layout';
 import { configurationAdmins, shortestRetentionDays, storageNames } from './naming';
 
 export interface OffsiteStackProps extends Omit<StackProps, 'env'> {
@@ -58,7 +58,7 @@ export class OffsiteStack extends Stack {
       objectLockMode: s3.ObjectLockMode[config.objectLock.offsiteMode],
       defaultRetentionDays: shortestRetentionDays(config),
       configurationAdmins: admins,
-      writeOncePrefixes: [RUNS_PREFIX, DRILLS_PREFIX],
+      writeOncePrefixes: [RUNS_PREFIX, DRILLS_PREFIX, BINLOG_PREFIX],
       // No lifecycle expiration of runs: it would expire the last good copy of a source in a
       // long outage. The offsite pruner applies the same invariants as the primary's.
     });

@@ -27,11 +27,12 @@ import { configurationAdmins, shortestRetentionDays, storageNames } from './nami
 import { KeyWatch } from '../constructs/key-watch';
 import { OperatorAccess } from '../constructs/operator-access';
 import { OFFSITE_READER_PATHS } from '../constructs/dump-task';
-import { DRILLS_PREFIX, pitrCatalogName, RUNS_PREFIX } from '../domain/layout';
+import { BINLOG_PREFIX, DRILLS_PREFIX, pitrCatalogName, RUNS_PREFIX } from '../domain/layout';
 import { imageBuildArgs } from '../domain/versions';
 import { SOURCES_PER_SHARD, SourceShard, shardSources } from './source-shard';
 import { NativeShard, RDS_SOURCES_PER_SHARD } from './native-shard';
 import { BINLOG_SOURCES_PER_SHARD, BinlogShard } from './binlog-shard';
+import { BINLOG_DRILL_SOURCES_PER_SHARD, BinlogDrillShard } from './binlog-drill-shard';
 
 export interface PrimaryStackProps extends Omit<StackProps, 'env'> {
   /** The environment (primary region and account) comes from here. */
@@ -68,6 +69,8 @@ export class PrimaryStack extends Stack {
   public readonly native?: { readonly shards: readonly NativeShard[]; readonly janitor: NativeDrillJanitor };
   /** MySQL/MariaDB PITR sources' binary-log archivers, in binlog shards (none: empty). */
   public readonly binlogShards: readonly BinlogShard[];
+  /** MySQL/MariaDB PITR sources' binary-log drills (drill tasks of kind 'binlog' and their schedules), in binlog drill shards. */
+  public readonly binlogDrillShards: readonly BinlogDrillShard[];
   /** Restore drills: one drill task per source (in the shards), the drill state machine and the schedules' shared queue and group. */
   public readonly drills: { readonly tasks: Readonly<Record<string, DrillTask>>; readonly workflow: DrillWorkflow; readonly schedules: DrillSchedules };
 
@@ -93,7 +96,7 @@ export class PrimaryStack extends Stack {
       objectLockMode: s3.ObjectLockMode[config.objectLock.mode],
       defaultRetentionDays: shortestRetentionDays(config),
       configurationAdmins: configurationAdmins(this, config),
-      writeOncePrefixes: [RUNS_PREFIX, DRILLS_PREFIX],
+      writeOncePrefixes: [RUNS_PREFIX, DRILLS_PREFIX, BINLOG_PREFIX],
       // No lifecycle expiration of runs here: S3 cannot keep "the newest verified runs of a
       // source", so a long outage of a source would expire its last good backup. In the
       // primary, a run's retention is its Object Lock date (the tier's retention, set at
@@ -218,6 +221,12 @@ export class PrimaryStack extends Stack {
     this.binlogShards = shardSources(binlogSources, BINLOG_SOURCES_PER_SHARD).map((sources, index) => new BinlogShard(this, `Binlog-${index + 1}`, {
       config, sources, bucket: this.backupBucket.bucket, bucketKey: this.backupBucket.key, image: workerImage, cluster: this.workflow.cluster,
       schedules: { group: this.schedules.group, deadLetterQueue: this.schedules.deadLetterQueue },
+      networkOf: (source) => (shardOf.get(source.name) as SourceShard).networkOf(source),
+    }));
+    // Their point-in-time drills, on the restore-drill state machine at the tier's drill cadence, in the same network.
+    this.binlogDrillShards = shardSources(binlogSources, BINLOG_DRILL_SOURCES_PER_SHARD).map((sources, index) => new BinlogDrillShard(this, `BinlogDrill-${index + 1}`, {
+      config, sources, bucket: this.backupBucket.bucket, bucketKey: this.backupBucket.key, image: workerImage, offsite,
+      drill: { stateMachine: drillWorkflow.stateMachine, deadLetterQueue: drillSchedules.deadLetterQueue, group: drillSchedules.group },
       networkOf: (source) => (shardOf.get(source.name) as SourceShard).networkOf(source),
     }));
 

@@ -21,7 +21,7 @@ let bucket: string;
 let taskRole: string;
 const shop = binlogConfig.sources.find((source) => source.name === 'shop') as Source;
 const RUN = '20261204T120500Z';
-const lock = () => ({ ObjectLockMode: binlogConfig.objectLock.mode, ObjectLockRetainUntilDate: new Date(Date.now() + shop.tier.retentionSeconds * 1000) });
+const lock = () => ({ IfNoneMatch: '*', ObjectLockMode: binlogConfig.objectLock.mode, ObjectLockRetainUntilDate: new Date(Date.now() + shop.tier.retentionSeconds * 1000) });
 
 /** The IAM requests of one S3 call made by `principal`, each evaluated; the denials' explanations. */
 async function denialsOf(principal: string, command: string, input: Record<string, unknown>): Promise<{ requests: AwsRequest[]; denied: string[] }> {
@@ -66,6 +66,7 @@ test.each([
 });
 
 test.each([
+  ['replace an archived file (a put without If-None-Match)', 'PutObject', { Key: binlogFileKey('shop', 'binlog.000042') }, 's3:PutObject', 'binlog/shop/files/binlog.000042'],
   ['write a logical run', 'PutObject', { Key: 'runs/shop/20261204T120000Z/manifest.json', IfNoneMatch: '*' }, 's3:PutObject', 'runs/shop/20261204T120000Z/manifest.json'],
   ['write another source\'s archive', 'PutObject', { Key: binlogFileKey('ledger', 'binlog.000001') }, 's3:PutObject', 'binlog/ledger/files/binlog.000001'],
   ['read another source\'s archive', 'GetObject', { Key: binlogStateKey('ledger', RUN) }, 's3:GetObject', `binlog/ledger/state/${RUN}.json`],

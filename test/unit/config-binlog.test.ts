@@ -58,7 +58,7 @@ test.each([
     /^sources\[0\]\.binlog: binary-log archiving is MySQL's and MariaDB's; PostgreSQL's point-in-time recovery is configured in pitr \(valid: no binlog block\)$/],
   ['a physical host with a bad instance id', { binlog: { physical: { host: { instanceId: 'db1' } } } }, /invalid instance id \(valid: an EC2 instance id/],
 ])('%s is refused, naming the field and what would be valid', (_what, change, expected) => {
-  const found = problems(config(change));
+  const found = problems(config(change as Partial<SourceInput>));
   expect(found.some((problem) => expected.test(problem)) ? 'found' : found).toBe('found');
 });
 
