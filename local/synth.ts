@@ -36,8 +36,8 @@ export function synthApp(config: LifeboatConfig): SynthesizedApp {
     const assembly = app.synth();
     const parent = assembly.getStackArtifact(primary.artifactId).template as CfnTemplate;
     // The source shards, the native shards (RDS/Aurora sources' checks, copies and drills) and the
-    // binlog shards (MySQL/MariaDB sources' binary-log archivers).
-    const nested: NestedStack[] = [...primary.shards, ...(primary.native?.shards ?? []), ...primary.binlogShards];
+    // binlog shards (MySQL/MariaDB sources' binary-log archivers) and the binlog drill shards (their PITR drills).
+    const nested: NestedStack[] = [...primary.shards, ...(primary.native?.shards ?? []), ...primary.binlogShards, ...primary.binlogDrillShards];
     const merged = mergeShardTemplates(parent, nested.map((shard) => ({
       name: shard.node.path,
       parameters: shardParameters(parent, primary, shard),

@@ -1,4 +1,5 @@
 import { Duration, RemovalPolicy, TimeZone, Validations } from 'aws-cdk-lib';
+import type * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
@@ -98,6 +99,8 @@ export function startExecutionSchedule(
     readonly deadLetterQueue: sqs.IQueue;
     readonly retryAttempts: number | undefined;
     readonly maxEventAge: Duration;
+    /** The role Scheduler starts the execution with. @default - the stack's one role per target (aws-scheduler-targets) */
+    readonly role?: iam.IRole;
   },
 ): scheduler.Schedule {
   return new scheduler.Schedule(scope, id, {
@@ -114,6 +117,7 @@ export function startExecutionSchedule(
       deadLetterQueue: opts.deadLetterQueue,
       retryAttempts: opts.retryAttempts ?? 3,
       maxEventAge: opts.maxEventAge,
+      ...(opts.role ? { role: opts.role } : {}),
     }),
   });
 }

@@ -1,4 +1,5 @@
 import { Duration } from 'aws-cdk-lib';
+import type * as iam from 'aws-cdk-lib/aws-iam';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
@@ -47,6 +48,11 @@ export interface DrillSchedulesProps extends WorkflowSchedulesProps {
    * @default 'restore drill'
    */
   readonly label?: string;
+  /**
+   * The role Scheduler starts the drills with.
+   * @default - the stack's one role per state machine (aws-scheduler-targets)
+   */
+  readonly role?: iam.IRole;
 }
 
 /**
@@ -79,6 +85,7 @@ export class DrillSchedules extends Construct {
         deadLetterQueue: this.deadLetterQueue,
         retryAttempts: props.retryAttempts,
         maxEventAge: Duration.hours(1),
+        ...(props.role ? { role: props.role } : {}),
       });
 
     const schedules: Record<string, scheduler.Schedule> = {};

@@ -6,12 +6,22 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import type { Source } from '../config/types';
-import { DRILLS_PREFIX, pitrCatalogName, sourcePrefix } from '../domain/layout';
+import { binlogPrefix, DRILLS_PREFIX, pitrCatalogName, sourcePrefix } from '../domain/layout';
 import { pitrPrefix } from '../pitr/setup';
 import type { OffsiteTarget } from './backup-workflow';
 import { DRILL_ENV } from '../../worker/drill-job';
 import { acknowledgeWildcardResource } from './nag';
 import { lifeboatTaskRole } from './dump-task';
+
+/** What a drill task drills (DrillTaskProps.kind). */
+export type DrillTaskKind = 'logical' | 'pitr' | 'binlog';
+
+/** Per kind: the family's and log group's suffix, the image's entry point, what the report calls it. */
+const DRILL_KINDS: Readonly<Record<DrillTaskKind, { readonly suffix: string; readonly entryPoint: string; readonly label: string }>> = {
+  logical: { suffix: '', entryPoint: '/app/drill.js', label: '' },
+  pitr: { suffix: '-pitr', entryPoint: '/app/pitr-drill.js', label: 'PITR ' },
+  binlog: { suffix: '-binlog', entryPoint: '/app/binlog-drill.js', label: 'binlog PITR ' },
+};
 
 /** Family of every drill task definition: `lifeboat-drill-<source>` (the state machine's RunTask grant names it). */
 export const DRILL_FAMILY_PREFIX = 'lifeboat-drill-';
@@ -53,10 +63,12 @@ export interface DrillTaskProps {
   /**
    * What the task drills: the source's logical runs, or its point-in-time recovery (its
    * pgBackRest repository, `pitr/<source>/`, restored to a point: worker/pitr-drill-main.ts;
-   * family `lifeboat-drill-<source>-pitr`).
+   * family `lifeboat-drill-<source>-pitr`), or a MySQL/MariaDB source's binary-log PITR (its
+   * dumps under `runs/<source>/` and its archive `binlog/<source>/`, restored to a point:
+   * worker/binlog-drill-main.ts; family `lifeboat-drill-<source>-binlog`).
    * @default 'logical'
    */
-  readonly kind?: 'logical' | 'pitr';
+  readonly kind?: DrillTaskKind;
 }
 
 export interface DrillTaskSize {
@@ -109,15 +121,22 @@ export class DrillTask extends Construct {
     const { source, bucket } = props;
     const stack = Stack.of(this);
     this.size = drillTaskSizeFor(source.sizeHintBytes);
-    const pitr = props.kind === 'pitr';
-    const suffix = pitr ? '-pitr' : '';
-    // What the drill reads: the source's runs; for PITR its PITR catalog and its repository.
-    const readPrefixes = pitr ? [sourcePrefix(pitrCatalogName(source.name)), pitrPrefix(source.name)] : [sourcePrefix(source.name)];
+    const kind = props.kind ?? 'logical';
+    if (kind === 'binlog' && !source.binlog) {
+      throw new Error(`DrillTask: source ${source.name} has no binlog (valid: kind 'binlog' for a MySQL or MariaDB source with method 'pitr')`);
+    }
+    const { suffix, entryPoint, label } = DRILL_KINDS[kind];
+    // A point-in-time drill (either kind) alternates its target: it reads its earlier reports and downloads to the scratch volume.
+    const pointInTime = kind !== 'logical';
+    // What the drill reads: the source's runs; for PITR its PITR catalog and its repository; for binlog its dumps and its archive.
+    const readPrefixes = kind === 'pitr' ? [sourcePrefix(pitrCatalogName(source.name)), pitrPrefix(source.name)]
+      : kind === 'binlog' ? [sourcePrefix(source.name), binlogPrefix(source.name)]
+        : [sourcePrefix(source.name)];
 
     this.taskDefinition = new ecs.FargateTaskDefinition(this, 'TaskDefinition', {
       family: `${DRILL_FAMILY_PREFIX}${source.name}${suffix}`,
-      taskRole: lifeboatTaskRole(this, 'TaskRole', 'drill', `Lifeboat: the ${pitr ? 'PITR ' : ''}restore drill task of ${source.name}`),
-      executionRole: lifeboatTaskRole(this, 'ExecutionRole', 'drill', `Lifeboat: starts the ${pitr ? 'PITR ' : ''}restore drill task of ${source.name}`),
+      taskRole: lifeboatTaskRole(this, 'TaskRole', 'drill', `Lifeboat: the ${label}restore drill task of ${source.name}`),
+      executionRole: lifeboatTaskRole(this, 'ExecutionRole', 'drill', `Lifeboat: starts the ${label}restore drill task of ${source.name}`),
       cpu: this.size.cpu,
       memoryLimitMiB: this.size.memoryMiB,
       ephemeralStorageGiB: this.size.ephemeralStorageGiB,
@@ -138,7 +157,7 @@ export class DrillTask extends Construct {
 
     this.container = this.taskDefinition.addContainer('Drill', {
       image: props.image,
-      entryPoint: ['node', '--enable-source-maps', pitr ? '/app/pitr-drill.js' : '/app/drill.js'],
+      entryPoint: ['node', '--enable-source-maps', entryPoint],
       essential: true,
       readonlyRootFilesystem: true,
       // Time to stop the throwaway server and report the failure to Step Functions.
@@ -152,13 +171,13 @@ export class DrillTask extends Construct {
         // this task cannot read, and the drill never connects to the source.
         [DRILL_ENV.sourceConfig]: JSON.stringify(source),
         TMPDIR: DRILL_SCRATCH_PATH,
-        ...(pitr ? { LIFEBOAT_SCRATCH_DIR: DRILL_SCRATCH_PATH } : {}),
+        ...(pointInTime ? { LIFEBOAT_SCRATCH_DIR: DRILL_SCRATCH_PATH } : {}),
       },
     });
     this.container.addMountPoints({ sourceVolume: 'scratch', containerPath: DRILL_SCRATCH_PATH, readOnly: false });
 
-    // A PITR drill also reads its earlier reports (its target alternates between them).
-    const primaryPrefixes = pitr ? [...readPrefixes, `${DRILLS_PREFIX}${source.name}/`] : readPrefixes;
+    // A point-in-time drill also reads its earlier reports (its target alternates between them).
+    const primaryPrefixes = pointInTime ? [...readPrefixes, `${DRILLS_PREFIX}${source.name}/`] : readPrefixes;
     const runs = primaryPrefixes.map((prefix) => bucket.arnForObjects(`${prefix}*`));
     const drills = bucket.arnForObjects(`${DRILLS_PREFIX}${source.name}/*`);
     this.taskRole.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'ReadOwnRuns', actions: ['s3:GetObject', 's3:GetObjectVersion'], resources: runs }));
