@@ -33,8 +33,11 @@ import { drillJobFromEnv } from '../worker/drill-job';
 import { pitrVerifyJobFromEnv, runPitrVerifyJob } from '../worker/pitr-verify-main';
 import { pitrExpireJobFromEnv, runPitrExpireJob } from '../worker/pitr-expire-main';
 import { pitrDrillJobFromEnv, runPitrDrillJob } from '../worker/pitr-drill-main';
+import { binlogDrillJobFromEnv, runBinlogDrillJob } from '../worker/binlog-drill-main';
 import { nativeDrillJobFromEnv, runNativeDrillJob } from '../worker/native-drill-main';
 import { binlogArchiveJobFromEnv, runBinlogArchiveJob, type BinlogArchiveOutcome } from '../worker/binlog-archive-main';
+import { physicalPlanJobFromEnv, runPhysicalPlanJob } from '../worker/binlog-physical-plan-main';
+import { physicalVerifyJobFromEnv, runPhysicalVerifyJob } from '../worker/binlog-physical-verify-main';
 import type { ScheduleInfo } from './iam/model';
 import * as rdsSdk from '@aws-sdk/client-rds';
 import { createRdsClient } from '../lib/rds/client';
@@ -176,6 +179,8 @@ const CONTAINERS: Readonly<Record<string, ContainerEntry>> = {
   Drill: (env, task) => runDrillJob(drillJobFromEnv(env), { log: task.log }),
   PitrVerifier: (env, task) => runPitrVerifyJob(pitrVerifyJobFromEnv(env), { log: task.log }),
   PitrExpire: (env, task) => runPitrExpireJob(pitrExpireJobFromEnv(env), { log: task.log }),
+  PhysicalPlan: (env, task) => runPhysicalPlanJob(physicalPlanJobFromEnv(env), { log: task.log }),
+  PhysicalVerifier: (env, task) => runPhysicalVerifyJob(physicalVerifyJobFromEnv(env), { log: task.log }),
 };
 
 /**
@@ -186,6 +191,7 @@ const CONTAINERS: Readonly<Record<string, ContainerEntry>> = {
 const ENTRY_POINTS: Readonly<Record<string, ContainerEntry>> = {
   '/app/pitr-drill.js': (env, task) => runPitrDrillJob(pitrDrillJobFromEnv(env), { log: task.log }),
   '/app/native-drill.js': (env, task) => runNativeDrillJob(nativeDrillJobFromEnv(env), { log: task.log }),
+  '/app/binlog-drill.js': (env, task) => runBinlogDrillJob(binlogDrillJobFromEnv(env), { log: task.log }),
 };
 
 /**
@@ -583,8 +589,8 @@ export async function runLocalDrillExecution(opts: {
   readonly from: 'primary' | 'offsite';
   readonly log?: (line: string) => void;
   readonly now?: Date;
-  /** The source's logical drill, or its PITR drill (its drill task of kind 'pitr'). @default 'logical' */
-  readonly kind?: 'logical' | 'pitr';
+  /** The source's logical drill, or its PITR drill (its drill task of kind 'pitr' or 'binlog'). @default 'logical' */
+  readonly kind?: 'logical' | 'pitr' | 'binlog';
   /** The drill task's environment beyond its task definition's (a PITR drill: pgBackRest's endpoint here). */
   readonly containerEnv?: Record<string, string>;
 }): Promise<LocalRunResult> {
@@ -592,9 +598,9 @@ export async function runLocalDrillExecution(opts: {
   const machine = aws.model.stateMachineNamed('-restore-drill');
   const now = opts.now ?? new Date();
   const definition = stateMachineDefinition(aws.app.primary, undefined, '-restore-drill');
-  const pitrTask = (input: Record<string, unknown>) => /-pitr:\d+$/.test(String((input.target as { taskDefinitionArn?: string } | undefined)?.taskDefinitionArn ?? ''));
+  const kindOf = (input: Record<string, unknown>) => /-(pitr|binlog):\d+$/.exec(String((input.target as { taskDefinitionArn?: string } | undefined)?.taskDefinitionArn ?? ''))?.[1] ?? 'logical';
   const input = {
-    ...scheduleInput(aws.app.primary, source.name, now, undefined, '-restore-drill', (candidate) => pitrTask(candidate) === (opts.kind === 'pitr')),
+    ...scheduleInput(aws.app.primary, source.name, now, undefined, '-restore-drill', (candidate) => kindOf(candidate) === (opts.kind ?? 'logical')),
     from: opts.from,
   };
   return executeLocally({
@@ -602,7 +608,7 @@ export async function runLocalDrillExecution(opts: {
     definition,
     stateMachineArn: machine.arn,
     input,
-    executionName: `${source.name}-${opts.kind === 'pitr' ? 'pitr-' : ''}drill-${now.toISOString().replace(/[-:.]/g, '')}`,
+    executionName: `${source.name}-${opts.kind && opts.kind !== 'logical' ? `${opts.kind}-` : ''}drill-${now.toISOString().replace(/[-:.]/g, '')}`,
     containerEnv: { ...localContainerEnv(aws), ...opts.containerEnv },
     log: opts.log ?? (() => undefined),
     retryIntervalOverrides: Object.fromEntries(Object.keys((definition as { States: object }).States).map((state) => [state, 10])),

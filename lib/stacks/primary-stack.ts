@@ -20,6 +20,7 @@ import { NativeDrillJanitor } from '../constructs/native-drill';
 import { PitrMarker } from '../constructs/pitr-marker';
 import { PitrSetupDocuments } from '../constructs/pitr-setup-documents';
 import { PitrWorkflow } from '../constructs/pitr-workflow';
+import { BinlogPhysicalWorkflow } from '../constructs/binlog-physical-workflow';
 import { Pruner } from '../constructs/pruner';
 import { Watchdog } from '../constructs/watchdog';
 import { OffsiteReplication } from '../constructs/offsite-replication';
@@ -52,6 +53,8 @@ export class PrimaryStack extends Stack {
   public readonly workflow: BackupWorkflow;
   /** Point-in-time recovery runs of the sources with method 'pitr' (none: undefined). */
   public readonly pitr?: PitrWorkflow;
+  /** The physical backups (mariadb-backup / xtrabackup through SSM) of MySQL/MariaDB sources with `binlog.physical`. */
+  public readonly binlogPhysical?: BinlogPhysicalWorkflow;
   public readonly watchdog: Watchdog;
   public readonly pruner: Pruner;
   public readonly heartbeats: Heartbeats;
@@ -160,6 +163,23 @@ export class PrimaryStack extends Stack {
       if (pitrSources.some((source) => source.pitr?.marker)) {
         new PitrMarker(this, 'PitrMarker', { appName: config.appName, sources: pitrSources, group: this.schedules.group, deadLetterQueue: this.schedules.deadLetterQueue });
       }
+    }
+    // MySQL/MariaDB sources with a physical host: mariadb-backup / xtrabackup fulls and incrementals through SSM.
+    const physicalSources = config.sources.filter((source) => source.binlog?.physical !== undefined);
+    if (physicalSources.length > 0) {
+      const { commit, awaitOffsite, record, recordFailure } = this.workflow.functions;
+      this.binlogPhysical = new BinlogPhysicalWorkflow(this, 'BinlogPhysicalRun', {
+        appName: config.appName,
+        sources: physicalSources,
+        bucket: this.backupBucket.bucket,
+        bucketKey: this.backupBucket.key,
+        alarmTopic: this.alarmTopic.topic,
+        workerImage,
+        cluster: this.workflow.cluster,
+        functions: { commit, awaitOffsite, record, recordFailure },
+        objectLockMode: config.objectLock.mode,
+        schedules: { group: this.schedules.group, deadLetterQueue: this.schedules.deadLetterQueue },
+      });
     }
     // One writer per JSON document of a run, enforced by the bucket: Commit writes the verdict,
     // AwaitOffsite the offsite confirmation, the drill tasks their reports.
