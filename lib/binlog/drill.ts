@@ -5,9 +5,9 @@
  *
  * The targets alternate: the end of the archive (`latest`), then a random whole second of the
  * newest restorable window's last day. A whole second, because `--stop-datetime` has a second's
- * resolution (lib/binlog/replay.ts); strictly after the window's start, which is the base dump's
- * finish (never before it: the plan refuses such a target); never in the archive's last second,
- * whose events may still be arriving.
+ * resolution (lib/binlog/replay.ts); after the second the window starts in, the base dump's
+ * finish (never before it: the plan refuses such a target; nor in its second, see countsComparable);
+ * never in the archive's last second, whose events may still be arriving.
  */
 import type { RestoreWindow } from './restore-plan';
 
@@ -33,8 +33,9 @@ export function chooseBinlogDrillTarget(previous: string | undefined, windows: r
   const window = windows.at(-1);
   if (previous !== 'latest' || !window) return 'latest';
   const from = Math.max(window.from.getTime(), window.to.getTime() - DAY_MS);
-  // Whole seconds after the window's start second, before its last second.
-  const first = Math.floor(from / SECOND_MS) + 1;
+  // Whole seconds after the second the window starts in (a target there stops where a target at the base's finish
+  // stops: its exact counts would be compared, and writes during the dump would fail them), before its last second.
+  const first = Math.ceil(from / SECOND_MS) + 1;
   const last = Math.ceil(window.to.getTime() / SECOND_MS) - 1;
   if (last < first) return 'latest';
   const pick = Math.min(last, first + Math.floor(random() * (last - first + 1)));

@@ -52,7 +52,7 @@ beforeAll(async () => {
   }, { s3: admin(), log: () => undefined });
   const verification = await verifyRun({ s3: admin(), bucket, source: 'shop', runId: RUN_ID, verifiedBy: 'lambda' });
   await admin().send(new PutObjectCommand({ Bucket: bucket, Key: verificationKey('shop', RUN_ID), Body: serializeVerification(verification) }));
-  await new Promise((resolve) => setTimeout(resolve, 1100));
+  await new Promise((resolve) => setTimeout(resolve, 2100));
   await db.sql("INSERT INTO shop.orders (total) SELECT total + 10 FROM shop.orders; FLUSH BINARY LOGS; INSERT INTO shop.orders (total) VALUES (99);");
   const archived = await runBinlogArchiveJob({
     source: 'shop', engine: 'mariadb', binlogClient: 'mariadb-binlog', connection: { host: db.host, port: db.port, username: 'root', tls: { mode: 'disable' } },

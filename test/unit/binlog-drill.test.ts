@@ -32,23 +32,25 @@ describe('chooseBinlogDrillTarget', () => {
       const newest = windows.at(-1) as RestoreWindow;
       expect(target.getTime() % 1000).toBe(0);
       expect(target.getTime()).toBeGreaterThan(newest.from.getTime());
+      // Never the base's own finishing second: the automatic choice never compares counts a dump's own writes would break.
+      expect(countsComparable(target, newest.from)).toBe(false);
       expect(target.getTime()).toBeGreaterThanOrEqual(newest.to.getTime() - 86_400_000);
       expect(target.getTime()).toBeLessThan(newest.to.getTime() - 0);
       expect(target.getTime()).toBeLessThanOrEqual(Math.ceil(newest.to.getTime() / 1000) * 1000 - 1000);
     }
   });
 
-  test('golden: the last day of a long window, from its first whole second after to-24h to its last whole second before to', () => {
-    expect(chooseBinlogDrillTarget('latest', LONG, () => 0)).toEqual(t('2026-12-03T12:00:01.000Z'));
+  test('golden: the last day of a long window, from the second after the one to-24h is in to its last whole second before to', () => {
+    expect(chooseBinlogDrillTarget('latest', LONG, () => 0)).toEqual(t('2026-12-03T12:00:02.000Z'));
     expect(chooseBinlogDrillTarget('latest', LONG, () => 0.999999999)).toEqual(t('2026-12-04T12:00:00.000Z'));
     // A window shorter than a day: never before its start (the base's finish), never its start's second.
-    expect(chooseBinlogDrillTarget('latest', SHORT, () => 0)).toEqual(t('2026-12-04T11:59:01.000Z'));
+    expect(chooseBinlogDrillTarget('latest', SHORT, () => 0)).toEqual(t('2026-12-04T11:59:02.000Z'));
   });
 
-  test('a window with no whole second strictly inside it: latest', () => {
+  test('a window with no whole second after its start\'s second and before its last: latest', () => {
     expect(chooseBinlogDrillTarget('latest', [window('2026-12-04T12:00:00.250Z', '2026-12-04T12:00:00.900Z')], () => 0.5)).toBe('latest');
-    expect(chooseBinlogDrillTarget('latest', [window('2026-12-04T12:00:00.250Z', '2026-12-04T12:00:01.000Z')], () => 0.5)).toBe('latest');
-    expect(chooseBinlogDrillTarget('latest', [window('2026-12-04T12:00:00.250Z', '2026-12-04T12:00:01.001Z')], () => 0.5)).toEqual(t('2026-12-04T12:00:01.000Z'));
+    expect(chooseBinlogDrillTarget('latest', [window('2026-12-04T12:00:00.250Z', '2026-12-04T12:00:02.000Z')], () => 0.5)).toBe('latest');
+    expect(chooseBinlogDrillTarget('latest', [window('2026-12-04T12:00:00.250Z', '2026-12-04T12:00:02.001Z')], () => 0.5)).toEqual(t('2026-12-04T12:00:02.000Z'));
   });
 });
 
