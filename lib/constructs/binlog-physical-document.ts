@@ -54,6 +54,11 @@ export const BINLOG_PHYSICAL_BASH = [
   // The base64 SHA-256 S3 takes, with coreutils and bash's printf only.
   'sha256_b64() { printf "$(sha256sum "$1" | cut -c1-64 | sed \'s/../\\\\x&/g\')" | base64; }',
   'sse=(--server-side-encryption aws:kms --ssekms-key-id "{{ kmsKeyId }}")',
+  // The bucket refuses a write without If-None-Match under runs/: an AWS CLI older than S3's conditional writes
+  // (August 2024; Debian 12's 2.9 is) cannot send it. Said before anything runs, not as a failed upload.
+  'if ! aws s3api put-object --generate-cli-skeleton input 2>/dev/null | grep -q IfNoneMatch; then',
+  '  log "this host\'s AWS CLI ($(aws --version 2>&1 | cut -d" " -f1)) cannot send If-None-Match, which the bucket requires of every write under runs/: install an AWS CLI from August 2024 or later (S3 conditional writes)"; exit 2',
+  'fi',
   'if [ "$type" = incr ] && [ -z "$lsn" ]; then log "an incremental needs incrementalLsn (the prior run\'s to_lsn)"; exit 2; fi',
   'if [ "$type" = full ] && [ -n "$lsn" ]; then log "a full takes no incrementalLsn (given: $lsn)"; exit 2; fi',
   'part_bytes=' + String(PHYSICAL_PART_BYTES),

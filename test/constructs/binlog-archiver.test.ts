@@ -81,13 +81,13 @@ test('the task: the worker image\'s archiver entry, the connection and plan in t
   ]);
 });
 
-test('the task role: exactly put (with its lock), get and list of binlog/<source>/, the key for SSE-KMS, and no delete', () => {
+test('the task role: exactly put (with its lock; an upload in parts aborted), get and list of binlog/<source>/, the key for SSE-KMS, and no delete', () => {
   const properties = taskDefinition('shop');
   const roleId = (properties.TaskRoleArn as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
   expect(shardTemplate.toJSON().Resources[roleId].Properties).toMatchObject({ Path: '/lifeboat/binlog/' });
   const statements = statementsOf(shardTemplate, roleId);
   expect(statements).toEqual([
-    { Sid: 'WriteOwnBinlogArchive', Effect: 'Allow', Action: ['s3:GetObject', 's3:PutObject', 's3:PutObjectRetention'], Resource: { 'Fn::Join': ['', [expect.anything(), '/binlog/shop/*']] } },
+    { Sid: 'WriteOwnBinlogArchive', Effect: 'Allow', Action: ['s3:AbortMultipartUpload', 's3:GetObject', 's3:ListMultipartUploadParts', 's3:PutObject', 's3:PutObjectRetention'], Resource: { 'Fn::Join': ['', [expect.anything(), '/binlog/shop/*']] } },
     { Sid: 'ListOwnBinlogArchive', Effect: 'Allow', Action: 's3:ListBucket', Resource: expect.anything(), Condition: { StringLike: { 's3:prefix': ['binlog/shop/*'] } } },
     { Sid: 'EncryptBinlogArchive', Effect: 'Allow', Action: ['kms:Decrypt', 'kms:GenerateDataKey'], Resource: expect.anything() },
     {

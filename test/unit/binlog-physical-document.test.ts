@@ -9,6 +9,9 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { BINLOG_PHYSICAL_BASH, BINLOG_PHYSICAL_SCRIPT, BinlogPhysicalDocument, binlogPhysicalParameters } from '../../lib/constructs/binlog-physical-document';
 
 const KEY_ARN = 'arn:aws:kms:eu-west-1:111111111111:key/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0';
@@ -84,4 +87,28 @@ test('cdk-nag AwsSolutions: no finding', () => {
   documentStack(app);
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
   expect(() => app.synth()).not.toThrow();
+});
+
+test('a host whose AWS CLI cannot send If-None-Match is told so before anything runs (exit 2), naming its version', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lifeboat-old-cli-'));
+  try {
+    // An AWS CLI from before S3's conditional writes: its put-object skeleton has no IfNoneMatch.
+    writeFileSync(join(dir, 'aws'), [
+      '#!/bin/sh',
+      'case "$*" in',
+      '  --version) echo "aws-cli/2.9.19 Python/3.11.2 Linux/6.1 source/x86_64.debian.12"; exit 0;;',
+      '  *generate-cli-skeleton*) echo \'{ "Bucket": "", "Key": "" }\'; exit 0;;',
+      'esac',
+      'echo "unexpected: aws $*" >&2; exit 99',
+      '',
+    ].join('\n'), { mode: 0o755 });
+    writeFileSync(join(dir, 'mariadb-backup'), '#!/bin/sh\necho "mariadb-backup must not run" >&2; exit 98\n', { mode: 0o755 });
+    const script = BINLOG_PHYSICAL_BASH.join('\n').replace(/\{\{\s*(\w+)\s*\}\}/g, (_match, name: string) => (name === 'type' ? 'full' : name === 'tool' ? 'mariadb-backup' : ''));
+    const run = spawnSync('bash', ['-c', script], { encoding: 'utf8', env: { PATH: `${dir}:/usr/bin:/bin`, TMPDIR: dir } });
+    expect(run.status).toBe(2);
+    expect(run.stdout).toContain("lifeboat: this host's AWS CLI (aws-cli/2.9.19) cannot send If-None-Match");
+    expect(`${run.stdout}${run.stderr}`).not.toMatch(/must not run|unexpected/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
