@@ -9,8 +9,36 @@
  * instance profile would give pgBackRest (here: the local S3 server's keys, in the environment
  * only). An unknown id answers InvalidInstanceId, a tag no instance carries resolves to no target.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { existsSync, readdirSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+
+/** Whether the AWS CLI at `path` can send If-None-Match (S3's conditional writes, August 2024): its put-object skeleton has it. */
+function canWriteOnce(path: string): boolean {
+  const probe = spawnSync(path, ['s3api', 'put-object', '--generate-cli-skeleton', 'input'], { encoding: 'utf8', timeout: 30_000 });
+  return probe.status === 0 && probe.stdout.includes('IfNoneMatch');
+}
+
+let cachedHostPath: string | undefined;
+
+/**
+ * The PATH of the stand-in host: this machine's, with the first directory holding an AWS CLI that
+ * can send If-None-Match in front when the first `aws` on PATH cannot (a managed instance carries
+ * a current CLI; Debian 12's awscli 2.9 predates conditional writes). With none, the PATH as it
+ * is: the document's script then says which CLI it found and what it needs.
+ */
+export function hostPath(): string {
+  if (cachedHostPath !== undefined) return cachedHostPath;
+  const path = process.env.PATH ?? '/usr/bin:/bin';
+  const dirs = path.split(delimiter).filter(Boolean);
+  const pyenv = join(process.env.HOME ?? '/root', '.pyenv', 'versions');
+  const extra = existsSync(pyenv) ? readdirSync(pyenv).map((version) => join(pyenv, version, 'bin')) : [];
+  const first = dirs.find((dir) => existsSync(join(dir, 'aws')));
+  const capable = first && canWriteOnce(join(first, 'aws')) ? first : [...dirs, ...extra, '/usr/local/bin'].find((dir) => existsSync(join(dir, 'aws')) && canWriteOnce(join(dir, 'aws')));
+  cachedHostPath = capable && capable !== first ? `${capable}${delimiter}${path}` : path;
+  return cachedHostPath;
+}
 
 export interface LocalManagedInstance {
   readonly instanceId: string;
@@ -153,7 +181,7 @@ export class LocalSsm {
     const output: Buffer[] = [];
     const code = await new Promise<number>((resolve) => {
       // As the SSM agent runs aws:runShellScript: with sh (dash here, as on Debian and Ubuntu hosts), so a bash-only script fails here too.
-      const child = spawn('sh', ['-c', script], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C', TZ: 'UTC', ...instance.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn('sh', ['-c', script], { env: { PATH: hostPath(), LANG: 'C', TZ: 'UTC', ...instance.env }, stdio: ['ignore', 'pipe', 'pipe'] });
       child.stdout.on('data', (chunk: Buffer) => output.push(chunk));
       child.stderr.on('data', (chunk: Buffer) => output.push(chunk));
       child.on('error', () => resolve(127));
