@@ -135,12 +135,12 @@ export function pipeReplay(binlogClient: string, args: readonly string[], sqlCli
   const sqlEnv: NodeJS.ProcessEnv = { ...env, ...(target.password !== undefined ? { MYSQL_PWD: target.password } : {}) };
   return new Promise((resolve, reject) => {
     const reader = spawn(binlogClient, args, { env, stdio: ['ignore', 'pipe', 'pipe'], signal });
-    const writer = spawn(sqlClient, replaySqlArgs(target), { env: sqlEnv, stdio: ['pipe', 'ignore', 'pipe'], signal });
+    // The reader's stdout is the writer's stdin, a kernel pipe between the two as in a shell: no byte passes through Node.
+    const writer = spawn(sqlClient, replaySqlArgs(target), { env: sqlEnv, stdio: [reader.stdout, 'ignore', 'pipe'], signal });
+    reader.stdout.destroy();
     const errors = { reader: '', writer: '' };
     reader.stderr.on('data', (chunk: Buffer) => (errors.reader = (errors.reader + chunk.toString()).slice(-4000)));
     writer.stderr.on('data', (chunk: Buffer) => (errors.writer = (errors.writer + chunk.toString()).slice(-4000)));
-    reader.stdout.pipe(writer.stdin);
-    writer.stdin.on('error', () => undefined);
     let pending = 2;
     let failure: Error | undefined;
     const done = (who: string, code: number | null, signalName: NodeJS.Signals | null, text: string) => {
