@@ -18,9 +18,10 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { listRuns } from '../catalog/catalog';
+import { DigestMeter } from '../util/digest-meter';
 import { lifeboatError } from '../domain/errors';
 import { manifestKey, pitrCatalogName } from '../domain/layout';
 import { MANIFEST_SCHEMA_VERSION, parseManifest, serializeManifest, type Manifest, type ManifestArtifact, type ObjectLock } from '../domain/manifest';
@@ -87,19 +88,12 @@ export async function extractStream(
 ): Promise<{ bytes: number; sha256: string; versionId?: string; parts: number }> {
   mkdirSync(dir, { recursive: true });
   const object = await deps.s3.send(new GetObjectCommand({ Bucket: deps.bucket, Key: stream.key, ...(stream.versionId ? { VersionId: stream.versionId } : {}) }), { abortSignal: deps.signal });
-  const hash = createHash('sha256');
-  let bytes = 0;
-  const counting = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      callback(null, chunk);
-    },
-  });
+  const counting = new DigestMeter();
   const body = object.Body as Readable;
   const { command, argv } = extractArgv(deps.streamTool, dir);
   const run = await runTool(command, argv, { stdin: body.pipe(counting), signal: deps.signal });
-  const sha256 = hash.digest('hex');
+  const { bytes } = counting;
+  const sha256 = counting.sha256();
   if (stream.sha256 && sha256 !== stream.sha256) {
     throw lifeboatError('ChecksumMismatch', `s3://${deps.bucket}/${stream.key}: sha256 ${sha256} read (${bytes} bytes), ${stream.sha256} in its manifest`);
   }

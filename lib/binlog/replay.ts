@@ -10,11 +10,11 @@
  */
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { DigestMeter } from '../util/digest-meter';
 import { readBinlogArchive, binlogChain, type ArchivedBinlog, type BinlogArchive } from './archive-read';
 
 export interface ReplayTarget {
@@ -97,17 +97,10 @@ export function replaySqlArgs(target: ReplayTarget): string[] {
 
 async function downloadFile(s3: S3Client, bucket: string, file: ArchivedBinlog, path: string, signal?: AbortSignal): Promise<void> {
   const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: file.key, VersionId: file.versionId }), { abortSignal: signal });
-  const hash = createHash('sha256');
-  let bytes = 0;
-  const meter = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      callback(null, chunk);
-    },
-  });
+  const meter = new DigestMeter();
   await pipeline(object.Body as Readable, meter, createWriteStream(path, { mode: 0o600 }), { signal });
-  const sha256 = hash.digest('hex');
+  const { bytes } = meter;
+  const sha256 = meter.sha256();
   if (sha256 !== file.facts.sha256 || bytes !== file.facts.bytes) {
     throw Object.assign(new Error(
       `s3://${bucket}/${file.key}: ${bytes} bytes with SHA-256 ${sha256}, but the archive recorded ${file.facts.bytes} bytes with ${file.facts.sha256}: ` +

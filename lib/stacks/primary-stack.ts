@@ -142,21 +142,21 @@ export class PrimaryStack extends Stack {
     });
     // pgBackRest's sources (a MySQL/MariaDB source's method 'pitr' archives binary logs: binlog shards below).
     const pitrSources = config.sources.filter((source) => source.pitr !== undefined);
+    // What a run on a host (pgBackRest's, or mariadb-backup's) shares with the backup run: its bucket, cluster, steps and schedules.
+    const { commit, awaitOffsite, record, recordFailure } = this.workflow.functions;
+    const hostRun = {
+      appName: config.appName,
+      bucket: this.backupBucket.bucket,
+      bucketKey: this.backupBucket.key,
+      alarmTopic: this.alarmTopic.topic,
+      workerImage,
+      cluster: this.workflow.cluster,
+      functions: { commit, awaitOffsite, record, recordFailure },
+      objectLockMode: config.objectLock.mode,
+      schedules: { group: this.schedules.group, deadLetterQueue: this.schedules.deadLetterQueue },
+    };
     if (pitrSources.length > 0) {
-      const { commit, awaitOffsite, record, recordFailure } = this.workflow.functions;
-      this.pitr = new PitrWorkflow(this, 'PitrRun', {
-        appName: config.appName,
-        sources: pitrSources,
-        bucket: this.backupBucket.bucket,
-        bucketKey: this.backupBucket.key,
-        alarmTopic: this.alarmTopic.topic,
-        workerImage,
-        cluster: this.workflow.cluster,
-        functions: { commit, awaitOffsite, record, recordFailure },
-        objectLockMode: config.objectLock.mode,
-        offsite: { bucketName: names.offsiteBucketName },
-        schedules: { group: this.schedules.group, deadLetterQueue: this.schedules.deadLetterQueue },
-      });
+      this.pitr = new PitrWorkflow(this, 'PitrRun', { ...hostRun, sources: pitrSources, offsite: { bucketName: names.offsiteBucketName } });
       // What lifeboat pitr setup prints, as an SSM document per source with this deployment's bucket and key.
       new PitrSetupDocuments(this, 'PitrSetup', { appName: config.appName, sources: pitrSources, bucket: this.backupBucket.bucket, bucketKey: this.backupBucket.key });
       // The exact check of PITR drills, for the sources that ask for it (pitr.marker).
@@ -166,21 +166,7 @@ export class PrimaryStack extends Stack {
     }
     // MySQL/MariaDB sources with a physical host: mariadb-backup / xtrabackup fulls and incrementals through SSM.
     const physicalSources = config.sources.filter((source) => source.binlog?.physical !== undefined);
-    if (physicalSources.length > 0) {
-      const { commit, awaitOffsite, record, recordFailure } = this.workflow.functions;
-      this.binlogPhysical = new BinlogPhysicalWorkflow(this, 'BinlogPhysicalRun', {
-        appName: config.appName,
-        sources: physicalSources,
-        bucket: this.backupBucket.bucket,
-        bucketKey: this.backupBucket.key,
-        alarmTopic: this.alarmTopic.topic,
-        workerImage,
-        cluster: this.workflow.cluster,
-        functions: { commit, awaitOffsite, record, recordFailure },
-        objectLockMode: config.objectLock.mode,
-        schedules: { group: this.schedules.group, deadLetterQueue: this.schedules.deadLetterQueue },
-      });
-    }
+    if (physicalSources.length > 0) this.binlogPhysical = new BinlogPhysicalWorkflow(this, 'BinlogPhysicalRun', { ...hostRun, sources: physicalSources });
     // One writer per JSON document of a run, enforced by the bucket: Commit writes the verdict,
     // AwaitOffsite the offsite confirmation, the drill tasks their reports.
     this.backupBucket.restrictWriters('Verification', `${RUNS_PREFIX}*/verification.json`, [this.workflow.functions.commit.role!.roleArn]);
