@@ -12,6 +12,7 @@ import type { Manifest, ManifestTable } from '../lib/domain/manifest';
 import { LIFEBOAT_VERSION } from '../lib/domain/version';
 import { DRILL_ERROR_NAMES, tableDisplayName } from '../lib/drill/checks';
 import { engineOf } from '../lib/engines/registry';
+import { binlogRestoreSection } from '../lib/binlog/runbook';
 import { nativeRestoreSection, type NativeWindowFacts } from '../lib/rds/runbook';
 import { storageNames } from '../lib/stacks/naming';
 import { formatElapsed, primaryBucketFromStack } from './status';
@@ -292,7 +293,9 @@ export function renderRunbook(facts: RunbookFacts): string {
   );
   push(source.rds
     ? `**Which recovery point.** Two kinds: RDS's own point-in-time recovery reaches any second of its window (at least ${source.rds.requiredWindowDays} days back, to about 5 minutes ago: step 5a), and the logical dumps below reach further back, to the tier's retention, at the newest verified run's data time.`
-    : '**Which recovery point.** This source has no point-in-time recovery (no WAL or binlog archive): the recovery point is the newest verified run, and what was written after its data time is not in any backup.', '');
+    : source.binlog
+      ? `**Which recovery point.** Any second from the newest verified dump up to the archive's newest event (its binary logs are archived every ${formatDuration(source.binlog.plan.archiveEverySeconds)}: step 5b); the dumps alone reach back to the tier's retention, at each run's data time.`
+      : '**Which recovery point.** This source has no point-in-time recovery (no WAL or binlog archive): the recovery point is the newest verified run, and what was written after its data time is not in any backup.', '');
   if (latest && manifest && dataTime) {
     push(`- Newest verified run: **${latest.runId}**, data as of ${dataTime.toISOString()} (the dump's start), ${formatDuration((now.getTime() - dataTime.getTime()) / 1000)} old when this runbook was generated.`);
     push(`- Offsite copy: ${latest.offsite ? `confirmed in ${latest.offsite.bucket} (${latest.offsite.region}) at ${latest.offsite.confirmedAt}, lag ${formatDuration(latest.offsite.lagSeconds)}` : '**not confirmed** (no offsite.json): restore from the primary copy, or check the offsite bucket with step 4'}.`);
@@ -377,6 +380,7 @@ export function renderRunbook(facts: RunbookFacts): string {
   }))));
 
   if (source.rds) push(...nativeRestoreSection(config, { ...source, rds: source.rds }, facts.nativeWindow));
+  push(...binlogRestoreSection(source, bucket, manifest, engine.sqlClients[0] as string));
 
   // 6. Verify the recovery
   push('## 6. Verify the recovery', '');

@@ -3,6 +3,10 @@ import { parseConfig, type LifeboatConfigInput } from '../../lib/config';
 import type { SourceInput } from '../../lib/config/schema';
 import { binlogPlan } from '../../lib/binlog/plan';
 import { configProblems as problems } from '../fixtures/config-input';
+import type { Source } from '../../lib/config/types';
+import type { Manifest } from '../../lib/domain/manifest';
+import { binlogRestoreSection } from '../../lib/binlog/runbook';
+import { renderRunbook } from '../../cli/runbook';
 
 const SHOP: SourceInput = {
   name: 'shop',
@@ -66,4 +70,20 @@ test('a tier whose RPO the archiver cannot keep is refused', () => {
   expect(problems(config({}, { tier1: { rpo: '2m', schedule: '1h' } }))).toEqual(expect.arrayContaining([
     expect.stringMatching(/^sources\[0\]\.tier: tier tier1: an RPO of 2m needs the binary-log archiver every 40s/),
   ]));
+});
+
+test('the runbook of a binary-log source: the recovery point is any second of the archive, and step 5b restores to one with Lifeboat and with stock tools', () => {
+  const parsed = parseConfig(config({}));
+  const source = parsed.sources[0] as Source;
+  const manifest = {
+    artifacts: [{ database: 'shop', key: 'runs/shop/20261204T000000Z/shop.sql.zst', bytes: 1, sha256: 'a'.repeat(64), format: 'sql', compression: 'zstd:3', parts: 1, binlog: { file: 'binlog.000007', position: 4242, gtid: '0-1-99' } }],
+  } as unknown as Manifest;
+  const markdown = renderRunbook({ config: parsed, source, bucket: 'primary-bucket', offsiteBucket: 'offsite-bucket', drills: [], now: new Date('2026-12-04T00:00:00Z') });
+  expect(markdown).toContain('**Which recovery point.** Any second from the newest verified dump up to the archive\'s newest event (its binary logs are archived every 5m: step 5b)');
+  expect(markdown).toContain('## 5b. Point-in-time restore from the archived binary logs');
+  expect(markdown).toContain('npx lifeboat restore shop --at 2026-12-01T09:41:59Z --target-url mariadb://$TARGET_USER@$TARGET_HOST:$TARGET_PORT --bucket primary-bucket --dry-run');
+  const section = binlogRestoreSection(source, 'primary-bucket', manifest, 'mariadb').join('\n');
+  expect(section).toContain('# shop: from binlog.000007 position 4242 (GTID 0-1-99)');
+  expect(section).toContain("TZ=UTC mariadb-binlog --start-position=4242 --stop-datetime='2026-12-01 09:42:00' --database=shop binlog.0* \\");
+  expect(section).toContain('aws s3 cp s3://primary-bucket/binlog/shop/files/binlog.000007 .');
 });
