@@ -2,8 +2,8 @@
  * The binary-log archiver (one bounded run per schedule slot): checks the server (preflight),
  * lists its binary logs, reads every file from the first one the archive still needs with the
  * engine's own client over the replication protocol (`mariadb-binlog` / `mysqlbinlog
- * --read-from-remote-server --raw --to-last-log`: it stops at the current end, so each run is
- * bounded and the next one resumes), and stores:
+ * --read-from-remote-server --raw`, one file per call: it stops at that file's current end, so each
+ * run is bounded and the next one resumes; the scratch space holds one file at a time), and stores:
  * - each completed file once, immutably, at `binlog/<source>/files/<file>` with its index entry
  *   (size, SHA-256, first and last event, how it ended) — a file already stored with the same
  *   digest is left alone, one with another digest fails the run (`ArchiveConflict`);
@@ -19,12 +19,12 @@
  */
 import { HeadObjectCommand, type ObjectLockMode, type S3Client } from '@aws-sdk/client-s3';
 import { spawn } from 'node:child_process';
-import { createReadStream, existsSync, mkdtempSync, readdirSync, rmSync, truncateSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, mkdtempSync, rmSync, truncateSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { join } from 'node:path';
 import { readBinlogArchive, type BinlogArchive } from '../lib/binlog/archive-read';
 import {
-  BINLOG_DOCUMENT_SCHEMA_VERSION, BINLOG_FILE_NAME, binlogSequence, binlogSibling, serializeBinlogIndexEntry, serializeBinlogState,
+  BINLOG_DOCUMENT_SCHEMA_VERSION, binlogSequence, binlogSibling, serializeBinlogIndexEntry, serializeBinlogState,
   type BinlogFileFacts, type BinlogIndexEntry, type BinlogState,
 } from '../lib/binlog/documents';
 import { BinlogScanner, type BinlogScan } from '../lib/binlog/events';
@@ -92,14 +92,13 @@ export function purgedFiles(needed: string, serverFiles: readonly { file: string
   return missing;
 }
 
-/** The client's argv: the password is in MYSQL_PWD. */
+/** The client's argv for one file (without --to-last-log it reads just that one, to its current end): the password is in MYSQL_PWD. */
 export function binlogReadArgs(input: { readonly connection: ArchiveBinlogsInput['connection']; readonly flavor: 'mysql' | 'mariadb'; readonly dir: string; readonly from: string }): string[] {
   const { connection } = input;
   return [
     '--no-defaults',
     '--read-from-remote-server',
     '--raw',
-    '--to-last-log',
     '--protocol=TCP',
     `--host=${connection.host}`,
     `--port=${connection.port}`,
@@ -110,7 +109,7 @@ export function binlogReadArgs(input: { readonly connection: ArchiveBinlogsInput
   ];
 }
 
-function readFiles(input: ArchiveBinlogsInput, dir: string, from: string): Promise<{ code: number | null; stderr: string }> {
+function readFile(input: ArchiveBinlogsInput, dir: string, from: string, remainingMs: number): Promise<{ code: number | null; stderr: string }> {
   const env: NodeJS.ProcessEnv = { ...process.env, TZ: 'UTC' };
   delete env.MYSQL_PWD;
   if (input.connection.password !== undefined) env.MYSQL_PWD = input.connection.password;
@@ -119,7 +118,7 @@ function readFiles(input: ArchiveBinlogsInput, dir: string, from: string): Promi
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
     const stop = () => child.kill('SIGTERM');
-    const timer = setTimeout(stop, (input.maxSeconds ?? 600) * 1000);
+    const timer = setTimeout(stop, Math.max(1_000, remainingMs));
     input.signal?.addEventListener('abort', stop, { once: true });
     child.on('error', (error) => { clearTimeout(timer); reject(lifeboatError('ArchiveFailed', `${input.binlogClient} did not start: ${error.message}`, error)); });
     child.on('close', (code) => {
@@ -189,16 +188,29 @@ export async function archiveBinlogs(input: ArchiveBinlogsInput): Promise<Archiv
   const stored: string[] = [];
   let partial: BinlogState['partial'];
   try {
-    const read = await readFiles(input, dir, from);
-    const names = readdirSync(dir).filter((name) => BINLOG_FILE_NAME.test(name)).sort((a, b) => binlogSequence(a) - binlogSequence(b));
-    // A client that stopped early (killed, a network cut) still wrote whole files before it; each is judged on its own.
-    if (read.code !== 0 && names.length === 0) {
-      throw lifeboatError('ArchiveFailed', `${input.binlogClient} read nothing from ${input.connection.host}:${input.connection.port} (exit ${read.code}): ${read.stderr.trim().split('\n').slice(-3).join(' ') || '(no output)'}`);
-    }
-    if (read.code !== 0) log(`${input.binlogClient} stopped (exit ${read.code}): ${read.stderr.trim().split('\n').at(-1) ?? ''}; storing what it read`);
+    // One file at a time, each removed once stored: the scratch space holds one binary log (at most
+    // max_binlog_size), however many the server kept. The run stops when its time is up; the next resumes.
+    const deadline = Date.now() + (input.maxSeconds ?? 600) * 1000;
     const lastOnServer = serverFiles.at(-1)?.file as string;
+    const names = serverFiles.map((file) => file.file).filter((file) => binlogSequence(file) >= binlogSequence(from));
     for (const name of names) {
+      if (Date.now() >= deadline || input.signal?.aborted) {
+        log(`stopping before ${name}: ${input.signal?.aborted ? 'the run was stopped' : 'the run\'s time is up'}; the next run resumes there`);
+        break;
+      }
+      rmSync(dir, { recursive: true, force: true });
+      mkdirSync(dir, { recursive: true });
+      const read = await readFile(input, dir, name, deadline - Date.now());
       const path = join(dir, name);
+      const why = `${input.binlogClient} ${read.code === 0 ? 'read' : `stopped (exit ${read.code})`} on ${name}: ${read.stderr.trim().split('\n').slice(-3).join(' ') || '(no output)'}`;
+      if (!existsSync(path)) {
+        // Nothing of this file: fail the run only if it stored nothing at all.
+        if (stored.length === 0) throw lifeboatError('ArchiveFailed', `${why}; nothing was read from ${input.connection.host}:${input.connection.port}`);
+        log(`${why}; the next run resumes with it`);
+        break;
+      }
+      // A client that stopped early (killed, a network cut) still wrote whole events: the file is judged on its own.
+      if (read.code !== 0) log(`${why}; storing what it read`);
       const scan = await scanFile(path, name);
       if (scan.problems.length > 0 && scan.wholeBytes === 0) throw lifeboatError('BinlogCorrupt', `${input.source}: ${scan.problems.join('; ')}`);
       // Complete: whole, and ended by a Rotate or a Stop — or, after a crash (no end event), the
@@ -215,6 +227,7 @@ export async function archiveBinlogs(input: ArchiveBinlogsInput): Promise<Archiv
             throw lifeboatError('ArchiveConflict', `${input.source}: ${name} is archived with SHA-256 ${previous.facts.sha256} (${previous.facts.bytes} bytes), ` +
               `and the server now sends ${scan.sha256} (${scan.bytes} bytes): the archived file is kept, nothing was overwritten. A server whose binary logs were reset (RESET MASTER) starts a new sequence: archive it under another source name`);
           }
+          if (read.code !== 0) break;
           continue;
         }
         const key = binlogFileKey(input.source, name);
@@ -236,6 +249,7 @@ export async function archiveBinlogs(input: ArchiveBinlogsInput): Promise<Archiv
         known.set(name, entry);
         stored.push(name);
         log(`stored ${name} (${scan.bytes} bytes, ${scan.events} events, ends by ${scan.ends})`);
+        if (read.code !== 0) break;
         continue;
       }
       // The active file (or a damaged tail): whole events only, as this run saw it.

@@ -140,6 +140,32 @@ describe('binary-log archiver on MariaDB', () => {
     ]));
   });
 
+  test('the scratch space holds one binary log at a time, however many the run archives', async () => {
+    const bucket = await lockedBucket();
+    for (let i = 0; i < 12; i++) await writeRows(server, 5, i * 5);
+    const scratch = makeTempDir('binlog-count');
+    const wrapper = join(scratch, 'counting-binlog');
+    const counts = join(scratch, 'counts');
+    writeFileSync(wrapper, [
+      '#!/bin/sh',
+      'for arg in "$@"; do case "$arg" in --result-file=*) dir="${arg#--result-file=}";; esac; done',
+      'mariadb-binlog "$@"; code=$?',
+      `ls "$dir" | wc -l >> ${counts}`,
+      'exit $code',
+      '',
+    ].join('\n'), { mode: 0o755 });
+    try {
+      const run = await runBinlogArchiveJob(jobFor(server, bucket), { s3: client, now: clock(), log: () => undefined, binlogClient: wrapper });
+      expect(run.code).toBe(0);
+      const perCall = readFileSync(counts, 'utf8').trim().split('\n').map(Number);
+      expect(perCall.length).toBe((run.result?.state.stored.length ?? 0) + 1);
+      expect(perCall.length).toBeGreaterThan(2);
+      expect(new Set(perCall)).toEqual(new Set([1]));
+    } finally {
+      removeTempDir(scratch);
+    }
+  });
+
   test('a server that purged a file the archive lacks fails BinlogGap naming it, after archiving what it still has', async () => {
     const bucket = await lockedBucket();
     const now = clock();
@@ -206,18 +232,18 @@ describe('binary-log archiver on MariaDB', () => {
     const bucket = await lockedBucket();
     const now = clock();
     for (let i = 0; i < 30; i++) await writeRows(server, 5, i * 5);
-    // The real client, then what a kill while it wrote the second file leaves: the first file
-    // whole, the second cut in the middle of an event, nothing after it, exit 143.
+    // The real client, file by file; on the second file, what a kill while it wrote leaves: the
+    // file cut in the middle of an event, exit 143.
     const scratch = makeTempDir('binlog-kill');
     const wrapper = join(scratch, 'killed-binlog');
+    const calls = join(scratch, 'calls');
     writeFileSync(wrapper, [
       '#!/bin/sh',
       'mariadb-binlog "$@" || exit $?',
+      `echo x >> ${calls}; [ "$(wc -l < ${calls})" -eq 2 ] || exit 0`,
       'for arg in "$@"; do case "$arg" in --result-file=*) dir="${arg#--result-file=}";; esac; done',
-      'set -- $(ls "$dir" | sort)',
-      'second="$dir/$2"; shift 2',
-      'for later in "$@"; do rm -f "$dir/$later"; done',
-      'size=$(stat -c %s "$second"); truncate -s $((size / 2 + 7)) "$second"',
+      'file="$dir/$(ls "$dir")"',
+      'size=$(stat -c %s "$file"); truncate -s $((size / 2 + 7)) "$file"',
       'exit 143',
       '',
     ].join('\n'), { mode: 0o755 });
