@@ -5,7 +5,8 @@
  * starting where the previous ended — and where it breaks.
  */
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
-import { binlogIndexPrefix, binlogStatePrefix } from '../domain/layout';
+import { binlogIndexPrefix, binlogStateKey, binlogStatePrefix } from '../domain/layout';
+import { formatRunId, isRunId } from '../domain/run-id';
 import {
   binlogSequence, binlogSibling, parseBinlogIndexEntry, parseBinlogState, type BinlogFileFacts, type BinlogIndexEntry, type BinlogState,
 } from './documents';
@@ -32,12 +33,12 @@ export interface BinlogArchive {
   readonly newestState?: BinlogState;
 }
 
-async function listKeys(location: ArchiveLocation, prefix: string): Promise<string[]> {
+async function listKeys(location: ArchiveLocation, prefix: string, startAfter?: string): Promise<string[]> {
   const keys: string[] = [];
   let token: string | undefined;
   do {
     const page = await location.s3.send(
-      new ListObjectsV2Command({ Bucket: location.bucket, Prefix: prefix, ContinuationToken: token }),
+      new ListObjectsV2Command({ Bucket: location.bucket, Prefix: prefix, ContinuationToken: token, ...(startAfter && !token ? { StartAfter: startAfter } : {}) }),
       { abortSignal: location.signal },
     );
     for (const object of page.Contents ?? []) if (object.Key) keys.push(object.Key);
@@ -58,10 +59,25 @@ export async function readBinlogIndex(location: ArchiveLocation): Promise<Binlog
   return entries.sort((a, b) => a.sequence - b.sequence);
 }
 
-/** The newest archiver run's state (run ids sort by time), if any run finished. */
-export async function readNewestBinlogState(location: ArchiveLocation): Promise<BinlogState | undefined> {
-  const keys = (await listKeys(location, binlogStatePrefix(location.source))).filter((key) => key.endsWith('.json')).sort();
-  const newest = keys.at(-1);
+/** States of the last day are listed first: one state per archiver run accumulates, and the newest is recent while the archiver runs. */
+const RECENT_STATES_MS = 86_400_000;
+
+/**
+ * The key of the newest archiver run's state (run ids sort by time), if any run finished: the
+ * states written since a day before `now` (ListObjectsV2 StartAfter), and only when there is
+ * none the whole prefix.
+ */
+export async function newestBinlogStateKey(location: ArchiveLocation, now = new Date()): Promise<string | undefined> {
+  const prefix = binlogStatePrefix(location.source);
+  const isState = (key: string) => key.endsWith('.json') && isRunId(key.slice(prefix.length, -'.json'.length));
+  const recent = await listKeys(location, prefix, binlogStateKey(location.source, formatRunId(new Date(now.getTime() - RECENT_STATES_MS))));
+  const keys = (recent.some(isState) ? recent : await listKeys(location, prefix)).filter(isState).sort();
+  return keys.at(-1);
+}
+
+/** The newest archiver run's state, if any run finished. */
+export async function readNewestBinlogState(location: ArchiveLocation, now = new Date()): Promise<BinlogState | undefined> {
+  const newest = await newestBinlogStateKey(location, now);
   return newest === undefined ? undefined : parseBinlogState(await readText(location, newest), newest);
 }
 

@@ -18,9 +18,9 @@
  */
 import { ListObjectsV2Command, GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { latestVerifiedRun, listRuns, type RunRecord } from '../catalog/catalog';
-import { binlogIndexPrefix, binlogStatePrefix } from '../domain/layout';
+import { binlogIndexPrefix } from '../domain/layout';
 import type { Manifest } from '../domain/manifest';
-import { isRunId } from '../domain/run-id';
+import { newestBinlogStateKey } from './archive-read';
 import { BINLOG_FILE_NAME, binlogSequence, binlogSibling, parseBinlogState, type BinlogState } from './documents';
 
 /** How many of the oldest runs of the catalog are examined for the oldest base (each is a few reads). */
@@ -152,15 +152,6 @@ async function listKeys(s3: S3Client, bucket: string, prefix: string, signal?: A
   return keys;
 }
 
-/** The newest state's key: state keys are `<runId>.json`, and run ids sort as times. */
-export function newestStateKey(keys: readonly string[], source: string): string | undefined {
-  const prefix = binlogStatePrefix(source);
-  return keys
-    .filter((key) => key.startsWith(prefix) && key.endsWith('.json') && isRunId(key.slice(prefix.length, -'.json'.length)))
-    .sort()
-    .at(-1);
-}
-
 export interface ReadBinlogListingInput {
   readonly s3: S3Client;
   readonly bucket: string;
@@ -176,13 +167,12 @@ export interface ReadBinlogListingInput {
  */
 export async function readBinlogListing(input: ReadBinlogListingInput): Promise<BinlogArchiveListing> {
   const { s3, bucket, source, signal } = input;
-  const [stateKeys, indexKeys, newestRun, oldestRuns] = await Promise.all([
-    listKeys(s3, bucket, binlogStatePrefix(source), signal),
+  const [stateKey, indexKeys, newestRun, oldestRuns] = await Promise.all([
+    newestBinlogStateKey({ s3, bucket, source, signal }),
     listKeys(s3, bucket, binlogIndexPrefix(source), signal),
     input.latestVerified !== undefined ? Promise.resolve(input.latestVerified ?? undefined) : latestVerifiedRun(s3, bucket, source),
     listRuns(s3, bucket, source, { limit: OLDEST_BASE_LOOKAHEAD }),
   ]);
-  const stateKey = newestStateKey(stateKeys, source);
   let state: BinlogState | undefined;
   if (stateKey) {
     const response = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: stateKey }), { abortSignal: signal });

@@ -4,13 +4,13 @@
  * entry, the active file as a partial per run, resume after a run, continuity, the preflight's
  * refusals, a purge before archiving (BinlogGap), a kill mid-read, and S3 failing mid-upload.
  */
-import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readBinlogArchive, binlogChain } from '../../lib/binlog/archive-read';
+import { readBinlogArchive, binlogChain, newestBinlogStateKey } from '../../lib/binlog/archive-read';
 import { binlogCoverage, readBinlogListing } from '../../lib/binlog/watch';
-import { binlogPartialKey, binlogPrefix } from '../../lib/domain/layout';
+import { binlogPartialKey, binlogPrefix, binlogStateKey, binlogStatePrefix } from '../../lib/domain/layout';
 import { runBinlogArchiveJob, type BinlogArchiveJob } from '../../worker/binlog-archive-main';
 import { startFaultyS3Proxy } from '../harness/faulty-s3-proxy';
 import { startMariaDb, type MariaDbServer } from '../harness/mariadb';
@@ -88,6 +88,19 @@ async function purgeTo(server: MariaDbServer, file: string): Promise<void> {
 }
 
 const sha = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+
+test('the newest state is found among the last day\'s states, and among older ones when the archiver stopped a while ago', async () => {
+  const bucket = await lockedBucket();
+  const put = (runId: string) => client.send(new PutObjectCommand({ Bucket: bucket, Key: binlogStateKey('shop', runId), Body: '{}' }));
+  const now = new Date('2026-12-04T12:00:00Z');
+  for (const runId of ['20261101T000000Z', '20261120T000000Z', '20261203T000000Z']) await put(runId);
+  await client.send(new PutObjectCommand({ Bucket: bucket, Key: `${binlogStatePrefix('shop')}notes.txt`, Body: 'x' }));
+  expect(await newestBinlogStateKey({ s3: client, bucket, source: 'shop' }, now)).toBe(binlogStateKey('shop', '20261203T000000Z'));
+  await put('20261204T115500Z');
+  await put('20261204T110000Z');
+  expect(await newestBinlogStateKey({ s3: client, bucket, source: 'shop' }, now)).toBe(binlogStateKey('shop', '20261204T115500Z'));
+  expect(await newestBinlogStateKey({ s3: client, bucket, source: 'ledger' }, now)).toBeUndefined();
+});
 
 describe('binary-log archiver on MariaDB', () => {
   let server: MariaDbServer;
