@@ -33,7 +33,8 @@ export interface BinlogArchive {
   readonly newestState?: BinlogState;
 }
 
-async function listKeys(location: ArchiveLocation, prefix: string, startAfter?: string): Promise<string[]> {
+/** Every key under `prefix` (after `startAfter`, when given), page by page. */
+export async function listKeys(location: ArchiveLocation, prefix: string, startAfter?: string): Promise<string[]> {
   const keys: string[] = [];
   let token: string | undefined;
   do {
@@ -47,7 +48,7 @@ async function listKeys(location: ArchiveLocation, prefix: string, startAfter?: 
   return keys;
 }
 
-async function readText(location: ArchiveLocation, key: string): Promise<string> {
+export async function readText(location: ArchiveLocation, key: string): Promise<string> {
   const object = await location.s3.send(new GetObjectCommand({ Bucket: location.bucket, Key: key }), { abortSignal: location.signal });
   return (await object.Body?.transformToString('utf8')) ?? '';
 }

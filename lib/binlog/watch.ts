@@ -16,11 +16,11 @@
  * is before it) to the newest point; a gap is a file missing at or after the newest base's
  * coordinates (or anywhere, without a base), or the newest run's recorded `gap` past that base.
  */
-import { ListObjectsV2Command, GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { latestVerifiedRun, listRuns, type RunRecord } from '../catalog/catalog';
 import { binlogIndexPrefix } from '../domain/layout';
 import type { Manifest } from '../domain/manifest';
-import { newestBinlogStateKey } from './archive-read';
+import { listKeys, newestBinlogStateKey, readText } from './archive-read';
 import { BINLOG_FILE_NAME, binlogSequence, binlogSibling, parseBinlogState, type BinlogState } from './documents';
 
 /** How many of the oldest runs of the catalog are examined for the oldest base (each is a few reads). */
@@ -141,17 +141,6 @@ export function binlogCoverage(listing: BinlogArchiveListing, now: Date): Binlog
   };
 }
 
-async function listKeys(s3: S3Client, bucket: string, prefix: string, signal?: AbortSignal): Promise<string[]> {
-  const keys: string[] = [];
-  let token: string | undefined;
-  do {
-    const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }), { abortSignal: signal });
-    for (const object of page.Contents ?? []) if (object.Key) keys.push(object.Key);
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (token);
-  return keys;
-}
-
 export interface ReadBinlogListingInput {
   readonly s3: S3Client;
   readonly bucket: string;
@@ -167,17 +156,15 @@ export interface ReadBinlogListingInput {
  */
 export async function readBinlogListing(input: ReadBinlogListingInput): Promise<BinlogArchiveListing> {
   const { s3, bucket, source, signal } = input;
+  const location = { s3, bucket, source, signal };
   const [stateKey, indexKeys, newestRun, oldestRuns] = await Promise.all([
-    newestBinlogStateKey({ s3, bucket, source, signal }),
-    listKeys(s3, bucket, binlogIndexPrefix(source), signal),
+    newestBinlogStateKey(location),
+    listKeys(location, binlogIndexPrefix(source)),
     input.latestVerified !== undefined ? Promise.resolve(input.latestVerified ?? undefined) : latestVerifiedRun(s3, bucket, source),
     listRuns(s3, bucket, source, { limit: OLDEST_BASE_LOOKAHEAD }),
   ]);
   let state: BinlogState | undefined;
-  if (stateKey) {
-    const response = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: stateKey }), { abortSignal: signal });
-    state = parseBinlogState(await (response.Body as { transformToString(): Promise<string> }).transformToString(), stateKey);
-  }
+  if (stateKey) state = parseBinlogState(await readText(location, stateKey), stateKey);
   const indexPrefix = binlogIndexPrefix(source);
   const archivedFiles = indexKeys
     .map((key) => key.slice(indexPrefix.length).replace(/\.json$/, ''))
